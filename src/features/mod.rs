@@ -1,0 +1,3 @@
+//! Per-customer features computed from the customer summary. Pure functions, no I/O.
+
+pub mod rfm;

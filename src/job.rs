@@ -1,0 +1,568 @@
+//! The job file: what the user wrote ([`JobFile`], serde structs exactly as in the TOML) and what
+//! the pipeline runs ([`Job`], validated, with dates resolved).
+//!
+//! Every key is documented once, on its field; `docs/job-file.md` and the README table repeat
+//! those docs. Unknown keys, missing keys and bad values are errors naming the file, the line and
+//! the key (toml's spans give the line; see [`JobError`]).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A problem with the job file. Rendered as `file:line: key: what was expected, what was found`.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{path}: cannot read the job file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// Storage options for one URI. Only non-secret settings belong here: credentials come from the
+/// environment (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY, ...)
+/// or the provider chains, never from the job file, and are never logged.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageOptions {
+    /// Cloud region, e.g. `us-east-1` (S3).
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000` (MinIO, moto, s3s).
+    pub endpoint: Option<String>,
+    /// Allow plain `http://` endpoints (S3-compatible servers in a private network). Default false.
+    pub allow_http: Option<bool>,
+    /// Use path-style requests (`endpoint/bucket/key`) instead of virtual-hosted style. Defaults to
+    /// true when `endpoint` is set.
+    pub path_style: Option<bool>,
+}
+
+/// `[source]`: where the transactions live.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    /// URI of a Parquet file, a directory, a glob or a Hive-partitioned dataset: a local path,
+    /// `file://`, `s3://`, `gs://`, `az://` or `https://`. Relative local paths are resolved from
+    /// the current directory.
+    pub uri: Spanned<String>,
+    /// Storage options for `uri` (see [`StorageOptions`]).
+    #[serde(default)]
+    pub storage: StorageOptions,
+    /// Read Hive partition columns (`key=value/` folders) as columns. Default true.
+    #[serde(default = "yes")]
+    pub hive_partitioning: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[columns]`: which source columns mean what.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsFile {
+    /// Customer identifier (any type; written as a string).
+    pub customer_id: String,
+    /// Purchase time: a Date or Datetime column. Purchases are bucketed by calendar day.
+    pub timestamp: String,
+    /// Amount of the transaction line (numeric). Negative amounts (returns) are summed in.
+    pub amount: String,
+    /// Optional order identifier; `orders` counts distinct values. Without it, each row is one order.
+    pub order_id: Option<String>,
+    /// Optional quantity (numeric); summed into `quantity`.
+    pub quantity: Option<String>,
+    /// Optional product category; `categories` counts distinct values.
+    pub category: Option<String>,
+    /// Optional customer region (taken from the customer's most recent transaction).
+    pub region: Option<String>,
+    /// Optional customer industry.
+    pub industry: Option<String>,
+    /// Optional acquisition / sales channel.
+    pub channel: Option<String>,
+}
+
+/// `[attributes]`: an optional second Parquet table with one row per customer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributesFile {
+    /// URI of the attributes table (same forms as `source.uri`).
+    pub uri: Spanned<String>,
+    #[serde(default)]
+    pub storage: StorageOptions,
+    /// Customer id column in the attributes table.
+    pub customer_id: String,
+    /// Region column in the attributes table.
+    pub region: Option<String>,
+    /// Industry column in the attributes table.
+    pub industry: Option<String>,
+    /// Channel column in the attributes table.
+    pub channel: Option<String>,
+}
+
+/// `[output]`: where the tables go.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFile {
+    /// Root URI of the output; each table goes to `<uri>/<table>/as_of=YYYY-MM-DD/`.
+    pub uri: Spanned<String>,
+    #[serde(default)]
+    pub storage: StorageOptions,
+    /// Tables to write. Default: all tables.
+    pub tables: Option<Spanned<Vec<String>>>,
+}
+
+/// One named RFM segment rule: score ranges such as `"4-5"` or `"3"`; a missing range matches any.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRuleFile {
+    pub name: String,
+    pub r: Option<String>,
+    pub f: Option<String>,
+    pub m: Option<String>,
+}
+
+/// `[rfm]`: RFM scoring and segments.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RfmFile {
+    /// Segment rules, first match wins; they must cover every (R, F, M) score combination.
+    /// Default: the 11 classic segments on the R × F grid (see README).
+    pub segments: Option<Spanned<Vec<SegmentRuleFile>>>,
+}
+
+/// `[tiers]`: high / medium / low value tiers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiersFile {
+    /// `"pareto"`: customers ranked by revenue; high = those making the first `high` share of
+    /// revenue, medium = up to `medium` share, low = the rest. `"percentile"`: high = the top `high`
+    /// fraction of customers by revenue, medium = the next `medium` fraction.
+    #[serde(default = "pareto")]
+    pub method: String,
+    /// Default 0.8 (pareto) / 0.2 (percentile).
+    pub high: Option<f64>,
+    /// Default 0.95 (pareto) / 0.3 (percentile).
+    pub medium: Option<f64>,
+}
+
+fn pareto() -> String {
+    "pareto".into()
+}
+
+impl Default for TiersFile {
+    fn default() -> Self {
+        TiersFile {
+            method: pareto(),
+            high: None,
+            medium: None,
+        }
+    }
+}
+
+/// The job file as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// Job name: recorded in manifests and the runs table.
+    pub name: String,
+    /// As-of date `YYYY-MM-DD`: purchases up to and including this day count. `--as-of` overrides.
+    pub as_of: Option<Spanned<String>>,
+    /// Lookback window in days before `as_of` (the window is `(as_of - lookback_days, as_of]`);
+    /// default: the whole history up to `as_of`.
+    pub lookback_days: Option<Spanned<i64>>,
+    /// Time unit of the BTYD inputs `recency` and `T`: `"day"` (default) or `"week"` (= 7 days).
+    #[serde(default = "day")]
+    pub time_unit: Spanned<String>,
+    pub source: SourceFile,
+    pub columns: ColumnsFile,
+    pub attributes: Option<AttributesFile>,
+    pub output: OutputFile,
+    #[serde(default)]
+    pub rfm: RfmFile,
+    #[serde(default)]
+    pub tiers: TiersFile,
+}
+
+fn day() -> Spanned<String> {
+    Spanned::new(0..0, "day".to_string())
+}
+
+/// The output tables custval knows.
+pub const ALL_TABLES: &[&str] = &["customer_features", "segment_summary"];
+
+/// Value-tier settings after validation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TierMethod {
+    Pareto { high: f64, medium: f64 },
+    Percentile { high: f64, medium: f64 },
+}
+
+/// An inclusive score range 1..=5.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ScoreRange(pub u8, pub u8);
+
+impl ScoreRange {
+    pub fn contains(&self, s: u8) -> bool {
+        self.0 <= s && s <= self.1
+    }
+}
+
+/// A validated segment rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentRule {
+    pub name: String,
+    pub r: ScoreRange,
+    pub f: ScoreRange,
+    pub m: ScoreRange,
+}
+
+/// A validated job: what `pipeline` runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub name: String,
+    /// Where the job file was read from (for messages).
+    pub path: PathBuf,
+    pub as_of: NaiveDate,
+    pub lookback_days: Option<i64>,
+    /// Days per BTYD time unit: 1 or 7.
+    pub unit_days: f64,
+    pub source: SourceFile,
+    pub columns: ColumnsFile,
+    pub attributes: Option<AttributesFile>,
+    pub output_uri: String,
+    pub output_storage: StorageOptions,
+    pub tables: Vec<String>,
+    pub segments: Vec<SegmentRule>,
+    pub tiers: TierMethod,
+}
+
+impl Job {
+    /// First day in the window, if the window is bounded.
+    pub fn window_start(&self) -> Option<NaiveDate> {
+        self.lookback_days
+            .map(|d| self.as_of - chrono::Duration::days(d - 1))
+    }
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub as_of: Option<NaiveDate>,
+    pub output: Option<String>,
+}
+
+/// Parse a `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("expected YYYY-MM-DD (e.g. 2024-06-30), found {s:?}"))
+}
+
+/// Read, parse and validate a job file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_str(&text, path, overrides)
+}
+
+/// Parse and validate job-file text (`path` is only used in messages).
+pub fn from_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    let file: JobFile = toml::from_str(text).map_err(|e| JobError::Parse {
+        path: path.to_path_buf(),
+        line: e.span().map(|s| line_of(text, s)).unwrap_or(1),
+        message: e.message().trim_end().replace('\n', " "),
+    })?;
+    validate(file, text, path, overrides)
+}
+
+fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
+    text[..span.start.min(text.len())].matches('\n').count() + 1
+}
+
+fn validate(
+    file: JobFile,
+    text: &str,
+    path: &Path,
+    overrides: &Overrides,
+) -> Result<Job, JobError> {
+    let invalid = |span: std::ops::Range<usize>, key: &str, message: String| JobError::Invalid {
+        path: path.to_path_buf(),
+        line: line_of(text, span),
+        key: key.to_string(),
+        message,
+    };
+    let as_of = match (&overrides.as_of, &file.as_of) {
+        (Some(d), _) => *d,
+        (None, Some(s)) => parse_date(s.get_ref()).map_err(|m| invalid(s.span(), "as_of", m))?,
+        (None, None) => {
+            return Err(invalid(
+                0..0,
+                "as_of",
+                "missing: set `as_of = \"YYYY-MM-DD\"` in the job file or pass --as-of".into(),
+            ))
+        }
+    };
+    if let Some(l) = &file.lookback_days {
+        if *l.get_ref() < 1 {
+            return Err(invalid(
+                l.span(),
+                "lookback_days",
+                format!("expected a positive number of days, found {}", l.get_ref()),
+            ));
+        }
+    }
+    let unit_days = match file.time_unit.get_ref().as_str() {
+        "day" => 1.0,
+        "week" => 7.0,
+        other => {
+            return Err(invalid(
+                file.time_unit.span(),
+                "time_unit",
+                format!("expected \"day\" or \"week\", found {other:?}"),
+            ))
+        }
+    };
+    for (key, s) in [
+        ("source.uri", &file.source.uri),
+        ("output.uri", &file.output.uri),
+    ] {
+        if s.get_ref().trim().is_empty() {
+            return Err(invalid(s.span(), key, "must not be empty".into()));
+        }
+    }
+    let tables = match &file.output.tables {
+        None => ALL_TABLES.iter().map(|s| s.to_string()).collect(),
+        Some(t) => {
+            for name in t.get_ref() {
+                if !ALL_TABLES.contains(&name.as_str()) {
+                    return Err(invalid(
+                        t.span(),
+                        "output.tables",
+                        format!(
+                            "unknown table {name:?}; known tables: {}",
+                            ALL_TABLES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            t.get_ref().clone()
+        }
+    };
+    let segments = match &file.rfm.segments {
+        None => crate::segments::rfm::default_rules(),
+        Some(rules) => {
+            let parsed = rules
+                .get_ref()
+                .iter()
+                .map(|r| {
+                    Ok(SegmentRule {
+                        name: r.name.clone(),
+                        r: parse_range(r.r.as_deref())?,
+                        f: parse_range(r.f.as_deref())?,
+                        m: parse_range(r.m.as_deref())?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|m| invalid(rules.span(), "rfm.segments", m))?;
+            if let Some((r, f, m)) = crate::segments::rfm::uncovered(&parsed) {
+                return Err(invalid(
+                    rules.span(),
+                    "rfm.segments",
+                    format!("no rule matches scores R={r} F={f} M={m}; add a catch-all rule (a rule with no r/f/m matches every customer)"),
+                ));
+            }
+            parsed
+        }
+    };
+    let tiers = {
+        let t = &file.tiers;
+        let bad = |m: String| invalid(0..0, "tiers", m);
+        let (high, medium) = match t.method.as_str() {
+            "pareto" => (t.high.unwrap_or(0.8), t.medium.unwrap_or(0.95)),
+            "percentile" => (t.high.unwrap_or(0.2), t.medium.unwrap_or(0.3)),
+            other => {
+                return Err(bad(format!(
+                    "method: expected \"pareto\" or \"percentile\", found {other:?}"
+                )))
+            }
+        };
+        let ok = |x: f64| (0.0..=1.0).contains(&x);
+        if !ok(high) || !ok(medium) {
+            return Err(bad(format!(
+                "high and medium must lie in [0, 1], found high={high} medium={medium}"
+            )));
+        }
+        if t.method == "pareto" {
+            if medium < high {
+                return Err(bad(format!(
+                    "pareto: medium ({medium}) is a cumulative revenue share and must be >= high ({high})"
+                )));
+            }
+            TierMethod::Pareto { high, medium }
+        } else {
+            if high + medium > 1.0 {
+                return Err(bad(format!(
+                    "percentile: high + medium must be <= 1, found {high} + {medium}"
+                )));
+            }
+            TierMethod::Percentile { high, medium }
+        }
+    };
+    Ok(Job {
+        name: file.name,
+        path: path.to_path_buf(),
+        as_of,
+        lookback_days: file.lookback_days.map(|l| l.into_inner()),
+        unit_days,
+        source: file.source,
+        columns: file.columns,
+        attributes: file.attributes,
+        output_uri: overrides
+            .output
+            .clone()
+            .unwrap_or_else(|| file.output.uri.get_ref().clone()),
+        output_storage: file.output.storage,
+        tables,
+        segments,
+        tiers,
+    })
+}
+
+/// Parse `"4-5"`, `"3"` or nothing (= 1-5).
+fn parse_range(s: Option<&str>) -> Result<ScoreRange, String> {
+    let Some(s) = s else {
+        return Ok(ScoreRange(1, 5));
+    };
+    let bad =
+        || format!("score range: expected \"N\" or \"N-M\" with 1 <= N <= M <= 5, found {s:?}");
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<u8>(), b.trim().parse::<u8>()),
+        None => (s.trim().parse::<u8>(), s.trim().parse::<u8>()),
+    };
+    match (lo, hi) {
+        (Ok(lo), Ok(hi)) if (1..=hi).contains(&lo) && hi <= 5 => Ok(ScoreRange(lo, hi)),
+        _ => Err(bad()),
+    }
+}
+
+/// Non-secret storage options as `(key, value)` pairs, for building stores.
+pub fn storage_pairs(o: &StorageOptions) -> BTreeMap<&'static str, String> {
+    let mut m = BTreeMap::new();
+    if let Some(r) = &o.region {
+        m.insert("region", r.clone());
+    }
+    if let Some(e) = &o.endpoint {
+        m.insert("endpoint", e.clone());
+    }
+    if let Some(a) = o.allow_http {
+        m.insert("allow_http", a.to_string());
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+as_of = "2024-06-30"
+
+[source]
+uri = "data/tx.parquet"
+
+[columns]
+customer_id = "c"
+timestamp = "ts"
+amount = "amt"
+
+[output]
+uri = "out"
+"#;
+
+    fn load_str(s: &str) -> Result<Job, JobError> {
+        from_str(s, Path::new("job.toml"), &Overrides::default())
+    }
+
+    #[test]
+    fn minimal_job_gets_defaults() {
+        let job = load_str(MINIMAL).unwrap();
+        assert_eq!(job.as_of, NaiveDate::from_ymd_opt(2024, 6, 30).unwrap());
+        assert_eq!(job.unit_days, 1.0);
+        assert_eq!(job.tables, ALL_TABLES);
+        assert_eq!(job.segments.len(), 11);
+        assert_eq!(
+            job.tiers,
+            TierMethod::Pareto {
+                high: 0.8,
+                medium: 0.95
+            }
+        );
+        assert_eq!(job.window_start(), None);
+    }
+
+    #[test]
+    fn bad_date_names_line_and_key() {
+        let text = MINIMAL.replace("2024-06-30", "30/06/2024");
+        let err = load_str(&text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "job.toml:3: as_of: expected YYYY-MM-DD (e.g. 2024-06-30), found \"30/06/2024\""
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_line() {
+        let text = MINIMAL.replace("amount = \"amt\"", "amount = \"amt\"\namountt = 1");
+        let err = load_str(&text).unwrap_err().to_string();
+        assert!(err.contains("job.toml"), "{err}");
+        assert!(
+            err.starts_with("job.toml:12: unknown field `amountt`"),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `amountt`"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_is_an_error() {
+        let text = MINIMAL.replace("amount = \"amt\"\n", "");
+        let err = load_str(&text).unwrap_err().to_string();
+        assert!(err.contains("missing field `amount`"), "{err}");
+    }
+
+    #[test]
+    fn override_wins_and_lookback_window() {
+        let text = MINIMAL.replace("as_of = \"2024-06-30\"", "lookback_days = 10");
+        let o = Overrides {
+            as_of: Some(NaiveDate::from_ymd_opt(2024, 1, 31).unwrap()),
+            output: Some("elsewhere".into()),
+        };
+        let job = from_str(&text, Path::new("j.toml"), &o).unwrap();
+        assert_eq!(job.window_start(), NaiveDate::from_ymd_opt(2024, 1, 22));
+        assert_eq!(job.output_uri, "elsewhere");
+    }
+
+    #[test]
+    fn segment_rules_must_cover_every_score() {
+        let text = format!("{MINIMAL}\n[rfm]\nsegments = [{{ name = \"Top\", r = \"5\" }}]\n");
+        let err = load_str(&text).unwrap_err().to_string();
+        assert!(err.contains("no rule matches scores R=1 F=1 M=1"), "{err}");
+        assert!(parse_range(Some("2-1")).is_err());
+        assert_eq!(parse_range(Some("2-4")), Ok(ScoreRange(2, 4)));
+    }
+}

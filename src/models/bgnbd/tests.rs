@@ -1,0 +1,414 @@
+use super::*;
+use crate::models::special::hyp2f1;
+use crate::models::testdata;
+use crate::models::{
+    batch_discounted_clv, batch_expected_purchases, batch_expected_spend, batch_prob_alive,
+};
+use crate::models::{fit_gamma_gamma, ClvOptions, GammaGammaParams};
+
+fn rel_close(got: f64, want: f64, rel: f64, abs: f64) -> bool {
+    (got - want).abs() <= rel * want.abs() + abs
+}
+
+const CDNOW: BgNbdParams = BgNbdParams {
+    r: 0.2426,
+    alpha: 4.4135,
+    a: 0.7929,
+    b: 2.4258,
+};
+
+#[test]
+fn cdnow_published_parameters_and_loglik() {
+    let s = testdata::cdnow_sample_summary();
+    let t0 = std::time::Instant::now();
+    let rep = fit_bgnbd(&s.frequency, &s.recency, &s.t, &FitOptions::default()).unwrap();
+    eprintln!("CDNOW BG/NBD fit: {rep:?} in {:?}", t0.elapsed());
+    assert!(rep.converged, "{rep:?}");
+    assert_eq!(rep.customers, 2357);
+    let p = rep.params;
+    // Fader, Hardie & Lee (2005): r = 0.243, alpha = 4.414, a = 0.793, b = 2.426, LL = -9582.4.
+    assert!((p.r - 0.243).abs() < 0.0005, "{p:?}");
+    assert!((p.alpha - 4.414).abs() < 0.0005, "{p:?}");
+    assert!((p.a - 0.793).abs() < 0.0005, "{p:?}");
+    assert!((p.b - 2.426).abs() < 0.0005, "{p:?}");
+    assert!(
+        (rep.log_likelihood - -9582.4).abs() < 0.05,
+        "{}",
+        rep.log_likelihood
+    );
+    // lifetimes 0.11.3 on the same summary (tests/fixtures/lifetimes/cdnow_sample_weeks_reference.json).
+    let j = testdata::read_json("fixtures/lifetimes/cdnow_sample_weeks_reference.json");
+    for (name, got) in [("r", p.r), ("alpha", p.alpha), ("a", p.a), ("b", p.b)] {
+        let want = j["bgnbd"][name].as_f64().unwrap();
+        assert!(
+            rel_close(got, want, 1e-3, 0.0),
+            "{name}: {got} vs lifetimes {want}"
+        );
+    }
+}
+
+#[test]
+fn lifetimes_fixture_per_customer_values() {
+    let (h, rows) = testdata::read_csv("fixtures/lifetimes/synthetic_summary.csv");
+    let (x, tx, t, m) = (
+        testdata::column(&h, &rows, "frequency"),
+        testdata::column(&h, &rows, "recency"),
+        testdata::column(&h, &rows, "T"),
+        testdata::column(&h, &rows, "monetary_value"),
+    );
+    let (he, exp) = testdata::read_csv("fixtures/lifetimes/synthetic_expected.csv");
+    assert_eq!(exp.len(), x.len());
+    for (i, (a, b)) in rows.iter().zip(&exp).enumerate() {
+        assert_eq!(a[0], b[0], "row {i}: customer ids differ");
+    }
+    let j = testdata::read_json("fixtures/lifetimes/synthetic_params.json");
+    let f = |k: &str, n: &str| j[k][n].as_f64().unwrap();
+    let bg = BgNbdParams {
+        r: f("bgnbd", "r"),
+        alpha: f("bgnbd", "alpha"),
+        a: f("bgnbd", "a"),
+        b: f("bgnbd", "b"),
+    };
+    let gg = GammaGammaParams {
+        p: f("gamma_gamma", "p"),
+        q: f("gamma_gamma", "q"),
+        v: f("gamma_gamma", "v"),
+    };
+
+    let opts = ClvOptions::default(); // 12 months, 1 %/month, 30-day months, days, margin 1
+    let got: [(&str, Vec<f64>); 5] = [
+        ("p_alive", batch_prob_alive(&bg, &x, &tx, &t).unwrap()),
+        (
+            "exp_purchases_30",
+            batch_expected_purchases(&bg, 30.0, 1.0, &x, &tx, &t).unwrap(),
+        ),
+        (
+            "exp_purchases_90",
+            batch_expected_purchases(&bg, 90.0, 1.0, &x, &tx, &t).unwrap(),
+        ),
+        ("expected_spend", batch_expected_spend(&gg, &x, &m).unwrap()),
+        (
+            "clv_12m",
+            batch_discounted_clv(&bg, &gg, &x, &tx, &t, &m, &opts).unwrap(),
+        ),
+    ];
+    for (name, values) in &got {
+        let want = testdata::column(&he, &exp, name);
+        let mut worst = 0.0_f64;
+        for i in 0..want.len() {
+            let err = (values[i] - want[i]).abs() / (want[i].abs() + 1e-12);
+            worst = worst.max(err);
+            assert!(
+                rel_close(values[i], want[i], 1e-6, 1e-12),
+                "{name} of {}: ours {} vs lifetimes {}",
+                rows[i][0],
+                values[i],
+                want[i]
+            );
+        }
+        eprintln!("{name}: worst relative difference to lifetimes {worst:.2e}");
+    }
+}
+
+#[test]
+fn lifetimes_fixture_fit() {
+    let (h, rows) = testdata::read_csv("fixtures/lifetimes/synthetic_summary.csv");
+    let (x, tx, t, m) = (
+        testdata::column(&h, &rows, "frequency"),
+        testdata::column(&h, &rows, "recency"),
+        testdata::column(&h, &rows, "T"),
+        testdata::column(&h, &rows, "monetary_value"),
+    );
+    let j = testdata::read_json("fixtures/lifetimes/synthetic_params.json");
+    let rep = fit_bgnbd(&x, &tx, &t, &FitOptions::default()).unwrap();
+    assert!(rep.converged, "{rep:?}");
+    let p = rep.params;
+    for (name, got) in [("r", p.r), ("alpha", p.alpha), ("a", p.a), ("b", p.b)] {
+        let want = j["bgnbd"][name].as_f64().unwrap();
+        assert!(
+            rel_close(got, want, 1e-3, 0.0),
+            "{name}: {got} vs lifetimes {want}"
+        );
+    }
+    let want_ll = j["bgnbd"]["total_log_likelihood"].as_f64().unwrap();
+    assert!(
+        rep.log_likelihood >= want_ll - 1e-6,
+        "{} < lifetimes {want_ll}",
+        rep.log_likelihood
+    );
+    assert!(
+        (rep.log_likelihood - want_ll).abs() < 1e-3,
+        "{} vs {want_ll}",
+        rep.log_likelihood
+    );
+
+    let g = fit_gamma_gamma(&x, &m, &FitOptions::default()).unwrap();
+    assert!(g.converged, "{g:?}");
+    assert_eq!(
+        g.customers as u64,
+        j["gamma_gamma"]["n_customers"].as_u64().unwrap()
+    );
+    for (name, got) in [("p", g.params.p), ("q", g.params.q), ("v", g.params.v)] {
+        let want = j["gamma_gamma"][name].as_f64().unwrap();
+        assert!(
+            rel_close(got, want, 1e-3, 0.0),
+            "{name}: {got} vs lifetimes {want}"
+        );
+    }
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    let x = [0.0, 1.0, 2.0, 7.0, 40.0, 5000.0, 5000.0, 1.0];
+    let tx = [0.0, 0.5, 30.0, 35.0, 38.0, 29000.0, 12.0, 0.0];
+    let t = [10.0, 39.0, 39.0, 39.0, 39.0, 30000.0, 30000.0, 5.0];
+    for p in [
+        CDNOW,
+        BgNbdParams {
+            r: 3.0,
+            alpha: 250.0,
+            a: 0.05,
+            b: 40.0,
+        },
+        BgNbdParams {
+            r: 0.01,
+            alpha: 0.2,
+            a: 5.0,
+            b: 0.3,
+        },
+    ] {
+        let (ll, g) = log_likelihood_and_gradient(&p, &x, &tx, &t);
+        assert!(
+            ll.is_finite() && g.iter().all(|v| v.is_finite()),
+            "{p:?}: {ll} {g:?}"
+        );
+        let direct: f64 = (0..x.len())
+            .map(|i| p.log_likelihood(x[i], tx[i], t[i]))
+            .sum();
+        assert!((ll - direct).abs() < 1e-9 * direct.abs());
+        let nat = [p.r, p.alpha, p.a, p.b];
+        let mk = |v: [f64; 4]| BgNbdParams {
+            r: v[0],
+            alpha: v[1],
+            a: v[2],
+            b: v[3],
+        };
+        for k in 0..4 {
+            // Fourth-order central difference: truncation ~h⁴, rounding ~1e-16·|ll|/h.
+            let h = 1e-3 * nat[k];
+            let at = |d: f64| {
+                let mut v = nat;
+                v[k] += d;
+                log_likelihood_and_gradient(&mk(v), &x, &tx, &t).0
+            };
+            let fd = (8.0 * (at(h) - at(-h)) - (at(2.0 * h) - at(-2.0 * h))) / (12.0 * h);
+            let noise = 1e-14 * ll.abs() / h;
+            assert!(
+                (fd - g[k]).abs() < 1e-7 * g[k].abs() + noise,
+                "{p:?} k={k}: fd {fd} vs {}",
+                g[k]
+            );
+        }
+    }
+}
+
+#[test]
+fn large_customers_stay_finite() {
+    let p = CDNOW;
+    for &(x, tx, t) in &[
+        (5000.0, 29000.0, 30000.0),
+        (5000.0, 1.0, 30000.0),
+        (20000.0, 30000.0, 30000.0),
+        (1.0, 0.0, 30000.0),
+    ] {
+        let ll = p.log_likelihood(x, tx, t);
+        assert!(ll.is_finite(), "ll({x},{tx},{t}) = {ll}");
+        let pa = p.prob_alive(x, tx, t);
+        assert!((0.0..=1.0).contains(&pa), "p_alive = {pa}");
+        for h in [1.0, 30.0, 365.0, 1e5] {
+            let e = p.conditional_expected_purchases(h, x, tx, t);
+            assert!(e.is_finite() && e >= 0.0, "E({h}|{x},{tx},{t}) = {e}");
+        }
+    }
+    // Last purchase at T with x = 5000 over 30000 units: alive, and buying at about x/T.
+    assert!(p.prob_alive(5000.0, 30000.0, 30000.0) > 0.99);
+    let e = p.conditional_expected_purchases(100.0, 5000.0, 30000.0, 30000.0);
+    assert!((e / (100.0 * 5000.0 / 30000.0) - 1.0).abs() < 0.02, "{e}");
+    // Silent for 29 999 units after 5000 purchases: certainly gone.
+    assert!(p.prob_alive(5000.0, 1.0, 30000.0) < 1e-100);
+}
+
+/// Eq. 9 by the plain hypergeometric series (no Euler transform), for z < 1/2.
+fn eq9_direct(p: &BgNbdParams, t: f64) -> f64 {
+    let z = t / (p.alpha + t);
+    (p.a + p.b - 1.0) / (p.a - 1.0)
+        * (1.0 - (p.alpha / (p.alpha + t)).powf(p.r) * hyp2f1(p.r, p.b, p.a + p.b - 1.0, z))
+}
+
+/// Eq. 10 by the plain series, for moderate x and z < 1/2.
+fn eq10_direct(p: &BgNbdParams, t: f64, x: f64, tx: f64, big_t: f64) -> f64 {
+    let BgNbdParams { r, alpha, a, b } = *p;
+    let z = t / (alpha + big_t + t);
+    let num = (a + b + x - 1.0) / (a - 1.0)
+        * (1.0
+            - ((alpha + big_t) / (alpha + big_t + t)).powf(r + x)
+                * hyp2f1(r + x, b + x, a + b + x - 1.0, z));
+    let d = if x > 0.0 { 1.0 } else { 0.0 };
+    num / (1.0 + d * a / (b + x - 1.0) * ((alpha + big_t) / (alpha + tx)).powf(r + x))
+}
+
+#[test]
+fn expectations_match_the_untransformed_formulas() {
+    for p in [
+        CDNOW,
+        BgNbdParams {
+            r: 0.5,
+            alpha: 20.0,
+            a: 1.7,
+            b: 3.0,
+        },
+        BgNbdParams {
+            r: 2.0,
+            alpha: 3.0,
+            a: 0.3,
+            b: 0.4,
+        },
+    ] {
+        for t in [0.5, 2.0, 3.0] {
+            let want = eq9_direct(&p, t);
+            let got = p.expected_purchases_new(t);
+            assert!(
+                rel_close(got, want, 1e-11, 1e-15),
+                "{p:?} t={t}: {got} vs {want}"
+            );
+        }
+        for &(x, tx, big_t) in &[
+            (0.0, 0.0, 10.0),
+            (1.0, 5.0, 30.0),
+            (4.0, 20.0, 39.0),
+            (12.0, 38.0, 39.0),
+        ] {
+            let t = 10.0;
+            let want = eq10_direct(&p, t, x, tx, big_t);
+            let got = p.conditional_expected_purchases(t, x, tx, big_t);
+            assert!(
+                rel_close(got, want, 1e-10, 1e-15),
+                "{p:?} ({x},{tx},{big_t}): {got} vs {want}"
+            );
+        }
+    }
+    // a = 1 exactly: the limit branch agrees with a → 1 from either side.
+    let one = BgNbdParams {
+        r: 0.5,
+        alpha: 20.0,
+        a: 1.0,
+        b: 3.0,
+    };
+    let e1 = one.conditional_expected_purchases(50.0, 3.0, 40.0, 60.0);
+    for a in [1.0 - 1e-7, 1.0 + 1e-7] {
+        let e = BgNbdParams { a, ..one }.conditional_expected_purchases(50.0, 3.0, 40.0, 60.0);
+        assert!(rel_close(e, e1, 1e-6, 0.0), "{e} vs {e1}");
+    }
+    // Long horizon for a brand-new customer (z close to 1) still finite and increasing.
+    let p = CDNOW;
+    let (e1, e2) = (p.expected_purchases_new(1e4), p.expected_purchases_new(2e4));
+    assert!(e1.is_finite() && e2 > e1, "{e1} {e2}");
+}
+
+#[test]
+fn invalid_input_names_row_and_value() {
+    let o = FitOptions::default();
+    let err = fit_bgnbd(&[1.0, 2.5], &[1.0, 1.0], &[2.0, 2.0], &o).unwrap_err();
+    assert_eq!(err.to_string(), "customer at row 1: frequency = 2.5 is invalid: must be a whole number of repeat purchase periods");
+    let err = fit_bgnbd(&[1.0, 1.0], &[1.0, 3.0], &[2.0, 2.0], &o).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("customer at row 1: recency = 3 is invalid: is larger than T"),
+        "{err}"
+    );
+    let err = fit_bgnbd(&[-1.0], &[0.0], &[2.0], &o).unwrap_err();
+    assert!(err.to_string().contains("frequency = -1"), "{err}");
+    let err = fit_bgnbd(&[1.0], &[f64::NAN], &[2.0], &o).unwrap_err();
+    assert!(err.to_string().contains("recency = NaN"), "{err}");
+    let err = fit_bgnbd(&[1.0], &[1.0, 2.0], &[2.0], &o).unwrap_err();
+    assert!(matches!(err, ModelError::LengthMismatch { .. }), "{err}");
+    let err = fit_bgnbd(&[], &[], &[], &o).unwrap_err();
+    assert!(matches!(err, ModelError::Empty { .. }), "{err}");
+    let err = fit_bgnbd(&[1.0], &[1.0], &[2.0], &o.with_penalizer_coef(-1.0)).unwrap_err();
+    assert!(err.to_string().contains("penalizer_coef = -1"), "{err}");
+}
+
+#[test]
+fn degenerate_data_never_gives_silent_numbers() {
+    let o = FitOptions::default();
+    // Everybody bought once.
+    let err = fit_bgnbd(&[0.0; 50], &[0.0; 50], &[10.0; 50], &o).unwrap_err();
+    assert!(matches!(err, ModelError::NotIdentified { .. }), "{err}");
+    assert!(err.to_string().contains("all frequencies are 0"), "{err}");
+    // One customer: either not converged with a message, or finite parameters.
+    let rep = fit_bgnbd(&[2.0], &[5.0], &[10.0], &o).unwrap();
+    let p = rep.params;
+    assert!(
+        [p.r, p.alpha, p.a, p.b, rep.log_likelihood]
+            .iter()
+            .all(|v| v.is_finite()),
+        "{rep:?}"
+    );
+    if !rep.converged {
+        assert!(!rep.message.is_empty());
+        let err = rep.clone().into_converged("BG/NBD").unwrap_err();
+        assert!(err.to_string().contains("try penalizer_coef"), "{err}");
+    }
+    // With a penalty the same customer gives a converged, interior fit.
+    let rep = fit_bgnbd(&[2.0], &[5.0], &[10.0], &o.with_penalizer_coef(0.01)).unwrap();
+    assert!(rep.converged, "{rep:?}");
+    // Too few iterations: reported, not hidden.
+    let s = testdata::cdnow_sample_summary();
+    let rep = fit_bgnbd(&s.frequency, &s.recency, &s.t, &o.with_max_iter(2)).unwrap();
+    assert!(
+        !rep.converged && rep.message.contains("maximum number of iterations"),
+        "{rep:?}"
+    );
+}
+
+#[test]
+fn collapsing_and_thread_count_do_not_change_the_likelihood() {
+    let s = testdata::cdnow_sample_summary();
+    let rows = Rows::build(&s.frequency, &s.recency, &s.t, 1.0);
+    assert!(rows.w.len() < s.frequency.len());
+    let (ll, _) = rows.loglik_grad(&CDNOW);
+    let direct: f64 = (0..s.frequency.len())
+        .map(|i| CDNOW.log_likelihood(s.frequency[i], s.recency[i], s.t[i]))
+        .sum();
+    assert!(
+        (ll - direct).abs() < 1e-8 * direct.abs(),
+        "{ll} vs {direct}"
+    );
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| rows.loglik_grad(&CDNOW));
+    assert_eq!(one, rows.loglik_grad(&CDNOW));
+}
+
+#[test]
+fn recovers_simulated_parameters() {
+    // 20 000 simulated customers in days (independent of lifetimes): the true parameters must
+    // be recovered within loose tolerances (several standard errors at this size; a and b are
+    // the least precisely identified).
+    let truth = BgNbdParams {
+        r: 0.5,
+        alpha: 20.0,
+        a: 0.8,
+        b: 3.0,
+    };
+    let (x, tx, t) = testdata::simulate_bgnbd(20_000, &truth, 730.0, 7);
+    let rep = fit_bgnbd(&x, &tx, &t, &FitOptions::default()).unwrap();
+    assert!(rep.converged, "{rep:?}");
+    let p = rep.params;
+    assert!(rel_close(p.r, truth.r, 0.05, 0.0), "{p:?}");
+    assert!(rel_close(p.alpha, truth.alpha, 0.10, 0.0), "{p:?}");
+    assert!(rel_close(p.a, truth.a, 0.15, 0.0), "{p:?}");
+    assert!(rel_close(p.b, truth.b, 0.25, 0.0), "{p:?}");
+}

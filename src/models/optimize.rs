@@ -1,0 +1,267 @@
+//! A small BFGS minimiser for smooth, unconstrained objectives with an analytic gradient.
+//!
+//! The models have 3-4 parameters, so dense BFGS (inverse-Hessian update, Nocedal & Wright
+//! 2006, eq. 6.17) is the right size: L-BFGS would only add bookkeeping. The line search is
+//! backtracking with the Armijo condition (N&W Alg. 3.1) and a safeguarded quadratic
+//! interpolation step; the update is skipped when the curvature condition `sᵀy > 0` fails, which
+//! keeps the inverse Hessian positive definite without a full Wolfe search.
+//!
+//! Two guards matter for likelihoods over log-parameters:
+//! * a step is capped at [`MAX_STEP`] in the infinity norm, so one bad early direction cannot
+//!   jump to `exp(700)`;
+//! * non-finite objective values are treated as "too far" and the step is shrunk.
+//!
+//! The convergence test is the one scipy's BFGS (and therefore `lifetimes`) uses: the largest
+//! absolute gradient component `<= gtol`.
+
+/// Largest change of any variable in one iteration (log-parameters: a factor e^5 ≈ 150).
+pub const MAX_STEP: f64 = 5.0;
+
+/// Why the minimiser stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// Gradient infinity norm fell below the tolerance.
+    GradientTolerance,
+    /// The line search found no decrease along the direction, even after resetting the
+    /// inverse Hessian (usually: precision exhausted, or a flat ridge).
+    LineSearchFailed,
+    /// `max_iter` iterations used.
+    MaxIterations,
+    /// Objective or gradient not finite at the starting point.
+    NonFiniteStart,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::GradientTolerance => "gradient below tolerance",
+            StopReason::LineSearchFailed => "line search found no further decrease",
+            StopReason::MaxIterations => "maximum number of iterations reached",
+            StopReason::NonFiniteStart => "objective not finite at the starting values",
+        })
+    }
+}
+
+/// Result of [`minimize_bfgs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Minimum {
+    pub x: Vec<f64>,
+    pub f: f64,
+    /// Infinity norm of the gradient at `x`.
+    pub grad_norm: f64,
+    pub iterations: usize,
+    /// Objective + gradient evaluations.
+    pub evaluations: usize,
+    /// `reason == GradientTolerance`.
+    pub converged: bool,
+    pub reason: StopReason,
+}
+
+fn inf_norm(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, g| m.max(g.abs()))
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Minimises `f` from `x0`. `f(x, grad)` returns the objective and writes its gradient.
+pub fn minimize_bfgs<F>(mut f: F, x0: &[f64], max_iter: usize, gtol: f64) -> Minimum
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+{
+    let n = x0.len();
+    let mut x = x0.to_vec();
+    let mut g = vec![0.0; n];
+    let mut fx = f(&x, &mut g);
+    let mut evaluations = 1;
+    let done = |x: Vec<f64>, f: f64, g: &[f64], it: usize, ev: usize, reason: StopReason| Minimum {
+        x,
+        f,
+        grad_norm: inf_norm(g),
+        iterations: it,
+        evaluations: ev,
+        converged: reason == StopReason::GradientTolerance,
+        reason,
+    };
+    if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
+        return done(x, fx, &g, 0, evaluations, StopReason::NonFiniteStart);
+    }
+    let identity = |h: &mut Vec<f64>| {
+        h.iter_mut().for_each(|v| *v = 0.0);
+        (0..n).for_each(|i| h[i * n + i] = 1.0);
+    };
+    let mut h = vec![0.0; n * n]; // inverse Hessian approximation, row-major
+    identity(&mut h);
+    let mut fresh_h = true;
+    let mut x_new = vec![0.0; n];
+    let mut g_new = vec![0.0; n];
+    let mut d = vec![0.0; n];
+
+    for iter in 0..max_iter {
+        if inf_norm(&g) <= gtol {
+            return done(x, fx, &g, iter, evaluations, StopReason::GradientTolerance);
+        }
+        // d = -H g; fall back to steepest descent if not a descent direction.
+        for i in 0..n {
+            d[i] = -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>();
+        }
+        let mut slope = dot(&g, &d);
+        if slope.is_nan() || slope >= 0.0 {
+            identity(&mut h);
+            fresh_h = true;
+            d.iter_mut().zip(&g).for_each(|(di, gi)| *di = -gi);
+            slope = dot(&g, &d);
+        }
+        let dmax = inf_norm(&d);
+        let mut step = if dmax > MAX_STEP {
+            MAX_STEP / dmax
+        } else {
+            1.0
+        };
+
+        // Backtracking Armijo line search.
+        let mut accepted = false;
+        for _ in 0..60 {
+            x.iter()
+                .zip(&d)
+                .zip(x_new.iter_mut())
+                .for_each(|((xi, di), xn)| *xn = xi + step * di);
+            let f_new = f(&x_new, &mut g_new);
+            evaluations += 1;
+            let finite = f_new.is_finite() && g_new.iter().all(|v| v.is_finite());
+            if finite && f_new <= fx + 1e-4 * step * slope {
+                accepted = true;
+                // BFGS update of the inverse Hessian with s = x_new - x, y = g_new - g.
+                let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+                let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
+                let sy = dot(&s, &y);
+                if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
+                    if fresh_h {
+                        // Scale the initial H to the curvature seen (N&W eq. 6.20).
+                        let scale = sy / dot(&y, &y);
+                        h.iter_mut().for_each(|v| *v *= scale);
+                        fresh_h = false;
+                    }
+                    let hy: Vec<f64> = (0..n)
+                        .map(|i| (0..n).map(|j| h[i * n + j] * y[j]).sum())
+                        .collect();
+                    let yhy = dot(&y, &hy);
+                    let rho = 1.0 / sy;
+                    for i in 0..n {
+                        for j in 0..n {
+                            h[i * n + j] += (1.0 + yhy * rho) * rho * s[i] * s[j]
+                                - rho * (hy[i] * s[j] + s[i] * hy[j]);
+                        }
+                    }
+                }
+                std::mem::swap(&mut x, &mut x_new);
+                std::mem::swap(&mut g, &mut g_new);
+                fx = f_new;
+                break;
+            }
+            // Quadratic interpolation of φ(step), kept within [0.1, 0.5] of the current step.
+            let next = if finite {
+                let q = -slope * step * step / (2.0 * (f_new - fx - slope * step));
+                q.clamp(0.1 * step, 0.5 * step)
+            } else {
+                0.1 * step
+            };
+            step = next;
+        }
+        if !accepted {
+            if fresh_h {
+                let reason = if inf_norm(&g) <= gtol {
+                    StopReason::GradientTolerance
+                } else {
+                    StopReason::LineSearchFailed
+                };
+                return done(x, fx, &g, iter, evaluations, reason);
+            }
+            // Retry once along steepest descent before giving up.
+            identity(&mut h);
+            fresh_h = true;
+        }
+    }
+    let reason = if inf_norm(&g) <= gtol {
+        StopReason::GradientTolerance
+    } else {
+        StopReason::MaxIterations
+    };
+    done(x, fx, &g, max_iter, evaluations, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rosenbrock(x: &[f64], g: &mut [f64]) -> f64 {
+        let (a, b) = (x[0], x[1]);
+        g[0] = -2.0 * (1.0 - a) - 400.0 * a * (b - a * a);
+        g[1] = 200.0 * (b - a * a);
+        (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2)
+    }
+
+    #[test]
+    fn rosenbrock_from_classic_start() {
+        let m = minimize_bfgs(rosenbrock, &[-1.2, 1.0], 500, 1e-9);
+        assert!(m.converged, "{m:?}");
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6,
+            "{m:?}"
+        );
+        assert!(m.iterations < 100, "{m:?}");
+    }
+
+    #[test]
+    fn ill_conditioned_quadratic() {
+        // f = ½ Σ c_i (x_i - i)^2 with condition number 1e4; minimum at x_i = i.
+        let c = [1.0, 10.0, 100.0, 1e4];
+        let f = |x: &[f64], g: &mut [f64]| {
+            let mut v = 0.0;
+            for i in 0..4 {
+                let e = x[i] - i as f64;
+                g[i] = c[i] * e;
+                v += 0.5 * c[i] * e * e;
+            }
+            v
+        };
+        let m = minimize_bfgs(f, &[3.0, -2.0, 0.5, 7.0], 200, 1e-10);
+        assert!(m.converged, "{m:?}");
+        for i in 0..4 {
+            assert!((m.x[i] - i as f64).abs() < 1e-8, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn reports_max_iterations_and_non_finite_start() {
+        let m = minimize_bfgs(rosenbrock, &[-1.2, 1.0], 3, 1e-12);
+        assert!(!m.converged);
+        assert_eq!(m.reason, StopReason::MaxIterations);
+        assert_eq!(m.iterations, 3);
+        let m = minimize_bfgs(
+            |_x: &[f64], g: &mut [f64]| {
+                g[0] = 0.0;
+                f64::NAN
+            },
+            &[0.0],
+            10,
+            1e-8,
+        );
+        assert_eq!(m.reason, StopReason::NonFiniteStart);
+        assert!(!m.converged);
+    }
+
+    #[test]
+    fn shrinks_past_non_finite_region() {
+        // f = e^x - 2x is infinite (overflow) for x > 709; start where the first step would jump far.
+        let f = |x: &[f64], g: &mut [f64]| {
+            g[0] = x[0].exp() - 2.0;
+            x[0].exp() - 2.0 * x[0]
+        };
+        let m = minimize_bfgs(f, &[-20.0], 200, 1e-10);
+        assert!(m.converged, "{m:?}");
+        assert!((m.x[0] - 2f64.ln()).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,266 @@
+//! Storage: URIs → places to read from and write to. The only module that talks to object stores.
+//!
+//! A URI is a local path (the default), `file://`, `s3://`, `gs://`, `az://`/`abfss://` or
+//! `http(s)://`. Reading transactions goes through polars' cloud I/O ([`polars_cloud_options`]);
+//! writing output goes through [`Location`] and the commit protocol in [`commit`].
+//!
+//! Credentials are never part of a job file: each backend reads the standard environment
+//! variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//! `GOOGLE_APPLICATION_CREDENTIALS`, `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...).
+//! Nothing in this module logs option values.
+
+pub mod commit;
+
+use crate::job::StorageOptions;
+use object_store::path::Path as ObjPath;
+use object_store::ObjectStore;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// A storage failure, naming the URI and the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{uri}: unsupported URI scheme {scheme:?}; use a local path, file://, s3://, gs://, az://, abfss:// or https://")]
+    Scheme { uri: String, scheme: String },
+    #[error("{uri}: cannot configure the object store: {source}")]
+    Config {
+        uri: String,
+        source: object_store::Error,
+    },
+    #[error("{uri}: {op} failed: {source}")]
+    Object {
+        uri: String,
+        op: &'static str,
+        source: object_store::Error,
+    },
+    #[error("{path}: {op} failed: {source}")]
+    Local {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Where output goes: a local directory or a prefix in an object store.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Local(PathBuf),
+    Remote {
+        /// The URI as given (for messages).
+        uri: String,
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjPath,
+    },
+}
+
+impl Location {
+    /// The URI of `rel` below this location, for messages and manifests.
+    pub fn display(&self, rel: &str) -> String {
+        match self {
+            Location::Local(p) => p.join(rel).display().to_string(),
+            Location::Remote { uri, .. } => format!("{}/{}", uri.trim_end_matches('/'), rel),
+        }
+    }
+}
+
+/// A URI's scheme, or `None` for a plain local path.
+pub fn scheme_of(uri: &str) -> Option<&str> {
+    let (scheme, rest) = uri.split_once("://")?;
+    (!scheme.is_empty() && rest.len() + scheme.len() + 3 == uri.len()).then_some(scheme)
+}
+
+/// Is `uri` on the local file system?
+pub fn is_local(uri: &str) -> bool {
+    matches!(scheme_of(uri), None | Some("file"))
+}
+
+/// Absolute local path of a local URI.
+pub fn local_path(uri: &str) -> PathBuf {
+    let p = PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri));
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+/// Open an output location.
+pub fn open(uri: &str, opts: &StorageOptions) -> Result<Location, StorageError> {
+    if is_local(uri) {
+        return Ok(Location::Local(local_path(uri)));
+    }
+    let url = url::Url::parse(uri).map_err(|e| StorageError::Config {
+        uri: uri.to_string(),
+        source: object_store::Error::Generic {
+            store: "url",
+            source: Box::new(e),
+        },
+    })?;
+    let cfg = |source| StorageError::Config {
+        uri: uri.to_string(),
+        source,
+    };
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "s3" | "s3a" => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(uri)
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+            if let Some(r) = &opts.region {
+                b = b.with_region(r);
+            }
+            if let Some(e) = &opts.endpoint {
+                b = b.with_endpoint(e);
+            }
+            if let Some(a) = opts.allow_http {
+                b = b.with_allow_http(a);
+            }
+            if opts.path_style == Some(false) {
+                b = b.with_virtual_hosted_style_request(true);
+            }
+            Arc::new(b.build().map_err(cfg)?)
+        }
+        "gs" | "gcs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(uri)
+                .build()
+                .map_err(cfg)?,
+        ),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(uri)
+                .build()
+                .map_err(cfg)?,
+        ),
+        "http" | "https" => {
+            let base = format!("{}://{}", url.scheme(), url.authority());
+            Arc::new(
+                object_store::http::HttpBuilder::new()
+                    .with_url(base)
+                    .build()
+                    .map_err(cfg)?,
+            )
+        }
+        other => {
+            return Err(StorageError::Scheme {
+                uri: uri.to_string(),
+                scheme: other.to_string(),
+            })
+        }
+    };
+    let prefix = ObjPath::from_url_path(url.path()).map_err(|e| StorageError::Config {
+        uri: uri.to_string(),
+        source: e.into(),
+    })?;
+    Ok(Location::Remote {
+        uri: uri.to_string(),
+        store,
+        prefix,
+    })
+}
+
+/// polars cloud options for reading `uri` with `opts` (None for local paths).
+pub fn polars_cloud_options(
+    uri: &str,
+    opts: &StorageOptions,
+) -> polars::prelude::PolarsResult<Option<polars::prelude::cloud::CloudOptions>> {
+    use polars::prelude::cloud::CloudOptions;
+    use polars::prelude::PlRefPath;
+    if is_local(uri) {
+        return Ok(None);
+    }
+    let scheme = PlRefPath::new(uri).scheme();
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if matches!(scheme_of(uri), Some("s3" | "s3a")) {
+        if let Some(r) = &opts.region {
+            pairs.push(("aws_region", r.clone()));
+        }
+        if let Some(e) = &opts.endpoint {
+            pairs.push(("aws_endpoint", e.clone()));
+        }
+        if let Some(a) = opts.allow_http {
+            pairs.push(("allow_http", a.to_string()));
+        }
+        if opts.path_style == Some(false) {
+            pairs.push(("aws_virtual_hosted_style_request", "true".into()));
+        }
+    }
+    CloudOptions::from_untyped_config(scheme, pairs).map(Some)
+}
+
+/// The shared tokio runtime for object-store calls (polars keeps its own).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("cannot start the tokio runtime")
+    })
+}
+
+/// Read a small object (or local file) below `loc`, `None` when it does not exist.
+pub fn read_optional(loc: &Location, rel: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    match loc {
+        Location::Local(root) => {
+            let p = root.join(rel);
+            match std::fs::read(&p) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(StorageError::Local {
+                    path: p,
+                    op: "read",
+                    source,
+                }),
+            }
+        }
+        Location::Remote { store, prefix, .. } => {
+            let path = child(prefix, rel);
+            let r = runtime().block_on(async {
+                use object_store::ObjectStoreExt;
+                match store.get(&path).await {
+                    Ok(g) => g.bytes().await.map(Some),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            });
+            r.map(|b| b.map(|b| b.to_vec()))
+                .map_err(|source| StorageError::Object {
+                    uri: loc.display(rel),
+                    op: "get",
+                    source,
+                })
+        }
+    }
+}
+
+/// `prefix/rel` as an object path (rel uses `/`).
+pub fn child(prefix: &ObjPath, rel: &str) -> ObjPath {
+    rel.split('/')
+        .filter(|s| !s.is_empty())
+        .fold(prefix.clone(), |p, part| p.join(part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes() {
+        assert_eq!(scheme_of("s3://b/k"), Some("s3"));
+        assert_eq!(scheme_of("data/x.parquet"), None);
+        assert!(is_local("file:///tmp/x"));
+        assert!(is_local("/tmp/x"));
+        assert!(!is_local("gs://b/x"));
+        assert_eq!(local_path("file:///tmp/x"), PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_scheme_is_named() {
+        let e = open("ftp://host/x", &StorageOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("unsupported URI scheme \"ftp\""),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! `customer_features`: one row per customer as of the partition date.
+//!
+//! Grain: customer. Partition: `as_of=YYYY-MM-DD`. Cost: one pass over the customer summary
+//! (already in memory) plus one sort per RFM axis.
+//! Columns (stable; optional ones appear when the job maps them), in order:
+//! the summary columns ([`crate::summary`]), then `r_score`, `f_score`, `m_score` (Int32, 1–5),
+//! `rfm_code` (String, e.g. "543"), `rfm_segment` (String), `value_tier` (String: high / medium / low).
+
+use crate::features::rfm::{quintile_scores, rfm_code};
+use crate::job::Job;
+use crate::segments::{rfm::segment_of, tiers::value_tiers};
+use polars::prelude::*;
+
+fn f64_values(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
+    let s = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// Add RFM scores, code, segment and value tier to the customer summary.
+pub fn build(mut summary: DataFrame, job: &Job) -> PolarsResult<DataFrame> {
+    let days = f64_values(&summary, "days_since_last")?;
+    let orders = f64_values(&summary, "orders")?;
+    let revenue = f64_values(&summary, "total_amount")?;
+    let neg_days: Vec<f64> = days.iter().map(|d| -d).collect();
+    let r = quintile_scores(&neg_days);
+    let f = quintile_scores(&orders);
+    let m = quintile_scores(&revenue);
+    let ids_col = summary.column("customer_id")?.str()?.clone();
+    let ids: Vec<&str> = ids_col.iter().map(|s| s.unwrap_or("")).collect();
+    let tiers = value_tiers(&ids, &revenue, &job.tiers);
+    let codes: Vec<String> = (0..r.len()).map(|i| rfm_code(r[i], f[i], m[i])).collect();
+    let segs: Vec<&str> = (0..r.len())
+        .map(|i| segment_of(&job.segments, r[i], f[i], m[i]).unwrap_or("Unsegmented"))
+        .collect();
+    let as_i32 = |v: &[u8]| v.iter().map(|&x| x as i32).collect::<Vec<i32>>();
+    summary.with_column(Column::new("r_score".into(), as_i32(&r)))?;
+    summary.with_column(Column::new("f_score".into(), as_i32(&f)))?;
+    summary.with_column(Column::new("m_score".into(), as_i32(&m)))?;
+    summary.with_column(Column::new("rfm_code".into(), codes))?;
+    summary.with_column(Column::new("rfm_segment".into(), segs))?;
+    summary.with_column(Column::new("value_tier".into(), tiers))?;
+    Ok(summary)
+}

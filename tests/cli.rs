@@ -1,0 +1,351 @@
+//! End-to-end tests of the `custval` binary on a hand-worked dataset, read back with the
+//! independent `parquet` crate.
+
+mod common;
+use common::*;
+use polars::prelude::*;
+use std::path::Path;
+
+fn ms(date: &str, time: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M")
+        .unwrap()
+        .and_utc()
+        .timestamp_millis()
+}
+
+/// Five customers with purchases before the as-of date 2024-01-31, plus purchases after it that
+/// must be ignored. Expected values are worked out by hand in `hand_worked_dataset`.
+fn hand_worked_input(dir: &Path) {
+    let rows: &[(&str, &str, &str, f64)] = &[
+        ("A", "2024-01-01", "09:00", 10.0),
+        ("A", "2024-01-01", "18:30", 5.0), // same day as above: one BTYD transaction of 15
+        ("A", "2024-01-11", "12:00", 20.0),
+        ("A", "2024-01-31", "23:59", 30.0), // on the as-of day: counts
+        ("B", "2024-01-05", "10:00", 100.0),
+        ("C", "2023-12-01", "10:00", 40.0),
+        ("C", "2024-01-20", "10:00", 60.0),
+        ("D", "2023-11-01", "10:00", 5.0),
+        ("E", "2024-01-30", "10:00", 1.0),
+        ("E", "2024-01-31", "10:00", 2.0),
+        ("E", "2024-02-01", "00:00", 999.0), // after the as-of day: ignored
+        ("F", "2024-03-01", "10:00", 50.0),  // only after the as-of day: no row
+    ];
+    let ts = Series::new(
+        "ts".into(),
+        rows.iter().map(|r| ms(r.1, r.2)).collect::<Vec<_>>(),
+    )
+    .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+    .unwrap();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("cust".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        ts.into(),
+        Column::new("amt".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+    ])
+    .unwrap();
+    write_parquet(&mut df, &dir.join("data/tx.parquet"));
+}
+
+const JOB: &str = r#"
+name = "hand"
+as_of = "2024-01-31"
+
+[source]
+uri = "data/tx.parquet"
+
+[columns]
+customer_id = "cust"
+timestamp = "ts"
+amount = "amt"
+
+[output]
+uri = "out"
+
+[tiers]
+method = "pareto"
+high = 0.5
+medium = 0.9
+"#;
+
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    hand_worked_input(dir.path());
+    std::fs::write(dir.path().join("job.toml"), JOB).unwrap();
+    dir
+}
+
+#[test]
+fn hand_worked_dataset() {
+    let dir = setup();
+    let out = run_in(dir.path(), &["run", "job.toml"]);
+    assert!(out.status.success());
+    let part = partition(&dir.path().join("out"), "customer_features", "2024-01-31");
+    let rows = by_key(read_rows(&part.join("part-00000.parquet")), "customer_id");
+    assert_eq!(
+        rows.len(),
+        5,
+        "F has no purchase on or before the as-of date"
+    );
+
+    // (id, purchase_days, orders, total, frequency, recency, T, monetary, days_since_last)
+    // A: days 01-01 (10+5), 01-11 (20), 01-31 (30): repeat days 20 and 30 → monetary 25.
+    // C: 2023-12-01 and 2024-01-20: recency 50 days, T = 61 days.
+    // E: 01-30 and 01-31 (the 02-01 purchase is after the as-of day).
+    let expected = [
+        ("A", 3, 4, 65.0, 2, 30.0, 30.0, 25.0, 0),
+        ("B", 1, 1, 100.0, 0, 0.0, 26.0, 0.0, 26),
+        ("C", 2, 2, 100.0, 1, 50.0, 61.0, 60.0, 11),
+        ("D", 1, 1, 5.0, 0, 0.0, 91.0, 0.0, 91),
+        ("E", 2, 2, 3.0, 1, 1.0, 1.0, 2.0, 0),
+    ];
+    for (id, days, orders, total, freq, rec, t, mon, since) in expected {
+        let r = &rows[id];
+        assert_eq!(i(r, "purchase_days"), days, "{id} purchase_days");
+        assert_eq!(i(r, "orders"), orders, "{id} orders");
+        assert_eq!(f(r, "total_amount"), total, "{id} total_amount");
+        assert_eq!(i(r, "frequency"), freq, "{id} frequency");
+        assert_eq!(f(r, "recency"), rec, "{id} recency");
+        assert_eq!(f(r, "T"), t, "{id} T");
+        assert_eq!(f(r, "monetary"), mon, "{id} monetary");
+        assert_eq!(i(r, "days_since_last"), since, "{id} days_since_last");
+    }
+    assert_eq!(f(&rows["A"], "mean_amount"), 65.0 / 4.0);
+    // 2024-01-01 is day 19723 since 1970-01-01.
+    assert_eq!(date(&rows["A"], "first_purchase"), 19723);
+    assert_eq!(date(&rows["A"], "last_purchase"), 19723 + 30);
+
+    // n = 5, so score = min rank. R on -days_since_last: D(-91) 1, B(-26) 2, C(-11) 3, A,E(0) 4.
+    // F on orders: B,D(1) 1; C,E(2) 3; A(4) 5. M on total: E 1, D 2, A 3, B,C(100) 4.
+    // Segments on (R, F): A (4,5) Loyal Customers; B (2,1) Hibernating; C (3,3) Need Attention;
+    // D (1,1) Lost; E (4,3) Potential Loyalists.
+    // Tiers (pareto 0.5 / 0.9), order B, C (100, ties by id), A 65, D 5, E 3, total 273:
+    // shares before: B 0 high, C .366 high, A .733 medium, D .971 low, E .989 low.
+    let scores = [
+        ("A", "453", "Loyal Customers", "medium"),
+        ("B", "214", "Hibernating", "high"),
+        ("C", "334", "Need Attention", "high"),
+        ("D", "112", "Lost", "low"),
+        ("E", "431", "Potential Loyalists", "low"),
+    ];
+    for (id, code, seg, tier) in scores {
+        let r = &rows[id];
+        assert_eq!(s(r, "rfm_code"), code, "{id} rfm_code");
+        let digits: Vec<i64> = code.bytes().map(|b| (b - b'0') as i64).collect();
+        assert_eq!(
+            [i(r, "r_score"), i(r, "f_score"), i(r, "m_score")],
+            [digits[0], digits[1], digits[2]]
+        );
+        assert_eq!(s(r, "rfm_segment"), seg, "{id} segment");
+        assert_eq!(s(r, "value_tier"), tier, "{id} tier");
+    }
+
+    // segment_summary: one customer per segment, sorted by revenue then name.
+    let seg = read_rows(
+        &partition(&dir.path().join("out"), "segment_summary", "2024-01-31")
+            .join("part-00000.parquet"),
+    );
+    let names: Vec<String> = seg.iter().map(|r| s(r, "rfm_segment")).collect();
+    assert_eq!(
+        names,
+        [
+            "Hibernating",
+            "Need Attention",
+            "Loyal Customers",
+            "Lost",
+            "Potential Loyalists"
+        ]
+    );
+    assert_eq!(i(&seg[0], "customers"), 1);
+    assert!((f(&seg[0], "customer_share") - 0.2).abs() < 1e-12);
+    assert!((f(&seg[0], "revenue_share") - 100.0 / 273.0).abs() < 1e-12);
+    assert_eq!(f(&seg[2], "mean_f_score"), 5.0);
+
+    // Manifest and _SUCCESS.
+    assert!(part.join("_SUCCESS").exists());
+    let man: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(part.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!(man["rows"], 5);
+    assert_eq!(man["as_of"], "2024-01-31");
+    assert_eq!(man["table"], "customer_features");
+    assert_eq!(man["input_files"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn output_schema_is_the_documented_contract() {
+    let dir = setup();
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let part = partition(&dir.path().join("out"), "customer_features", "2024-01-31");
+    let names: Vec<String> = read_schema(&part.join("part-00000.parquet"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "customer_id",
+            "first_purchase",
+            "last_purchase",
+            "purchase_days",
+            "orders",
+            "total_amount",
+            "mean_amount",
+            "days_since_last",
+            "frequency",
+            "recency",
+            "T",
+            "monetary",
+            "r_score",
+            "f_score",
+            "m_score",
+            "rfm_code",
+            "rfm_segment",
+            "value_tier"
+        ]
+    );
+}
+
+#[test]
+fn rerun_is_idempotent() {
+    let dir = setup();
+    let out_root = dir.path().join("out");
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let first = snapshot(&out_root);
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let second = snapshot(&out_root);
+    // Same files; identical data; manifests differ only in run id and timings.
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &first {
+        if k.ends_with(".parquet") {
+            assert_eq!(v, &second[k], "{k} changed between reruns");
+        }
+    }
+    assert_eq!(first.len(), 6, "{:?}", first.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn as_of_and_output_overrides() {
+    let dir = setup();
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "job.toml",
+            "--as-of",
+            "2024-01-10",
+            "--output",
+            "elsewhere",
+        ],
+    );
+    assert!(out.status.success());
+    let part = partition(
+        &dir.path().join("elsewhere"),
+        "customer_features",
+        "2024-01-10",
+    );
+    let rows = by_key(read_rows(&part.join("part-00000.parquet")), "customer_id");
+    // As of 01-10: A has only the 01-01 day (15), B 01-05, C 2023-12-01, D 2023-11-01.
+    assert_eq!(rows.len(), 4);
+    assert_eq!(f(&rows["A"], "total_amount"), 15.0);
+    assert_eq!(i(&rows["A"], "frequency"), 0);
+    assert_eq!(f(&rows["C"], "T"), 40.0);
+    assert!(!dir.path().join("out").exists());
+}
+
+/// Run a failing command after a good run: non-zero exit with the expected code, a one-line
+/// message containing `needle`, and the earlier output byte-for-byte untouched.
+fn assert_fails_cleanly(dir: &Path, job: &str, code: i32, needle: &str) {
+    let out_root = dir.join("out");
+    let before = snapshot(&out_root);
+    std::fs::write(dir.join("bad.toml"), job).unwrap();
+    let out = run_in(dir, &["run", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(code));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("custval: error: "), "{stderr}");
+    assert!(last.contains(needle), "expected {needle:?} in {last:?}");
+    assert_eq!(before, snapshot(&out_root), "earlier output changed");
+    assert!(!out_root.join("_staging").exists());
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_leave_output_untouched() {
+    let dir = setup();
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let d = dir.path();
+    assert_fails_cleanly(
+        d,
+        &JOB.replace("amount = \"amt\"", "amount = \"amount\""),
+        3,
+        "column \"amount\" (columns.amount) not found (did you mean \"amt\"?)",
+    );
+    assert_fails_cleanly(
+        d,
+        &JOB.replace("amount = \"amt\"", "amount = \"cust\""),
+        3,
+        "column \"cust\" (columns.amount) has type str, expected a numeric type",
+    );
+    std::fs::write(d.join("data/broken.parquet"), b"this is not parquet").unwrap();
+    assert_fails_cleanly(
+        d,
+        &JOB.replace("data/tx.parquet", "data/broken.parquet"),
+        3,
+        "broken.parquet",
+    );
+    assert_fails_cleanly(
+        d,
+        &JOB.replace("2024-01-31", "2020-01-31"),
+        3,
+        "no transactions in the window ..=2020-01-31",
+    );
+    assert_fails_cleanly(
+        d,
+        &JOB.replace("[tiers]", "colour = \"red\"\n[tiers]"),
+        2,
+        "unknown field `colour`",
+    );
+    assert_fails_cleanly(
+        d,
+        &JOB.replace("data/tx.parquet", "data/missing.parquet"),
+        3,
+        "missing.parquet",
+    );
+}
+
+#[test]
+fn validate_checks_without_writing() {
+    let dir = setup();
+    let out = run_in(dir.path(), &["validate", "job.toml"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid: 1 input file(s)"));
+    assert!(!dir.path().join("out").exists());
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        JOB.replace("timestamp = \"ts\"", "timestamp = \"amt\""),
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["validate", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected Date or Datetime"));
+}
+
+#[test]
+fn json_logs_for_schedulers() {
+    let dir = setup();
+    let out = custval()
+        .args(["--log-format", "json", "run", "job.toml"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["fields"]["message"] == "table committed" && l["fields"]["rows"] == 5));
+}
