@@ -54,6 +54,10 @@ pub enum Command {
         /// Output root URI; overrides `output.uri` (staging environments, tests).
         #[arg(long)]
         output: Option<String>,
+        /// Hold out the last N days to check the purchase model (table `model_diagnostics`);
+        /// overrides `clv.holdout_days`.
+        #[arg(long)]
+        holdout_days: Option<i64>,
     },
     /// Check the job file and the source's schema without computing anything.
     Validate {
@@ -83,8 +87,20 @@ pub fn exit_code(e: &RunError) -> u8 {
 /// render once.
 pub fn execute(cli: Cli) -> Result<(), RunError> {
     match cli.command {
-        Command::Run { job, as_of, output } => {
-            let job = job::load(&job, &Overrides { as_of, output })?;
+        Command::Run {
+            job,
+            as_of,
+            output,
+            holdout_days,
+        } => {
+            let job = job::load(
+                &job,
+                &Overrides {
+                    as_of,
+                    output,
+                    holdout_days,
+                },
+            )?;
             let report = pipeline::run(&job)?;
             println!(
                 "custval: {} as of {}: {} customers in {:.2}s (run {})",
@@ -100,7 +116,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 &job,
                 &Overrides {
                     as_of,
-                    output: None,
+                    ..Default::default()
                 },
             )?;
             crate::storage::open(&job.output_uri, &job.output_storage)?;

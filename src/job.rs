@@ -173,6 +173,77 @@ impl Default for TiersFile {
     }
 }
 
+/// `[clv]`: lifetime-value models (BG/NBD + Gamma-Gamma) and the simple retention CLV.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClvFile {
+    /// Fit the models and add the CLV columns and the `model_fit` table. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Months of future purchases the discounted CLV sums over. Default 12.
+    #[serde(default = "twelve")]
+    pub horizon_months: u32,
+    /// Discount rate per month `d`. Default 0.01 (as lifetimes). Set this or `annual_discount_rate`.
+    pub monthly_discount_rate: Option<f64>,
+    /// Annual discount rate; the monthly rate is `(1 + annual)^(1/12) - 1`.
+    pub annual_discount_rate: Option<f64>,
+    /// Share of spend that is profit. Default 1 (revenue CLV).
+    #[serde(default = "one")]
+    pub margin: f64,
+    /// Subtracted once from each customer's CLV. Default 0.
+    #[serde(default)]
+    pub acquisition_cost: f64,
+    /// Days in a CLV month step. Default 30 (as lifetimes).
+    #[serde(default = "thirty")]
+    pub days_per_month: f64,
+    /// Horizon of the `expected_purchases` column, in days. Default 90.
+    #[serde(default = "ninety")]
+    pub purchase_horizon_days: f64,
+    /// L2 penalty of the fits (lifetimes' `penalizer_coef`). Default 0.
+    #[serde(default)]
+    pub penalizer_coef: f64,
+    /// Annual retention rate `r` of `clv_simple`; default: measured, the share of customers who
+    /// bought in the year before the last one and bought again in the last year.
+    pub retention_rate: Option<f64>,
+    /// Hold out the last N days: fit on the calibration window ending N days before as_of and
+    /// compare predicted with actual repeat purchases (table `model_diagnostics`).
+    pub holdout_days: Option<i64>,
+}
+
+fn twelve() -> u32 {
+    12
+}
+fn one() -> f64 {
+    1.0
+}
+fn thirty() -> f64 {
+    30.0
+}
+fn ninety() -> f64 {
+    90.0
+}
+
+impl Default for ClvFile {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// Validated CLV settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClvSettings {
+    pub horizon_months: u32,
+    pub monthly_discount_rate: f64,
+    pub annual_discount_rate: f64,
+    pub margin: f64,
+    pub acquisition_cost: f64,
+    pub days_per_month: f64,
+    pub purchase_horizon_days: f64,
+    pub penalizer_coef: f64,
+    pub retention_rate: Option<f64>,
+    pub holdout_days: Option<i64>,
+}
+
 /// The job file as written.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +266,8 @@ pub struct JobFile {
     pub rfm: RfmFile,
     #[serde(default)]
     pub tiers: TiersFile,
+    #[serde(default)]
+    pub clv: ClvFile,
 }
 
 fn day() -> Spanned<String> {
@@ -202,7 +275,12 @@ fn day() -> Spanned<String> {
 }
 
 /// The output tables custval knows.
-pub const ALL_TABLES: &[&str] = &["customer_features", "segment_summary"];
+pub const ALL_TABLES: &[&str] = &[
+    "customer_features",
+    "segment_summary",
+    "model_fit",
+    "model_diagnostics",
+];
 
 /// Value-tier settings after validation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -248,13 +326,20 @@ pub struct Job {
     pub tables: Vec<String>,
     pub segments: Vec<SegmentRule>,
     pub tiers: TierMethod,
+    /// `None` when `clv.enabled = false`.
+    pub clv: Option<ClvSettings>,
 }
 
 impl Job {
     /// First day in the window, if the window is bounded.
     pub fn window_start(&self) -> Option<NaiveDate> {
+        self.window_start_for(self.as_of)
+    }
+
+    /// First day in the window ending on `as_of`, if the window is bounded.
+    pub fn window_start_for(&self, as_of: NaiveDate) -> Option<NaiveDate> {
         self.lookback_days
-            .map(|d| self.as_of - chrono::Duration::days(d - 1))
+            .map(|d| as_of - chrono::Duration::days(d - 1))
     }
 }
 
@@ -263,6 +348,7 @@ impl Job {
 pub struct Overrides {
     pub as_of: Option<NaiveDate>,
     pub output: Option<String>,
+    pub holdout_days: Option<i64>,
 }
 
 /// Parse a `YYYY-MM-DD` date.
@@ -423,6 +509,66 @@ fn validate(
             TierMethod::Percentile { high, medium }
         }
     };
+    let clv = if file.clv.enabled {
+        let c = &file.clv;
+        let bad = |m: String| invalid(0..0, "clv", m);
+        let (monthly, annual) = match (c.monthly_discount_rate, c.annual_discount_rate) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "set monthly_discount_rate or annual_discount_rate, not both".into(),
+                ))
+            }
+            (Some(m), None) => (m, (1.0 + m).powi(12) - 1.0),
+            (None, Some(a)) => (crate::models::monthly_rate_from_annual(a), a),
+            (None, None) => (0.01, 1.01f64.powi(12) - 1.0),
+        };
+        if !(monthly.is_finite() && monthly > -1.0) {
+            return Err(bad(format!(
+                "discount rate must be > -100%, found {monthly}"
+            )));
+        }
+        for (k, v) in [
+            ("margin", c.margin),
+            ("acquisition_cost", c.acquisition_cost),
+            ("penalizer_coef", c.penalizer_coef),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(bad(format!("{k}: expected a number >= 0, found {v}")));
+            }
+        }
+        if !(c.days_per_month > 0.0 && c.purchase_horizon_days > 0.0 && c.horizon_months > 0) {
+            return Err(bad(
+                "horizon_months, days_per_month and purchase_horizon_days must be > 0".into(),
+            ));
+        }
+        if let Some(r) = c.retention_rate {
+            if !(0.0..1.0).contains(&r) {
+                return Err(bad(format!(
+                    "retention_rate: expected 0 <= r < 1, found {r}"
+                )));
+            }
+        }
+        let holdout = overrides.holdout_days.or(c.holdout_days);
+        if let Some(h) = holdout {
+            if h < 1 {
+                return Err(bad(format!("holdout_days: expected >= 1, found {h}")));
+            }
+        }
+        Some(ClvSettings {
+            horizon_months: c.horizon_months,
+            monthly_discount_rate: monthly,
+            annual_discount_rate: annual,
+            margin: c.margin,
+            acquisition_cost: c.acquisition_cost,
+            days_per_month: c.days_per_month,
+            purchase_horizon_days: c.purchase_horizon_days,
+            penalizer_coef: c.penalizer_coef,
+            retention_rate: c.retention_rate,
+            holdout_days: holdout,
+        })
+    } else {
+        None
+    };
     Ok(Job {
         name: file.name,
         path: path.to_path_buf(),
@@ -440,6 +586,7 @@ fn validate(
         tables,
         segments,
         tiers,
+        clv,
     })
 }
 
@@ -551,6 +698,7 @@ uri = "out"
         let o = Overrides {
             as_of: Some(NaiveDate::from_ymd_opt(2024, 1, 31).unwrap()),
             output: Some("elsewhere".into()),
+            holdout_days: None,
         };
         let job = from_str(&text, Path::new("j.toml"), &o).unwrap();
         assert_eq!(job.window_start(), NaiveDate::from_ymd_opt(2024, 1, 22));

@@ -27,3 +27,4 @@ pub mod source;
 pub mod storage;
 pub mod summary;
 pub mod tables;
+pub mod valuation;

@@ -102,44 +102,182 @@ pub fn optional_columns(job: &Job) -> summary::Optional {
     }
 }
 
-/// Collect the customer summary of a job as of its date.
-pub fn compute_summary(job: &Job) -> Result<DataFrame, RunError> {
-    let scan = source::scan(job)?;
-    let plan = summary::customer_summary(
-        scan.lf,
-        source::epoch_day(job.as_of),
+/// Scan the source once and collect the daily purchases of `[start, end]` (start None =
+/// unbounded): the compact table every later step reads.
+pub fn compute_daily(
+    job: &Job,
+    start: Option<chrono::NaiveDate>,
+    end: chrono::NaiveDate,
+) -> Result<DataFrame, RunError> {
+    let scan = source::scan_window(job, start, end)?;
+    summary::daily_purchases(scan.lf, optional_columns(job))
+        .collect()
+        .map_err(|e| {
+            SourceError::Read {
+                uri: scan.uri,
+                source: e,
+            }
+            .into()
+        })
+}
+
+/// The customer summary as of `as_of` from daily purchases.
+pub fn summary_as_of(
+    job: &Job,
+    daily: &DataFrame,
+    as_of: chrono::NaiveDate,
+) -> Result<DataFrame, RunError> {
+    let start = job.window_start_for(as_of).map(source::epoch_day);
+    let df = summary::customer_summary(
+        daily.clone().lazy(),
+        start,
+        source::epoch_day(as_of),
         job.unit_days,
         optional_columns(job),
-    );
-    let df = plan.collect().map_err(|e| SourceError::Read {
-        uri: scan.uri.clone(),
-        source: e,
-    })?;
+    )
+    .collect()
+    .map_err(compute("customer summary"))?;
     if df.height() == 0 {
+        let window = match job.window_start_for(as_of) {
+            Some(s) => format!("{s}..={as_of}"),
+            None => format!("..={as_of}"),
+        };
         return Err(SourceError::EmptyWindow {
-            uri: scan.uri,
-            window: source::window_text(job),
+            uri: job.source.uri.get_ref().clone(),
+            window,
         }
         .into());
     }
     Ok(df)
 }
 
-/// Compute all tables of a job (no I/O beyond reading the source).
-pub fn compute_tables(job: &Job) -> Result<Vec<(String, DataFrame)>, RunError> {
-    let summary = compute_summary(job)?;
-    let features =
-        tables::customer_features::build(summary, job).map_err(compute("customer_features"))?;
+/// Holdout diagnostics: fit on the calibration window, compare with the holdout.
+fn holdout_table(
+    job: &Job,
+    daily: &DataFrame,
+    as_of: chrono::NaiveDate,
+    holdout_days: i64,
+    penalizer: f64,
+) -> Result<Option<DataFrame>, RunError> {
+    let cal_end = as_of - chrono::Duration::days(holdout_days);
+    let cal = match summary_as_of(job, daily, cal_end) {
+        Ok(c) => c,
+        Err(RunError::Source(e)) if matches!(*e, SourceError::EmptyWindow { .. }) => {
+            tracing::warn!(calibration_end = %cal_end, "no purchases before the holdout; model_diagnostics skipped");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let (cal_end_day, as_of_day) = (source::epoch_day(cal_end), source::epoch_day(as_of));
+    let actual = daily
+        .clone()
+        .lazy()
+        .filter(
+            col("day")
+                .gt(lit(cal_end_day))
+                .and(col("day").lt_eq(lit(as_of_day))),
+        )
+        .group_by([col("customer_id")])
+        .agg([len().cast(DataType::Float64).alias("actual")]);
+    let joined = cal
+        .clone()
+        .lazy()
+        .join(
+            actual,
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("frequency"),
+            col("recency"),
+            col("T"),
+            col("actual").fill_null(lit(0.0)),
+        ])
+        .collect()
+        .map_err(compute("holdout actuals"))?;
+    let get = |c: &str| crate::valuation::f64_column(&joined, c).map_err(compute("holdout"));
+    let (x, tx, t, act) = (
+        get("frequency")?,
+        get("recency")?,
+        get("T")?,
+        get("actual")?,
+    );
+    let opts = crate::models::FitOptions::default().with_penalizer_coef(penalizer);
+    let fit = match crate::models::fit_bgnbd(&x, &tx, &t, &opts) {
+        Ok(f) if f.converged => f,
+        Ok(f) => {
+            tracing::warn!(message = %f.message, "calibration fit did not converge; model_diagnostics skipped");
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "calibration fit failed; model_diagnostics skipped");
+            return Ok(None);
+        }
+    };
+    let pred = crate::models::batch_expected_purchases(
+        &fit.params,
+        holdout_days as f64,
+        job.unit_days,
+        &x,
+        &tx,
+        &t,
+    )
+    .map_err(|e| compute("holdout prediction")(PolarsError::ComputeError(e.to_string().into())))?;
+    let rows = crate::valuation::diagnostics(&x, &act, &pred);
+    tables::model_diagnostics::build(&rows, holdout_days, cal_end_day)
+        .map(Some)
+        .map_err(compute("model_diagnostics"))
+}
+
+/// Compute all tables of a job as of `as_of` from daily purchases (no I/O).
+pub fn compute_tables(
+    job: &Job,
+    daily: &DataFrame,
+    as_of: chrono::NaiveDate,
+) -> Result<Vec<(String, DataFrame)>, RunError> {
+    let summary = summary_as_of(job, daily, as_of)?;
+    let as_of_day = source::epoch_day(as_of);
+    let valuation = match &job.clv {
+        Some(s) => {
+            let retention = summary::annual_retention(daily.clone().lazy(), as_of_day)
+                .map_err(compute("annual retention"))?;
+            Some(
+                crate::valuation::value_customers(&summary, s, job.unit_days, retention)
+                    .map_err(compute("valuation"))?,
+            )
+        }
+        None => None,
+    };
+    let features = tables::customer_features::build(summary, job, valuation.as_ref())
+        .map_err(compute("customer_features"))?;
     let mut out = Vec::new();
     for t in &job.tables {
         let df = match t.as_str() {
-            "customer_features" => features.clone(),
-            "segment_summary" => {
-                tables::segment_summary::build(&features).map_err(compute("segment_summary"))?
-            }
+            "customer_features" => Some(features.clone()),
+            "segment_summary" => Some(
+                tables::segment_summary::build(&features).map_err(compute("segment_summary"))?,
+            ),
+            "model_fit" => match &valuation {
+                Some(v) => Some(
+                    tables::model_fit::build(&v.fits, job.unit_days)
+                        .map_err(compute("model_fit"))?,
+                ),
+                None => None,
+            },
+            "model_diagnostics" => match &job.clv {
+                Some(s) => match s.holdout_days {
+                    Some(h) => holdout_table(job, daily, as_of, h, s.penalizer_coef)?,
+                    None => None,
+                },
+                None => None,
+            },
             other => unreachable!("job validation admits only known tables, got {other}"),
         };
-        out.push((t.clone(), df));
+        match df {
+            Some(df) => out.push((t.clone(), df)),
+            None => tracing::debug!(table = %t, "not applicable to this job; skipped"),
+        }
     }
     Ok(out)
 }
@@ -161,7 +299,8 @@ pub fn run(job: &Job) -> Result<RunReport, RunError> {
     tracing::info!(job = %job.name, as_of = %job.as_of, run_id = %run_id, "run started");
     let loc = storage::open(&job.output_uri, &job.output_storage)?;
     let input_files = source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
-    let tables = compute_tables(job)?;
+    let daily = compute_daily(job, job.window_start(), job.as_of)?;
+    let tables = compute_tables(job, &daily, job.as_of)?;
     let customers = tables
         .iter()
         .find(|(t, _)| t == "customer_features")

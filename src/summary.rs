@@ -1,6 +1,13 @@
-//! Transactions → customer summary: one row per customer as of the as-of date.
+//! Transactions → daily purchases → customer summary (one row per customer as of the as-of date).
 //!
-//! Everything after this step reads the summary, never raw rows again.
+//! Two steps. [`daily_purchases`] groups the raw rows by (customer, day): it is the only step that
+//! sees raw rows, and its result is small (one row per customer and purchase day) and collected
+//! once per run, or once per backfill for many as-of dates. [`customer_summary`] then derives the
+//! summary as of any date from that compact table. Everything after reads the summary or the daily
+//! table, never raw rows again.
+//!
+//! `orders` with an order id counts distinct order ids per day, summed over days (an order is
+//! assumed to fall on one day).
 //!
 //! Definitions (the BTYD ones are exactly those of lifetimes'
 //! `summary_data_from_transaction_data(..., freq='D')`):
@@ -31,23 +38,73 @@ pub struct Optional {
     pub channel: bool,
 }
 
-/// The summary plan. `as_of_day` is the as-of date in days since 1970-01-01.
-pub fn customer_summary(tx: LazyFrame, as_of_day: i32, unit_days: f64, opt: Optional) -> LazyFrame {
-    let first = col("day").min();
+/// Raw canonical transactions → one row per (customer, purchase day), sorted by customer and day.
+///
+/// Columns: `customer_id`, `day` (Int32 epoch day), `amount` (sum), `orders` (Int64), and when
+/// present `quantity` (sum), `categories` (list of distinct categories that day), `region`,
+/// `industry`, `channel` (last non-null value that day).
+pub fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
     let mut aggs = vec![
-        first.clone().alias("first_day"),
-        col("day").max().alias("last_day"),
-        col("day")
-            .n_unique()
-            .cast(DataType::Int64)
-            .alias("purchase_days"),
+        col("amount").sum().alias("amount"),
         if opt.order_id {
-            col("order_id").n_unique().cast(DataType::Int64)
+            col("order_id")
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::Int64)
         } else {
             len().cast(DataType::Int64)
         }
         .alias("orders"),
+    ];
+    if opt.quantity {
+        aggs.push(col("quantity").sum().alias("quantity"));
+    }
+    if opt.category {
+        aggs.push(
+            col("category")
+                .drop_nulls()
+                .unique_stable()
+                .alias("categories"),
+        );
+    }
+    for (on, name) in [
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ] {
+        if on {
+            aggs.push(col(name).drop_nulls().last().alias(name));
+        }
+    }
+    tx.group_by([col("customer_id"), col("day")])
+        .agg(aggs)
+        .sort(["customer_id", "day"], SortMultipleOptions::default())
+}
+
+/// Daily purchases (from [`daily_purchases`], any superset of the window) → the customer summary
+/// as of `as_of_day`, over days in `[start_day, as_of_day]` (`start_day` None = unbounded).
+pub fn customer_summary(
+    daily: LazyFrame,
+    start_day: Option<i32>,
+    as_of_day: i32,
+    unit_days: f64,
+    opt: Optional,
+) -> LazyFrame {
+    let mut keep = col("day").lt_eq(lit(as_of_day));
+    if let Some(s) = start_day {
+        keep = keep.and(col("day").gt_eq(lit(s)));
+    }
+    let first = col("day").min();
+    let mut aggs = vec![
+        first.clone().alias("first_day"),
+        col("day").max().alias("last_day"),
+        len().cast(DataType::Int64).alias("purchase_days"),
+        col("orders").sum().alias("orders"),
         col("amount").sum().alias("total_amount"),
+        col("amount")
+            .filter(col("day").gt(lit(as_of_day - 365)))
+            .sum()
+            .alias("amount_last_365d"),
         col("amount")
             .filter(col("day").eq(first))
             .sum()
@@ -58,7 +115,11 @@ pub fn customer_summary(tx: LazyFrame, as_of_day: i32, unit_days: f64, opt: Opti
     }
     if opt.category {
         aggs.push(
-            col("category")
+            col("categories")
+                .explode(ExplodeOptions {
+                    empty_as_null: false,
+                    keep_nulls: false,
+                })
                 .drop_nulls()
                 .n_unique()
                 .cast(DataType::Int64)
@@ -72,7 +133,7 @@ pub fn customer_summary(tx: LazyFrame, as_of_day: i32, unit_days: f64, opt: Opti
         (opt.channel, "channel"),
     ] {
         if on {
-            // The value on the customer's most recent transaction that has one.
+            // The value on the customer's most recent purchase day that has one.
             aggs.push(
                 col(name)
                     .sort_by([col("day")], SortMultipleOptions::default())
@@ -104,6 +165,7 @@ pub fn customer_summary(tx: LazyFrame, as_of_day: i32, unit_days: f64, opt: Opti
     }
     out.extend(attrs);
     out.extend([
+        col("amount_last_365d"),
         (lit(as_of_day) - col("last_day"))
             .cast(DataType::Int64)
             .alias("days_since_last"),
@@ -116,8 +178,40 @@ pub fn customer_summary(tx: LazyFrame, as_of_day: i32, unit_days: f64, opt: Opti
             .otherwise(lit(0.0))
             .alias("monetary"),
     ]);
-    tx.group_by([col("customer_id")])
+    daily
+        .filter(keep)
+        .group_by([col("customer_id")])
         .agg(aggs)
         .select(out)
         .sort(["customer_id"], SortMultipleOptions::default())
+}
+
+/// The measured annual retention rate as of `as_of_day`: of the customers who bought in the year
+/// before the last one (days `(D−730, D−365]`), the share who bought again in the last year
+/// (`(D−365, D]`). `None` when nobody bought in that earlier year (history too short).
+pub fn annual_retention(daily: LazyFrame, as_of_day: i32) -> PolarsResult<Option<f64>> {
+    let year_ago = lit(as_of_day - 365);
+    let df = daily
+        .filter(
+            col("day")
+                .gt(lit(as_of_day - 730))
+                .and(col("day").lt_eq(lit(as_of_day))),
+        )
+        .group_by([col("customer_id")])
+        .agg([
+            col("day").lt_eq(year_ago.clone()).any(true).alias("prev"),
+            col("day").gt(year_ago).any(true).alias("cur"),
+        ])
+        .select([
+            col("prev").cast(DataType::Float64).sum().alias("prev"),
+            col("prev")
+                .and(col("cur"))
+                .cast(DataType::Float64)
+                .sum()
+                .alias("both"),
+        ])
+        .collect()?;
+    let get = |c: &str| -> PolarsResult<f64> { Ok(df.column(c)?.f64()?.get(0).unwrap_or(0.0)) };
+    let (prev, both) = (get("prev")?, get("both")?);
+    Ok((prev > 0.0).then(|| both / prev))
 }

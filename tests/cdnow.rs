@@ -51,3 +51,81 @@ fn cdnow_summary_equals_lifetimes() {
     assert_eq!(n, 23_570);
     assert_eq!(rows.len(), 23_570);
 }
+
+/// The 2,357-customer CDNOW sample in weeks, calibration through 1997-09-30, through the whole
+/// pipeline: the fitted parameters equal the published ones (Fader, Hardie & Lee 2005; Fader &
+/// Hardie 2013) to 3 significant digits.
+#[test]
+fn cdnow_sample_fit_equals_published_figures() {
+    use polars::prelude::*;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("tests/data/cdnow/CDNOW_sample.txt")).unwrap();
+    let (mut ids, mut days, mut amounts) = (Vec::new(), Vec::new(), Vec::new());
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    for line in text.lines() {
+        let v: Vec<&str> = line.split_whitespace().collect();
+        ids.push(v[1].to_string());
+        let d = chrono::NaiveDate::parse_from_str(v[2], "%Y%m%d").unwrap();
+        days.push((d - epoch).num_days() as i32);
+        amounts.push(v[4].parse::<f64>().unwrap());
+    }
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("id".into(), ids),
+        Column::new("date".into(), days)
+            .cast(&DataType::Date)
+            .unwrap(),
+        Column::new("dollars".into(), amounts),
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(&mut df, &dir.path().join("sample.parquet"));
+    std::fs::write(
+        dir.path().join("job.toml"),
+        r#"
+name = "cdnow-sample"
+as_of = "1997-09-30"
+time_unit = "week"
+[source]
+uri = "sample.parquet"
+[columns]
+customer_id = "id"
+timestamp = "date"
+amount = "dollars"
+[output]
+uri = "out"
+tables = ["model_fit", "customer_features"]
+"#,
+    )
+    .unwrap();
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let rows = by_key(
+        read_rows(
+            &partition(&dir.path().join("out"), "model_fit", "1997-09-30")
+                .join("part-00000.parquet"),
+        ),
+        "model",
+    );
+    let sig3 = |got: f64, want: f64, name: &str| {
+        let scale = 10f64.powf(want.abs().log10().floor() - 2.0);
+        assert!(
+            (got / scale).round() == (want / scale).round(),
+            "{name}: got {got}, published {want}"
+        );
+    };
+    let bg = &rows["bgnbd"];
+    sig3(f(bg, "r"), 0.243, "r");
+    sig3(f(bg, "alpha"), 4.414, "alpha");
+    sig3(f(bg, "a"), 0.793, "a");
+    sig3(f(bg, "b"), 2.426, "b");
+    sig3(f(bg, "log_likelihood"), -9582.4, "log-likelihood");
+    assert_eq!(i(bg, "customers"), 2357);
+    let gg = &rows["gamma_gamma"];
+    sig3(f(gg, "p"), 6.25, "p");
+    sig3(f(gg, "q"), 3.74, "q");
+    sig3(f(gg, "v"), 15.44, "v");
+    assert_eq!(i(gg, "customers"), 946);
+    assert!(matches!(
+        bg["converged"],
+        parquet::record::Field::Bool(true)
+    ));
+}

@@ -4,11 +4,14 @@
 //! (already in memory) plus one sort per RFM axis.
 //! Columns (stable; optional ones appear when the job maps them), in order:
 //! the summary columns ([`crate::summary`]), then `r_score`, `f_score`, `m_score` (Int32, 1–5),
-//! `rfm_code` (String, e.g. "543"), `rfm_segment` (String), `value_tier` (String: high / medium / low).
+//! `rfm_code` (String, e.g. "543"), `rfm_segment` (String), `value_tier` (String: high / medium / low),
+//! and when the CLV models ran: `prob_alive`, `expected_purchases`, `expected_spend`, `clv`,
+//! `clv_simple` (Float64, null where a model is unavailable; see [`crate::valuation`]).
 
 use crate::features::rfm::{quintile_scores, rfm_code};
 use crate::job::Job;
 use crate::segments::{rfm::segment_of, tiers::value_tiers};
+use crate::valuation::Valuation;
 use polars::prelude::*;
 
 fn f64_values(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
@@ -17,7 +20,11 @@ fn f64_values(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
 }
 
 /// Add RFM scores, code, segment and value tier to the customer summary.
-pub fn build(mut summary: DataFrame, job: &Job) -> PolarsResult<DataFrame> {
+pub fn build(
+    mut summary: DataFrame,
+    job: &Job,
+    valuation: Option<&Valuation>,
+) -> PolarsResult<DataFrame> {
     let days = f64_values(&summary, "days_since_last")?;
     let orders = f64_values(&summary, "orders")?;
     let revenue = f64_values(&summary, "total_amount")?;
@@ -39,5 +46,16 @@ pub fn build(mut summary: DataFrame, job: &Job) -> PolarsResult<DataFrame> {
     summary.with_column(Column::new("rfm_code".into(), codes))?;
     summary.with_column(Column::new("rfm_segment".into(), segs))?;
     summary.with_column(Column::new("value_tier".into(), tiers))?;
+    if let Some(v) = valuation {
+        for (name, values) in [
+            ("prob_alive", &v.prob_alive),
+            ("expected_purchases", &v.expected_purchases),
+            ("expected_spend", &v.expected_spend),
+            ("clv", &v.clv),
+            ("clv_simple", &v.clv_simple),
+        ] {
+            summary.with_column(Column::new(name.into(), values.clone()))?;
+        }
+    }
     Ok(summary)
 }

@@ -1,0 +1,758 @@
+//! Period churn-rate table and cohort retention triangle, from daily purchase columns.
+//!
+//! Input: one row per customer and purchase day (same-day transactions summed), customers as
+//! dense indices sorted ascending, days sorted within each customer, all days ≤ D = `as_of`.
+//! The caller passes the **full history** up to D, not only the window, so that each customer's
+//! first purchase (which decides "new" and the cohort) is right and the period before the
+//! first row has its activity.
+//!
+//! **Activity.** A customer is *active in period p* when it bought in p. With
+//! `inactivity_days = Some(n)` it is active in p when it bought in (e − n, e], where e is the
+//! last day of p, or D for the unfinished last period: a purchase keeps a customer active for
+//! n days, so activity is the status at the period's end. With n shorter than the period, a
+//! customer can buy early in p and not be active in p.
+//!
+//! **Churn-rate table** ([`churn_rates`]): one row per period whose first day lies in the
+//! window `[window_start, D]`; without a window, from the period of the earliest transaction.
+//! The last row is D's period and is `partial` when D is not its last day. For each period p,
+//! comparing with p − 1:
+//! - `active` = active in p; `active_start` = active in p − 1;
+//! - `retained` = active in p − 1 and in p; `churned` = active in p − 1, not in p;
+//! - among the active customers not active in p − 1: `new` when the first purchase (full
+//!   history) falls in p, otherwise `reactivated`;
+//! - hence `active = retained + new + reactivated` and `active_start = retained + churned`;
+//! - `churn_rate` = churned / active_start, `retention_rate` = retained / active_start, none
+//!   when active_start = 0;
+//! - `revenue` = all amounts of days in p; `revenue_retained`, `revenue_new`,
+//!   `revenue_reactivated` = what those groups spent in p (they add up to `revenue` when
+//!   activity = buying in p; with `inactivity_days`, spend by customers not active at the
+//!   period's end is in `revenue` only); `revenue_churned_prev` = what the churned customers
+//!   spent in p − 1.
+//!
+//! **Cohort table** ([`cohort_retention`]): the cohort of a customer is the period of its first
+//! purchase (full history). Cohorts whose customers first bought inside the window (all
+//! cohorts without a window) get one row per offset k = 0, 1, … up to D's period; cohorts
+//! without customers get no rows. `active` = cohort customers active (same rule as above) in
+//! period cohort + k, `retention` = active / cohort_size, `revenue` = what the cohort spent in
+//! that period, `cumulative_revenue_per_customer` = revenue of offsets 0..=k / cohort_size.
+//!
+//! Cost: one pass over the rows; customers are processed in parallel (rayon), each thread
+//! holding one accumulator per period (churn) or per cohort cell (cohorts).
+
+use rayon::prelude::*;
+
+use super::periods::Period;
+
+/// Daily purchase columns, one row per customer and purchase day.
+#[derive(Clone, Copy, Debug)]
+pub struct DailyColumns<'a> {
+    /// Dense customer index, sorted ascending.
+    pub customer: &'a [u32],
+    /// Epoch day, sorted within each customer, all ≤ `as_of`.
+    pub day: &'a [i32],
+    /// Amount of the day.
+    pub amount: &'a [f64],
+}
+
+/// Options of [`churn_rates`] and [`cohort_retention`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChurnOptions {
+    pub period: Period,
+    /// First day of the window, if bounded.
+    pub window_start: Option<i32>,
+    /// D.
+    pub as_of: i32,
+    /// A purchase keeps the customer active this many days (≥ 1); `None`: active = bought in
+    /// the period.
+    pub inactivity_days: Option<i32>,
+}
+
+/// One row of the churn-rate table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChurnRateRow {
+    pub period_index: i32,
+    pub period_start: i32,
+    pub period_label: String,
+    pub active_start: u64,
+    pub retained: u64,
+    pub churned: u64,
+    pub new: u64,
+    pub reactivated: u64,
+    pub active: u64,
+    pub churn_rate: Option<f64>,
+    pub retention_rate: Option<f64>,
+    pub revenue: f64,
+    pub revenue_retained: f64,
+    pub revenue_new: f64,
+    pub revenue_reactivated: f64,
+    pub revenue_churned_prev: f64,
+    /// D's period, when D is not its last day.
+    pub partial: bool,
+}
+
+/// One cell of the cohort triangle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CohortRow {
+    pub cohort_index: i32,
+    pub cohort_label: String,
+    pub cohort_size: u64,
+    pub period_offset: i32,
+    pub period_label: String,
+    pub active: u64,
+    pub retention: f64,
+    pub revenue: f64,
+    pub cumulative_revenue_per_customer: f64,
+    /// The cell's period is D's period and D is not its last day.
+    pub partial: bool,
+}
+
+/// Row ranges `[start, end)` of each customer present.
+fn customer_ranges(cols: &DailyColumns) -> Vec<(usize, usize)> {
+    let n = cols.customer.len();
+    assert!(
+        cols.day.len() == n && cols.amount.len() == n,
+        "DailyColumns: columns differ in length"
+    );
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    for i in 1..=n {
+        if i == n || cols.customer[i] != cols.customer[start] {
+            if i < n {
+                assert!(
+                    cols.customer[i] > cols.customer[start],
+                    "DailyColumns: customer column is not sorted"
+                );
+            }
+            ranges.push((start, i));
+            start = i;
+        }
+    }
+    ranges
+}
+
+/// Periods `lo..=hi` in which a customer with purchase `days` is active, ascending.
+fn active_periods(days: &[i32], lo: i32, hi: i32, o: &ChurnOptions) -> Vec<i32> {
+    let p = o.period;
+    let mut out: Vec<i32> = Vec::new();
+    match o.inactivity_days {
+        None => {
+            for &d in days {
+                let i = p.index(d);
+                if i >= lo && i <= hi && out.last() != Some(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        Some(n) => {
+            assert!(n >= 1, "inactivity_days must be at least 1, found {n}");
+            let eff_end = |i: i32| p.end(i).min(o.as_of);
+            for &d in days {
+                // Active in i when d ≤ e(i) < d + n; e(i) ≥ d from i = index(d) on.
+                let mut i = p.index(d).max(lo);
+                if let Some(&l) = out.last() {
+                    i = i.max(l + 1);
+                }
+                while i <= hi && i64::from(eff_end(i)) < i64::from(d) + i64::from(n) {
+                    out.push(i);
+                    i += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Spend per period `lo..=hi`, ascending by period.
+fn revenue_by_period(
+    days: &[i32],
+    amounts: &[f64],
+    lo: i32,
+    hi: i32,
+    p: Period,
+) -> Vec<(i32, f64)> {
+    let mut out: Vec<(i32, f64)> = Vec::new();
+    for (&d, &a) in days.iter().zip(amounts) {
+        let i = p.index(d);
+        if i < lo || i > hi {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last, sum)) if *last == i => *sum += a,
+            _ => out.push((i, a)),
+        }
+    }
+    out
+}
+
+fn lookup(rev: &[(i32, f64)], p: i32) -> f64 {
+    rev.binary_search_by_key(&p, |&(i, _)| i)
+        .map_or(0.0, |k| rev[k].1)
+}
+
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    active_start: u64,
+    retained: u64,
+    churned: u64,
+    new: u64,
+    reactivated: u64,
+    active: u64,
+    revenue: f64,
+    revenue_retained: f64,
+    revenue_new: f64,
+    revenue_reactivated: f64,
+    revenue_churned_prev: f64,
+}
+
+impl Acc {
+    fn add(&mut self, o: &Acc) {
+        self.active_start += o.active_start;
+        self.retained += o.retained;
+        self.churned += o.churned;
+        self.new += o.new;
+        self.reactivated += o.reactivated;
+        self.active += o.active;
+        self.revenue += o.revenue;
+        self.revenue_retained += o.revenue_retained;
+        self.revenue_new += o.revenue_new;
+        self.revenue_reactivated += o.revenue_reactivated;
+        self.revenue_churned_prev += o.revenue_churned_prev;
+    }
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// The churn-rate table, one row per period, ascending; see the module doc.
+pub fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<ChurnRateRow> {
+    let ranges = customer_ranges(cols);
+    let p = opts.period;
+    let last = p.index(opts.as_of);
+    let first = match opts.window_start {
+        Some(w) => {
+            let i = p.index(w);
+            if p.start(i) < w {
+                i + 1
+            } else {
+                i
+            }
+        }
+        None => match cols.day.iter().min() {
+            Some(&d) => p.index(d),
+            None => return Vec::new(),
+        },
+    };
+    if first > last {
+        return Vec::new();
+    }
+    let len = (last - first + 1) as usize;
+
+    let acc = ranges
+        .par_iter()
+        .fold(
+            || vec![Acc::default(); len],
+            |mut acc, &(s, e)| {
+                let days = &cols.day[s..e];
+                let amounts = &cols.amount[s..e];
+                let act = active_periods(days, first - 1, last, opts);
+                let rev = revenue_by_period(days, amounts, first - 1, last, p);
+                let is_active = |i: i32| act.binary_search(&i).is_ok();
+                let first_period = p.index(days[0]);
+                for &i in &act {
+                    if i >= first {
+                        let a = &mut acc[(i - first) as usize];
+                        a.active += 1;
+                        let r = lookup(&rev, i);
+                        if is_active(i - 1) {
+                            a.retained += 1;
+                            a.revenue_retained += r;
+                        } else if i == first_period {
+                            a.new += 1;
+                            a.revenue_new += r;
+                        } else {
+                            a.reactivated += 1;
+                            a.revenue_reactivated += r;
+                        }
+                    }
+                    if i < last {
+                        let a = &mut acc[(i + 1 - first) as usize];
+                        a.active_start += 1;
+                        if !is_active(i + 1) {
+                            a.churned += 1;
+                            a.revenue_churned_prev += lookup(&rev, i);
+                        }
+                    }
+                }
+                for &(i, r) in &rev {
+                    if i >= first {
+                        acc[(i - first) as usize].revenue += r;
+                    }
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![Acc::default(); len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| x.add(y));
+                a
+            },
+        );
+
+    acc.iter()
+        .enumerate()
+        .map(|(k, a)| {
+            let i = first + k as i32;
+            ChurnRateRow {
+                period_index: i,
+                period_start: p.start(i),
+                period_label: p.label(i),
+                active_start: a.active_start,
+                retained: a.retained,
+                churned: a.churned,
+                new: a.new,
+                reactivated: a.reactivated,
+                active: a.active,
+                churn_rate: ratio(a.churned, a.active_start),
+                retention_rate: ratio(a.retained, a.active_start),
+                revenue: a.revenue,
+                revenue_retained: a.revenue_retained,
+                revenue_new: a.revenue_new,
+                revenue_reactivated: a.revenue_reactivated,
+                revenue_churned_prev: a.revenue_churned_prev,
+                partial: p.end(i) > opts.as_of,
+            }
+        })
+        .collect()
+}
+
+/// Per cohort (index from the first cohort): size, and (active, revenue) per offset.
+type CohortAcc = Vec<(u64, Vec<(u64, f64)>)>;
+
+/// The cohort retention triangle, ordered by cohort then offset; see the module doc.
+pub fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<CohortRow> {
+    let ranges = customer_ranges(cols);
+    let p = opts.period;
+    let last = p.index(opts.as_of);
+    let in_window = |first_day: i32| opts.window_start.is_none_or(|w| first_day >= w);
+    let Some(c0) = ranges
+        .iter()
+        .map(|&(s, _)| cols.day[s])
+        .filter(|&d| in_window(d))
+        .min()
+        .map(|d| p.index(d))
+    else {
+        return Vec::new();
+    };
+    if c0 > last {
+        return Vec::new();
+    }
+    let n_cohorts = (last - c0 + 1) as usize;
+    let empty = || -> CohortAcc {
+        (0..n_cohorts)
+            .map(|j| (0, vec![(0, 0.0); n_cohorts - j]))
+            .collect()
+    };
+
+    let acc = ranges
+        .par_iter()
+        .fold(empty, |mut acc, &(s, e)| {
+            let days = &cols.day[s..e];
+            if !in_window(days[0]) {
+                return acc;
+            }
+            let c = p.index(days[0]);
+            let cell = &mut acc[(c - c0) as usize];
+            cell.0 += 1;
+            for i in active_periods(days, c, last, opts) {
+                cell.1[(i - c) as usize].0 += 1;
+            }
+            for (i, r) in revenue_by_period(days, &cols.amount[s..e], c, last, p) {
+                cell.1[(i - c) as usize].1 += r;
+            }
+            acc
+        })
+        .reduce(empty, |mut a, b| {
+            for (x, y) in a.iter_mut().zip(&b) {
+                x.0 += y.0;
+                for (u, v) in x.1.iter_mut().zip(&y.1) {
+                    u.0 += v.0;
+                    u.1 += v.1;
+                }
+            }
+            a
+        });
+
+    let mut rows = Vec::new();
+    for (j, (size, cells)) in acc.iter().enumerate() {
+        if *size == 0 {
+            continue;
+        }
+        let c = c0 + j as i32;
+        let mut cumulative = 0.0;
+        for (k, &(active, revenue)) in cells.iter().enumerate() {
+            let i = c + k as i32;
+            cumulative += revenue;
+            rows.push(CohortRow {
+                cohort_index: c,
+                cohort_label: p.label(c),
+                cohort_size: *size,
+                period_offset: k as i32,
+                period_label: p.label(i),
+                active,
+                retention: active as f64 / *size as f64,
+                revenue,
+                cumulative_revenue_per_customer: cumulative / *size as f64,
+                partial: p.end(i) > opts.as_of,
+            });
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::periods::epoch_day;
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> i32 {
+        epoch_day(y, m, day)
+    }
+
+    /// Owned daily columns built from (customer, day, amount) rows.
+    struct Cols(Vec<u32>, Vec<i32>, Vec<f64>);
+
+    impl Cols {
+        fn new(rows: &[(u32, i32, f64)]) -> Cols {
+            Cols(
+                rows.iter().map(|r| r.0).collect(),
+                rows.iter().map(|r| r.1).collect(),
+                rows.iter().map(|r| r.2).collect(),
+            )
+        }
+        fn view(&self) -> DailyColumns<'_> {
+            DailyColumns {
+                customer: &self.0,
+                day: &self.1,
+                amount: &self.2,
+            }
+        }
+    }
+
+    /// Six customers, months Nov 2023 – Mar 2024:
+    /// A: Dec 10, Jan 5, Feb 5, Mar 5 · B: Jan 10, Mar 10 (comes back in March)
+    /// C: Feb 1, Feb 20 · D: Nov 15, Mar 15 (comes back after four months)
+    /// E: Dec 20, Jan 20 · F: Mar 31.
+    fn six_customers() -> Cols {
+        Cols::new(&[
+            (0, d(2023, 12, 10), 10.0),
+            (0, d(2024, 1, 5), 20.0),
+            (0, d(2024, 2, 5), 30.0),
+            (0, d(2024, 3, 5), 40.0),
+            (1, d(2024, 1, 10), 15.0),
+            (1, d(2024, 3, 10), 25.0),
+            (2, d(2024, 2, 1), 50.0),
+            (2, d(2024, 2, 20), 5.0),
+            (3, d(2023, 11, 15), 100.0),
+            (3, d(2024, 3, 15), 60.0),
+            (4, d(2023, 12, 20), 7.0),
+            (4, d(2024, 1, 20), 8.0),
+            (5, d(2024, 3, 31), 12.0),
+        ])
+    }
+
+    fn opts(window_start: Option<i32>, as_of: i32) -> ChurnOptions {
+        ChurnOptions {
+            period: Period::Month,
+            window_start,
+            as_of,
+            inactivity_days: None,
+        }
+    }
+
+    /// (active_start, retained, churned, new, reactivated, active)
+    fn counts(r: &ChurnRateRow) -> (u64, u64, u64, u64, u64, u64) {
+        (
+            r.active_start,
+            r.retained,
+            r.churned,
+            r.new,
+            r.reactivated,
+            r.active,
+        )
+    }
+
+    fn check_identities(rows: &[ChurnRateRow]) {
+        for r in rows {
+            assert_eq!(r.active, r.retained + r.new + r.reactivated, "{r:?}");
+            assert_eq!(r.active_start, r.retained + r.churned, "{r:?}");
+        }
+        for w in rows.windows(2) {
+            assert_eq!(w[1].active_start, w[0].active);
+        }
+    }
+
+    #[test]
+    fn churn_rates_by_hand() {
+        let c = six_customers();
+        let rows = churn_rates(&c.view(), &opts(Some(d(2024, 1, 1)), d(2024, 3, 31)));
+        check_identities(&rows);
+        let labels: Vec<&str> = rows.iter().map(|r| r.period_label.as_str()).collect();
+        assert_eq!(labels, ["2024-01", "2024-02", "2024-03"]);
+        assert_eq!(rows[0].period_start, d(2024, 1, 1));
+        assert!(rows.iter().all(|r| !r.partial));
+        // January vs December {A, E}: active {A, B, E}; A, E retained, B new.
+        assert_eq!(counts(&rows[0]), (2, 2, 0, 1, 0, 3));
+        assert_eq!(rows[0].churn_rate, Some(0.0));
+        assert_eq!(rows[0].retention_rate, Some(1.0));
+        assert_eq!(rows[0].revenue, 43.0);
+        assert_eq!(
+            (rows[0].revenue_retained, rows[0].revenue_new),
+            (28.0, 15.0)
+        );
+        // February vs {A, B, E}: active {A, C}; A retained, C new, B and E churned.
+        assert_eq!(counts(&rows[1]), (3, 1, 2, 1, 0, 2));
+        assert_eq!(rows[1].churn_rate, Some(2.0 / 3.0));
+        assert_eq!(rows[1].retention_rate, Some(1.0 / 3.0));
+        assert_eq!(rows[1].revenue, 85.0);
+        assert_eq!(
+            (rows[1].revenue_retained, rows[1].revenue_new),
+            (30.0, 55.0)
+        );
+        // B spent 15 and E 8 in January.
+        assert_eq!(rows[1].revenue_churned_prev, 23.0);
+        // March vs {A, C}: active {A, B, D, F}; A retained, F new, B and D reactivated,
+        // C churned.
+        assert_eq!(counts(&rows[2]), (2, 1, 1, 1, 2, 4));
+        assert_eq!(rows[2].churn_rate, Some(0.5));
+        assert_eq!(rows[2].revenue, 137.0);
+        assert_eq!(rows[2].revenue_retained, 40.0);
+        assert_eq!(rows[2].revenue_new, 12.0);
+        assert_eq!(rows[2].revenue_reactivated, 85.0);
+        assert_eq!(rows[2].revenue_churned_prev, 55.0);
+        for r in &rows {
+            let parts = r.revenue_retained + r.revenue_new + r.revenue_reactivated;
+            assert_eq!(r.revenue, parts);
+        }
+    }
+
+    #[test]
+    fn unbounded_window_starts_at_the_first_transaction() {
+        let c = six_customers();
+        let rows = churn_rates(&c.view(), &opts(None, d(2024, 3, 31)));
+        check_identities(&rows);
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0].period_label, "2023-11");
+        // November: D new, nobody before → no rate.
+        assert_eq!(counts(&rows[0]), (0, 0, 0, 1, 0, 1));
+        assert_eq!(rows[0].churn_rate, None);
+        // December: A and E new, D churned.
+        assert_eq!(counts(&rows[1]), (1, 0, 1, 2, 0, 2));
+        assert_eq!(rows[1].churn_rate, Some(1.0));
+        assert_eq!(rows[1].revenue_churned_prev, 100.0);
+        assert_eq!(counts(&rows[4]), (2, 1, 1, 1, 2, 4));
+    }
+
+    #[test]
+    fn window_starting_mid_period_and_partial_last_period() {
+        // Window from Jan 15: January's first day is outside → rows start in February.
+        // As of Mar 20: F's purchase is not passed; March is partial.
+        let c = six_customers();
+        let v = c.view();
+        let n = v.day.len() - 1;
+        let cut = DailyColumns {
+            customer: &v.customer[..n],
+            day: &v.day[..n],
+            amount: &v.amount[..n],
+        };
+        let rows = churn_rates(&cut, &opts(Some(d(2024, 1, 15)), d(2024, 3, 20)));
+        check_identities(&rows);
+        let labels: Vec<&str> = rows.iter().map(|r| r.period_label.as_str()).collect();
+        assert_eq!(labels, ["2024-02", "2024-03"]);
+        assert_eq!(counts(&rows[0]), (3, 1, 2, 1, 0, 2));
+        assert!(!rows[0].partial);
+        assert!(rows[1].partial);
+        assert_eq!(counts(&rows[1]), (2, 1, 1, 0, 2, 3));
+    }
+
+    #[test]
+    fn inactivity_days_keep_customers_active() {
+        // n = 45: active in p when bought in (e − 45, e]: Dec (Nov 16, Dec 31],
+        // Jan (Dec 17, Jan 31], Feb (Jan 15, Feb 29], Mar (Feb 15, Mar 31].
+        // Dec {A, E}; Jan {A, B, E}; Feb {A, C, E} (E's Jan 20 counts, B's Jan 10 does not);
+        // Mar {A, B, C, D, F} (C's Feb 20 counts, E's Jan 20 does not).
+        let c = six_customers();
+        let mut o = opts(Some(d(2024, 1, 1)), d(2024, 3, 31));
+        o.inactivity_days = Some(45);
+        let rows = churn_rates(&c.view(), &o);
+        check_identities(&rows);
+        assert_eq!(counts(&rows[0]), (2, 2, 0, 1, 0, 3));
+        // Feb: A, E retained; C new; B churned.
+        assert_eq!(counts(&rows[1]), (3, 2, 1, 1, 0, 3));
+        assert_eq!(rows[1].revenue_retained, 30.0);
+        assert_eq!(rows[1].revenue_churned_prev, 15.0);
+        // Mar: A, C retained; F new; B, D reactivated; E churned (spent nothing in Feb).
+        assert_eq!(counts(&rows[2]), (3, 2, 1, 1, 2, 5));
+        assert_eq!(rows[2].revenue_retained, 40.0);
+        assert_eq!(rows[2].revenue_reactivated, 85.0);
+        assert_eq!(rows[2].revenue_churned_prev, 0.0);
+        // Revenue is all spend in the period, whatever the activity rule.
+        assert_eq!(rows[2].revenue, 137.0);
+    }
+
+    /// Five customers, Jan–Mar 2024:
+    /// 0: Jan 3 (10), Feb 3 (20), Mar 3 (30) · 1: Jan 9 (5) · 2: Jan 20 (8), Mar 1 (2)
+    /// 3: Feb 2 (40), Feb 8 (10) · 4: Feb 28 (6), Mar 30 (4).
+    fn cohort_data() -> Cols {
+        Cols::new(&[
+            (0, d(2024, 1, 3), 10.0),
+            (0, d(2024, 2, 3), 20.0),
+            (0, d(2024, 3, 3), 30.0),
+            (1, d(2024, 1, 9), 5.0),
+            (2, d(2024, 1, 20), 8.0),
+            (2, d(2024, 3, 1), 2.0),
+            (3, d(2024, 2, 2), 40.0),
+            (3, d(2024, 2, 8), 10.0),
+            (4, d(2024, 2, 28), 6.0),
+            (4, d(2024, 3, 30), 4.0),
+        ])
+    }
+
+    type Cell<'a> = (&'a str, u64, i32, &'a str, u64, f64, f64);
+
+    fn cells(rows: &[CohortRow]) -> Vec<Cell<'_>> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.cohort_label.as_str(),
+                    r.cohort_size,
+                    r.period_offset,
+                    r.period_label.as_str(),
+                    r.active,
+                    r.revenue,
+                    r.cumulative_revenue_per_customer,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cohort_triangle_by_hand() {
+        let c = cohort_data();
+        let rows = cohort_retention(&c.view(), &opts(None, d(2024, 3, 31)));
+        // January cohort {0, 1, 2}: Jan all 3 (23), Feb {0} (20), Mar {0, 2} (32).
+        // February cohort {3, 4}: Feb both (56), Mar {4} (4). No March cohort.
+        assert_eq!(
+            cells(&rows),
+            [
+                ("2024-01", 3, 0, "2024-01", 3, 23.0, 23.0 / 3.0),
+                ("2024-01", 3, 1, "2024-02", 1, 20.0, 43.0 / 3.0),
+                ("2024-01", 3, 2, "2024-03", 2, 32.0, 25.0),
+                ("2024-02", 2, 0, "2024-02", 2, 56.0, 28.0),
+                ("2024-02", 2, 1, "2024-03", 1, 4.0, 30.0),
+            ]
+        );
+        let retention: Vec<f64> = rows.iter().map(|r| r.retention).collect();
+        assert_eq!(retention, [1.0, 1.0 / 3.0, 2.0 / 3.0, 1.0, 0.5]);
+        assert!(rows.iter().all(|r| !r.partial));
+
+        // A window from Feb 1 keeps only the February cohort; as of Mar 20 March is partial
+        // (customer 4's Mar 30 purchase is not passed).
+        let v = c.view();
+        let n = v.day.len() - 1;
+        let cut = DailyColumns {
+            customer: &v.customer[..n],
+            day: &v.day[..n],
+            amount: &v.amount[..n],
+        };
+        let rows = cohort_retention(&cut, &opts(Some(d(2024, 2, 1)), d(2024, 3, 20)));
+        assert_eq!(
+            cells(&rows),
+            [
+                ("2024-02", 2, 0, "2024-02", 2, 56.0, 28.0),
+                ("2024-02", 2, 1, "2024-03", 0, 0.0, 28.0),
+            ]
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.partial).collect::<Vec<_>>(),
+            [false, true]
+        );
+    }
+
+    #[test]
+    fn empty_input_gives_empty_tables() {
+        let c = Cols::new(&[]);
+        assert!(churn_rates(&c.view(), &opts(None, 100)).is_empty());
+        assert!(cohort_retention(&c.view(), &opts(None, 100)).is_empty());
+        // A bounded window with no data still lists its periods, with zeros.
+        let rows = churn_rates(&c.view(), &opts(Some(d(2024, 1, 1)), d(2024, 2, 10)));
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.active == 0 && r.churn_rate.is_none()));
+    }
+
+    #[test]
+    fn identities_hold_on_generated_histories() {
+        // Deterministic pseudo-random histories (LCG); 300 customers over ~2 years, weekly
+        // and monthly periods, with and without inactivity_days.
+        let mut state: u64 = 42;
+        let mut next = |m: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        let as_of = d(2024, 6, 30);
+        let mut rows = Vec::new();
+        for cust in 0..300u32 {
+            let mut day = as_of - 700 + next(700) as i32;
+            while day <= as_of {
+                rows.push((cust, day, next(100) as f64));
+                day += 1 + next(120) as i32;
+            }
+        }
+        let c = Cols::new(&rows);
+        for period in [Period::Week, Period::Month, Period::Quarter] {
+            for inactivity_days in [None, Some(30), Some(100)] {
+                let o = ChurnOptions {
+                    period,
+                    window_start: Some(as_of - 365),
+                    as_of,
+                    inactivity_days,
+                };
+                let t = churn_rates(&c.view(), &o);
+                check_identities(&t);
+                let total: f64 = t.iter().map(|r| r.revenue).sum();
+                let in_window: f64 = rows
+                    .iter()
+                    .filter(|r| r.1 >= period.start(t[0].period_index))
+                    .map(|r| r.2)
+                    .sum();
+                assert_eq!(total, in_window);
+                let cohorts = cohort_retention(&c.view(), &o);
+                let size: u64 = cohorts
+                    .iter()
+                    .filter(|r| r.period_offset == 0)
+                    .map(|r| r.cohort_size)
+                    .sum();
+                let firsts = (0..300u32)
+                    .filter(|&k| {
+                        rows.iter()
+                            .find(|r| r.0 == k)
+                            .is_some_and(|r| r.1 >= as_of - 365)
+                    })
+                    .count() as u64;
+                assert_eq!(size, firsts);
+                if inactivity_days.is_none() {
+                    for r in &t {
+                        let parts = r.revenue_retained + r.revenue_new + r.revenue_reactivated;
+                        assert!((r.revenue - parts).abs() < 1e-9);
+                    }
+                    assert!(cohorts
+                        .iter()
+                        .all(|r| r.period_offset > 0 || r.retention == 1.0));
+                }
+            }
+        }
+    }
+}

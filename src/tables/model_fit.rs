@@ -1,0 +1,62 @@
+//! `model_fit`: one row per fitted model as of the partition date.
+//!
+//! Grain: model (`bgnbd`, `gamma_gamma`). Partition: `as_of=YYYY-MM-DD`. Cost: the fits.
+//! Columns: `model` (String), `r`, `alpha`, `a`, `b` (BG/NBD), `p`, `q`, `v` (Gamma-Gamma)
+//! (Float64, null for the other model or a failed fit), `log_likelihood` (Float64, total over
+//! customers), `iterations` (Int64), `converged` (Boolean), `customers` (Int64, customers in the
+//! likelihood), `distinct_rows` (Int64, after collapsing identical customers), `fit_seconds`
+//! (Float64), `time_unit_days` (Float64: 1 or 7; `alpha` is in this unit), `message` (String:
+//! why the optimiser stopped, warnings, or why the fit failed).
+
+use crate::valuation::FitRow;
+use polars::prelude::*;
+
+/// Build the table from the fit rows.
+pub fn build(fits: &[FitRow], unit_days: f64) -> PolarsResult<DataFrame> {
+    let param = |name: &str| -> Column {
+        let v: Vec<Option<f64>> = fits
+            .iter()
+            .map(|f| f.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
+            .collect();
+        Column::new(name.into(), v)
+    };
+    let mut cols = vec![Column::new(
+        "model".into(),
+        fits.iter().map(|f| f.model).collect::<Vec<_>>(),
+    )];
+    for p in ["r", "alpha", "a", "b", "p", "q", "v"] {
+        cols.push(param(p));
+    }
+    cols.extend([
+        Column::new(
+            "log_likelihood".into(),
+            fits.iter().map(|f| f.log_likelihood).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "iterations".into(),
+            fits.iter().map(|f| f.iterations).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "converged".into(),
+            fits.iter().map(|f| f.converged).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "customers".into(),
+            fits.iter().map(|f| f.customers).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "distinct_rows".into(),
+            fits.iter().map(|f| f.distinct_rows).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "fit_seconds".into(),
+            fits.iter().map(|f| f.fit_seconds).collect::<Vec<_>>(),
+        ),
+        Column::new("time_unit_days".into(), vec![unit_days; fits.len()]),
+        Column::new(
+            "message".into(),
+            fits.iter().map(|f| f.message.as_str()).collect::<Vec<_>>(),
+        ),
+    ]);
+    DataFrame::new_infer_height(cols)
+}
