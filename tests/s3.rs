@@ -1,0 +1,217 @@
+//! The same job reading from and writing to a real S3-compatible server (moto, started on
+//! 127.0.0.1 by this test; `.ci/run` installs it from `tests/requirements.txt`), with access
+//! keys, through the object-store code path.
+
+mod common;
+use common::*;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use polars::prelude::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let child = Command::new(&python)
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{python} -m moto.server` ({e}); run `pip install -r tests/requirements.txt`"));
+    let mut server = Server { child, port };
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("moto exited with {status}; is `moto[server]` installed? (pip install -r tests/requirements.txt)");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "moto did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Create the bucket (moto does not check signatures for CreateBucket).
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        s,
+        "PUT /custval-test HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        server.port
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+    server.port = port;
+    server
+}
+
+fn store(port: u16) -> impl ObjectStore {
+    AmazonS3Builder::new()
+        .with_bucket_name("custval-test")
+        .with_region("us-east-1")
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .build()
+        .unwrap()
+}
+
+fn parquet_bytes(df: &mut DataFrame) -> Vec<u8> {
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf).finish(df).unwrap();
+    buf
+}
+
+#[test]
+fn run_reads_and_writes_s3() {
+    let server = start_moto();
+    let s3 = store(server.port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // X buys on 2024-01-01 (10) and 2024-01-21 (30); Y once on 2024-01-15 (5).
+    let day = |d: &str| {
+        (chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32
+    };
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("cid".into(), ["X", "X", "Y"]),
+        Column::new(
+            "d".into(),
+            [day("2024-01-01"), day("2024-01-21"), day("2024-01-15")],
+        )
+        .cast(&DataType::Date)
+        .unwrap(),
+        Column::new("amount".into(), [10.0, 30.0, 5.0]),
+    ])
+    .unwrap();
+    rt.block_on(s3.put(
+        &ObjPath::from("input/part-0.parquet"),
+        parquet_bytes(&mut df).into(),
+    ))
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    std::fs::write(
+        dir.path().join("job.toml"),
+        format!(
+            r#"
+name = "s3"
+as_of = "2024-01-31"
+[source]
+uri = "s3://custval-test/input/"
+storage = {{ region = "us-east-1", endpoint = "{endpoint}", allow_http = true }}
+[columns]
+customer_id = "cid"
+timestamp = "d"
+amount = "amount"
+[output]
+uri = "s3://custval-test/out"
+storage = {{ region = "us-east-1", endpoint = "{endpoint}", allow_http = true }}
+tables = ["customer_features", "segment_summary"]
+"#
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = custval()
+            .args(["run", "job.toml"])
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success());
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("testing"),
+            "credentials must never be logged"
+        );
+    };
+    run();
+    let list = |prefix: &str| -> Vec<String> {
+        use futures::TryStreamExt;
+        let mut v: Vec<String> = rt
+            .block_on(
+                s3.list(Some(&ObjPath::from(prefix)))
+                    .map_ok(|m| m.location.to_string())
+                    .try_collect::<Vec<_>>(),
+            )
+            .unwrap();
+        v.sort();
+        v
+    };
+    let first = list("out");
+    assert_eq!(
+        first,
+        [
+            "out/customer_features/as_of=2024-01-31/_SUCCESS",
+            "out/customer_features/as_of=2024-01-31/_manifest.json",
+            "out/customer_features/as_of=2024-01-31/part-00000.parquet",
+            "out/segment_summary/as_of=2024-01-31/_SUCCESS",
+            "out/segment_summary/as_of=2024-01-31/_manifest.json",
+            "out/segment_summary/as_of=2024-01-31/part-00000.parquet",
+        ]
+    );
+    let data = rt
+        .block_on(async {
+            s3.get(&ObjPath::from(
+                "out/customer_features/as_of=2024-01-31/part-00000.parquet",
+            ))
+            .await?
+            .bytes()
+            .await
+        })
+        .unwrap();
+    let tmp = dir.path().join("downloaded.parquet");
+    std::fs::write(&tmp, &data).unwrap();
+    let rows = by_key(read_rows(&tmp), "customer_id");
+    assert_eq!(rows.len(), 2);
+    // X: repeat day 01-21 → frequency 1, recency 20, T 30, monetary 30.
+    assert_eq!(i(&rows["X"], "frequency"), 1);
+    assert_eq!(f(&rows["X"], "recency"), 20.0);
+    assert_eq!(f(&rows["X"], "T"), 30.0);
+    assert_eq!(f(&rows["X"], "monetary"), 30.0);
+    assert_eq!(f(&rows["Y"], "T"), 16.0);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &rt.block_on(async {
+            s3.get(&ObjPath::from(
+                "out/customer_features/as_of=2024-01-31/_manifest.json",
+            ))
+            .await?
+            .bytes()
+            .await
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["rows"], 2);
+    assert_eq!(
+        manifest["input_files"][0]["uri"],
+        "s3://custval-test/input/part-0.parquet"
+    );
+    // Rerun: same objects, no duplicates.
+    run();
+    assert_eq!(list("out"), first);
+}
