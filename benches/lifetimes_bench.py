@@ -8,8 +8,9 @@ SUMMARY.parquet has one row per customer with the columns frequency, recency, T 
 (custval's customer_features table has them; `monetary_value`, lifetimes' own name, is accepted
 too). MAX_ROWS keeps the first N rows. The work timed is what custval does for the CLV columns:
 
-1. fit: BetaGeoFitter(penalizer_coef=0.0) on all customers, then GammaGammaFitter(penalizer_coef=0.0)
-   on the customers with frequency > 0 and monetary > 0 (Gamma-Gamma needs repeat spend);
+1. fit: BetaGeoFitter(penalizer_coef=0.0) on all customers, then
+   GammaGammaFitter(penalizer_coef=0.0) on the customers with frequency > 0 and monetary > 0
+   (Gamma-Gamma needs repeat spend);
 2. score: conditional_probability_alive, conditional_expected_number_of_purchases_up_to_time(30),
    customer_lifetime_value(time=12 months, discount_rate=0.01 per month, freq='D') for everyone.
 
@@ -17,7 +18,7 @@ Reading the file is not timed. Output: one JSON line
 {"tool":"lifetimes","customers":N,"fit_seconds":..,"score_seconds":..,"total_seconds":..,"peak_rss_mb":..}
 and then a second JSON line with the fitted parameters, so `head -1` gives the timing record.
 peak_rss_mb is the process's peak resident set (ru_maxrss), which includes the interpreter
-and the imported libraries (~100 MB before any data).
+and the imported libraries (~170 MB with lifetimes and pyarrow loaded, before any data).
 """
 
 import json
@@ -38,7 +39,9 @@ def load_summary(path, max_rows):
     table = pq.read_table(path)
     names = set(table.column_names)
     if "monetary" not in names and "monetary_value" in names:
-        table = table.rename_columns(["monetary" if n == "monetary_value" else n for n in table.column_names])
+        table = table.rename_columns(
+            ["monetary" if n == "monetary_value" else n for n in table.column_names]
+        )
         names = set(table.column_names)
     missing = [c for c in ("frequency", "recency", "T", "monetary") if c not in names]
     if missing:

@@ -244,6 +244,151 @@ pub struct ClvSettings {
     pub holdout_days: Option<i64>,
 }
 
+/// `[churn]`: activity periods, churn and lifecycle rules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnFile {
+    /// Period of `churn_rates`, `cohort_retention` and `active_period_share`: `"week"`,
+    /// `"month"` (default) or `"quarter"`.
+    pub period: String,
+    /// In `churn_rates` / `cohort_retention`, a purchase keeps a customer active this many days
+    /// (default: active = bought in the period).
+    pub inactivity_days: Option<i32>,
+    /// k in the per-customer inactivity threshold max(k × own median gap, floor). Default 3.
+    pub gap_multiplier: f64,
+    /// Floor of that threshold in days. Default 90.
+    pub floor_days: f64,
+    /// Lifecycle `new` below this tenure in days. Default 90.
+    pub new_customer_days: i32,
+    /// Lifecycle `developing` below this tenure in days. Default 365.
+    pub developing_days: i32,
+    /// Lifecycle `declining` when the spend trend is below this. Default -0.3.
+    pub declining_trend: f64,
+    /// Early warning `watch` above this share of the threshold. Default 0.5.
+    pub watch_at: f64,
+    /// Early warning `at risk` above this share of the threshold. Default 0.75.
+    pub at_risk_at: f64,
+}
+
+impl Default for ChurnFile {
+    fn default() -> Self {
+        ChurnFile {
+            period: "month".into(),
+            inactivity_days: None,
+            gap_multiplier: 3.0,
+            floor_days: 90.0,
+            new_customer_days: 90,
+            developing_days: 365,
+            declining_trend: -0.3,
+            watch_at: 0.5,
+            at_risk_at: 0.75,
+        }
+    }
+}
+
+/// `[loyalty]`: weights of the 0–100 loyalty score.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoyaltyFile {
+    pub repeat_rate: f64,
+    pub regularity: f64,
+    pub tenure: f64,
+    pub active_share: f64,
+    pub breadth: f64,
+}
+
+impl Default for LoyaltyFile {
+    fn default() -> Self {
+        let w = crate::features::loyalty::LoyaltyWeights::default();
+        LoyaltyFile {
+            repeat_rate: w.repeat_rate,
+            regularity: w.regularity,
+            tenure: w.tenure,
+            active_share: w.active_share,
+            breadth: w.breadth,
+        }
+    }
+}
+
+/// An optional per-customer input table joined on customer id.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraInputFile {
+    /// URI of a Parquet table (same forms as `source.uri`).
+    pub uri: String,
+    #[serde(default)]
+    pub storage: StorageOptions,
+    /// Customer id column.
+    pub customer_id: String,
+    /// Score column (satisfaction only), e.g. an NPS answer 0–10.
+    pub column: Option<String>,
+    /// Scale of the score column (satisfaction only): values are mapped from [min, max] to [0, 1].
+    #[serde(default)]
+    pub min: f64,
+    #[serde(default = "ten")]
+    pub max: f64,
+    /// Weight of this input in the relationship score.
+    pub weight: f64,
+}
+
+fn ten() -> f64 {
+    10.0
+}
+
+/// `[relationship]`: weights of the 0–100 relationship score and optional extra inputs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelationshipFile {
+    pub loyalty: f64,
+    pub interaction: f64,
+    pub depth: f64,
+    pub breadth: f64,
+    /// A satisfaction / NPS table: mean score per customer, scaled to [0, 1].
+    pub satisfaction: Option<ExtraInputFile>,
+    /// An interactions table (support contacts, visits): rows per customer are counted.
+    pub interactions: Option<ExtraInputFile>,
+}
+
+impl Default for RelationshipFile {
+    fn default() -> Self {
+        let w = crate::features::loyalty::RelationshipWeights::default();
+        RelationshipFile {
+            loyalty: w.loyalty,
+            interaction: w.interaction,
+            depth: w.depth,
+            breadth: w.breadth,
+            satisfaction: None,
+            interactions: None,
+        }
+    }
+}
+
+/// `[matrix]`: thresholds of the value × relationship matrix.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixFile {
+    /// Value threshold (customers at or above are "high value"); default: the median. The value
+    /// metric is `clv` when the models ran, else `monetary`... see README.
+    pub value_threshold: Option<f64>,
+    /// Relationship-score threshold (0–100); default: the median.
+    pub relationship_threshold: Option<f64>,
+}
+
+/// Validated behaviour settings (churn, loyalty, relationship, matrix).
+#[derive(Debug, Clone, Serialize)]
+pub struct BehaviourSettings {
+    pub churn: ChurnFile,
+    pub loyalty: LoyaltyFile,
+    pub relationship: RelationshipFile,
+    pub matrix: MatrixFile,
+}
+
+impl BehaviourSettings {
+    pub fn period(&self) -> crate::features::periods::Period {
+        crate::features::periods::Period::parse(&self.churn.period).expect("validated")
+    }
+}
+
 /// The job file as written.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -268,6 +413,14 @@ pub struct JobFile {
     pub tiers: TiersFile,
     #[serde(default)]
     pub clv: ClvFile,
+    #[serde(default)]
+    pub churn: ChurnFile,
+    #[serde(default)]
+    pub loyalty: LoyaltyFile,
+    #[serde(default)]
+    pub relationship: RelationshipFile,
+    #[serde(default)]
+    pub matrix: MatrixFile,
 }
 
 fn day() -> Spanned<String> {
@@ -280,6 +433,9 @@ pub const ALL_TABLES: &[&str] = &[
     "segment_summary",
     "model_fit",
     "model_diagnostics",
+    "churn_rates",
+    "cohort_retention",
+    "value_matrix",
 ];
 
 /// Value-tier settings after validation.
@@ -328,6 +484,7 @@ pub struct Job {
     pub tiers: TierMethod,
     /// `None` when `clv.enabled = false`.
     pub clv: Option<ClvSettings>,
+    pub behaviour: BehaviourSettings,
 }
 
 impl Job {
@@ -569,6 +726,70 @@ fn validate(
     } else {
         None
     };
+    let behaviour = {
+        let bad = |key: &str, m: String| invalid(0..0, key, m);
+        let c = &file.churn;
+        crate::features::periods::Period::parse(&c.period).map_err(|m| bad("churn.period", m))?;
+        if let Some(d) = c.inactivity_days {
+            if d < 1 {
+                return Err(bad(
+                    "churn.inactivity_days",
+                    format!("expected >= 1, found {d}"),
+                ));
+            }
+        }
+        if !(c.floor_days > 0.0 && c.gap_multiplier > 0.0) {
+            return Err(bad(
+                "churn",
+                "gap_multiplier and floor_days must be > 0".into(),
+            ));
+        }
+        if !(0.0 < c.watch_at && c.watch_at <= c.at_risk_at && c.at_risk_at <= 1.0) {
+            return Err(bad(
+                "churn",
+                format!(
+                    "expected 0 < watch_at <= at_risk_at <= 1, found {} and {}",
+                    c.watch_at, c.at_risk_at
+                ),
+            ));
+        }
+        let l = &file.loyalty;
+        crate::features::loyalty::LoyaltyWeights {
+            repeat_rate: l.repeat_rate,
+            regularity: l.regularity,
+            tenure: l.tenure,
+            active_share: l.active_share,
+            breadth: l.breadth,
+        }
+        .validate()
+        .map_err(|m| bad("loyalty", m))?;
+        let r = &file.relationship;
+        crate::features::loyalty::RelationshipWeights {
+            loyalty: r.loyalty,
+            interaction: r.interaction,
+            depth: r.depth,
+            breadth: r.breadth,
+            satisfaction: r.satisfaction.as_ref().map_or(0.0, |x| x.weight),
+            interactions: r.interactions.as_ref().map_or(0.0, |x| x.weight),
+        }
+        .validate()
+        .map_err(|m| bad("relationship", m))?;
+        if let Some(sat) = &r.satisfaction {
+            if sat.column.is_none() || sat.max <= sat.min || sat.max.is_nan() || sat.min.is_nan() {
+                return Err(bad(
+                    "relationship.satisfaction",
+                    "needs `column` and max > min (e.g. column = \"nps\", min = 0, max = 10)"
+                        .into(),
+                ));
+            }
+        }
+        BehaviourSettings {
+            churn: file.churn.clone(),
+            loyalty: file.loyalty.clone(),
+            relationship: file.relationship.clone(),
+            matrix: file.matrix.clone(),
+        }
+    };
     Ok(Job {
         name: file.name,
         path: path.to_path_buf(),
@@ -587,6 +808,7 @@ fn validate(
         segments,
         tiers,
         clv,
+        behaviour,
     })
 }
 

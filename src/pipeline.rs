@@ -10,6 +10,8 @@
 //! Nothing is written before every table of the run is computed and encoded, so a failure in any
 //! step leaves earlier output untouched.
 
+use crate::features::behaviour;
+use crate::features::churn::{self, ChurnOptions, DailyColumns};
 use crate::job::Job;
 use crate::source::{self, InputFile, SourceError};
 use crate::storage::{self, commit, StorageError};
@@ -230,6 +232,80 @@ fn holdout_table(
         .map_err(compute("model_diagnostics"))
 }
 
+fn window_filter(start_day: Option<i32>, as_of_day: i32) -> Expr {
+    let mut keep = col("day").lt_eq(lit(as_of_day));
+    if let Some(s) = start_day {
+        keep = keep.and(col("day").gt_eq(lit(s)));
+    }
+    keep
+}
+
+/// Read the optional satisfaction / interactions tables, aligned with the summary rows.
+fn extra_inputs(job: &Job, summary: &DataFrame) -> Result<behaviour::ExtraInputs, RunError> {
+    let r = &job.behaviour.relationship;
+    let ids = summary
+        .select(["customer_id"])
+        .map_err(compute("extra inputs"))?;
+    let fetch =
+        |x: &crate::job::ExtraInputFile, value: Expr| -> Result<Vec<Option<f64>>, RunError> {
+            let lf = source::open_parquet(&x.uri, &x.storage, true)?;
+            let schema = lf.clone().collect_schema().map_err(|e| SourceError::Read {
+                uri: x.uri.clone(),
+                source: e,
+            })?;
+            source::require_column(&x.uri, &schema, "customer_id", &x.customer_id)?;
+            if let Some(c) = &x.column {
+                source::require_column(&x.uri, &schema, "column", c)?;
+            }
+            let per_customer = lf
+                .select([
+                    col(x.customer_id.as_str())
+                        .cast(DataType::String)
+                        .alias("customer_id"),
+                    value.alias("value"),
+                ])
+                .group_by([col("customer_id")])
+                .agg([col("value").mean().alias("value"), len().alias("n")]);
+            let df = ids
+                .clone()
+                .lazy()
+                .join(
+                    per_customer,
+                    [col("customer_id")],
+                    [col("customer_id")],
+                    JoinArgs::new(JoinType::Left),
+                )
+                .collect()
+                .map_err(|e| SourceError::Read {
+                    uri: x.uri.clone(),
+                    source: e,
+                })?;
+            let v = df
+                .column("value")
+                .and_then(|c| c.cast(&DataType::Float64))
+                .map_err(compute("extra inputs"))?;
+            let v = v.f64().map_err(compute("extra inputs"))?;
+            Ok(v.iter().collect())
+        };
+    let mut extra = behaviour::ExtraInputs::default();
+    if let Some(sat) = &r.satisfaction {
+        let c = sat.column.as_deref().unwrap_or_default();
+        let scaled = (col(c).cast(DataType::Float64) - lit(sat.min)) / lit(sat.max - sat.min);
+        extra.satisfaction = Some(
+            fetch(sat, scaled)?
+                .into_iter()
+                .map(|v| v.map(|v| v.clamp(0.0, 1.0)))
+                .collect(),
+        );
+    }
+    if let Some(int) = &r.interactions {
+        // Count rows: the mean of a constant 1 is 1; the count comes from `n`, so use a sum.
+        let counts = fetch(int, lit(1.0))?;
+        extra.interactions = Some(counts.into_iter().map(|v| v.unwrap_or(0.0)).collect());
+    }
+    Ok(extra)
+}
+
 /// Compute all tables of a job as of `as_of` from daily purchases (no I/O).
 pub fn compute_tables(
     job: &Job,
@@ -249,8 +325,38 @@ pub fn compute_tables(
         }
         None => None,
     };
-    let features = tables::customer_features::build(summary, job, valuation.as_ref())
-        .map_err(compute("customer_features"))?;
+    let start_day = job.window_start_for(as_of).map(source::epoch_day);
+    let window_daily = daily
+        .clone()
+        .lazy()
+        .filter(window_filter(start_day, as_of_day))
+        .collect()
+        .map_err(compute("daily window"))?;
+    let slices = behaviour::daily_slices(&window_daily).map_err(compute("daily slices"))?;
+    let extra = extra_inputs(job, &summary)?;
+    let behaviour_cols = behaviour::behaviour_columns(
+        &summary,
+        &slices,
+        &job.behaviour,
+        as_of_day,
+        start_day,
+        &extra,
+    )
+    .map_err(compute("behaviour features"))?;
+    let features =
+        tables::customer_features::build(summary, job, valuation.as_ref(), behaviour_cols)
+            .map_err(compute("customer_features"))?;
+    let churn_opts = ChurnOptions {
+        period: job.behaviour.period(),
+        window_start: start_day,
+        as_of: as_of_day,
+        inactivity_days: job.behaviour.churn.inactivity_days,
+    };
+    let cols = DailyColumns {
+        customer: &slices.customer,
+        day: &slices.day,
+        amount: &slices.amount,
+    };
     let mut out = Vec::new();
     for t in &job.tables {
         let df = match t.as_str() {
@@ -265,6 +371,17 @@ pub fn compute_tables(
                 ),
                 None => None,
             },
+            "churn_rates" => Some(
+                tables::churn_rates::build(&churn::churn_rates(&cols, &churn_opts))
+                    .map_err(compute("churn_rates"))?,
+            ),
+            "cohort_retention" => Some(
+                tables::cohort_retention::build(&churn::cohort_retention(&cols, &churn_opts))
+                    .map_err(compute("cohort_retention"))?,
+            ),
+            "value_matrix" => {
+                Some(tables::value_matrix::build(&features).map_err(compute("value_matrix"))?)
+            }
             "model_diagnostics" => match &job.clv {
                 Some(s) => match s.holdout_days {
                     Some(h) => holdout_table(job, daily, as_of, h, s.penalizer_coef)?,

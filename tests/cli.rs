@@ -181,7 +181,10 @@ fn output_schema_is_the_documented_contract() {
     let expected = "customer_id first_purchase last_purchase purchase_days orders total_amount \
         mean_amount amount_last_365d days_since_last frequency recency T monetary r_score f_score \
         m_score rfm_code rfm_segment value_tier prob_alive expected_purchases expected_spend clv \
-        clv_simple";
+        clv_simple median_gap_days gap_cv tenure_days active_period_share \
+        inactivity_threshold_days churned reactivated spend_trend early_warning lifecycle_stage \
+        repeat_rate interaction_rate loyalty_score loyalty_tier relationship_score churn_risk \
+        value_metric value_quadrant recommended_action";
     assert_eq!(names, expected.split_whitespace().collect::<Vec<_>>());
     let types: std::collections::HashMap<String, String> =
         read_schema(&part.join("part-00000.parquet"))
@@ -224,7 +227,7 @@ fn rerun_is_idempotent() {
     let again = fit_rows(&out_root);
     assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
     assert_eq!(again, fit_rows(&out_root));
-    assert_eq!(first.len(), 9, "{:?}", first.keys().collect::<Vec<_>>());
+    assert_eq!(first.len(), 18, "{:?}", first.keys().collect::<Vec<_>>());
 }
 
 #[test]
@@ -351,4 +354,114 @@ fn json_logs_for_schedulers() {
     assert!(lines
         .iter()
         .any(|l| l["fields"]["message"] == "table committed" && l["fields"]["rows"] == 5));
+}
+
+#[test]
+fn behaviour_tables_by_hand() {
+    let dir = setup();
+    let job = format!("{JOB}\n[clv]\nenabled = false\n[matrix]\nrelationship_threshold = 0.0\n");
+    std::fs::write(dir.path().join("job.toml"), job).unwrap();
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let out = dir.path().join("out");
+    let table = |t: &str| read_rows(&partition(&out, t, "2024-01-31").join("part-00000.parquet"));
+
+    // Monthly activity: 2023-11 {D}; 2023-12 {C}; 2024-01 {A, B, C, E}.
+    let churn = table("churn_rates");
+    let periods: Vec<String> = churn.iter().map(|r| s(r, "period")).collect();
+    assert_eq!(periods, ["2023-11", "2023-12", "2024-01"]);
+    let counts = |r: &Row| {
+        [
+            "active_start",
+            "retained",
+            "churned",
+            "new",
+            "reactivated",
+            "active",
+        ]
+        .map(|k| i(r, k))
+    };
+    assert_eq!(counts(&churn[0]), [0, 0, 0, 1, 0, 1]);
+    assert_eq!(counts(&churn[1]), [1, 0, 1, 1, 0, 1], "D churned, C new");
+    assert_eq!(
+        counts(&churn[2]),
+        [1, 1, 0, 3, 0, 4],
+        "C retained; A, B, E new"
+    );
+    assert_eq!(f(&churn[1], "churn_rate"), 1.0);
+    assert_eq!(f(&churn[2], "churn_rate"), 0.0);
+    assert_eq!(f(&churn[2], "revenue"), 65.0 + 100.0 + 60.0 + 3.0);
+    assert_eq!(f(&churn[2], "revenue_retained"), 60.0);
+    assert_eq!(f(&churn[2], "revenue_new"), 168.0);
+    assert!(matches!(
+        churn[0]["churn_rate"],
+        parquet::record::Field::Null
+    ));
+
+    // Cohorts: 2023-11 {D} never returns; 2023-12 {C} returns in January; 2024-01 {A, B, E}.
+    let cohorts: Vec<(String, i64, i64)> = table("cohort_retention")
+        .iter()
+        .map(|r| (s(r, "cohort"), i(r, "period_offset"), i(r, "active")))
+        .collect();
+    assert_eq!(
+        cohorts,
+        [
+            ("2023-11".into(), 0, 1),
+            ("2023-11".into(), 1, 0),
+            ("2023-11".into(), 2, 0),
+            ("2023-12".into(), 0, 1),
+            ("2023-12".into(), 1, 1),
+            ("2024-01".into(), 0, 3),
+        ]
+    );
+    let c12 = &table("cohort_retention")[4];
+    assert_eq!(f(c12, "retention"), 1.0);
+    assert_eq!(f(c12, "cumulative_revenue_per_customer"), 100.0);
+
+    // Without the models the value metric is total_amount; its median is 65 (A), so A, B, C
+    // are high value; every relationship score is >= 0, so all are strong.
+    let vm = table("value_matrix");
+    let quads: Vec<(String, i64, String)> = vm
+        .iter()
+        .map(|r| (s(r, "value_quadrant"), i(r, "customers"), s(r, "action")))
+        .collect();
+    assert_eq!(
+        quads,
+        [
+            (
+                "high value / strong relationship".into(),
+                3,
+                "keep and personalise".into()
+            ),
+            (
+                "low value / strong relationship".into(),
+                2,
+                "grow the value".into()
+            ),
+        ]
+    );
+    assert_eq!(s(&vm[0], "dimension"), "all");
+
+    // Lifecycle: thresholds max(3 × median gap, 90): A 90 (gaps 10, 20), C 150 (gap 50),
+    // B, D, E 90. D has been silent 91 days → churned; everyone else has tenure < 90 → new.
+    let feats = by_key(table("customer_features"), "customer_id");
+    for (id, stage, warning, threshold) in [
+        ("A", "new", "ok", 90.0),
+        ("B", "new", "ok", 90.0),
+        ("C", "new", "ok", 150.0),
+        ("D", "churned", "churned", 90.0),
+        ("E", "new", "ok", 90.0),
+    ] {
+        assert_eq!(s(&feats[id], "lifecycle_stage"), stage, "{id}");
+        assert_eq!(s(&feats[id], "early_warning"), warning, "{id}");
+        assert_eq!(
+            f(&feats[id], "inactivity_threshold_days"),
+            threshold,
+            "{id}"
+        );
+    }
+    assert_eq!(f(&feats["A"], "median_gap_days"), 15.0);
+    assert!(
+        feats["A"].get("clv").is_none(),
+        "no CLV columns when clv.enabled = false"
+    );
 }

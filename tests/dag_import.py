@@ -39,7 +39,9 @@ def const_str(node, env):
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
         return const_str(node.left, env).replace("%s", "<?>")
     if isinstance(node, ast.JoinedStr):
-        return "".join(const_str(v, env) if isinstance(v, ast.Constant) else "<?>" for v in node.values)
+        return "".join(
+            const_str(v, env) if isinstance(v, ast.Constant) else "<?>" for v in node.values
+        )
     return "<?>"
 
 
@@ -56,7 +58,11 @@ def static_checks(tree):
     # Module-level string assignments (CUSTVAL_BIN, JOB_FILE, ...) and dicts (default_args).
     env, dicts = {}, {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             name = node.targets[0].id
             if isinstance(node.value, ast.Dict):
                 dicts[name] = node.value
@@ -74,9 +80,16 @@ def static_checks(tree):
             call = item.context_expr
             if isinstance(call, ast.Call) and call_name(call) == "DAG":
                 kw = kwargs_of(call)
-                dag_id = const_str(kw["dag_id"], env) if "dag_id" in kw else (
-                    const_str(call.args[0], env) if call.args else "<?>")
-                tasks = [c for c in ast.walk(node) if isinstance(c, ast.Call) and call_name(c) == "BashOperator"]
+                dag_id = (
+                    const_str(kw["dag_id"], env)
+                    if "dag_id" in kw
+                    else (const_str(call.args[0], env) if call.args else "<?>")
+                )
+                tasks = [
+                    c
+                    for c in ast.walk(node)
+                    if isinstance(c, ast.Call) and call_name(c) == "BashOperator"
+                ]
                 dags[dag_id] = (kw, tasks)
 
     for dag_id in (DAILY, BACKFILL):
@@ -112,14 +125,24 @@ def static_checks(tree):
         return [const_str(kwargs_of(t).get("bash_command", ast.Constant("")), env) for t in tasks]
 
     daily_kw, daily_tasks = dags[DAILY]
-    check("%s catchup=True" % DAILY, literal(daily_kw, "catchup") is True, str(literal(daily_kw, "catchup")))
-    check("%s max_active_runs=1" % DAILY, literal(daily_kw, "max_active_runs") == 1,
-          str(literal(daily_kw, "max_active_runs")))
+    check(
+        "%s catchup=True" % DAILY,
+        literal(daily_kw, "catchup") is True,
+        str(literal(daily_kw, "catchup")),
+    )
+    check(
+        "%s max_active_runs=1" % DAILY,
+        literal(daily_kw, "max_active_runs") == 1,
+        str(literal(daily_kw, "max_active_runs")),
+    )
     sched = daily_kw.get("schedule", daily_kw.get("schedule_interval"))
     sched_text = ast.unparse(sched) if sched is not None else ""
-    check("%s has a daily schedule" % DAILY,
-          sched_text in ("'@daily'", "'0 0 * * *'") or ("Timetable" in sched_text and "* * *" in sched_text),
-          sched_text or "no schedule")
+    check(
+        "%s has a daily schedule" % DAILY,
+        sched_text in ("'@daily'", "'0 0 * * *'")
+        or ("Timetable" in sched_text and "* * *" in sched_text),
+        sched_text or "no schedule",
+    )
     r = retries(daily_kw)
     check("%s retries >= 1" % DAILY, isinstance(r, int) and r >= 1, str(r))
     check("%s retry_delay set" % DAILY, default_arg(daily_kw, "retry_delay") is not None)
@@ -128,25 +151,42 @@ def static_checks(tree):
     cmd = cmds[0] if cmds else ""
     for needle in ("--log-format json", " run ", "--as-of {{ ds }}", "/opt/custval/jobs/", ".toml"):
         check("%s command contains %r" % (DAILY, needle), needle in cmd, cmd)
-    check("%s command: --log-format before the subcommand" % DAILY,
-          cmd.find("--log-format json") < cmd.find(" run "), cmd)
-    check("%s no skip_on_exit_code" % DAILY,
-          all("skip_on_exit_code" not in kwargs_of(t) for t in daily_tasks))
+    check(
+        "%s command: --log-format before the subcommand" % DAILY,
+        cmd.find("--log-format json") < cmd.find(" run "),
+        cmd,
+    )
+    check(
+        "%s no skip_on_exit_code" % DAILY,
+        all("skip_on_exit_code" not in kwargs_of(t) for t in daily_tasks),
+    )
 
     bf_kw, bf_tasks = dags[BACKFILL]
-    check("%s schedule=None" % BACKFILL, "schedule" in bf_kw and literal(bf_kw, "schedule") is None,
-          ast.unparse(bf_kw["schedule"]) if "schedule" in bf_kw else "missing")
+    check(
+        "%s schedule=None" % BACKFILL,
+        "schedule" in bf_kw and literal(bf_kw, "schedule") is None,
+        ast.unparse(bf_kw["schedule"]) if "schedule" in bf_kw else "missing",
+    )
     check("%s max_active_runs=1" % BACKFILL, literal(bf_kw, "max_active_runs") == 1)
     r = retries(bf_kw)
     check("%s retries >= 1" % BACKFILL, isinstance(r, int) and r >= 1, str(r))
     cmds = bash_commands(bf_tasks)
     check("%s has one BashOperator" % BACKFILL, len(cmds) == 1, str(len(cmds)))
     cmd = cmds[0] if cmds else ""
-    for needle in ("--log-format json", " backfill ", "--from {{ params.from }}", "--to {{ params.to }}",
-                   "--every month"):
+    for needle in (
+        "--log-format json",
+        " backfill ",
+        "--from {{ params.from }}",
+        "--to {{ params.to }}",
+        "--every month",
+    ):
         check("%s command contains %r" % (BACKFILL, needle), needle in cmd, cmd)
     params = bf_kw.get("params")
-    keys = [k.value for k in params.keys if isinstance(k, ast.Constant)] if isinstance(params, ast.Dict) else []
+    keys = (
+        [k.value for k in params.keys if isinstance(k, ast.Constant)]
+        if isinstance(params, ast.Dict)
+        else []
+    )
     check("%s declares params from and to" % BACKFILL, {"from", "to"} <= set(keys), str(keys))
 
     # Only Airflow and the standard library may be imported (the scheduler parses the file on
@@ -154,8 +194,13 @@ def static_checks(tree):
     stdlib = {"os", "datetime", "__future__"}
     bad = []
     for node in ast.walk(tree):
-        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
         bad += [n for n in names if n.split(".")[0] not in stdlib | {"airflow"}]
     check("imports only airflow and the standard library", not bad, str(bad))
 
@@ -177,15 +222,23 @@ def airflow_checks():
         check("DagBag: %s loaded" % dag_id, dag_id in bag.dags, str(sorted(bag.dags)))
     daily = bag.dags.get(DAILY)
     if daily is not None:
-        check("DagBag: %s catchup and max_active_runs" % DAILY,
-              daily.catchup is True and daily.max_active_runs == 1)
+        check(
+            "DagBag: %s catchup and max_active_runs" % DAILY,
+            daily.catchup is True and daily.max_active_runs == 1,
+        )
         task = daily.tasks[0] if daily.tasks else None
-        check("DagBag: %s task command" % DAILY,
-              task is not None and "--as-of {{ ds }}" in task.bash_command and task.retries >= 1,
-              getattr(task, "bash_command", "no task"))
+        check(
+            "DagBag: %s task command" % DAILY,
+            task is not None and "--as-of {{ ds }}" in task.bash_command and task.retries >= 1,
+            getattr(task, "bash_command", "no task"),
+        )
     bf = bag.dags.get(BACKFILL)
     if bf is not None:
-        check("DagBag: %s params from/to" % BACKFILL, {"from", "to"} <= set(bf.params.keys()), str(bf.params))
+        check(
+            "DagBag: %s params from/to" % BACKFILL,
+            {"from", "to"} <= set(bf.params.keys()),
+            str(bf.params),
+        )
 
 
 def main():

@@ -114,9 +114,15 @@ with DAG(
     max_active_runs=1,
     default_args=default_args,
     params={
-        "from": Param("2024-01-01", type="string", format="date", description="first day (YYYY-MM-DD)"),
-        "to": Param("2024-12-31", type="string", format="date", description="last day (YYYY-MM-DD)"),
-        "force": Param(False, type="boolean", description="recompute partitions that are up to date"),
+        "from": Param(
+            "2024-01-01", type="string", format="date", description="first day (YYYY-MM-DD)"
+        ),
+        "to": Param(
+            "2024-12-31", type="string", format="date", description="last day (YYYY-MM-DD)"
+        ),
+        "force": Param(
+            False, type="boolean", description="recompute partitions that are up to date"
+        ),
     },
     tags=["custval"],
 ) as backfill_dag:

@@ -6,10 +6,14 @@
 //! the summary columns ([`crate::summary`]), then `r_score`, `f_score`, `m_score` (Int32, 1–5),
 //! `rfm_code` (String, e.g. "543"), `rfm_segment` (String), `value_tier` (String: high / medium / low),
 //! and when the CLV models ran: `prob_alive`, `expected_purchases`, `expected_spend`, `clv`,
-//! `clv_simple` (Float64, null where a model is unavailable; see [`crate::valuation`]).
+//! `clv_simple` (Float64, null where a model is unavailable; see [`crate::valuation`]); then
+//! the behaviour columns of [`crate::features::behaviour`]; then `churn_risk` (Float64,
+//! 1 − `prob_alive`, when the models ran), `value_metric` (Float64: `clv` when the models ran,
+//! else `total_amount`), `value_quadrant` and `recommended_action` (String).
 
 use crate::features::rfm::{quintile_scores, rfm_code};
 use crate::job::Job;
+use crate::segments::value_matrix::{action, median, quadrants};
 use crate::segments::{rfm::segment_of, tiers::value_tiers};
 use crate::valuation::Valuation;
 use polars::prelude::*;
@@ -24,6 +28,7 @@ pub fn build(
     mut summary: DataFrame,
     job: &Job,
     valuation: Option<&Valuation>,
+    behaviour: Vec<Column>,
 ) -> PolarsResult<DataFrame> {
     let days = f64_values(&summary, "days_since_last")?;
     let orders = f64_values(&summary, "orders")?;
@@ -57,5 +62,27 @@ pub fn build(
             summary.with_column(Column::new(name.into(), values.clone()))?;
         }
     }
+    for c in behaviour {
+        summary.with_column(c)?;
+    }
+    let clv_usable = valuation.is_some_and(|v| v.clv.iter().any(|c| c.is_some()));
+    if let Some(v) = valuation {
+        let risk: Vec<Option<f64>> = v.prob_alive.iter().map(|p| p.map(|p| 1.0 - p)).collect();
+        summary.with_column(Column::new("churn_risk".into(), risk))?;
+    }
+    let value = if clv_usable {
+        f64_values(&summary, "clv")?
+    } else {
+        revenue.clone()
+    };
+    let rel = f64_values(&summary, "relationship_score")?;
+    let m = &job.behaviour.matrix;
+    let vt = m.value_threshold.unwrap_or_else(|| median(&value));
+    let rt = m.relationship_threshold.unwrap_or_else(|| median(&rel));
+    let quads = quadrants(&value, &rel, vt, rt);
+    let actions: Vec<&str> = quads.iter().map(|q| action(q)).collect();
+    summary.with_column(Column::new("value_metric".into(), value))?;
+    summary.with_column(Column::new("value_quadrant".into(), quads))?;
+    summary.with_column(Column::new("recommended_action".into(), actions))?;
     Ok(summary)
 }

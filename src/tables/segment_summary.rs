@@ -1,55 +1,46 @@
-//! `segment_summary`: one row per RFM segment present as of the partition date.
+//! `segment_summary`: one row per RFM segment present, for the whole base and per attribute.
 //!
-//! Grain: segment. Partition: `as_of=YYYY-MM-DD`. Cost: one group-by over `customer_features`.
-//! Columns: `rfm_segment` (String), `customers` (Int64), `customer_share` (Float64, 0–1),
-//! `revenue` (Float64, sum of `total_amount`), `revenue_share` (Float64, 0–1; null when total
+//! Grain: (`dimension`, `dimension_value`, `rfm_segment`); `dimension = "all"` rows cover every
+//! customer, and when the job maps region / industry / channel there are rows per value of each
+//! (see [`super::breakdown`]). Partition: `as_of=YYYY-MM-DD`. Cost: one group-by over
+//! `customer_features` per dimension.
+//! Columns: `dimension` (String), `dimension_value` (String, null for "all"), `rfm_segment`
+//! (String), `customers` (Int64), `customer_share` (Float64, 0–1 within the dimension value),
+//! `revenue` (Float64, sum of `total_amount`), `revenue_share` (Float64, null when the group's
 //! revenue is 0), `mean_days_since_last`, `mean_orders`, `mean_total_amount`, `mean_r_score`,
 //! `mean_f_score`, `mean_m_score` (Float64), and when the CLV models ran `customer_equity`
-//! (Float64, sum of `clv`) and `customer_equity_share` (0–1). Sorted by revenue, highest first.
+//! (Float64, sum of `clv`) and `customer_equity_share`. Sorted by dimension, value, then revenue
+//! (highest first).
 
+use super::breakdown::{keys, share, stacked};
 use polars::prelude::*;
+
+fn mean(name: &str, alias: &str) -> Expr {
+    col(name).cast(DataType::Float64).mean().alias(alias)
+}
 
 /// Aggregate customer features by segment.
 pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
-    let n = features.height() as f64;
-    let total: f64 = features.column("total_amount")?.f64()?.sum().unwrap_or(0.0);
-    let share = if total != 0.0 {
-        (col("revenue") / lit(total)).alias("revenue_share")
-    } else {
-        lit(NULL).cast(DataType::Float64).alias("revenue_share")
-    };
     let has_clv = features.column("clv").is_ok();
     let mut aggs = vec![
         len().cast(DataType::Int64).alias("customers"),
         col("total_amount").sum().alias("revenue"),
-        col("days_since_last")
-            .cast(DataType::Float64)
-            .mean()
-            .alias("mean_days_since_last"),
-        col("orders")
-            .cast(DataType::Float64)
-            .mean()
-            .alias("mean_orders"),
-        col("total_amount").mean().alias("mean_total_amount"),
-        col("r_score")
-            .cast(DataType::Float64)
-            .mean()
-            .alias("mean_r_score"),
-        col("f_score")
-            .cast(DataType::Float64)
-            .mean()
-            .alias("mean_f_score"),
-        col("m_score")
-            .cast(DataType::Float64)
-            .mean()
-            .alias("mean_m_score"),
+        mean("days_since_last", "mean_days_since_last"),
+        mean("orders", "mean_orders"),
+        mean("total_amount", "mean_total_amount"),
+        mean("r_score", "mean_r_score"),
+        mean("f_score", "mean_f_score"),
+        mean("m_score", "mean_m_score"),
     ];
     let mut select = vec![
+        col("dimension_rank"),
+        col("dimension"),
+        col("dimension_value"),
         col("rfm_segment"),
         col("customers"),
-        (col("customers").cast(DataType::Float64) / lit(n)).alias("customer_share"),
+        share("customers", "customer_share")?,
         col("revenue"),
-        share,
+        share("revenue", "revenue_share")?,
         col("mean_days_since_last"),
         col("mean_orders"),
         col("mean_total_amount"),
@@ -58,26 +49,25 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         col("mean_m_score"),
     ];
     if has_clv {
-        let equity: f64 = features.column("clv")?.f64()?.sum().unwrap_or(0.0);
         aggs.push(col("clv").sum().alias("customer_equity"));
         select.push(col("customer_equity"));
-        select.push(if equity != 0.0 {
-            (col("customer_equity") / lit(equity)).alias("customer_equity_share")
-        } else {
-            lit(NULL)
-                .cast(DataType::Float64)
-                .alias("customer_equity_share")
-        });
+        select.push(share("customer_equity", "customer_equity_share")?);
     }
-    features
-        .clone()
-        .lazy()
-        .group_by([col("rfm_segment")])
+    stacked(features)?
+        .group_by(keys("rfm_segment"))
         .agg(aggs)
         .select(select)
         .sort(
-            ["revenue", "rfm_segment"],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+            [
+                "dimension_rank",
+                "dimension_value",
+                "revenue",
+                "rfm_segment",
+            ],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([false, false, true, false])
+                .with_nulls_last(false),
         )
+        .drop(cols(["dimension_rank"]))
         .collect()
 }

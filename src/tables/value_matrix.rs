@@ -1,0 +1,66 @@
+//! `value_matrix`: the 2×2 customer value × relationship matrix, for the whole base and per
+//! attribute.
+//!
+//! Grain: (`dimension`, `dimension_value`, `value_quadrant`). Partition: `as_of=YYYY-MM-DD`.
+//! Cost: one group-by over `customer_features` per dimension.
+//! Columns: `dimension`, `dimension_value` (see [`super::breakdown`]), `value_quadrant` (String),
+//! `customers` (Int64), `customer_share`, `revenue`, `revenue_share` (Float64), `clv`,
+//! `clv_share` (Float64, when the CLV models ran), `mean_loyalty_score`,
+//! `mean_relationship_score`, `mean_value` (Float64: mean of the value metric),
+//! `action` (String: the recommended action of the quadrant).
+
+use super::breakdown::{keys, share, stacked};
+use crate::segments::value_matrix::action;
+use polars::prelude::*;
+
+/// Aggregate customer features by quadrant.
+pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
+    let has_clv = features.column("clv").is_ok();
+    let mut aggs = vec![
+        len().cast(DataType::Int64).alias("customers"),
+        col("total_amount").sum().alias("revenue"),
+        col("loyalty_score").mean().alias("mean_loyalty_score"),
+        col("relationship_score")
+            .mean()
+            .alias("mean_relationship_score"),
+        col("value_metric").mean().alias("mean_value"),
+    ];
+    let mut select = vec![
+        col("dimension_rank"),
+        col("dimension"),
+        col("dimension_value"),
+        col("value_quadrant"),
+        col("customers"),
+        share("customers", "customer_share")?,
+        col("revenue"),
+        share("revenue", "revenue_share")?,
+    ];
+    if has_clv {
+        aggs.push(col("clv").sum().alias("clv"));
+        select.push(col("clv"));
+        select.push(share("clv", "clv_share")?);
+    }
+    select.extend([
+        col("mean_loyalty_score"),
+        col("mean_relationship_score"),
+        col("mean_value"),
+    ]);
+    let mut df = stacked(features)?
+        .group_by(keys("value_quadrant"))
+        .agg(aggs)
+        .select(select)
+        .sort(
+            ["dimension_rank", "dimension_value", "value_quadrant"],
+            SortMultipleOptions::default().with_nulls_last(false),
+        )
+        .drop(cols(["dimension_rank"]))
+        .collect()?;
+    let actions: Vec<&str> = df
+        .column("value_quadrant")?
+        .str()?
+        .iter()
+        .map(|q| action(q.unwrap_or("")))
+        .collect();
+    df.with_column(Column::new("action".into(), actions))?;
+    Ok(df)
+}
