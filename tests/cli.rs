@@ -461,7 +461,7 @@ fn behaviour_tables_by_hand() {
     }
     assert_eq!(f(&feats["A"], "median_gap_days"), 15.0);
     assert!(
-        feats["A"].get("clv").is_none(),
+        !feats["A"].contains_key("clv"),
         "no CLV columns when clv.enabled = false"
     );
 }
