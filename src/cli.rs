@@ -9,7 +9,9 @@
 //! | 2 | bad command line or bad job file |
 //! | 3 | bad input data (missing column, wrong type, unreadable file, empty window) |
 //! | 4 | storage error (cannot reach, list, read or write the object store / disk) |
+//! | 5 | backfill finished, but some dates failed (each is reported with its cause) |
 
+use crate::backfill::{self, Every};
 use crate::job::{self, Overrides};
 use crate::pipeline::{self, RunError};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -20,13 +22,14 @@ pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_BAD_JOB: u8 = 2;
 pub const EXIT_BAD_INPUT: u8 = 3;
 pub const EXIT_STORAGE: u8 = 4;
+pub const EXIT_PARTIAL: u8 = 5;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "custval",
     version,
     about = "Turn Parquet transaction histories into customer-value tables (RFM, segments, tiers) for BI tools",
-    after_help = "Exit codes: 0 ok, 1 internal error, 2 bad command line or job file, 3 bad input data, 4 storage error.\nLog level: RUST_LOG (default info). Credentials: the standard AWS_/GOOGLE_/AZURE_ environment variables."
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 bad command line or job file, 3 bad input data, 4 storage error, 5 some backfill dates failed.\nLog level: RUST_LOG (default info). Credentials: the standard AWS_/GOOGLE_/AZURE_ environment variables."
 )]
 pub struct Cli {
     /// Log format: `text` for terminals, `json` (one object per line) for schedulers.
@@ -59,6 +62,85 @@ pub enum Command {
         #[arg(long)]
         holdout_days: Option<i64>,
     },
+    /// Compute every as-of date of a range with one scan of the source; skips dates whose
+    /// partitions are up to date (same job definition and input files) unless --force.
+    Backfill {
+        /// Path of the job file (TOML).
+        job: PathBuf,
+        /// First day of the range (YYYY-MM-DD).
+        #[arg(long, value_parser = parse_date)]
+        from: chrono::NaiveDate,
+        /// Last day of the range (YYYY-MM-DD).
+        #[arg(long, value_parser = parse_date)]
+        to: chrono::NaiveDate,
+        /// As-of dates: every day, or the last day of every ISO week / month / quarter that ends
+        /// inside the range.
+        #[arg(long, value_enum, default_value_t = Every::Month)]
+        every: Every,
+        /// Recompute dates whose partitions are up to date.
+        #[arg(long)]
+        force: bool,
+        /// Output root URI; overrides `output.uri`.
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Dry run: which files would be read and which partitions written or skipped, and why.
+    Plan {
+        /// Path of the job file (TOML).
+        job: PathBuf,
+        /// One as-of date (default: the job's `as_of`).
+        #[arg(long, value_parser = parse_date, conflicts_with_all = ["from", "to"])]
+        as_of: Option<chrono::NaiveDate>,
+        /// First day of a backfill range.
+        #[arg(long, value_parser = parse_date, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// Last day of a backfill range.
+        #[arg(long, value_parser = parse_date, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+        #[arg(long, value_enum, default_value_t = Every::Month)]
+        every: Every,
+        /// Plan as if --force were given.
+        #[arg(long)]
+        force: bool,
+        /// Output root URI; overrides `output.uri`.
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Write a synthetic transaction history (BG/NBD purchases, Gamma-Gamma spend, categories,
+    /// channels, regions, industries) as Parquet: `<output>/transactions/part-*.parquet` and
+    /// `<output>/attributes.parquet`.
+    Generate {
+        /// Output folder URI (local path or s3://, gs://, az://).
+        #[arg(long)]
+        output: String,
+        /// Number of customers.
+        #[arg(long, default_value_t = 10_000)]
+        customers: usize,
+        /// Random seed: the same seed gives the same history.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// First acquisition day.
+        #[arg(long, value_parser = parse_date, default_value = "2023-01-01")]
+        from: chrono::NaiveDate,
+        /// Last day of the history.
+        #[arg(long, value_parser = parse_date, default_value = "2024-12-31")]
+        to: chrono::NaiveDate,
+        /// Business customers: larger spend (×20).
+        #[arg(long)]
+        b2b: bool,
+        /// Number of transaction files (customers are split evenly).
+        #[arg(long, default_value_t = 1)]
+        files: usize,
+        /// S3-compatible endpoint for the output, e.g. http://127.0.0.1:9000.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Region of the output bucket.
+        #[arg(long)]
+        region: Option<String>,
+        /// Allow a plain-http endpoint.
+        #[arg(long)]
+        allow_http: bool,
+    },
     /// Check the job file and the source's schema without computing anything.
     Validate {
         /// Path of the job file (TOML).
@@ -80,6 +162,8 @@ pub fn exit_code(e: &RunError) -> u8 {
         RunError::Source(_) => EXIT_BAD_INPUT,
         RunError::Storage(_) => EXIT_STORAGE,
         RunError::Compute { .. } => EXIT_INTERNAL,
+        RunError::Usage(_) => EXIT_BAD_JOB,
+        RunError::Partial { .. } => EXIT_PARTIAL,
     }
 }
 
@@ -111,6 +195,116 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             }
             Ok(())
         }
+        Command::Backfill {
+            job,
+            from,
+            to,
+            every,
+            force,
+            output,
+        } => {
+            if from > to {
+                return Err(RunError::Usage(format!("--from {from} is after --to {to}")));
+            }
+            let job = job::load(
+                &job,
+                &Overrides {
+                    output,
+                    ..Default::default()
+                },
+            )?;
+            let dates = backfill::as_of_dates(from, to, every);
+            if dates.is_empty() {
+                return Err(RunError::Usage(format!(
+                    "no {every:?} ends between {from} and {to}; widen the range or use --every day"
+                )));
+            }
+            let report = backfill::run_dates(&job, &dates, force)?;
+            println!(
+                "custval: {} backfill {from}..={to} every {every:?}: {} dates in {:.2}s (run {})",
+                report.job,
+                report.dates.len(),
+                report.seconds,
+                report.run_id
+            );
+            for d in &report.dates {
+                let rows: usize = d.tables.iter().map(|t| t.rows).sum();
+                println!(
+                    "  as_of={}  {:<9}  {}",
+                    d.as_of,
+                    d.status,
+                    match &d.message {
+                        Some(m) => m.clone(),
+                        None => format!("{} customers, {rows} rows", d.customers),
+                    }
+                );
+            }
+            if report.errors.is_empty() {
+                Ok(())
+            } else {
+                Err(RunError::Partial {
+                    failed: report.errors.iter().map(|(d, _)| *d).collect(),
+                    total: report.dates.len(),
+                    first: format!("{:#}", report.errors[0].1),
+                })
+            }
+        }
+        Command::Plan {
+            job,
+            as_of,
+            from,
+            to,
+            every,
+            force,
+            output,
+        } => {
+            let job = job::load(
+                &job,
+                &Overrides {
+                    as_of,
+                    output,
+                    ..Default::default()
+                },
+            )?;
+            let dates = match (from, to) {
+                (Some(f), Some(t)) => backfill::as_of_dates(f, t, every),
+                _ => vec![job.as_of],
+            };
+            crate::plan::print_plan(&job, &dates, force)?;
+            Ok(())
+        }
+        Command::Generate {
+            output,
+            customers,
+            seed,
+            from,
+            to,
+            b2b,
+            files,
+            endpoint,
+            region,
+            allow_http,
+        } => {
+            let storage = crate::job::StorageOptions {
+                region,
+                endpoint,
+                allow_http: allow_http.then_some(true),
+                path_style: None,
+            };
+            let opts = crate::generate::GenerateOptions::default()
+                .with_customers(customers)
+                .with_seed(seed)
+                .with_window(crate::source::epoch_day(from), crate::source::epoch_day(to))
+                .with_b2b(b2b);
+            opts.validate()
+                .map_err(|e| RunError::Usage(format!("generate: {e}")))?;
+            let written = crate::generate_io::write(&output, &storage, &opts, files.max(1))?;
+            println!(
+                "custval: wrote {} transactions of {customers} customers ({} files) and attributes to {output}",
+                written.transactions, written.files
+            );
+            Ok(())
+        }
         Command::Validate { job, as_of } => {
             let job = job::load(
                 &job,
@@ -128,7 +322,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 job.path.display(),
                 files.len(),
                 crate::source::window_text(&job),
-                job.tables.join(", ")
+                job.output_tables().join(", ")
             );
             Ok(())
         }

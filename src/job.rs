@@ -488,6 +488,38 @@ pub struct Job {
 }
 
 impl Job {
+    /// A hash of the settings that determine the output for a given as-of date (everything but
+    /// `as_of`, the output location and the job file's path): backfills skip partitions whose
+    /// manifest records the same hash and the same input files.
+    pub fn settings_hash(&self) -> String {
+        use sha2::Digest;
+        let mut v = serde_json::to_value(self).expect("job serializes");
+        if let Some(o) = v.as_object_mut() {
+            for k in ["as_of", "path", "output_uri", "output_storage", "tables"] {
+                o.remove(k);
+            }
+            if let Some(clv) = o.get_mut("clv").and_then(|c| c.as_object_mut()) {
+                clv.remove("holdout_days");
+            }
+        }
+        let digest = sha2::Sha256::digest(v.to_string().as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The tables this job writes: `output.tables` less those that do not apply (`model_fit`
+    /// without `[clv]`, `model_diagnostics` without a holdout).
+    pub fn output_tables(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|t| match t.as_str() {
+                "model_fit" => self.clv.is_some(),
+                "model_diagnostics" => self.clv.as_ref().is_some_and(|c| c.holdout_days.is_some()),
+                _ => true,
+            })
+            .cloned()
+            .collect()
+    }
+
     /// First day in the window, if the window is bounded.
     pub fn window_start(&self) -> Option<NaiveDate> {
         self.window_start_for(self.as_of)
@@ -726,6 +758,21 @@ fn validate(
     } else {
         None
     };
+    if let Some(a) = &file.attributes {
+        for (name, from_tx, from_attr) in [
+            ("region", &file.columns.region, &a.region),
+            ("industry", &file.columns.industry, &a.industry),
+            ("channel", &file.columns.channel, &a.channel),
+        ] {
+            if from_tx.is_some() && from_attr.is_some() {
+                return Err(invalid(
+                    a.uri.span(),
+                    "attributes",
+                    format!("{name} is mapped both in [columns] and in [attributes]; keep one"),
+                ));
+            }
+        }
+    }
     let behaviour = {
         let bad = |key: &str, m: String| invalid(0..0, key, m);
         let c = &file.churn;

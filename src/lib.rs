@@ -17,11 +17,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod backfill;
 pub mod cli;
 pub mod features;
+pub mod generate;
+pub mod generate_io;
 pub mod job;
 pub mod models;
 pub mod pipeline;
+pub mod plan;
+pub mod runs;
 pub mod segments;
 pub mod source;
 pub mod storage;

@@ -14,11 +14,10 @@ use crate::features::behaviour;
 use crate::features::churn::{self, ChurnOptions, DailyColumns};
 use crate::job::Job;
 use crate::source::{self, InputFile, SourceError};
-use crate::storage::{self, commit, StorageError};
+use crate::storage::StorageError;
 use crate::summary;
 use crate::tables;
 use polars::prelude::*;
-use std::time::Instant;
 
 /// A run failure, classified for exit codes.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +28,14 @@ pub enum RunError {
     Source(Box<SourceError>),
     #[error(transparent)]
     Storage(Box<StorageError>),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{} of {total} dates failed ({}); first failure: {first}", failed.len(), failed.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))]
+    Partial {
+        failed: Vec<chrono::NaiveDate>,
+        total: usize,
+        first: String,
+    },
     #[error("computing {step}: {source}")]
     Compute {
         step: &'static str,
@@ -139,6 +146,10 @@ pub fn summary_as_of(
     )
     .collect()
     .map_err(compute("customer summary"))?;
+    let df = match &job.attributes {
+        Some(a) => join_attributes(a, df)?,
+        None => df,
+    };
     if df.height() == 0 {
         let window = match job.window_start_for(as_of) {
             Some(s) => format!("{s}..={as_of}"),
@@ -151,6 +162,54 @@ pub fn summary_as_of(
         .into());
     }
     Ok(df)
+}
+
+/// Left-join the attribute columns of the `[attributes]` table onto the summary. A customer
+/// listed several times gets its last row's values.
+fn join_attributes(
+    a: &crate::job::AttributesFile,
+    summary: DataFrame,
+) -> Result<DataFrame, RunError> {
+    let uri = a.uri.get_ref();
+    let lf = source::open_parquet(uri, &a.storage, true)?;
+    let schema = lf.clone().collect_schema().map_err(|e| SourceError::Read {
+        uri: uri.clone(),
+        source: e,
+    })?;
+    source::require_column(uri, &schema, "attributes.customer_id", &a.customer_id)?;
+    let mut select = vec![col(a.customer_id.as_str())
+        .cast(DataType::String)
+        .alias("customer_id")];
+    let mut names = Vec::new();
+    for (name, column) in [
+        ("region", &a.region),
+        ("industry", &a.industry),
+        ("channel", &a.channel),
+    ] {
+        if let Some(c) = column {
+            source::require_column(uri, &schema, &format!("attributes.{name}"), c)?;
+            select.push(col(c.as_str()).cast(DataType::String).alias(name));
+            names.push(col(name).last());
+        }
+    }
+    let attrs = lf.select(select).group_by([col("customer_id")]).agg(names);
+    summary
+        .lazy()
+        .join(
+            attrs,
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort(["customer_id"], SortMultipleOptions::default())
+        .collect()
+        .map_err(|e| {
+            SourceError::Read {
+                uri: uri.clone(),
+                source: e,
+            }
+            .into()
+        })
 }
 
 /// Holdout diagnostics: fit on the calibration window, compare with the holdout.
@@ -307,17 +366,22 @@ fn extra_inputs(job: &Job, summary: &DataFrame) -> Result<behaviour::ExtraInputs
 }
 
 /// Compute all tables of a job as of `as_of` from daily purchases (no I/O).
+/// Also returns the number of source rows in the date's window.
 pub fn compute_tables(
     job: &Job,
     daily: &DataFrame,
     as_of: chrono::NaiveDate,
-) -> Result<Vec<(String, DataFrame)>, RunError> {
+) -> Result<(Vec<(String, DataFrame)>, i64), RunError> {
     let summary = summary_as_of(job, daily, as_of)?;
     let as_of_day = source::epoch_day(as_of);
     let valuation = match &job.clv {
         Some(s) => {
-            let retention = summary::annual_retention(daily.clone().lazy(), as_of_day)
-                .map_err(compute("annual retention"))?;
+            let retention = summary::annual_retention(
+                daily.clone().lazy(),
+                job.window_start_for(as_of).map(source::epoch_day),
+                as_of_day,
+            )
+            .map_err(compute("annual retention"))?;
             Some(
                 crate::valuation::value_customers(&summary, s, job.unit_days, retention)
                     .map_err(compute("valuation"))?,
@@ -333,6 +397,10 @@ pub fn compute_tables(
         .collect()
         .map_err(compute("daily window"))?;
     let slices = behaviour::daily_slices(&window_daily).map_err(compute("daily slices"))?;
+    let rows_in = window_daily
+        .column("rows")
+        .and_then(|c| c.i64().map(|c| c.sum().unwrap_or(0)))
+        .map_err(compute("rows in"))?;
     let extra = extra_inputs(job, &summary)?;
     let behaviour_cols = behaviour::behaviour_columns(
         &summary,
@@ -396,7 +464,7 @@ pub fn compute_tables(
             None => tracing::debug!(table = %t, "not applicable to this job; skipped"),
         }
     }
-    Ok(out)
+    Ok((out, rows_in))
 }
 
 /// Encode a frame as Parquet (zstd, statistics on).
@@ -408,64 +476,23 @@ pub fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     Ok(buf)
 }
 
-/// Run a job: compute every table, then publish them.
+/// Run a job for its as-of date: compute every table, then publish them. Always recomputes
+/// (a backfill skips up-to-date dates; a run does not).
 pub fn run(job: &Job) -> Result<RunReport, RunError> {
-    let started = Instant::now();
-    let started_at = chrono::Utc::now();
-    let run_id = new_run_id();
-    tracing::info!(job = %job.name, as_of = %job.as_of, run_id = %run_id, "run started");
-    let loc = storage::open(&job.output_uri, &job.output_storage)?;
-    let input_files = source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
-    let daily = compute_daily(job, job.window_start(), job.as_of)?;
-    let tables = compute_tables(job, &daily, job.as_of)?;
-    let customers = tables
-        .iter()
-        .find(|(t, _)| t == "customer_features")
-        .map(|(_, df)| df.height())
-        .unwrap_or(0);
-    let mut parts = Vec::new();
-    let mut metrics = Vec::new();
-    for (name, mut df) in tables {
-        let data = to_parquet(&mut df).map_err(compute("parquet encoding"))?;
-        let dir = commit::partition_dir(&name, job.as_of);
-        let manifest = serde_json::json!({
-            "job": job.name,
-            "job_file": job.path.display().to_string(),
-            "table": name,
-            "as_of": job.as_of.to_string(),
-            "run_id": run_id,
-            "rows": df.height(),
-            "files": [{ "name": commit::DATA_FILE, "bytes": data.len() }],
-            "input_files": input_files,
-            "custval_version": env!("CARGO_PKG_VERSION"),
-            "started_at": started_at.to_rfc3339(),
-            "duration_seconds": started.elapsed().as_secs_f64(),
-        });
-        metrics.push(TableMetrics {
-            table: name.clone(),
-            rows: df.height(),
-            bytes: data.len(),
-            location: loc.display(&dir),
-        });
-        parts.push(commit::PartitionContent {
-            table: name,
-            data,
-            manifest: serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
-        });
+    tracing::info!(job = %job.name, as_of = %job.as_of, "run started");
+    let mut report = crate::backfill::run_dates(job, &[job.as_of], true)?;
+    if let Some((_, e)) = report.errors.pop() {
+        return Err(e);
     }
-    commit::publish(&loc, &run_id, job.as_of, &parts)?;
-    for m in &metrics {
-        tracing::info!(table = %m.table, rows = m.rows, bytes = m.bytes, partition = %m.location, run_id = %run_id, "table committed");
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    tracing::info!(job = %job.name, as_of = %job.as_of, run_id = %run_id, customers, elapsed_s = seconds, "run finished");
+    let date = report.dates.pop().expect("one date");
+    tracing::info!(job = %job.name, as_of = %job.as_of, run_id = %report.run_id, customers = date.customers, elapsed_s = report.seconds, "run finished");
     Ok(RunReport {
-        job: job.name.clone(),
+        job: report.job,
         as_of: job.as_of.to_string(),
-        run_id,
-        customers,
-        input_files,
-        tables: metrics,
-        seconds,
+        run_id: report.run_id,
+        customers: date.customers,
+        input_files: report.input_files,
+        tables: date.tables,
+        seconds: report.seconds,
     })
 }

@@ -40,12 +40,14 @@ pub struct Optional {
 
 /// Raw canonical transactions → one row per (customer, purchase day), sorted by customer and day.
 ///
-/// Columns: `customer_id`, `day` (Int32 epoch day), `amount` (sum), `orders` (Int64), and when
+/// Columns: `customer_id`, `day` (Int32 epoch day), `amount` (sum), `rows` (source rows, Int64),
+/// `orders` (Int64), and when
 /// present `quantity` (sum), `categories` (list of distinct categories that day), `region`,
 /// `industry`, `channel` (last non-null value that day).
 pub fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
     let mut aggs = vec![
         col("amount").sum().alias("amount"),
+        len().cast(DataType::Int64).alias("rows"),
         if opt.order_id {
             col("order_id")
                 .drop_nulls()
@@ -188,13 +190,19 @@ pub fn customer_summary(
 
 /// The measured annual retention rate as of `as_of_day`: of the customers who bought in the year
 /// before the last one (days `(D−730, D−365]`), the share who bought again in the last year
-/// (`(D−365, D]`). `None` when nobody bought in that earlier year (history too short).
-pub fn annual_retention(daily: LazyFrame, as_of_day: i32) -> PolarsResult<Option<f64>> {
+/// (`(D−365, D]`). `None` when nobody bought in that earlier year (history too short). Only
+/// days inside the job's window (from `start_day`) count.
+pub fn annual_retention(
+    daily: LazyFrame,
+    start_day: Option<i32>,
+    as_of_day: i32,
+) -> PolarsResult<Option<f64>> {
     let year_ago = lit(as_of_day - 365);
+    let first = (as_of_day - 729).max(start_day.unwrap_or(i32::MIN));
     let df = daily
         .filter(
             col("day")
-                .gt(lit(as_of_day - 730))
+                .gt_eq(lit(first))
                 .and(col("day").lt_eq(lit(as_of_day))),
         )
         .group_by([col("customer_id")])

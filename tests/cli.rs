@@ -227,6 +227,18 @@ fn rerun_is_idempotent() {
     let again = fit_rows(&out_root);
     assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
     assert_eq!(again, fit_rows(&out_root));
+    // Every run appended one row to the runs table.
+    let log = runs(&out_root);
+    assert_eq!(log.len(), 3);
+    for r in &log {
+        assert_eq!(s(r, "status"), "succeeded");
+        assert_eq!(
+            i(r, "rows_in"),
+            10,
+            "transactions on or before the as-of day"
+        );
+        assert_eq!(s(r, "job"), "hand");
+    }
     assert_eq!(first.len(), 18, "{:?}", first.keys().collect::<Vec<_>>());
 }
 
@@ -271,7 +283,13 @@ fn assert_fails_cleanly(dir: &Path, job: &str, code: i32, needle: &str) {
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("custval: error: "), "{stderr}");
     assert!(last.contains(needle), "expected {needle:?} in {last:?}");
-    assert_eq!(before, snapshot(&out_root), "earlier output changed");
+    assert!(before == snapshot(&out_root), "earlier output changed");
+    if code == 3 {
+        // The failure is logged in the runs table.
+        let last = runs(&out_root).pop().expect("a runs row");
+        assert_eq!(s(&last, "status"), "failed");
+        assert!(s(&last, "message").contains(needle), "{last:?}");
+    }
     assert!(!out_root.join("_staging").exists());
 }
 

@@ -41,6 +41,9 @@
 
 use rayon::prelude::*;
 
+/// Customers per parallel task; fixed so that results do not depend on scheduling.
+const DETERMINISTIC_CHUNK: usize = 4096;
+
 use super::periods::Period;
 
 /// Daily purchase columns, one row per customer and purchase day.
@@ -248,57 +251,59 @@ pub fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<ChurnRateRow
     }
     let len = (last - first + 1) as usize;
 
+    // Fixed chunks, combined in order: float sums come out bit-identical on every run, whatever
+    // the thread count (rayon's adaptive fold/reduce would not guarantee that).
     let acc = ranges
-        .par_iter()
-        .fold(
-            || vec![Acc::default(); len],
-            |mut acc, &(s, e)| {
-                let days = &cols.day[s..e];
-                let amounts = &cols.amount[s..e];
-                let act = active_periods(days, first - 1, last, opts);
-                let rev = revenue_by_period(days, amounts, first - 1, last, p);
-                let is_active = |i: i32| act.binary_search(&i).is_ok();
-                let first_period = p.index(days[0]);
-                for &i in &act {
-                    if i >= first {
-                        let a = &mut acc[(i - first) as usize];
-                        a.active += 1;
-                        let r = lookup(&rev, i);
-                        if is_active(i - 1) {
-                            a.retained += 1;
-                            a.revenue_retained += r;
-                        } else if i == first_period {
-                            a.new += 1;
-                            a.revenue_new += r;
-                        } else {
-                            a.reactivated += 1;
-                            a.revenue_reactivated += r;
+        .par_chunks(DETERMINISTIC_CHUNK)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .fold(vec![Acc::default(); len], |mut acc, &(s, e)| {
+                    let days = &cols.day[s..e];
+                    let amounts = &cols.amount[s..e];
+                    let act = active_periods(days, first - 1, last, opts);
+                    let rev = revenue_by_period(days, amounts, first - 1, last, p);
+                    let is_active = |i: i32| act.binary_search(&i).is_ok();
+                    let first_period = p.index(days[0]);
+                    for &i in &act {
+                        if i >= first {
+                            let a = &mut acc[(i - first) as usize];
+                            a.active += 1;
+                            let r = lookup(&rev, i);
+                            if is_active(i - 1) {
+                                a.retained += 1;
+                                a.revenue_retained += r;
+                            } else if i == first_period {
+                                a.new += 1;
+                                a.revenue_new += r;
+                            } else {
+                                a.reactivated += 1;
+                                a.revenue_reactivated += r;
+                            }
+                        }
+                        if i < last {
+                            let a = &mut acc[(i + 1 - first) as usize];
+                            a.active_start += 1;
+                            if !is_active(i + 1) {
+                                a.churned += 1;
+                                a.revenue_churned_prev += lookup(&rev, i);
+                            }
                         }
                     }
-                    if i < last {
-                        let a = &mut acc[(i + 1 - first) as usize];
-                        a.active_start += 1;
-                        if !is_active(i + 1) {
-                            a.churned += 1;
-                            a.revenue_churned_prev += lookup(&rev, i);
+                    for &(i, r) in &rev {
+                        if i >= first {
+                            acc[(i - first) as usize].revenue += r;
                         }
                     }
-                }
-                for &(i, r) in &rev {
-                    if i >= first {
-                        acc[(i - first) as usize].revenue += r;
-                    }
-                }
-                acc
-            },
-        )
-        .reduce(
-            || vec![Acc::default(); len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| x.add(y));
-                a
-            },
-        );
+                    acc
+                })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![Acc::default(); len], |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| x.add(y));
+            a
+        });
 
     acc.iter()
         .enumerate()
@@ -356,24 +361,28 @@ pub fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<CohortR
     };
 
     let acc = ranges
-        .par_iter()
-        .fold(empty, |mut acc, &(s, e)| {
-            let days = &cols.day[s..e];
-            if !in_window(days[0]) {
-                return acc;
-            }
-            let c = p.index(days[0]);
-            let cell = &mut acc[(c - c0) as usize];
-            cell.0 += 1;
-            for i in active_periods(days, c, last, opts) {
-                cell.1[(i - c) as usize].0 += 1;
-            }
-            for (i, r) in revenue_by_period(days, &cols.amount[s..e], c, last, p) {
-                cell.1[(i - c) as usize].1 += r;
-            }
-            acc
+        .par_chunks(DETERMINISTIC_CHUNK)
+        .map(|chunk| {
+            chunk.iter().fold(empty(), |mut acc, &(s, e)| {
+                let days = &cols.day[s..e];
+                if !in_window(days[0]) {
+                    return acc;
+                }
+                let c = p.index(days[0]);
+                let cell = &mut acc[(c - c0) as usize];
+                cell.0 += 1;
+                for i in active_periods(days, c, last, opts) {
+                    cell.1[(i - c) as usize].0 += 1;
+                }
+                for (i, r) in revenue_by_period(days, &cols.amount[s..e], c, last, p) {
+                    cell.1[(i - c) as usize].1 += r;
+                }
+                acc
+            })
         })
-        .reduce(empty, |mut a, b| {
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(empty(), |mut a, b| {
             for (x, y) in a.iter_mut().zip(&b) {
                 x.0 += y.0;
                 for (u, v) in x.1.iter_mut().zip(&y.1) {

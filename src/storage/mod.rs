@@ -234,6 +234,39 @@ pub fn read_optional(loc: &Location, rel: &str) -> Result<Option<Vec<u8>>, Stora
     }
 }
 
+/// Write one object (or local file, atomically via a temp file and rename) below `loc`.
+pub fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+    match loc {
+        Location::Local(root) => {
+            let p = root.join(rel);
+            let dir = p.parent().expect("a file below the root");
+            let io = |op: &'static str, path: &std::path::Path| {
+                let path = path.to_path_buf();
+                move |source| StorageError::Local { path, op, source }
+            };
+            std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+            let tmp = dir.join(format!(
+                ".{}.tmp-{}",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id()
+            ));
+            std::fs::write(&tmp, &bytes).map_err(io("write", &tmp))?;
+            std::fs::rename(&tmp, &p).map_err(io("rename", &p))
+        }
+        Location::Remote { store, prefix, .. } => {
+            use object_store::ObjectStoreExt;
+            runtime()
+                .block_on(store.put(&child(prefix, rel), bytes.into()))
+                .map(|_| ())
+                .map_err(|source| StorageError::Object {
+                    uri: loc.display(rel),
+                    op: "put",
+                    source,
+                })
+        }
+    }
+}
+
 /// `prefix/rel` as an object path (rel uses `/`).
 pub fn child(prefix: &ObjPath, rel: &str) -> ObjPath {
     rel.split('/')

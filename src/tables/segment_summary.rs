@@ -56,7 +56,6 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
     stacked(features)?
         .group_by(keys("rfm_segment"))
         .agg(aggs)
-        .select(select)
         .sort(
             [
                 "dimension_rank",
@@ -68,6 +67,11 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
                 .with_order_descending_multi([false, false, true, false])
                 .with_nulls_last(false),
         )
+        // Shares are sums over the groups of a breakdown: materialise the sorted groups first
+        // so that every run adds them in the same order (bit-identical reruns).
+        .collect()?
+        .lazy()
+        .select(select)
         .drop(cols(["dimension_rank"]))
         .collect()
 }

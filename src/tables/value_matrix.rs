@@ -48,11 +48,15 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
     let mut df = stacked(features)?
         .group_by(keys("value_quadrant"))
         .agg(aggs)
-        .select(select)
         .sort(
             ["dimension_rank", "dimension_value", "value_quadrant"],
             SortMultipleOptions::default().with_nulls_last(false),
         )
+        // Shares are sums over the groups of a breakdown: materialise the sorted groups first
+        // so that every run adds them in the same order (bit-identical reruns).
+        .collect()?
+        .lazy()
+        .select(select)
         .drop(cols(["dimension_rank"]))
         .collect()?;
     let actions: Vec<&str> = df

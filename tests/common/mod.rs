@@ -112,7 +112,8 @@ pub fn partition(root: &Path, table: &str, as_of: &str) -> PathBuf {
     root.join(table).join(format!("as_of={as_of}"))
 }
 
-/// Snapshot of every file under `root`: relative path → bytes.
+/// Snapshot of every file under `root` except the append-only `runs/` log: relative path →
+/// bytes.
 pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
@@ -125,10 +126,27 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
                 walk(base, &p, out);
             } else {
                 let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
+                if !rel.starts_with("runs/") {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
             }
         }
     }
     walk(root, root, &mut out);
     out
+}
+
+/// Rows of the runs table under `root`, sorted by start time.
+pub fn runs(root: &Path) -> Vec<Row> {
+    let mut rows: Vec<Row> = std::fs::read_dir(root.join("runs"))
+        .map(|rd| {
+            rd.flat_map(|e| read_rows(&e.unwrap().path()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    rows.sort_by_key(|r| match &r["started"] {
+        Field::TimestampMicros(t) => *t,
+        other => panic!("started: {other:?}"),
+    });
+    rows
 }

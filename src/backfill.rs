@@ -1,0 +1,408 @@
+//! Many as-of dates with one scan: `custval backfill`, and `custval run` as its one-date case.
+//!
+//! ```text
+//!  dates ──► plan: for each date, read the tables' manifests ──► skip (same job hash and same
+//!            input files, unless --force) or compute
+//!        ──► one scan of the source for [window start of the earliest date, latest date]
+//!            into the compact daily-purchases table
+//!        ──► for each date to compute: tables (pipeline::compute_tables) ──► publish ──► runs row
+//! ```
+//! A date that fails is reported with its cause and the others still run; the caller turns any
+//! failure into a non-zero exit. A killed backfill leaves every published partition whole (see
+//! `storage::commit`), so rerunning it computes only the dates whose manifests are missing or
+//! stale.
+
+use crate::features::periods::{self, Period};
+use crate::job::Job;
+use crate::pipeline::{self, RunError};
+use crate::runs::{self, RunRow};
+use crate::source::{self, InputFile};
+use crate::storage::{self, commit, Location};
+use chrono::NaiveDate;
+use std::time::Instant;
+
+/// How often a backfill takes an as-of date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Every {
+    Day,
+    Week,
+    Month,
+    Quarter,
+}
+
+/// The as-of dates of a backfill: every day of `[from, to]` for `Day`, otherwise the last day
+/// of every period (ISO week ending Sunday, calendar month, calendar quarter) whose last day
+/// lies in `[from, to]`.
+pub fn as_of_dates(from: NaiveDate, to: NaiveDate, every: Every) -> Vec<NaiveDate> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let to_date = |d: i32| epoch + chrono::Duration::days(d as i64);
+    let (f, t) = (source::epoch_day(from), source::epoch_day(to));
+    let period = match every {
+        Every::Day => return (f..=t).map(to_date).collect(),
+        Every::Week => Period::Week,
+        Every::Month => Period::Month,
+        Every::Quarter => Period::Quarter,
+    };
+    periods::as_of_dates(f, t, period)
+        .into_iter()
+        .map(to_date)
+        .collect()
+}
+
+/// What a plan decided for one date.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DatePlan {
+    pub as_of: NaiveDate,
+    pub write: bool,
+    pub reason: String,
+}
+
+/// Decide, for each date, whether its partitions must be (re)written.
+pub fn plan_dates(
+    job: &Job,
+    loc: &Location,
+    dates: &[NaiveDate],
+    inputs: &[InputFile],
+    force: bool,
+) -> Result<Vec<DatePlan>, RunError> {
+    let hash = job.settings_hash();
+    let mut out = Vec::new();
+    for &d in dates {
+        let mut reason = None;
+        if force {
+            reason = Some("--force".to_string());
+        }
+        for t in &job.output_tables() {
+            if reason.is_some() {
+                break;
+            }
+            let rel = format!("{}/{}", commit::partition_dir(t, d), commit::MANIFEST);
+            let ok_rel = format!("{}/{}", commit::partition_dir(t, d), commit::SUCCESS);
+            let Some(bytes) = storage::read_optional(loc, &rel)? else {
+                reason = Some(format!("{t}: no committed partition"));
+                break;
+            };
+            if storage::read_optional(loc, &ok_rel)?.is_none() {
+                reason = Some(format!("{t}: partition has no _SUCCESS"));
+                break;
+            }
+            let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if m["job_hash"].as_str() != Some(hash.as_str()) {
+                reason = Some(format!("{t}: job definition changed"));
+            } else if m["input_files"] != serde_json::to_value(inputs).expect("serializes") {
+                reason = Some(format!("{t}: input files changed"));
+            }
+        }
+        out.push(match reason {
+            Some(r) => DatePlan {
+                as_of: d,
+                write: true,
+                reason: r,
+            },
+            None => DatePlan {
+                as_of: d,
+                write: false,
+                reason: "up to date (same job definition and input files)".into(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// What one date produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DateOutcome {
+    pub as_of: NaiveDate,
+    pub status: &'static str,
+    pub message: Option<String>,
+    pub tables: Vec<pipeline::TableMetrics>,
+    pub customers: usize,
+    pub seconds: f64,
+}
+
+/// The result of a multi-date run.
+#[derive(Debug)]
+pub struct Report {
+    pub job: String,
+    pub run_id: String,
+    pub input_files: Vec<InputFile>,
+    pub dates: Vec<DateOutcome>,
+    /// Errors of the failed dates, in date order.
+    pub errors: Vec<(NaiveDate, RunError)>,
+    pub seconds: f64,
+}
+
+/// Compute and publish `dates` (see the module doc). Errors that concern every date (the job's
+/// output or source cannot be opened) are returned; per-date failures are in the report.
+pub fn run_dates(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Report, RunError> {
+    let run_id = pipeline::new_run_id();
+    let loc = storage::open(&job.output_uri, &job.output_storage)?;
+    let started_at = chrono::Utc::now();
+    run_dates_at(job, &loc, &run_id, dates, force).inspect_err(|e| {
+        // A failure that stops every date is still a run: log it in the runs table.
+        for &d in dates {
+            let row = RunRow {
+                run_id: run_id.clone(),
+                job: job.name.clone(),
+                job_hash: job.settings_hash(),
+                as_of: d,
+                status: "failed",
+                started: started_at,
+                finished: chrono::Utc::now(),
+                rows_in: 0,
+                rows_out: 0,
+                bytes_read: None,
+                message: Some(format!("{e:#}")),
+            };
+            if let Err(w) = write_run_row(&loc, &row) {
+                tracing::warn!(as_of = %d, error = %w, "could not append to the runs table");
+            }
+        }
+    })
+}
+
+fn run_dates_at(
+    job: &Job,
+    loc: &Location,
+    run_id: &str,
+    dates: &[NaiveDate],
+    force: bool,
+) -> Result<Report, RunError> {
+    let loc = loc.clone();
+    let run_id = run_id.to_string();
+    let started = Instant::now();
+    let hash = job.settings_hash();
+    let inputs = source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+    let bytes_read = inputs
+        .iter()
+        .map(|f| f.bytes.map(|b| b as i64))
+        .sum::<Option<i64>>();
+    let plan = plan_dates(job, &loc, dates, &inputs, force)?;
+    let mut report = Report {
+        job: job.name.clone(),
+        run_id: run_id.clone(),
+        input_files: inputs.clone(),
+        dates: Vec::new(),
+        errors: Vec::new(),
+        seconds: 0.0,
+    };
+    let todo: Vec<NaiveDate> = plan.iter().filter(|p| p.write).map(|p| p.as_of).collect();
+    for p in plan.iter().filter(|p| !p.write) {
+        tracing::info!(as_of = %p.as_of, reason = %p.reason, "skipped");
+        let now = chrono::Utc::now();
+        let row = RunRow {
+            run_id: run_id.clone(),
+            job: job.name.clone(),
+            job_hash: hash.clone(),
+            as_of: p.as_of,
+            status: "skipped",
+            started: now,
+            finished: now,
+            rows_in: 0,
+            rows_out: 0,
+            bytes_read: None,
+            message: Some(p.reason.clone()),
+        };
+        if let Err(e) = write_run_row(&loc, &row) {
+            tracing::warn!(as_of = %p.as_of, error = %e, "could not append to the runs table");
+        }
+        report.dates.push(DateOutcome {
+            as_of: p.as_of,
+            status: "skipped",
+            message: Some(p.reason.clone()),
+            tables: Vec::new(),
+            customers: 0,
+            seconds: 0.0,
+        });
+    }
+    if let (Some(first), Some(last)) = (todo.iter().min(), todo.iter().max()) {
+        tracing::info!(job = %job.name, run_id = %run_id, dates = todo.len(), from = %first, to = %last, "scanning the source once for all dates");
+        let daily = pipeline::compute_daily(job, job.window_start_for(*first), *last)?;
+        let bar = progress_bar(todo.len());
+        for &d in &todo {
+            bar.set_message(d.to_string());
+            let t0 = Instant::now();
+            let started_at = chrono::Utc::now();
+            let res = one_date(job, &loc, &daily, d, &run_id, &hash, &inputs);
+            let (status, message, rows_in, rows_out) = match &res {
+                Ok((o, rows_in)) => (
+                    "succeeded",
+                    None,
+                    *rows_in,
+                    o.tables.iter().map(|t| t.rows as i64).sum(),
+                ),
+                Err(e) => ("failed", Some(format!("{e:#}")), 0, 0),
+            };
+            let row = RunRow {
+                run_id: run_id.clone(),
+                job: job.name.clone(),
+                job_hash: hash.clone(),
+                as_of: d,
+                status,
+                started: started_at,
+                finished: chrono::Utc::now(),
+                rows_in,
+                rows_out,
+                bytes_read,
+                message: message.clone(),
+            };
+            if let Err(e) = write_run_row(&loc, &row) {
+                tracing::warn!(as_of = %d, error = %e, "could not append to the runs table");
+            }
+            match res {
+                Ok((o, _)) => report.dates.push(o),
+                Err(e) => {
+                    tracing::error!(as_of = %d, error = %format!("{e:#}"), "date failed; continuing with the others");
+                    report.dates.push(DateOutcome {
+                        as_of: d,
+                        status: "failed",
+                        message,
+                        tables: Vec::new(),
+                        customers: 0,
+                        seconds: t0.elapsed().as_secs_f64(),
+                    });
+                    report.errors.push((d, e));
+                }
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+    }
+    report.dates.sort_by_key(|o| o.as_of);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn progress_bar(n: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if n > 1 && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(n as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} as of {msg} ({eta})")
+        {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+fn write_run_row(loc: &Location, row: &RunRow) -> Result<(), RunError> {
+    let mut df = runs::build(std::slice::from_ref(row)).map_err(|e| RunError::Compute {
+        step: "runs table",
+        source: e,
+    })?;
+    let bytes = pipeline::to_parquet(&mut df).map_err(|e| RunError::Compute {
+        step: "runs table",
+        source: e,
+    })?;
+    storage::put(loc, &runs::file_name(&row.run_id, row.as_of), bytes)?;
+    Ok(())
+}
+
+/// Compute, encode and publish every table of one date.
+fn one_date(
+    job: &Job,
+    loc: &Location,
+    daily: &polars::prelude::DataFrame,
+    as_of: NaiveDate,
+    run_id: &str,
+    hash: &str,
+    inputs: &[InputFile],
+) -> Result<(DateOutcome, i64), RunError> {
+    let t0 = Instant::now();
+    let started_at = chrono::Utc::now();
+    let (tables, rows_in) = pipeline::compute_tables(job, daily, as_of)?;
+    let customers = tables
+        .iter()
+        .find(|(t, _)| t == "customer_features")
+        .map(|(_, df)| df.height())
+        .unwrap_or(0);
+    let mut parts = Vec::new();
+    let mut metrics = Vec::new();
+    for (name, mut df) in tables {
+        let data = pipeline::to_parquet(&mut df).map_err(|e| RunError::Compute {
+            step: "parquet encoding",
+            source: e,
+        })?;
+        let dir = commit::partition_dir(&name, as_of);
+        let manifest = serde_json::json!({
+            "job": job.name,
+            "job_file": job.path.display().to_string(),
+            "job_hash": hash,
+            "table": name,
+            "as_of": as_of.to_string(),
+            "run_id": run_id,
+            "rows": df.height(),
+            "rows_in": rows_in,
+            "files": [{ "name": commit::DATA_FILE, "bytes": data.len() }],
+            "input_files": inputs,
+            "custval_version": env!("CARGO_PKG_VERSION"),
+            "started_at": started_at.to_rfc3339(),
+            "duration_seconds": t0.elapsed().as_secs_f64(),
+        });
+        metrics.push(pipeline::TableMetrics {
+            table: name.clone(),
+            rows: df.height(),
+            bytes: data.len(),
+            location: loc.display(&dir),
+        });
+        parts.push(commit::PartitionContent {
+            table: name,
+            data,
+            manifest: serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
+        });
+    }
+    commit::publish(loc, run_id, as_of, &parts)?;
+    for m in &metrics {
+        tracing::info!(table = %m.table, rows = m.rows, bytes = m.bytes, partition = %m.location, run_id = %run_id, "table committed");
+    }
+    Ok((
+        DateOutcome {
+            as_of,
+            status: "succeeded",
+            message: None,
+            tables: metrics,
+            customers,
+            seconds: t0.elapsed().as_secs_f64(),
+        },
+        rows_in,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn period_ends_in_range() {
+        assert_eq!(
+            as_of_dates(d("2024-01-15"), d("2024-04-30"), Every::Month),
+            [
+                d("2024-01-31"),
+                d("2024-02-29"),
+                d("2024-03-31"),
+                d("2024-04-30")
+            ]
+        );
+        assert_eq!(
+            as_of_dates(d("2024-01-01"), d("2024-12-30"), Every::Quarter),
+            [d("2024-03-31"), d("2024-06-30"), d("2024-09-30")]
+        );
+        // ISO weeks end on Sunday: 2024-01-07 and 2024-01-14.
+        assert_eq!(
+            as_of_dates(d("2024-01-01"), d("2024-01-14"), Every::Week),
+            [d("2024-01-07"), d("2024-01-14")]
+        );
+        assert_eq!(
+            as_of_dates(d("2024-01-01"), d("2024-01-03"), Every::Day).len(),
+            3
+        );
+        assert!(as_of_dates(d("2024-02-01"), d("2024-01-01"), Every::Month).is_empty());
+    }
+}

@@ -1,0 +1,95 @@
+//! The `runs` table: one row per (invocation, as-of date), appended, never rewritten.
+//!
+//! Location: `<output>/runs/<run_id>_<as_of>.parquet` (one small file per row, so appending is a
+//! single new object on every backend and concurrent runs never collide). Read it with
+//! `read_parquet('<output>/runs/*.parquet')`.
+//! Columns: `run_id` (String), `job` (String), `job_hash` (String), `as_of` (Date), `status`
+//! (String: `succeeded`, `skipped`, `failed`), `started`, `finished` (Datetime µs, UTC),
+//! `rows_in` (Int64: source rows in the window), `rows_out` (Int64: rows written over all
+//! tables), `bytes_read` (Int64: size of the input files, null when unknown), `custval_version`
+//! (String), `message` (String: why skipped or failed; null on success).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+
+/// One row of the runs table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub job: String,
+    pub job_hash: String,
+    pub as_of: NaiveDate,
+    pub status: &'static str,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub rows_in: i64,
+    pub rows_out: i64,
+    pub bytes_read: Option<i64>,
+    pub message: Option<String>,
+}
+
+/// The runs-table frame of some rows.
+pub fn build(rows: &[RunRow]) -> PolarsResult<DataFrame> {
+    let micros = |t: &DateTime<Utc>| t.timestamp_micros();
+    let ts = |name: &str, v: Vec<i64>| -> PolarsResult<Column> {
+        Column::new(name.into(), v).cast(&DataType::Datetime(
+            TimeUnit::Microseconds,
+            Some(TimeZone::UTC),
+        ))
+    };
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "run_id".into(),
+            rows.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "job".into(),
+            rows.iter().map(|r| r.job.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "job_hash".into(),
+            rows.iter().map(|r| r.job_hash.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "as_of".into(),
+            rows.iter()
+                .map(|r| crate::source::epoch_day(r.as_of))
+                .collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Date)?,
+        Column::new(
+            "status".into(),
+            rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+        ),
+        ts("started", rows.iter().map(|r| micros(&r.started)).collect())?,
+        ts(
+            "finished",
+            rows.iter().map(|r| micros(&r.finished)).collect(),
+        )?,
+        Column::new(
+            "rows_in".into(),
+            rows.iter().map(|r| r.rows_in).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "rows_out".into(),
+            rows.iter().map(|r| r.rows_out).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "bytes_read".into(),
+            rows.iter().map(|r| r.bytes_read).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "custval_version".into(),
+            vec![env!("CARGO_PKG_VERSION"); rows.len()],
+        ),
+        Column::new(
+            "message".into(),
+            rows.iter().map(|r| r.message.clone()).collect::<Vec<_>>(),
+        ),
+    ])
+}
+
+/// Relative path of a run row's file.
+pub fn file_name(run_id: &str, as_of: NaiveDate) -> String {
+    format!("runs/{run_id}_{as_of}.parquet")
+}

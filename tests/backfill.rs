@@ -1,0 +1,300 @@
+//! Backfills: one scan for many dates gives the same partitions as one run per date; reruns
+//! skip up-to-date dates; a killed backfill is completed by a rerun; a failing date does not stop
+//! the others; `plan` says what would happen.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+const JOB: &str = r#"
+name = "gen"
+as_of = "2023-06-30"
+[source]
+uri = "data/transactions/"
+[columns]
+customer_id = "customer_id"
+timestamp = "order_date"
+amount = "amount"
+order_id = "order_id"
+category = "category"
+channel = "channel"
+[attributes]
+uri = "data/attributes.parquet"
+customer_id = "customer_id"
+region = "region"
+industry = "industry"
+[output]
+uri = "out"
+"#;
+
+fn setup(customers: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "generate",
+            "--output",
+            "data",
+            "--customers",
+            customers,
+            "--seed",
+            "7",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-06-30",
+            "--files",
+            "2",
+            "--b2b",
+        ],
+    );
+    assert!(out.status.success());
+    std::fs::write(dir.path().join("job.toml"), JOB).unwrap();
+    dir
+}
+
+/// Every table's rows under `root` for `as_of`, with the fit timings removed.
+fn tables(root: &Path, as_of: &str) -> BTreeMap<String, Vec<Row>> {
+    let mut out = BTreeMap::new();
+    for t in [
+        "customer_features",
+        "segment_summary",
+        "model_fit",
+        "churn_rates",
+        "cohort_retention",
+        "value_matrix",
+    ] {
+        let mut rows = read_rows(&partition(root, t, as_of).join("part-00000.parquet"));
+        for r in &mut rows {
+            r.remove("fit_seconds");
+        }
+        out.insert(t.to_string(), rows);
+    }
+    out
+}
+
+#[test]
+fn backfill_equals_separate_runs_and_resumes() {
+    let dir = setup("400");
+    let d = dir.path();
+    let out = run_in(
+        d,
+        &[
+            "backfill",
+            "job.toml",
+            "--from",
+            "2023-03-01",
+            "--to",
+            "2023-05-31",
+            "--every",
+            "month",
+        ],
+    );
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("succeeded").count(), 3, "{stdout}");
+    for as_of in ["2023-03-31", "2023-04-30", "2023-05-31"] {
+        let single = format!("single-{as_of}");
+        assert!(run_in(
+            d,
+            &["run", "job.toml", "--as-of", as_of, "--output", &single]
+        )
+        .status
+        .success());
+        let a = tables(&d.join("out"), as_of);
+        let b = tables(&d.join(&single), as_of);
+        for (t, rows) in &a {
+            assert!(!rows.is_empty(), "{t} {as_of} is empty");
+            assert!(
+                rows == &b[t],
+                "{t} as of {as_of}: backfill differs from a single run"
+            );
+        }
+        // Attributes from the second table arrived; breakdowns by region exist.
+        let seg = &a["segment_summary"];
+        assert!(seg.iter().any(|r| s(r, "dimension") == "region"));
+        assert!(seg.iter().any(|r| s(r, "dimension") == "channel"));
+    }
+
+    // Rerun: everything is up to date.
+    let out = run_in(
+        d,
+        &[
+            "backfill",
+            "job.toml",
+            "--from",
+            "2023-03-01",
+            "--to",
+            "2023-05-31",
+        ],
+    );
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("skipped").count(), 3, "{stdout}");
+
+    // A lost partition is recomputed, and only its date.
+    std::fs::remove_dir_all(partition(&d.join("out"), "value_matrix", "2023-04-30")).unwrap();
+    let plan = run_in(
+        d,
+        &[
+            "plan",
+            "job.toml",
+            "--from",
+            "2023-03-01",
+            "--to",
+            "2023-05-31",
+        ],
+    );
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains("as_of=2023-04-30  write  (value_matrix: no committed partition)"),
+        "{plan}"
+    );
+    assert!(plan.contains("as_of=2023-03-31  skip "), "{plan}");
+    let out = run_in(
+        d,
+        &[
+            "backfill",
+            "job.toml",
+            "--from",
+            "2023-03-01",
+            "--to",
+            "2023-05-31",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("succeeded").count(), 1, "{stdout}");
+    assert!(stdout.contains("as_of=2023-04-30  succeeded"), "{stdout}");
+
+    // A changed job definition makes every date stale; --force recomputes up-to-date dates.
+    std::fs::write(
+        d.join("job.toml"),
+        JOB.replace("[output]", "[churn]\nperiod = \"week\"\n[output]"),
+    )
+    .unwrap();
+    let plan = run_in(d, &["plan", "job.toml", "--as-of", "2023-03-31"]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("job definition changed"));
+    std::fs::write(d.join("job.toml"), JOB).unwrap();
+    let out = run_in(
+        d,
+        &[
+            "backfill",
+            "job.toml",
+            "--from",
+            "2023-03-31",
+            "--to",
+            "2023-03-31",
+            "--every",
+            "day",
+            "--force",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("succeeded")
+            .count(),
+        1
+    );
+
+    // The runs table logged every date of every invocation.
+    let statuses: Vec<String> = runs(&d.join("out"))
+        .iter()
+        .map(|r| s(r, "status"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "succeeded").count(),
+        3 + 1 + 1
+    );
+    assert_eq!(statuses.iter().filter(|s| *s == "skipped").count(), 3 + 2);
+}
+
+#[test]
+fn failing_dates_do_not_stop_the_others() {
+    let dir = setup("200");
+    // The history starts in 2023: the 2022 month ends have no transactions.
+    let out = run_in(
+        dir.path(),
+        &[
+            "backfill",
+            "job.toml",
+            "--from",
+            "2022-11-01",
+            "--to",
+            "2023-02-28",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("as_of=2022-11-30  failed"), "{stdout}");
+    assert!(stdout.contains("as_of=2023-01-31  succeeded"), "{stdout}");
+    assert!(stdout.contains("as_of=2023-02-28  succeeded"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("2 of 4 dates failed (2022-11-30, 2022-12-31)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no transactions in the window"), "{stderr}");
+}
+
+#[test]
+fn killed_backfill_is_completed_by_a_rerun() {
+    let dir = setup("300");
+    let d = dir.path();
+    let args = [
+        "backfill",
+        "job.toml",
+        "--from",
+        "2023-01-01",
+        "--to",
+        "2023-06-30",
+        "--every",
+        "week",
+    ];
+    let mut child = custval()
+        .args(args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some, but (most likely) not all, weeks are published.
+    let cf = d.join("out/customer_features");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_dir(&cf).map(|r| r.count()).unwrap_or(0) < 3 && t0.elapsed().as_secs() < 120
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Every visible partition is whole.
+    for table in std::fs::read_dir(d.join("out")).unwrap() {
+        let table = table.unwrap().path();
+        if table.ends_with("runs") || table.ends_with("_staging") {
+            continue;
+        }
+        for part in std::fs::read_dir(&table).unwrap() {
+            let part = part.unwrap().path();
+            for f in ["part-00000.parquet", "_manifest.json", "_SUCCESS"] {
+                assert!(part.join(f).exists(), "{} lacks {f}", part.display());
+            }
+        }
+    }
+    let done_before = std::fs::read_dir(&cf).unwrap().count();
+    let out = run_in(d, &args);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // 2023-01-01 .. 2023-06-30 holds 26 Sundays (2023-01-01 is one).
+    assert_eq!(std::fs::read_dir(&cf).unwrap().count(), 26);
+    assert!(
+        stdout.matches("skipped").count() + 1 >= done_before.min(26),
+        "dates published before the kill are skipped: {stdout}"
+    );
+    assert!(
+        !d.join("out/_staging").exists() || {
+            // A staging folder of the killed run may remain; it is never read.
+            true
+        }
+    );
+}
