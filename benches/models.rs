@@ -1,0 +1,164 @@
+//! Model benchmark: fit BG/NBD + Gamma-Gamma and score every customer (P(alive), expected
+//! purchases in 30 days, 12-month discounted CLV) on simulated, *distinct* customers.
+//!
+//!     cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH]
+//!
+//! Workload: a BG/NBD population (r = 0.5, α = 20, a = 0.8, b = 3 per day) observed for T
+//! uniform in 30..730 days, spend from Gamma-Gamma (p = 6, q = 4, v = 15), simulated with a
+//! fixed seed; recency and T are whole days as in real summaries. `--summary-out` writes the
+//! first size's summary as Parquet (frequency, recency, T, monetary) so that
+//! `benches/run_lifetimes_bench.sh` can time lifetimes on the same customers.
+//! Prints one JSON line per size: customers, distinct rows, fit and score seconds, peak RSS.
+
+use custval::models::{self, ClvOptions};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution, Exp, Gamma};
+use std::time::Instant;
+
+struct Summary {
+    x: Vec<f64>,
+    tx: Vec<f64>,
+    t: Vec<f64>,
+    m: Vec<f64>,
+}
+
+fn simulate(n: usize, seed: u64) -> Summary {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let lam = Gamma::new(0.5, 1.0 / 20.0).unwrap();
+    let drop = Beta::new(0.8, 3.0).unwrap();
+    let nu = Gamma::new(4.0, 1.0 / 15.0).unwrap();
+    let mut s = Summary {
+        x: Vec::with_capacity(n),
+        tx: Vec::with_capacity(n),
+        t: Vec::with_capacity(n),
+        m: Vec::with_capacity(n),
+    };
+    for _ in 0..n {
+        let big_t = rng.random_range(30..=730) as f64;
+        let l: f64 = lam.sample(&mut rng);
+        let p: f64 = drop.sample(&mut rng);
+        let (mut t, mut x, mut last) = (0.0, 0u32, 0.0);
+        if l > 0.0 {
+            let gap = Exp::new(l).unwrap();
+            loop {
+                t += gap.sample(&mut rng);
+                if t >= big_t {
+                    break;
+                }
+                // Purchases on the same day as the previous one merge into it.
+                if t.floor() > last {
+                    x += 1;
+                    last = t.floor();
+                }
+                if rng.random::<f64>() < p {
+                    break;
+                }
+            }
+        }
+        let m = if x > 0 {
+            let v: f64 = nu.sample(&mut rng);
+            let total: f64 = Gamma::new(6.0 * x as f64, 1.0 / v).unwrap().sample(&mut rng);
+            total / x as f64
+        } else {
+            0.0
+        };
+        s.x.push(x as f64);
+        s.tx.push(last);
+        s.t.push(big_t);
+        s.m.push(m);
+    }
+    s
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn write_summary(s: &Summary, path: &str) {
+    use polars::prelude::*;
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("frequency".into(), &s.x),
+        Column::new("recency".into(), &s.tx),
+        Column::new("T".into(), &s.t),
+        Column::new("monetary".into(), &s.m),
+    ])
+    .unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(f).finish(&mut df).unwrap();
+}
+
+fn main() {
+    let mut sizes = Vec::new();
+    let mut summary_out = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--summary-out" => summary_out = args.next(),
+            "--bench" => {}
+            s => match s.replace('_', "").parse::<usize>() {
+                Ok(n) => sizes.push(n),
+                Err(_) => {
+                    eprintln!("usage: cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH]");
+                    std::process::exit(2);
+                }
+            },
+        }
+    }
+    if sizes.is_empty() {
+        sizes.push(1_000_000);
+    }
+    for (k, &n) in sizes.iter().enumerate() {
+        let t0 = Instant::now();
+        let s = simulate(n, 42 + k as u64);
+        let sim_s = t0.elapsed().as_secs_f64();
+        if k == 0 {
+            if let Some(p) = &summary_out {
+                write_summary(&s, p);
+            }
+        }
+        let t0 = Instant::now();
+        let ((bg, _), (gg, _)) = custval::valuation::fit_models(&s.x, &s.tx, &s.t, &s.m, 0.0);
+        let fit_s = t0.elapsed().as_secs_f64();
+        let (bg, gg) = (bg.expect("BG/NBD fit"), gg.expect("Gamma-Gamma fit"));
+        let t1 = Instant::now();
+        let pa = models::batch_prob_alive(&bg.params, &s.x, &s.tx, &s.t).unwrap();
+        let ep = models::batch_expected_purchases(&bg.params, 30.0, 1.0, &s.x, &s.tx, &s.t)
+            .unwrap();
+        let clv = models::batch_discounted_clv(
+            &bg.params,
+            &gg.params,
+            &s.x,
+            &s.tx,
+            &s.t,
+            &s.m,
+            &ClvOptions::default(),
+        )
+        .unwrap();
+        let score_s = t1.elapsed().as_secs_f64();
+        let checksum: f64 = pa.iter().sum::<f64>() + ep.iter().sum::<f64>() + clv.iter().sum::<f64>();
+        println!(
+            "{}",
+            serde_json::json!({
+                "tool": "custval",
+                "customers": n,
+                "distinct_bgnbd_rows": bg.distinct_rows,
+                "threads": rayon::current_num_threads(),
+                "simulate_seconds": sim_s,
+                "fit_seconds": fit_s,
+                "score_seconds": score_s,
+                "total_seconds": fit_s + score_s,
+                "peak_rss_mb": peak_rss_mb(),
+                "bgnbd": { "r": bg.params.r, "alpha": bg.params.alpha, "a": bg.params.a, "b": bg.params.b, "converged": bg.converged },
+                "gamma_gamma": { "p": gg.params.p, "q": gg.params.q, "v": gg.params.v, "converged": gg.converged },
+                "checksum": checksum,
+            })
+        );
+    }
+}
