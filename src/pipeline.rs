@@ -150,6 +150,28 @@ pub fn summary_as_of(
         Some(a) => join_attributes(a, df)?,
         None => df,
     };
+    // Stable column order whatever the mapping: attributes right after the customer id.
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let attrs = ["region", "industry", "channel"];
+    let order: Vec<String> = std::iter::once("customer_id".to_string())
+        .chain(
+            attrs
+                .iter()
+                .filter(|a| names.iter().any(|n| n == *a))
+                .map(|a| a.to_string()),
+        )
+        .chain(
+            names
+                .iter()
+                .filter(|n| *n != "customer_id" && !attrs.contains(&n.as_str()))
+                .cloned(),
+        )
+        .collect();
+    let df = df.select(order).map_err(compute("customer summary"))?;
     if df.height() == 0 {
         let window = match job.window_start_for(as_of) {
             Some(s) => format!("{s}..={as_of}"),

@@ -41,8 +41,28 @@ WHERE c.as_of = dates.cur
 GROUP BY ALL
 ORDER BY customers DESC;
 
+-- table: customer_features
+-- Customers by lifecycle stage and early warning, latest as-of date (who to call this week).
+WITH cf AS (
+    SELECT *
+    FROM read_parquet('{root}/customer_features/*/*.parquet', hive_partitioning = true, union_by_name = true)
+)
+SELECT
+    lifecycle_stage,
+    early_warning,
+    count(*)                                            AS customers,
+    round(avg(loyalty_score), 1)                        AS mean_loyalty_score,
+    round(avg(relationship_score), 1)                   AS mean_relationship_score,
+    round(avg(churn_risk), 3)                           AS mean_churn_risk,
+    round(avg(prob_alive), 3)                           AS mean_prob_alive,
+    round(sum(clv), 2)                                  AS clv_at_stake
+FROM cf
+WHERE as_of = (SELECT max(as_of) FROM cf)
+GROUP BY ALL
+ORDER BY clv_at_stake DESC NULLS LAST;
+
 -- table: segment_summary
--- Segment mix at the latest as-of date, with the change since the previous one.
+-- Segment mix of the whole base at the latest as-of date, with the change since the previous one.
 SELECT
     as_of,
     rfm_segment,
@@ -51,10 +71,27 @@ SELECT
     round(revenue, 2)                                   AS revenue,
     round(100 * revenue_share, 1)                       AS pct_revenue,
     round(mean_total_amount, 2)                         AS mean_total_amount,
+    round(customer_equity, 2)                           AS customer_equity,
     customers - lag(customers) OVER (PARTITION BY rfm_segment ORDER BY as_of) AS customers_change
 FROM read_parquet('{root}/segment_summary/*/*.parquet', hive_partitioning = true)
+WHERE dimension = 'all'
 QUALIFY as_of = max(as_of) OVER ()
 ORDER BY revenue DESC;
+
+-- table: segment_summary
+-- Segment mix by region at the latest as-of date (shares are within each region).
+SELECT
+    dimension_value                                     AS region,
+    rfm_segment,
+    customers,
+    round(100 * customer_share, 1)                      AS pct_customers_in_region,
+    round(revenue, 2)                                   AS revenue,
+    round(100 * revenue_share, 1)                       AS pct_revenue_in_region,
+    round(customer_equity, 2)                           AS customer_equity
+FROM read_parquet('{root}/segment_summary/*/*.parquet', hive_partitioning = true)
+WHERE dimension = 'region'
+QUALIFY as_of = max(as_of) OVER ()
+ORDER BY region, revenue DESC;
 
 -- table: model_fit
 -- Model fit history: one row per model and as-of date, newest first.
@@ -67,7 +104,8 @@ SELECT
     round(log_likelihood, 2)                            AS log_likelihood,
     r, alpha, a, b,
     p, q, v,
-    round(fit_seconds, 3)                               AS fit_seconds
+    round(fit_seconds, 3)                               AS fit_seconds,
+    message
 FROM read_parquet('{root}/model_fit/*/*.parquet', hive_partitioning = true)
 ORDER BY as_of DESC, model;
 
@@ -87,49 +125,71 @@ QUALIFY as_of = max(as_of) OVER ()
 ORDER BY calibration_frequency = 'all', try_cast(rtrim(calibration_frequency, '+') AS INTEGER);
 
 -- table: churn_rates
--- Churn trend at the latest as-of date, with a 3-period moving average.
+-- Churn trend at the latest as-of date, with a 3-period moving average (`partial`: the period is still running).
 SELECT
-    period_label,
+    period,
+    period_start,
+    partial,
     active_start,
     "new",
     reactivated,
     churned,
     round(100 * churn_rate, 1)                          AS churn_pct,
-    round(100 * avg(churn_rate) OVER (ORDER BY period_label ROWS 2 PRECEDING), 1) AS churn_pct_3p_avg,
+    round(100 * avg(churn_rate) OVER (ORDER BY period_start ROWS 2 PRECEDING), 1) AS churn_pct_3p_avg,
     round(100 * retention_rate, 1)                      AS retention_pct,
     round(revenue, 2)                                   AS revenue
 FROM read_parquet('{root}/churn_rates/*/*.parquet', hive_partitioning = true)
 QUALIFY as_of = max(as_of) OVER ()
-ORDER BY period_label;
+ORDER BY period_start;
 
 -- table: cohort_retention
 -- Cohort triangle at the latest as-of date: one row per cohort, one column per period offset (retention %).
 PIVOT (
-    SELECT cohort_label, period_offset, round(100 * retention, 1) AS retention_pct
+    SELECT cohort, cohort_size, period_offset, round(100 * retention, 1) AS retention_pct
     FROM read_parquet('{root}/cohort_retention/*/*.parquet', hive_partitioning = true)
     QUALIFY as_of = max(as_of) OVER ()
 )
 ON period_offset IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 USING first(retention_pct)
-GROUP BY cohort_label
-ORDER BY cohort_label;
+GROUP BY cohort, cohort_size
+ORDER BY cohort;
 
 -- table: value_matrix
--- Value matrix at the latest as-of date: where the customers, the revenue and the future value are.
+-- Value matrix of the whole base at the latest as-of date: where the customers, the revenue and the future value are.
 SELECT
-    quadrant,
+    value_quadrant,
     customers,
-    round(100 * customers / sum(customers) OVER (), 1)  AS pct_customers,
+    round(100 * customer_share, 1)                      AS pct_customers,
     round(100 * revenue_share, 1)                       AS pct_revenue,
     round(100 * clv_share, 1)                           AS pct_clv,
+    round(mean_loyalty_score, 1)                        AS mean_loyalty_score,
+    round(mean_relationship_score, 1)                   AS mean_relationship_score,
     action
 FROM read_parquet('{root}/value_matrix/*/*.parquet', hive_partitioning = true)
+WHERE dimension = 'all'
 QUALIFY as_of = max(as_of) OVER ()
 ORDER BY clv_share DESC;
 
--- table: runs
--- Recent runs, newest first: status, duration and volumes.
+-- table: value_matrix
+-- Value matrix by region at the latest as-of date: customers per quadrant (columns) in each region (rows).
 SELECT
+    dimension_value                                     AS region,
+    sum(customers)                                      AS customers,
+    sum(customers) FILTER (WHERE value_quadrant = 'high value / strong relationship') AS high_value_strong,
+    sum(customers) FILTER (WHERE value_quadrant = 'high value / weak relationship')   AS high_value_weak,
+    sum(customers) FILTER (WHERE value_quadrant = 'low value / strong relationship')  AS low_value_strong,
+    sum(customers) FILTER (WHERE value_quadrant = 'low value / weak relationship')    AS low_value_weak,
+    round(sum(clv), 2)                                  AS clv
+FROM read_parquet('{root}/value_matrix/*/*.parquet', hive_partitioning = true)
+WHERE dimension = 'region'
+  AND as_of = (SELECT max(as_of) FROM read_parquet('{root}/value_matrix/*/*.parquet', hive_partitioning = true))
+GROUP BY region
+ORDER BY clv DESC;
+
+-- table: runs
+-- Recent runs, newest first: status, duration, volumes, and why a date was skipped or failed.
+SELECT
+    run_id,
     job,
     as_of,
     status,
@@ -138,7 +198,8 @@ SELECT
     rows_in,
     rows_out,
     round(bytes_read / 1e6, 1)                          AS mb_read,
-    custval_version
-FROM read_parquet('{root}/runs/**/*.parquet', hive_partitioning = true, union_by_name = true)
-ORDER BY started DESC
+    custval_version,
+    message
+FROM read_parquet('{root}/runs/*.parquet', union_by_name = true)
+ORDER BY started DESC, as_of
 LIMIT 50;

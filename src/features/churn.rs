@@ -2,9 +2,8 @@
 //!
 //! Input: one row per customer and purchase day (same-day transactions summed), customers as
 //! dense indices sorted ascending, days sorted within each customer, all days ≤ D = `as_of`.
-//! The caller passes the **full history** up to D, not only the window, so that each customer's
-//! first purchase (which decides "new" and the cohort) is right and the period before the
-//! first row has its activity.
+//! A customer's first row is taken as its first purchase (which decides "new" and the cohort):
+//! custval passes the job's window, so with `lookback_days` "new" means new to the window.
 //!
 //! **Activity.** A customer is *active in period p* when it bought in p. With
 //! `inactivity_days = Some(n)` it is active in p when it bought in (e − n, e], where e is the
@@ -36,8 +35,9 @@
 //! period cohort + k, `retention` = active / cohort_size, `revenue` = what the cohort spent in
 //! that period, `cumulative_revenue_per_customer` = revenue of offsets 0..=k / cohort_size.
 //!
-//! Cost: one pass over the rows; customers are processed in parallel (rayon), each thread
-//! holding one accumulator per period (churn) or per cohort cell (cohorts).
+//! Cost: one pass over the rows; fixed chunks of customers are processed in parallel (rayon),
+//! each holding one accumulator per period (churn) or per cohort cell (cohorts), and the chunks
+//! are added in order so that the float sums are the same on every run.
 
 use rayon::prelude::*;
 

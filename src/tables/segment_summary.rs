@@ -8,7 +8,8 @@
 //! (String), `customers` (Int64), `customer_share` (Float64, 0–1 within the dimension value),
 //! `revenue` (Float64, sum of `total_amount`), `revenue_share` (Float64, null when the group's
 //! revenue is 0), `mean_days_since_last`, `mean_orders`, `mean_total_amount`, `mean_r_score`,
-//! `mean_f_score`, `mean_m_score` (Float64), and when the CLV models ran `customer_equity`
+//! `mean_f_score`, `mean_m_score`, `repeat_customer_share` (Float64: share of the segment's
+//! customers with `frequency > 0`), and when the CLV models ran `customer_equity`
 //! (Float64, sum of `clv`) and `customer_equity_share`. Sorted by dimension, value, then revenue
 //! (highest first).
 
@@ -31,6 +32,11 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         mean("r_score", "mean_r_score"),
         mean("f_score", "mean_f_score"),
         mean("m_score", "mean_m_score"),
+        col("frequency")
+            .gt(lit(0i64))
+            .cast(DataType::Float64)
+            .mean()
+            .alias("repeat_customer_share"),
     ];
     let mut select = vec![
         col("dimension_rank"),
@@ -47,6 +53,7 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         col("mean_r_score"),
         col("mean_f_score"),
         col("mean_m_score"),
+        col("repeat_customer_share"),
     ];
     if has_clv {
         aggs.push(col("clv").sum().alias("customer_equity"));
