@@ -82,7 +82,15 @@ uri = "{}/out"
             true,
         )
         .unwrap();
-        lf.select([len()]).collect().unwrap().column("len").unwrap().u32().unwrap().get(0).unwrap() as u64
+        lf.select([len()])
+            .collect()
+            .unwrap()
+            .column("len")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .get(0)
+            .unwrap() as u64
     };
 
     let t = Instant::now();

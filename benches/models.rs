@@ -57,7 +57,9 @@ fn simulate(n: usize, seed: u64) -> Summary {
         }
         let m = if x > 0 {
             let v: f64 = nu.sample(&mut rng);
-            let total: f64 = Gamma::new(6.0 * x as f64, 1.0 / v).unwrap().sample(&mut rng);
+            let total: f64 = Gamma::new(6.0 * x as f64, 1.0 / v)
+                .unwrap()
+                .sample(&mut rng);
             total / x as f64
         } else {
             0.0
@@ -102,13 +104,15 @@ fn main() {
         match a.as_str() {
             "--summary-out" => summary_out = args.next(),
             "--bench" => {}
-            s => match s.replace('_', "").parse::<usize>() {
-                Ok(n) => sizes.push(n),
-                Err(_) => {
-                    eprintln!("usage: cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH]");
-                    std::process::exit(2);
+            s => {
+                match s.replace('_', "").parse::<usize>() {
+                    Ok(n) => sizes.push(n),
+                    Err(_) => {
+                        eprintln!("usage: cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH]");
+                        std::process::exit(2);
+                    }
                 }
-            },
+            }
         }
     }
     if sizes.is_empty() {
@@ -129,8 +133,8 @@ fn main() {
         let (bg, gg) = (bg.expect("BG/NBD fit"), gg.expect("Gamma-Gamma fit"));
         let t1 = Instant::now();
         let pa = models::batch_prob_alive(&bg.params, &s.x, &s.tx, &s.t).unwrap();
-        let ep = models::batch_expected_purchases(&bg.params, 30.0, 1.0, &s.x, &s.tx, &s.t)
-            .unwrap();
+        let ep =
+            models::batch_expected_purchases(&bg.params, 30.0, 1.0, &s.x, &s.tx, &s.t).unwrap();
         let clv = models::batch_discounted_clv(
             &bg.params,
             &gg.params,
@@ -142,7 +146,8 @@ fn main() {
         )
         .unwrap();
         let score_s = t1.elapsed().as_secs_f64();
-        let checksum: f64 = pa.iter().sum::<f64>() + ep.iter().sum::<f64>() + clv.iter().sum::<f64>();
+        let checksum: f64 =
+            pa.iter().sum::<f64>() + ep.iter().sum::<f64>() + clv.iter().sum::<f64>();
         println!(
             "{}",
             serde_json::json!({

@@ -498,9 +498,6 @@ impl Job {
             for k in ["as_of", "path", "output_uri", "output_storage", "tables"] {
                 o.remove(k);
             }
-            if let Some(clv) = o.get_mut("clv").and_then(|c| c.as_object_mut()) {
-                clv.remove("holdout_days");
-            }
         }
         let digest = sha2::Sha256::digest(v.to_string().as_bytes());
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()

@@ -234,7 +234,18 @@ fn join_attributes(
         })
 }
 
-/// Holdout diagnostics: fit on the calibration window, compare with the holdout.
+/// Holdout diagnostics: fit on the calibration window, compare with the holdout. When no
+/// comparison is possible the table is written empty (so the date counts as done), with the
+/// reason in the log.
+fn empty_diagnostics(
+    holdout_days: i64,
+    cal_end: chrono::NaiveDate,
+) -> Result<Option<DataFrame>, RunError> {
+    tables::model_diagnostics::build(&[], holdout_days, source::epoch_day(cal_end))
+        .map(Some)
+        .map_err(compute("model_diagnostics"))
+}
+
 fn holdout_table(
     job: &Job,
     daily: &DataFrame,
@@ -246,8 +257,8 @@ fn holdout_table(
     let cal = match summary_as_of(job, daily, cal_end) {
         Ok(c) => c,
         Err(RunError::Source(e)) if matches!(*e, SourceError::EmptyWindow { .. }) => {
-            tracing::warn!(calibration_end = %cal_end, "no purchases before the holdout; model_diagnostics skipped");
-            return Ok(None);
+            tracing::warn!(calibration_end = %cal_end, "no purchases before the holdout; model_diagnostics is empty");
+            return empty_diagnostics(holdout_days, cal_end);
         }
         Err(e) => return Err(e),
     };
@@ -290,12 +301,12 @@ fn holdout_table(
     let fit = match crate::models::fit_bgnbd(&x, &tx, &t, &opts) {
         Ok(f) if f.converged => f,
         Ok(f) => {
-            tracing::warn!(message = %f.message, "calibration fit did not converge; model_diagnostics skipped");
-            return Ok(None);
+            tracing::warn!(message = %f.message, "calibration fit did not converge; model_diagnostics is empty");
+            return empty_diagnostics(holdout_days, cal_end);
         }
         Err(e) => {
-            tracing::warn!(error = %e, "calibration fit failed; model_diagnostics skipped");
-            return Ok(None);
+            tracing::warn!(error = %e, "calibration fit failed; model_diagnostics is empty");
+            return empty_diagnostics(holdout_days, cal_end);
         }
     };
     let pred = crate::models::batch_expected_purchases(

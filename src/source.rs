@@ -47,6 +47,9 @@ pub enum SourceError {
 pub struct InputFile {
     pub uri: String,
     pub bytes: Option<u64>,
+    /// Last modification time (local files), seconds since 1970-01-01.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<i64>,
 }
 
 /// A lazy, windowed, canonically named transaction scan.
@@ -106,12 +109,19 @@ pub fn list_input_files(uri: &str, opts: &StorageOptions) -> Result<Vec<InputFil
         .iter()
         .map(|p| {
             let s = p.as_str().to_string();
-            let bytes = if storage::is_local(&s) {
-                std::fs::metadata(&s).ok().map(|m| m.len())
+            let meta = if storage::is_local(&s) {
+                std::fs::metadata(&s).ok()
             } else {
                 None
             };
-            InputFile { uri: s, bytes }
+            InputFile {
+                uri: s,
+                bytes: meta.as_ref().map(|m| m.len()),
+                modified: meta
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs() as i64),
+            }
         })
         .collect())
 }

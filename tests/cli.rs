@@ -483,3 +483,59 @@ fn behaviour_tables_by_hand() {
         "no CLV columns when clv.enabled = false"
     );
 }
+
+/// Everyone bought once (one with a zero amount, one with a return): the models cannot be
+/// identified. The run still succeeds, says why in `model_fit` and the log, and leaves the
+/// model columns null instead of writing a number.
+#[test]
+fn degenerate_history_warns_and_leaves_model_columns_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("cust".into(), ["a", "b", "c"]),
+        Column::new("ts".into(), [19723, 19730, 19740])
+            .cast(&DataType::Date)
+            .unwrap(),
+        Column::new("amt".into(), [10.0, 0.0, -5.0]),
+    ])
+    .unwrap();
+    write_parquet(&mut df, &dir.path().join("data/tx.parquet"));
+    std::fs::write(
+        dir.path().join("job.toml"),
+        JOB.replace("[source]", "lookback_days = 400\n[source]")
+            .replace("as_of = \"2024-01-31\"", "as_of = \"2024-02-29\""),
+    )
+    .unwrap();
+    let out = custval()
+        .args(["run", "job.toml"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("could not be fitted"), "{stderr}");
+    let root = dir.path().join("out");
+    let fit = by_key(
+        read_rows(&partition(&root, "model_fit", "2024-02-29").join("part-00000.parquet")),
+        "model",
+    );
+    assert!(matches!(
+        fit["bgnbd"]["converged"],
+        parquet::record::Field::Bool(false)
+    ));
+    assert!(s(&fit["bgnbd"], "message").contains("no customer made a repeat purchase"));
+    let feats =
+        read_rows(&partition(&root, "customer_features", "2024-02-29").join("part-00000.parquet"));
+    assert_eq!(feats.len(), 3);
+    for r in &feats {
+        for c in ["prob_alive", "clv", "expected_spend"] {
+            assert!(matches!(r[c], parquet::record::Field::Null), "{c}: {r:?}");
+        }
+        // Every number that is written is finite.
+        for (k, v) in r {
+            if let parquet::record::Field::Double(x) = v {
+                assert!(x.is_finite(), "{k} = {x}");
+            }
+        }
+    }
+}
