@@ -97,6 +97,7 @@ pub enum Command {
         /// Last day of a backfill range.
         #[arg(long, value_parser = parse_date, requires = "from")]
         to: Option<chrono::NaiveDate>,
+        /// As-of dates of the range (see `backfill --every`).
         #[arg(long, value_enum, default_value_t = Every::Month)]
         every: Every,
         /// Plan as if --force were given.
@@ -159,7 +160,15 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
 pub fn exit_code(e: &RunError) -> u8 {
     match e {
         RunError::Job(_) => EXIT_BAD_JOB,
-        RunError::Source(_) => EXIT_BAD_INPUT,
+        // An I/O failure reading the source (network, permissions) is a storage error that a
+        // retry may fix; a missing file, a bad schema or bad data is not.
+        RunError::Source(s) => match &**s {
+            crate::source::SourceError::Read {
+                source: polars::prelude::PolarsError::IO { error, .. },
+                ..
+            } if error.kind() != std::io::ErrorKind::NotFound => EXIT_STORAGE,
+            _ => EXIT_BAD_INPUT,
+        },
         RunError::Storage(_) => EXIT_STORAGE,
         RunError::Compute { .. } => EXIT_INTERNAL,
         RunError::Usage(_) => EXIT_BAD_JOB,
@@ -267,6 +276,12 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 },
             )?;
             let dates = match (from, to) {
+                (Some(f), Some(_)) if Some(f) > to => {
+                    return Err(RunError::Usage(format!(
+                        "--from {f} is after --to {}",
+                        to.unwrap_or(f)
+                    )))
+                }
                 (Some(f), Some(t)) => backfill::as_of_dates(f, t, every),
                 _ => vec![job.as_of],
             };
@@ -314,9 +329,9 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 },
             )?;
             crate::storage::open(&job.output_uri, &job.output_storage)?;
-            let files =
-                crate::source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+            let files = crate::source::job_input_files(&job)?;
             crate::source::scan(&job)?;
+            pipeline::check_side_tables(&job)?;
             println!(
                 "custval: {} is valid: {} input file(s), window {}, tables {}",
                 job.path.display(),

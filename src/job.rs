@@ -1,8 +1,7 @@
 //! The job file: what the user wrote ([`JobFile`], serde structs exactly as in the TOML) and what
 //! the pipeline runs ([`Job`], validated, with dates resolved).
 //!
-//! Every key is documented once, on its field; `docs/job-file.md` and the README table repeat
-//! those docs. Unknown keys, missing keys and bad values are errors naming the file, the line and
+//! Every key is documented once, on its field; the README's job-file table repeats those docs. Unknown keys, missing keys and bad values are errors naming the file, the line and
 //! the key (toml's spans give the line; see [`JobError`]).
 
 use chrono::NaiveDate;
@@ -331,6 +330,17 @@ pub struct ExtraInputFile {
     pub weight: f64,
 }
 
+impl ExtraInputFile {
+    /// `satisfaction` or `interactions`, for messages.
+    pub fn name(&self) -> &'static str {
+        if self.column.is_some() {
+            "satisfaction"
+        } else {
+            "interactions"
+        }
+    }
+}
+
 fn ten() -> f64 {
     10.0
 }
@@ -368,7 +378,7 @@ impl Default for RelationshipFile {
 #[serde(deny_unknown_fields)]
 pub struct MatrixFile {
     /// Value threshold (customers at or above are "high value"); default: the median. The value
-    /// metric is `clv` when the models ran, else `monetary`... see README.
+    /// metric is `clv` when the models ran, else `total_amount`.
     pub value_threshold: Option<f64>,
     /// Relationship-score threshold (0–100); default: the median.
     pub relationship_threshold: Option<f64>,
@@ -515,6 +525,23 @@ impl Job {
             })
             .cloned()
             .collect()
+    }
+
+    /// First day the source scan must cover for as-of dates from `first_as_of` on: the window of
+    /// `first_as_of`, or of its holdout calibration end when `model_diagnostics` is written.
+    pub fn scan_start(&self, first_as_of: NaiveDate) -> Option<NaiveDate> {
+        let holdout = match &self.clv {
+            Some(c)
+                if self
+                    .output_tables()
+                    .iter()
+                    .any(|t| t == "model_diagnostics") =>
+            {
+                c.holdout_days.unwrap_or(0)
+            }
+            _ => 0,
+        };
+        self.window_start_for(first_as_of - chrono::Duration::days(holdout))
     }
 
     /// First day in the window, if the window is bounded.
@@ -753,6 +780,9 @@ fn validate(
             holdout_days: holdout,
         })
     } else {
+        if overrides.holdout_days.is_some() || file.clv.holdout_days.is_some() {
+            tracing::warn!("clv.enabled = false: the holdout (model_diagnostics) is not computed");
+        }
         None
     };
     if let Some(a) = &file.attributes {

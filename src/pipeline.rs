@@ -186,6 +186,50 @@ pub fn summary_as_of(
     Ok(df)
 }
 
+/// Check that the `[attributes]`, satisfaction and interactions tables have their mapped
+/// columns (for `validate`; `run` checks them when it reads them).
+pub fn check_side_tables(job: &Job) -> Result<(), RunError> {
+    let check = |uri: &str,
+                 storage: &crate::job::StorageOptions,
+                 cols: Vec<(String, &str)>|
+     -> Result<(), RunError> {
+        let mut lf = source::open_parquet(uri, storage, true)?;
+        let schema = lf.collect_schema().map_err(|e| SourceError::Read {
+            uri: uri.to_string(),
+            source: e,
+        })?;
+        for (key, c) in cols {
+            source::require_column(uri, &schema, &key, c)?;
+        }
+        Ok(())
+    };
+    if let Some(a) = &job.attributes {
+        let mut cols = vec![("attributes.customer_id".to_string(), a.customer_id.as_str())];
+        for (k, c) in [
+            ("region", &a.region),
+            ("industry", &a.industry),
+            ("channel", &a.channel),
+        ] {
+            if let Some(c) = c {
+                cols.push((format!("attributes.{k}"), c.as_str()));
+            }
+        }
+        check(a.uri.get_ref(), &a.storage, cols)?;
+    }
+    let r = &job.behaviour.relationship;
+    for x in [&r.satisfaction, &r.interactions].into_iter().flatten() {
+        let mut cols = vec![(
+            format!("relationship.{}.customer_id", x.name()),
+            x.customer_id.as_str(),
+        )];
+        if let Some(c) = &x.column {
+            cols.push(("relationship.satisfaction.column".to_string(), c.as_str()));
+        }
+        check(&x.uri, &x.storage, cols)?;
+    }
+    Ok(())
+}
+
 /// Left-join the attribute columns of the `[attributes]` table onto the summary. A customer
 /// listed several times gets its last row's values.
 fn join_attributes(
@@ -199,6 +243,7 @@ fn join_attributes(
         source: e,
     })?;
     source::require_column(uri, &schema, "attributes.customer_id", &a.customer_id)?;
+    // (the attribute columns are checked below, by key)
     let mut select = vec![col(a.customer_id.as_str())
         .cast(DataType::String)
         .alias("customer_id")];
@@ -345,9 +390,14 @@ fn extra_inputs(job: &Job, summary: &DataFrame) -> Result<behaviour::ExtraInputs
                 uri: x.uri.clone(),
                 source: e,
             })?;
-            source::require_column(&x.uri, &schema, "customer_id", &x.customer_id)?;
+            source::require_column(
+                &x.uri,
+                &schema,
+                &format!("relationship.{}.customer_id", x.name()),
+                &x.customer_id,
+            )?;
             if let Some(c) = &x.column {
-                source::require_column(&x.uri, &schema, "column", c)?;
+                source::require_column(&x.uri, &schema, "relationship.satisfaction.column", c)?;
             }
             let per_customer = lf
                 .select([
@@ -372,8 +422,9 @@ fn extra_inputs(job: &Job, summary: &DataFrame) -> Result<behaviour::ExtraInputs
                     uri: x.uri.clone(),
                     source: e,
                 })?;
+            // Satisfaction: the mean answer; interactions: the number of rows.
             let v = df
-                .column("value")
+                .column(if x.column.is_some() { "value" } else { "n" })
                 .and_then(|c| c.cast(&DataType::Float64))
                 .map_err(compute("extra inputs"))?;
             let v = v.f64().map_err(compute("extra inputs"))?;
@@ -391,7 +442,6 @@ fn extra_inputs(job: &Job, summary: &DataFrame) -> Result<behaviour::ExtraInputs
         );
     }
     if let Some(int) = &r.interactions {
-        // Count rows: the mean of a constant 1 is 1; the count comes from `n`, so use a sum.
         let counts = fetch(int, lit(1.0))?;
         extra.interactions = Some(counts.into_iter().map(|v| v.unwrap_or(0.0)).collect());
     }

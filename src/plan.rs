@@ -54,13 +54,12 @@ pub fn row_groups_in_window(
 /// Print the plan for `dates` on stdout.
 pub fn print_plan(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Vec<DatePlan>, RunError> {
     let loc = storage::open(&job.output_uri, &job.output_storage)?;
-    let inputs: Vec<InputFile> =
-        source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+    let inputs: Vec<InputFile> = source::job_input_files(job)?;
     let (first, last) = (
         dates.iter().min().copied().unwrap_or(job.as_of),
         dates.iter().max().copied().unwrap_or(job.as_of),
     );
-    let start = job.window_start_for(first);
+    let start = job.scan_start(first);
     println!(
         "custval plan: job {} ({}), job hash {}",
         job.name,

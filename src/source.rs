@@ -20,9 +20,7 @@ use polars::prelude::*;
 pub enum SourceError {
     #[error("{uri}: cannot read Parquet: {source}")]
     Read { uri: String, source: PolarsError },
-    #[error(
-        "{uri}: column {column:?} (columns.{key}) not found{hint}; available columns: {available}"
-    )]
+    #[error("{uri}: column {column:?} ({key}) not found{hint}; available columns: {available}")]
     MissingColumn {
         uri: String,
         key: String,
@@ -30,7 +28,7 @@ pub enum SourceError {
         hint: String,
         available: String,
     },
-    #[error("{uri}: column {column:?} (columns.{key}) has type {found}, expected {expected}")]
+    #[error("{uri}: column {column:?} ({key}) has type {found}, expected {expected}")]
     WrongType {
         uri: String,
         key: String,
@@ -50,6 +48,9 @@ pub struct InputFile {
     /// Last modification time (local files), seconds since 1970-01-01.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified: Option<i64>,
+    /// Entity tag (object stores): changes when the object is rewritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
 }
 
 /// A lazy, windowed, canonically named transaction scan.
@@ -105,25 +106,57 @@ pub fn list_input_files(uri: &str, opts: &StorageOptions) -> Result<Vec<InputFil
             &mut cloud,
         ))
         .map_err(read)?;
-    Ok(paths
+    paths
         .iter()
         .map(|p| {
             let s = p.as_str().to_string();
+            if !storage::is_local(&s) {
+                let (bytes, e_tag) =
+                    storage::object_meta(&s, opts).map_err(|e| SourceError::Read {
+                        uri: s.clone(),
+                        source: PolarsError::IO {
+                            error: std::sync::Arc::new(std::io::Error::other(e.to_string())),
+                            msg: None,
+                        },
+                    })?;
+                return Ok(InputFile {
+                    uri: s,
+                    bytes: Some(bytes),
+                    modified: None,
+                    e_tag,
+                });
+            }
             let meta = if storage::is_local(&s) {
                 std::fs::metadata(&s).ok()
             } else {
                 None
             };
-            InputFile {
+            Ok(InputFile {
                 uri: s,
                 bytes: meta.as_ref().map(|m| m.len()),
                 modified: meta
                     .and_then(|m| m.modified().ok())
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map(|d| d.as_secs() as i64),
-            }
+                e_tag: None,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// Every input of a job: the source files, then the `[attributes]`, satisfaction and
+/// interactions tables. Their listing (with sizes and modification times or ETags) decides
+/// whether a backfill date is up to date.
+pub fn job_input_files(job: &Job) -> Result<Vec<InputFile>, SourceError> {
+    let mut files = list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+    if let Some(a) = &job.attributes {
+        files.extend(list_input_files(a.uri.get_ref(), &a.storage)?);
+    }
+    let r = &job.behaviour.relationship;
+    for x in [&r.satisfaction, &r.interactions].into_iter().flatten() {
+        files.extend(list_input_files(&x.uri, &x.storage)?);
+    }
+    Ok(files)
 }
 
 /// Edit distance, for "did you mean" hints.
@@ -223,20 +256,20 @@ pub fn scan_window(
             source,
         })?;
     let c: &ColumnsFile = &job.columns;
-    require_column(&uri, &schema, "customer_id", &c.customer_id)?;
-    let ts_type = require_column(&uri, &schema, "timestamp", &c.timestamp)?;
+    require_column(&uri, &schema, "columns.customer_id", &c.customer_id)?;
+    let ts_type = require_column(&uri, &schema, "columns.timestamp", &c.timestamp)?;
     if !matches!(ts_type, DataType::Date | DataType::Datetime(..)) {
         return Err(SourceError::WrongType {
             uri,
-            key: "timestamp".into(),
+            key: "columns.timestamp".into(),
             column: c.timestamp.clone(),
             found: ts_type.to_string(),
             expected: "Date or Datetime (store the column as a Parquet DATE or TIMESTAMP)".into(),
         });
     }
-    let mut numeric = vec![("amount", &c.amount)];
+    let mut numeric = vec![("columns.amount", &c.amount)];
     if let Some(q) = &c.quantity {
-        numeric.push(("quantity", q));
+        numeric.push(("columns.quantity", q));
     }
     for (key, column) in numeric {
         let dt = require_column(&uri, &schema, key, column)?;
@@ -262,8 +295,10 @@ pub fn scan_window(
             .cast(DataType::String)
             .alias("customer_id"),
         ts.cast(DataType::Date).cast(DataType::Int32).alias("day"),
+        // NaN amounts are treated as missing (null), so they do not turn totals into NaN.
         col(c.amount.as_str())
             .cast(DataType::Float64)
+            .fill_nan(lit(NULL).cast(DataType::Float64))
             .alias("amount"),
     ];
     let optional = [
@@ -276,7 +311,7 @@ pub fn scan_window(
     ];
     for (key, column, dt) in optional {
         if let Some(column) = column {
-            require_column(&uri, &schema, key, column)?;
+            require_column(&uri, &schema, &format!("columns.{key}"), column)?;
             select.push(col(column.as_str()).cast(dt).alias(key));
         }
     }
@@ -298,7 +333,7 @@ mod tests {
             Field::new("customer_id".into(), DataType::String),
             Field::new("order_date".into(), DataType::Date),
         ]);
-        let e = require_column("x.parquet", &schema, "timestamp", "orderdate").unwrap_err();
+        let e = require_column("x.parquet", &schema, "columns.timestamp", "orderdate").unwrap_err();
         assert_eq!(
             e.to_string(),
             "x.parquet: column \"orderdate\" (columns.timestamp) not found (did you mean \"order_date\"?); available columns: customer_id, order_date"

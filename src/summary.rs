@@ -157,7 +157,10 @@ pub fn customer_summary(
         col("purchase_days"),
         col("orders"),
         col("total_amount"),
-        (col("total_amount") / col("orders").cast(DataType::Float64)).alias("mean_amount"),
+        when(col("orders").gt(lit(0i64)))
+            .then(col("total_amount") / col("orders").cast(DataType::Float64))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("mean_amount"),
     ];
     if opt.quantity {
         out.push(col("quantity"));
@@ -198,6 +201,17 @@ pub fn annual_retention(
     as_of_day: i32,
 ) -> PolarsResult<Option<f64>> {
     let year_ago = lit(as_of_day - 365);
+    // The earlier year must be covered by the data in the window, or the rate would be made of
+    // a partial year.
+    let data_first = daily
+        .clone()
+        .filter(col("day").gt_eq(lit(start_day.unwrap_or(i32::MIN))))
+        .select([col("day").min()])
+        .collect()?;
+    let data_first = data_first.column("day")?.i32()?.get(0);
+    if data_first.is_none_or(|f| f > as_of_day - 729) {
+        return Ok(None);
+    }
     let first = (as_of_day - 729).max(start_day.unwrap_or(i32::MIN));
     let df = daily
         .filter(

@@ -539,3 +539,50 @@ fn degenerate_history_warns_and_leaves_model_columns_null() {
         }
     }
 }
+
+/// An interactions table counts rows per customer; with every other relationship weight ~0 the
+/// score is 100 × the percentile rank of the count. Counts A 3, B 1, C 2, D and E 0: average
+/// ranks D, E 1.5, B 3, C 4, A 5 → (rank − 1) / 4 = 0.125, 0.5, 0.75, 1.
+#[test]
+fn interactions_table_counts_rows_per_customer() {
+    let dir = setup();
+    let mut df = DataFrame::new_infer_height(vec![Column::new(
+        "who".into(),
+        ["A", "A", "A", "B", "C", "C", "Z"],
+    )])
+    .unwrap();
+    write_parquet(&mut df, &dir.path().join("data/contacts.parquet"));
+    let job = format!(
+        "{JOB}\n[relationship]\nloyalty = 1e-9\ninteraction = 0.0\ndepth = 0.0\nbreadth = 0.0\n\
+         interactions = {{ uri = \"data/contacts.parquet\", customer_id = \"who\", weight = 1.0 }}\n"
+    );
+    std::fs::write(dir.path().join("job.toml"), job).unwrap();
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let feats = by_key(
+        read_rows(
+            &partition(&dir.path().join("out"), "customer_features", "2024-01-31")
+                .join("part-00000.parquet"),
+        ),
+        "customer_id",
+    );
+    for (id, want) in [
+        ("A", 100.0),
+        ("B", 50.0),
+        ("C", 75.0),
+        ("D", 12.5),
+        ("E", 12.5),
+    ] {
+        let got = f(&feats[id], "relationship_score");
+        assert!((got - want).abs() < 1e-4, "{id}: {got} vs {want}");
+    }
+    // A misnamed column in the interactions table names its key.
+    let bad = std::fs::read_to_string(dir.path().join("job.toml"))
+        .unwrap()
+        .replace("customer_id = \"who\"", "customer_id = \"whom\"");
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let out = run_in(dir.path(), &["validate", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "column \"whom\" (relationship.interactions.customer_id) not found (did you mean \"who\"?)"
+    ));
+}

@@ -57,7 +57,10 @@ pub fn publish(
     parts: &[PartitionContent],
 ) -> Result<(), StorageError> {
     match loc {
-        Location::Local(root) => publish_local(root, run_id, as_of, parts),
+        Location::Local(root) => publish_local(root, run_id, as_of, parts).inspect_err(|_| {
+            // Nothing staged is visible; do not leave it behind either.
+            let _ = std::fs::remove_dir_all(root.join("_staging").join(run_id));
+        }),
         Location::Remote { .. } => publish_remote(loc, as_of, parts),
     }
 }

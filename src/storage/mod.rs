@@ -267,6 +267,32 @@ pub fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), StorageError
     }
 }
 
+/// Size and ETag of one object given by its full URI.
+pub fn object_meta(
+    uri: &str,
+    opts: &StorageOptions,
+) -> Result<(u64, Option<String>), StorageError> {
+    let loc = open(uri, opts)?;
+    let Location::Remote { store, prefix, .. } = &loc else {
+        let p = local_path(uri);
+        let m = std::fs::metadata(&p).map_err(|source| StorageError::Local {
+            path: p,
+            op: "stat",
+            source,
+        })?;
+        return Ok((m.len(), None));
+    };
+    use object_store::ObjectStoreExt;
+    let meta = runtime()
+        .block_on(store.head(prefix))
+        .map_err(|source| StorageError::Object {
+            uri: uri.to_string(),
+            op: "head",
+            source,
+        })?;
+    Ok((meta.size, meta.e_tag))
+}
+
 /// `prefix/rel` as an object path (rel uses `/`).
 pub fn child(prefix: &ObjPath, rel: &str) -> ObjPath {
     rel.split('/')

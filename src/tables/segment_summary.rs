@@ -56,7 +56,12 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         col("repeat_customer_share"),
     ];
     if has_clv {
-        aggs.push(col("clv").sum().alias("customer_equity"));
+        aggs.push(
+            when(col("clv").count().gt(lit(0)))
+                .then(col("clv").sum())
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("customer_equity"),
+        );
         select.push(col("customer_equity"));
         select.push(share("customer_equity", "customer_equity_share")?);
     }

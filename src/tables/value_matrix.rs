@@ -36,7 +36,12 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         share("revenue", "revenue_share")?,
     ];
     if has_clv {
-        aggs.push(col("clv").sum().alias("clv"));
+        aggs.push(
+            when(col("clv").count().gt(lit(0)))
+                .then(col("clv").sum())
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("clv"),
+        );
         select.push(col("clv"));
         select.push(share("clv", "clv_share")?);
     }
