@@ -307,7 +307,7 @@ fn write_run_row(loc: &Location, row: &RunRow) -> Result<(), RunError> {
 fn one_date(
     job: &Job,
     loc: &Location,
-    daily: &polars::prelude::DataFrame,
+    daily: &pipeline::Daily,
     as_of: NaiveDate,
     run_id: &str,
     hash: &str,

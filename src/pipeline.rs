@@ -111,65 +111,98 @@ pub fn optional_columns(job: &Job) -> summary::Optional {
     }
 }
 
-/// Scan the source once and collect the daily purchases of `[start, end]` (start None =
-/// unbounded): the compact table every later step reads.
+/// The compact tables every as-of date is computed from: one row per (customer, purchase day),
+/// sorted by customer and day, and, when categories are mapped, the distinct (customer, day,
+/// category) triples.
+#[derive(Debug, Clone)]
+pub struct Daily {
+    pub purchases: DataFrame,
+    pub categories: Option<DataFrame>,
+}
+
+/// Scan the source once and collect the daily tables of `[start, end]` (start None =
+/// unbounded): what every later step reads.
 pub fn compute_daily(
     job: &Job,
     start: Option<chrono::NaiveDate>,
     end: chrono::NaiveDate,
-) -> Result<DataFrame, RunError> {
+) -> Result<Daily, RunError> {
     let scan = source::scan_window(job, start, end)?;
-    summary::daily_purchases(scan.lf, optional_columns(job))
-        .collect()
-        .map_err(|e| {
-            SourceError::Read {
-                uri: scan.uri,
-                source: e,
-            }
-            .into()
-        })
+    let opt = optional_columns(job);
+    let uri = scan.uri.clone();
+    let read = move |e| -> RunError {
+        SourceError::Read {
+            uri: uri.clone(),
+            source: e,
+        }
+        .into()
+    };
+    if !opt.category {
+        let purchases = summary::daily_purchases(scan.lf, opt)
+            .collect()
+            .map_err(&read)?;
+        return Ok(Daily {
+            purchases,
+            categories: None,
+        });
+    }
+    // Both frames come from one scan: the shared plan is cached and read once.
+    let lf = scan.lf.cache();
+    let purchases = summary::daily_purchases(lf.clone(), opt);
+    let opt_state = purchases.get_current_optimizations();
+    let mut frames = LazyFrame::collect_all_with_engine(
+        vec![
+            purchases.logical_plan,
+            summary::daily_categories(lf).logical_plan,
+        ],
+        Engine::Auto,
+        opt_state,
+    )
+    .map_err(&read)?;
+    let categories = frames.pop();
+    let purchases = frames.pop().expect("two frames");
+    Ok(Daily {
+        purchases,
+        categories,
+    })
 }
 
-/// The customer summary as of `as_of` from daily purchases.
+/// The customer summary as of `as_of` from the daily tables.
 pub fn summary_as_of(
     job: &Job,
-    daily: &DataFrame,
+    daily: &Daily,
     as_of: chrono::NaiveDate,
 ) -> Result<DataFrame, RunError> {
     let start = job.window_start_for(as_of).map(source::epoch_day);
-    let df = summary::customer_summary(
-        daily.clone().lazy(),
+    let mut lf = summary::customer_summary(
+        daily.purchases.clone().lazy(),
         start,
         source::epoch_day(as_of),
         job.unit_days,
         optional_columns(job),
-    )
-    .collect()
-    .map_err(compute("customer summary"))?;
+    );
+    if let Some(cats) = &daily.categories {
+        let counts = summary::category_counts(cats.clone().lazy(), start, source::epoch_day(as_of));
+        lf = lf
+            .join(
+                counts,
+                [col("customer_id")],
+                [col("customer_id")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_column(col("categories").fill_null(lit(0i64)))
+            .sort(["customer_id"], SortMultipleOptions::default());
+    }
+    let df = lf.collect().map_err(compute("customer summary"))?;
     let df = match &job.attributes {
         Some(a) => join_attributes(a, df)?,
         None => df,
     };
-    // Stable column order whatever the mapping: attributes right after the customer id.
-    let names: Vec<String> = df
-        .get_column_names()
+    // Stable column order whatever the mapping (README, "Output tables").
+    let order: Vec<&str> = summary::SUMMARY_ORDER
         .iter()
-        .map(|n| n.to_string())
-        .collect();
-    let attrs = ["region", "industry", "channel"];
-    let order: Vec<String> = std::iter::once("customer_id".to_string())
-        .chain(
-            attrs
-                .iter()
-                .filter(|a| names.iter().any(|n| n == *a))
-                .map(|a| a.to_string()),
-        )
-        .chain(
-            names
-                .iter()
-                .filter(|n| *n != "customer_id" && !attrs.contains(&n.as_str()))
-                .cloned(),
-        )
+        .copied()
+        .filter(|c| df.column(c).is_ok())
         .collect();
     let df = df.select(order).map_err(compute("customer summary"))?;
     if df.height() == 0 {
@@ -293,7 +326,7 @@ fn empty_diagnostics(
 
 fn holdout_table(
     job: &Job,
-    daily: &DataFrame,
+    daily: &Daily,
     as_of: chrono::NaiveDate,
     holdout_days: i64,
     penalizer: f64,
@@ -309,6 +342,7 @@ fn holdout_table(
     };
     let (cal_end_day, as_of_day) = (source::epoch_day(cal_end), source::epoch_day(as_of));
     let actual = daily
+        .purchases
         .clone()
         .lazy()
         .filter(
@@ -452,15 +486,20 @@ fn extra_inputs(job: &Job, summary: &DataFrame) -> Result<behaviour::ExtraInputs
 /// Also returns the number of source rows in the date's window.
 pub fn compute_tables(
     job: &Job,
-    daily: &DataFrame,
+    daily: &Daily,
     as_of: chrono::NaiveDate,
 ) -> Result<(Vec<(String, DataFrame)>, i64), RunError> {
+    let clock = std::time::Instant::now();
+    let step = |name: &str| {
+        tracing::debug!(step = name, elapsed_s = clock.elapsed().as_secs_f64(), %as_of, "step done");
+    };
     let summary = summary_as_of(job, daily, as_of)?;
+    step("summary");
     let as_of_day = source::epoch_day(as_of);
     let valuation = match &job.clv {
         Some(s) => {
             let retention = summary::annual_retention(
-                daily.clone().lazy(),
+                daily.purchases.clone().lazy(),
                 job.window_start_for(as_of).map(source::epoch_day),
                 as_of_day,
             )
@@ -474,17 +513,21 @@ pub fn compute_tables(
     };
     let start_day = job.window_start_for(as_of).map(source::epoch_day);
     let window_daily = daily
+        .purchases
         .clone()
         .lazy()
         .filter(window_filter(start_day, as_of_day))
+        .select([col("day"), col("amount"), col("rows")])
         .collect()
         .map_err(compute("daily window"))?;
-    let slices = behaviour::daily_slices(&window_daily).map_err(compute("daily slices"))?;
+    let slices =
+        behaviour::daily_slices(&window_daily, &summary).map_err(compute("daily slices"))?;
     let rows_in = window_daily
         .column("rows")
         .and_then(|c| c.i64().map(|c| c.sum().unwrap_or(0)))
         .map_err(compute("rows in"))?;
     let extra = extra_inputs(job, &summary)?;
+    step("valuation");
     let behaviour_cols = behaviour::behaviour_columns(
         &summary,
         &slices,
@@ -508,6 +551,7 @@ pub fn compute_tables(
         day: &slices.day,
         amount: &slices.amount,
     };
+    step("features");
     let mut out = Vec::new();
     for t in &job.tables {
         let df = match t.as_str() {
@@ -542,6 +586,7 @@ pub fn compute_tables(
             },
             other => unreachable!("job validation admits only known tables, got {other}"),
         };
+        step(t);
         match df {
             Some(df) => out.push((t.clone(), df)),
             None => tracing::debug!(table = %t, "not applicable to this job; skipped"),

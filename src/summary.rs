@@ -41,9 +41,8 @@ pub struct Optional {
 /// Raw canonical transactions → one row per (customer, purchase day), sorted by customer and day.
 ///
 /// Columns: `customer_id`, `day` (Int32 epoch day), `amount` (sum), `rows` (source rows, Int64),
-/// `orders` (Int64), and when
-/// present `quantity` (sum), `categories` (list of distinct categories that day), `region`,
-/// `industry`, `channel` (last non-null value that day).
+/// `orders` (Int64), and when present `quantity` (sum), `region`, `industry`, `channel` (last
+/// non-null value that day). Categories go to [`daily_categories`], so no list column is built.
 pub fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
     let mut aggs = vec![
         col("amount").sum().alias("amount"),
@@ -61,14 +60,6 @@ pub fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
     if opt.quantity {
         aggs.push(col("quantity").sum().alias("quantity"));
     }
-    if opt.category {
-        aggs.push(
-            col("category")
-                .drop_nulls()
-                .unique_stable()
-                .alias("categories"),
-        );
-    }
     for (on, name) in [
         (opt.region, "region"),
         (opt.industry, "industry"),
@@ -85,6 +76,7 @@ pub fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
 
 /// Daily purchases (from [`daily_purchases`], any superset of the window) → the customer summary
 /// as of `as_of_day`, over days in `[start_day, as_of_day]` (`start_day` None = unbounded).
+/// `categories` is joined on by the caller from [`category_counts`].
 pub fn customer_summary(
     daily: LazyFrame,
     start_day: Option<i32>,
@@ -96,37 +88,24 @@ pub fn customer_summary(
     if let Some(s) = start_day {
         keep = keep.and(col("day").gt_eq(lit(s)));
     }
-    let first = col("day").min();
+    // Only vectorised aggregations (no per-group filter or sort): rows are one per purchase day,
+    // sorted by day within each customer, so the first row is the first purchase day and the
+    // last non-null attribute is the most recent one.
     let mut aggs = vec![
-        first.clone().alias("first_day"),
+        col("day").min().alias("first_day"),
         col("day").max().alias("last_day"),
         len().cast(DataType::Int64).alias("purchase_days"),
         col("orders").sum().alias("orders"),
         col("amount").sum().alias("total_amount"),
-        col("amount")
-            .filter(col("day").gt(lit(as_of_day - 365)))
+        when(col("day").gt(lit(as_of_day - 365)))
+            .then(col("amount"))
+            .otherwise(lit(0.0))
             .sum()
             .alias("amount_last_365d"),
-        col("amount")
-            .filter(col("day").eq(first))
-            .sum()
-            .alias("first_day_amount"),
+        col("amount").first().alias("first_day_amount"),
     ];
     if opt.quantity {
         aggs.push(col("quantity").sum().alias("quantity"));
-    }
-    if opt.category {
-        aggs.push(
-            col("categories")
-                .explode(ExplodeOptions {
-                    empty_as_null: false,
-                    keep_nulls: false,
-                })
-                .drop_nulls()
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("categories"),
-        );
     }
     let mut attrs = Vec::new();
     for (on, name) in [
@@ -135,14 +114,7 @@ pub fn customer_summary(
         (opt.channel, "channel"),
     ] {
         if on {
-            // The value on the customer's most recent purchase day that has one.
-            aggs.push(
-                col(name)
-                    .sort_by([col("day")], SortMultipleOptions::default())
-                    .drop_nulls()
-                    .last()
-                    .alias(name),
-            );
+            aggs.push(col(name).drop_nulls().last().alias(name));
             attrs.push(col(name));
         }
     }
@@ -164,9 +136,6 @@ pub fn customer_summary(
     ];
     if opt.quantity {
         out.push(col("quantity"));
-    }
-    if opt.category {
-        out.push(col("categories"));
     }
     out.extend(attrs);
     out.extend([
@@ -190,6 +159,49 @@ pub fn customer_summary(
         .select(out)
         .sort(["customer_id"], SortMultipleOptions::default())
 }
+
+/// Distinct (customer, day, category) triples of the raw transactions: the compact input of the
+/// `categories` count, kept apart from the daily purchases so that no list column is built.
+pub fn daily_categories(tx: LazyFrame) -> LazyFrame {
+    tx.select([col("customer_id"), col("day"), col("category")])
+        .drop_nulls(None)
+        .unique(None, UniqueKeepStrategy::Any)
+}
+
+/// Distinct categories per customer over days in `[start_day, as_of_day]`.
+pub fn category_counts(cats: LazyFrame, start_day: Option<i32>, as_of_day: i32) -> LazyFrame {
+    let mut keep = col("day").lt_eq(lit(as_of_day));
+    if let Some(s) = start_day {
+        keep = keep.and(col("day").gt_eq(lit(s)));
+    }
+    cats.filter(keep)
+        .select([col("customer_id"), col("category")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .group_by([col("customer_id")])
+        .agg([len().cast(DataType::Int64).alias("categories")])
+}
+
+/// Columns of the customer summary in their documented order (those present are kept).
+pub const SUMMARY_ORDER: [&str; 18] = [
+    "customer_id",
+    "region",
+    "industry",
+    "channel",
+    "first_purchase",
+    "last_purchase",
+    "purchase_days",
+    "orders",
+    "total_amount",
+    "mean_amount",
+    "quantity",
+    "categories",
+    "amount_last_365d",
+    "days_since_last",
+    "frequency",
+    "recency",
+    "T",
+    "monetary",
+];
 
 /// The measured annual retention rate as of `as_of_day`: of the customers who bought in the year
 /// before the last one (days `(D−730, D−365]`), the share who bought again in the last year

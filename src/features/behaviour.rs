@@ -25,9 +25,10 @@ pub struct DailySlices {
     pub offsets: Vec<usize>,
 }
 
-/// Split a daily-purchases frame (sorted by customer id, day) into [`DailySlices`].
-pub fn daily_slices(daily: &DataFrame) -> PolarsResult<DailySlices> {
-    let ids = daily.column("customer_id")?.str()?.clone();
+/// Split a daily-purchases frame (sorted by customer id and day, restricted to the summary's
+/// window) into [`DailySlices`]. Customer `i` of the summary has `purchase_days` rows, so the
+/// offsets are their running sum: no string comparisons.
+pub fn daily_slices(daily: &DataFrame, summary: &DataFrame) -> PolarsResult<DailySlices> {
     let day: Vec<i32> = daily
         .column("day")?
         .i32()?
@@ -40,21 +41,20 @@ pub fn daily_slices(daily: &DataFrame) -> PolarsResult<DailySlices> {
         .iter()
         .map(|a| a.unwrap_or(0.0))
         .collect();
+    let mut offsets = Vec::with_capacity(summary.height() + 1);
+    offsets.push(0usize);
     let mut customer = Vec::with_capacity(day.len());
-    let mut offsets = vec![0];
-    let mut prev: Option<&str> = None;
-    let mut idx = 0u32;
-    for (row, id) in ids.iter().enumerate() {
-        if prev.is_some() && prev != id {
-            idx += 1;
-            offsets.push(row);
-        }
-        prev = id;
-        customer.push(idx);
+    for (i, n) in summary.column("purchase_days")?.i64()?.iter().enumerate() {
+        let n = n.unwrap_or(0) as usize;
+        offsets.push(offsets[i] + n);
+        customer.extend(std::iter::repeat_n(i as u32, n));
     }
-    if !day.is_empty() {
-        offsets.push(day.len());
-    }
+    polars_ensure!(
+        *offsets.last().unwrap() == day.len(),
+        ComputeError: "daily purchases have {} rows but the summary counts {} purchase days",
+        day.len(),
+        offsets.last().unwrap()
+    );
     Ok(DailySlices {
         customer,
         day,

@@ -89,6 +89,13 @@ impl BgNbdParams {
     /// `a+b+x−1 < 0`) the bracket is computed directly, which has no cancellation there. The
     /// denominator is applied as a logistic, like [`prob_alive`](Self::prob_alive).
     pub fn conditional_expected_purchases(&self, t: f64, x: f64, tx: f64, big_t: f64) -> f64 {
+        self.expected_purchases_if_alive(t, x, big_t) * self.alive_weight(x, tx, big_t)
+    }
+
+    /// The part of eq. 10 that depends on `(t, x, T)` only, not on `t_x`: expected purchases in
+    /// `(T, T + t]` before weighting by the probability of being alive. Customers sharing
+    /// `(x, T)` share it, which the batch functions use to compute it once per distinct pair.
+    pub fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
         let Self { r, alpha, a, b } = *self;
         if t <= 0.0 {
             return 0.0;
@@ -109,12 +116,16 @@ impl BgNbdParams {
         } else {
             (1.0 - (big_b * ln_1mz).exp() * (1.0 + big_b * u)) / big_b
         };
-        let alive_weight = if x > 0.0 {
+        big_c * bracket_over_b
+    }
+
+    /// The denominator of eq. 10 as a weight in [0, 1]: P(alive) for `x > 0`, 1 for `x = 0`.
+    pub fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        if x > 0.0 {
             1.0 / (1.0 + self.ln_odds_dead(x, tx, big_t).exp())
         } else {
             1.0
-        };
-        big_c * bracket_over_b * alive_weight
+        }
     }
 
     /// Expected repeat purchases in `(0, t]` of a new customer (eq. 9). Equal to

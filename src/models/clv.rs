@@ -98,18 +98,57 @@ pub fn discounted_clv(
     m: f64,
     opts: &ClvOptions,
 ) -> f64 {
-    let spend = gg.conditional_expected_spend(x, m);
+    clv_from_factor(bg, gg, x, tx, t, m, opts, discount_factor(bg, x, t, opts))
+}
+
+/// `Σ_k (E[Y(k·D)] − E[Y((k−1)·D)]) / (1+d)^k` before the alive weight: depends on `(x, T)`
+/// only (see [`BgNbdParams::expected_purchases_if_alive`]).
+fn discount_factor(bg: &BgNbdParams, x: f64, t: f64, opts: &ClvOptions) -> f64 {
     let month = opts.days_per_month / opts.time_unit_days;
-    let mut clv = 0.0;
+    let mut sum = 0.0;
     let mut prev = 0.0;
     let mut discount = 1.0;
     for k in 1..=opts.horizon_months {
-        let cum = bg.conditional_expected_purchases(k as f64 * month, x, tx, t);
+        let cum = bg.expected_purchases_if_alive(k as f64 * month, x, t);
         discount /= 1.0 + opts.monthly_discount_rate;
-        clv += opts.margin * spend * (cum - prev) * discount;
+        sum += (cum - prev) * discount;
         prev = cum;
     }
-    clv - opts.acquisition_cost
+    sum
+}
+
+#[allow(clippy::too_many_arguments)]
+fn clv_from_factor(
+    bg: &BgNbdParams,
+    gg: &GammaGammaParams,
+    x: f64,
+    tx: f64,
+    t: f64,
+    m: f64,
+    opts: &ClvOptions,
+    factor: f64,
+) -> f64 {
+    opts.margin * gg.conditional_expected_spend(x, m) * bg.alive_weight(x, tx, t) * factor
+        - opts.acquisition_cost
+}
+
+/// Distinct `(x, T)` pairs in first-appearance order, and each customer's pair index.
+fn distinct_pairs(x: &[f64], t: &[f64]) -> (Vec<(f64, f64)>, Vec<u32>) {
+    let mut index: std::collections::HashMap<(u64, u64), u32> = Default::default();
+    let mut pairs = Vec::new();
+    let idx = x
+        .iter()
+        .zip(t)
+        .map(|(&xi, &ti)| {
+            *index
+                .entry((xi.to_bits(), ti.to_bits()))
+                .or_insert_with(|| {
+                    pairs.push((xi, ti));
+                    (pairs.len() - 1) as u32
+                })
+        })
+        .collect();
+    (pairs, idx)
 }
 
 /// Simple retention-model CLV: `m · r / (1 + i − r)` for annual margin `m`, retention rate `r`
@@ -157,10 +196,17 @@ pub fn batch_expected_purchases(
 ) -> Result<Vec<f64>, ModelError> {
     check_rfm(x, tx, t)?;
     let h = horizon_days / time_unit_days;
+    // The series part depends on (x, T) only: once per distinct pair (customers share them).
+    let (pairs, idx) = distinct_pairs(x, t);
+    let per_pair: Vec<f64> = pairs
+        .par_iter()
+        .with_min_len(MIN_PER_TASK / 8)
+        .map(|&(xi, ti)| bg.expected_purchases_if_alive(h, xi, ti))
+        .collect();
     Ok((0..x.len())
         .into_par_iter()
         .with_min_len(MIN_PER_TASK)
-        .map(|i| bg.conditional_expected_purchases(h, x[i], tx[i], t[i]))
+        .map(|i| per_pair[idx[i] as usize] * bg.alive_weight(x[i], tx[i], t[i]))
         .collect())
 }
 
@@ -190,10 +236,28 @@ pub fn batch_discounted_clv(
 ) -> Result<Vec<f64>, ModelError> {
     check_rfm(x, tx, t)?;
     check_len("frequency", x.len(), "monetary", m.len())?;
+    // The H-month series part depends on (x, T) only: once per distinct pair.
+    let (pairs, idx) = distinct_pairs(x, t);
+    let factors: Vec<f64> = pairs
+        .par_iter()
+        .with_min_len(MIN_PER_TASK / 64)
+        .map(|&(xi, ti)| discount_factor(bg, xi, ti, opts))
+        .collect();
     Ok((0..x.len())
         .into_par_iter()
-        .with_min_len(MIN_PER_TASK / 8)
-        .map(|i| discounted_clv(bg, gg, x[i], tx[i], t[i], m[i], opts))
+        .with_min_len(MIN_PER_TASK)
+        .map(|i| {
+            clv_from_factor(
+                bg,
+                gg,
+                x[i],
+                tx[i],
+                t[i],
+                m[i],
+                opts,
+                factors[idx[i] as usize],
+            )
+        })
         .collect())
 }
 
