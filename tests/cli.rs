@@ -586,3 +586,60 @@ fn interactions_table_counts_rows_per_customer() {
         "column \"whom\" (relationship.interactions.customer_id) not found (did you mean \"who\"?)"
     ));
 }
+
+/// `categories` counts the distinct non-null categories bought inside the window: P bought
+/// books before the 31-day window, then music twice and games (and one line without a
+/// category) inside it → 2; Q only bought lines without a category → 0.
+#[test]
+fn categories_are_counted_inside_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: &[(&str, i32, Option<&str>)] = &[
+        ("P", 19692, Some("books")), // 2023-12-01
+        ("P", 19727, Some("music")), // 2024-01-05
+        ("P", 19728, Some("music")),
+        ("P", 19729, Some("games")),
+        ("P", 19729, None),
+        ("Q", 19732, None),
+    ];
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("cust".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("ts".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>())
+            .cast(&DataType::Date)
+            .unwrap(),
+        Column::new("amt".into(), vec![1.0; rows.len()]),
+        Column::new("cat".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+    ])
+    .unwrap();
+    write_parquet(&mut df, &dir.path().join("data/tx.parquet"));
+    let job = JOB
+        .replace("[source]", "lookback_days = 31\n[source]")
+        .replace("amount = \"amt\"", "amount = \"amt\"\ncategory = \"cat\"");
+    std::fs::write(dir.path().join("job.toml"), job).unwrap();
+    assert!(run_in(
+        dir.path(),
+        &[
+            "backfill",
+            "job.toml",
+            "--from",
+            "2023-12-01",
+            "--to",
+            "2024-01-31"
+        ]
+    )
+    .status
+    .success());
+    let cats = |as_of: &str| -> Vec<(String, i64)> {
+        read_rows(
+            &partition(&dir.path().join("out"), "customer_features", as_of)
+                .join("part-00000.parquet"),
+        )
+        .iter()
+        .map(|r| (s(r, "customer_id"), i(r, "categories")))
+        .collect()
+    };
+    assert_eq!(cats("2023-12-31"), [("P".to_string(), 1)]);
+    assert_eq!(
+        cats("2024-01-31"),
+        [("P".to_string(), 2), ("Q".to_string(), 0)]
+    );
+}
