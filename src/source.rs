@@ -203,7 +203,7 @@ pub fn require_column(
 }
 
 fn is_numeric(dt: &DataType) -> bool {
-    dt.is_primitive_numeric()
+    dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))
 }
 
 /// Epoch day of a date.
@@ -279,7 +279,7 @@ pub fn scan_window(
                 key: key.into(),
                 column: column.clone(),
                 found: dt.to_string(),
-                expected: "a numeric type (integer or float)".into(),
+                expected: "a numeric type (integer, float or decimal)".into(),
             });
         }
     }

@@ -643,3 +643,33 @@ fn categories_are_counted_inside_the_window() {
         [("P".to_string(), 2), ("Q".to_string(), 0)]
     );
 }
+
+/// Warehouse exports often store money as DECIMAL: such a column (written by pyarrow, with an
+/// unmapped DECIMAL column beside it) is read and summed exactly.
+#[test]
+fn decimal_amounts_are_read() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::copy(
+        root.join("tests/data/decimal_amounts.parquet"),
+        dir.path().join("data/tx.parquet"),
+    )
+    .unwrap();
+    let job = JOB
+        .replace("customer_id = \"cust\"", "customer_id = \"customer_id\"")
+        .replace("timestamp = \"ts\"", "timestamp = \"order_date\"")
+        .replace("amount = \"amt\"", "amount = \"amount\"");
+    std::fs::write(dir.path().join("job.toml"), job).unwrap();
+    assert!(run_in(dir.path(), &["run", "job.toml"]).status.success());
+    let rows = by_key(
+        read_rows(
+            &partition(&dir.path().join("out"), "customer_features", "2024-01-31")
+                .join("part-00000.parquet"),
+        ),
+        "customer_id",
+    );
+    assert_eq!(f(&rows["A"], "total_amount"), 30.75);
+    assert_eq!(f(&rows["A"], "monetary"), 20.5);
+    assert_eq!(f(&rows["B"], "total_amount"), 7.0);
+}
