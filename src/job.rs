@@ -589,6 +589,38 @@ pub fn from_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Job, J
     validate(file, text, path, overrides)
 }
 
+/// Byte offset of the line that sets `key` (`"section.field"` or `"section"`): the field's line
+/// inside `[section]` if present, else the section header, else the start of the file. Used for
+/// the line numbers of errors found after parsing.
+fn key_offset(text: &str, key: &str) -> std::ops::Range<usize> {
+    let (section, field) = key.split_once('.').unwrap_or((key, ""));
+    let header = format!("[{section}]");
+    let mut offset = 0;
+    let mut in_section = false;
+    let mut found = None;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t.starts_with('[') {
+            if in_section {
+                break;
+            }
+            in_section = t == header;
+            if in_section {
+                found = Some(offset);
+            }
+        } else if in_section && !field.is_empty() {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == field {
+                    return offset..offset;
+                }
+            }
+        }
+        offset += line.len();
+    }
+    let o = found.unwrap_or(0);
+    o..o
+}
+
 fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
 }
@@ -690,7 +722,7 @@ fn validate(
     };
     let tiers = {
         let t = &file.tiers;
-        let bad = |m: String| invalid(0..0, "tiers", m);
+        let bad = |m: String| invalid(key_offset(text, "tiers"), "tiers", m);
         let (high, medium) = match t.method.as_str() {
             "pareto" => (t.high.unwrap_or(0.8), t.medium.unwrap_or(0.95)),
             "percentile" => (t.high.unwrap_or(0.2), t.medium.unwrap_or(0.3)),
@@ -724,7 +756,7 @@ fn validate(
     };
     let clv = if file.clv.enabled {
         let c = &file.clv;
-        let bad = |m: String| invalid(0..0, "clv", m);
+        let bad = |m: String| invalid(key_offset(text, "clv"), "clv", m);
         let (monthly, annual) = match (c.monthly_discount_rate, c.annual_discount_rate) {
             (Some(_), Some(_)) => {
                 return Err(bad(
@@ -801,7 +833,7 @@ fn validate(
         }
     }
     let behaviour = {
-        let bad = |key: &str, m: String| invalid(0..0, key, m);
+        let bad = |key: &str, m: String| invalid(key_offset(text, key), key, m);
         let c = &file.churn;
         crate::features::periods::Period::parse(&c.period).map_err(|m| bad("churn.period", m))?;
         if let Some(d) = c.inactivity_days {
@@ -979,6 +1011,20 @@ uri = "out"
             "{err}"
         );
         assert!(err.contains("unknown field `amountt`"), "{err}");
+    }
+
+    #[test]
+    fn errors_after_parsing_point_at_the_key_line() {
+        let text = format!("{MINIMAL}\n[churn]\nfloor_days = 30\nperiod = \"fortnight\"\n");
+        let err = load_str(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("job.toml:18: churn.period: expected"),
+            "{err}"
+        );
+        let text =
+            format!("{MINIMAL}\n[tiers]\nmethod = \"percentile\"\nhigh = 0.9\nmedium = 0.5\n");
+        let err = load_str(&text).unwrap_err().to_string();
+        assert!(err.starts_with("job.toml:16: tiers:"), "{err}");
     }
 
     #[test]
