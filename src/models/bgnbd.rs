@@ -188,6 +188,31 @@ fn dropout_lse(
     (m + s.ln(), e3 / s, e4 / s)
 }
 
+/// [`dropout_lse`] from precomputed logs, with one `exp` and one `ln_1p`: with `d` the gap
+/// between the two exponents, `ln(e^{A₃} + e^{A₄}) = max + ln1p(e^{−|d|})`.
+#[inline]
+fn dropout_terms(
+    ln_a: f64,
+    r: f64,
+    x: f64,
+    ln_t: f64,
+    ln_tx: f64,
+    ln_b_x_1: f64,
+) -> (f64, f64, f64) {
+    let a3 = -(r + x) * ln_t;
+    if x <= 0.0 {
+        return (a3, 1.0, 0.0);
+    }
+    let a4 = ln_a - ln_b_x_1 - (r + x) * ln_tx;
+    let e = (-(a4 - a3).abs()).exp();
+    let s = 1.0 + e;
+    if a3 >= a4 {
+        (a3 + e.ln_1p(), 1.0 / s, e / s)
+    } else {
+        (a4 + e.ln_1p(), e / s, 1.0 / s)
+    }
+}
+
 /// Collapsed likelihood rows.
 struct Rows {
     /// Distinct frequencies and the total weight of each.
@@ -199,6 +224,12 @@ struct Rows {
     t: Vec<f64>,
     w: Vec<f64>,
     total_weight: f64,
+    /// Distinct values of t_x and T (whole days in practice: a few hundred), and each row's
+    /// indices into it, so that `ln(α + ·)` is computed once per value per evaluation instead
+    /// of twice per row.
+    times: Vec<f64>,
+    txi: Vec<u32>,
+    ti: Vec<u32>,
 }
 
 impl Rows {
@@ -213,6 +244,16 @@ impl Rows {
             t: vec![],
             w: vec![],
             total_weight: frequency.len() as f64,
+            times: vec![],
+            txi: vec![],
+            ti: vec![],
+        };
+        let mut time_index: HashMap<u64, u32> = HashMap::new();
+        let mut time_of = |v: f64, times: &mut Vec<f64>| -> u32 {
+            *time_index.entry(v.to_bits()).or_insert_with(|| {
+                times.push(v);
+                (times.len() - 1) as u32
+            })
         };
         for i in 0..frequency.len() {
             let key = (frequency[i].to_bits(), recency[i].to_bits(), t[i].to_bits());
@@ -230,6 +271,10 @@ impl Rows {
             rows.fi.push(f);
             rows.tx.push(recency[i] * scale);
             rows.t.push(t[i] * scale);
+            let txi = time_of(recency[i] * scale, &mut rows.times);
+            let ti = time_of(t[i] * scale, &mut rows.times);
+            rows.txi.push(txi);
+            rows.ti.push(ti);
             rows.w.push(1.0);
             rows.freq_weight[f as usize] += 1.0;
         }
@@ -253,6 +298,10 @@ impl Rows {
             g[2] += w * ft.da;
             g[3] += w * ft.db;
         }
+        // Per-value logs and reciprocals of α + t (shared by all rows).
+        let ln_at: Vec<f64> = self.times.iter().map(|&v| (alpha + v).ln()).collect();
+        let inv_at: Vec<f64> = self.times.iter().map(|&v| 1.0 / (alpha + v)).collect();
+        let ln_a = a.ln();
         // Per-row dropout term.
         let n = self.w.len();
         let chunks: Vec<[f64; 5]> = (0..n.div_ceil(PAR_CHUNK))
@@ -262,17 +311,18 @@ impl Rows {
                 for i in c * PAR_CHUNK..((c + 1) * PAR_CHUNK).min(n) {
                     let x = self.freqs[self.fi[i] as usize];
                     let ft = &terms[self.fi[i] as usize];
-                    let (tx, t, w) = (self.tx[i], self.t[i], self.w[i]);
-                    let (lse, w3, w4) = dropout_lse(r, alpha, a, x, tx, t, ft.ln_b_x_1);
+                    let (ti, txi, w) = (self.ti[i] as usize, self.txi[i] as usize, self.w[i]);
+                    let (ln_t, ln_tx) = (ln_at[ti], ln_at[txi]);
+                    let (lse, w3, w4) = dropout_terms(ln_a, r, x, ln_t, ln_tx, ft.ln_b_x_1);
                     acc[0] += w * lse;
                     if x > 0.0 {
-                        acc[1] += w * -(w3 * (alpha + t).ln() + w4 * (alpha + tx).ln());
-                        acc[2] += w * -(r + x) * (w3 / (alpha + t) + w4 / (alpha + tx));
+                        acc[1] += w * -(w3 * ln_t + w4 * ln_tx);
+                        acc[2] += w * -(r + x) * (w3 * inv_at[ti] + w4 * inv_at[txi]);
                         acc[3] += w * w4 / a;
                         acc[4] += w * -w4 / (b + x - 1.0);
                     } else {
-                        acc[1] += w * -(alpha + t).ln();
-                        acc[2] += w * -(r + x) / (alpha + t);
+                        acc[1] += w * -ln_t;
+                        acc[2] += w * -(r + x) * inv_at[ti];
                     }
                 }
                 acc
