@@ -25,7 +25,8 @@
 //!   `30 · purchase_days / max(tenure_days, 1)` (weight 0.2),
 //! - `depth` = mean of the percentile ranks of tenure days and orders (weight 0.25),
 //! - `breadth` = mean of the percentile ranks of distinct categories and distinct channels,
-//!   of those that are mapped; dropped when neither is (weight 0.2),
+//!   of those given; dropped when neither is (weight 0.2). custval passes the category count
+//!   (when categories are mapped) and no channel count,
 //! - `satisfaction` = a caller-scaled value in [0, 1]; customers without one get the mean of
 //!   those who have one; dropped when the column is absent or nobody has a value (weight 0),
 //! - `interactions` = percentile rank of the number of service interactions; dropped when
