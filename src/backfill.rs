@@ -291,14 +291,8 @@ fn progress_bar(n: usize) -> indicatif::ProgressBar {
 }
 
 fn write_run_row(loc: &Location, row: &RunRow) -> Result<(), RunError> {
-    let mut df = runs::build(std::slice::from_ref(row)).map_err(|e| RunError::Compute {
-        step: "runs table",
-        source: e,
-    })?;
-    let bytes = pipeline::to_parquet(&mut df).map_err(|e| RunError::Compute {
-        step: "runs table",
-        source: e,
-    })?;
+    let mut df = runs::build(std::slice::from_ref(row)).map_err(pipeline::compute("runs table"))?;
+    let bytes = pipeline::to_parquet(&mut df).map_err(pipeline::compute("runs table"))?;
     storage::put(loc, &runs::file_name(&row.run_id, row.as_of), bytes)?;
     Ok(())
 }
@@ -324,10 +318,7 @@ fn one_date(
     let mut parts = Vec::new();
     let mut metrics = Vec::new();
     for (name, mut df) in tables {
-        let data = pipeline::to_parquet(&mut df).map_err(|e| RunError::Compute {
-            step: "parquet encoding",
-            source: e,
-        })?;
+        let data = pipeline::to_parquet(&mut df).map_err(pipeline::compute("parquet encoding"))?;
         let dir = commit::partition_dir(&name, as_of);
         let manifest = serde_json::json!({
             "job": job.name,

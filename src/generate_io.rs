@@ -9,7 +9,7 @@
 
 use crate::generate::{generate, GenerateOptions, Transactions};
 use crate::job::StorageOptions;
-use crate::pipeline::{to_parquet, RunError};
+use crate::pipeline::{compute, to_parquet, RunError};
 use crate::storage;
 use polars::prelude::*;
 
@@ -18,10 +18,6 @@ use polars::prelude::*;
 pub struct Written {
     pub transactions: usize,
     pub files: usize,
-}
-
-fn compute(step: &'static str) -> impl FnOnce(PolarsError) -> RunError {
-    move |source| RunError::Compute { step, source }
 }
 
 /// Transactions rows `[a, b)` as a frame sorted by date.

@@ -55,7 +55,8 @@ impl From<StorageError> for RunError {
     }
 }
 
-fn compute(step: &'static str) -> impl FnOnce(PolarsError) -> RunError {
+/// Wrap a polars error of a computation step (exit code 1).
+pub(crate) fn compute(step: &'static str) -> impl FnOnce(PolarsError) -> RunError {
     move |source| RunError::Compute { step, source }
 }
 

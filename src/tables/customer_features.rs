@@ -15,13 +15,8 @@ use crate::features::rfm::{quintile_scores, rfm_code};
 use crate::job::Job;
 use crate::segments::value_matrix::{action, median, quadrants};
 use crate::segments::{rfm::segment_of, tiers::value_tiers};
-use crate::valuation::Valuation;
+use crate::valuation::{f64_column, Valuation};
 use polars::prelude::*;
-
-fn f64_values(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
-    let s = df.column(name)?.cast(&DataType::Float64)?;
-    Ok(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-}
 
 /// Add RFM scores, code, segment and value tier to the customer summary.
 pub fn build(
@@ -30,9 +25,9 @@ pub fn build(
     valuation: Option<&Valuation>,
     behaviour: Vec<Column>,
 ) -> PolarsResult<DataFrame> {
-    let days = f64_values(&summary, "days_since_last")?;
-    let orders = f64_values(&summary, "orders")?;
-    let revenue = f64_values(&summary, "total_amount")?;
+    let days = f64_column(&summary, "days_since_last")?;
+    let orders = f64_column(&summary, "orders")?;
+    let revenue = f64_column(&summary, "total_amount")?;
     let neg_days: Vec<f64> = days.iter().map(|d| -d).collect();
     let r = quintile_scores(&neg_days);
     let f = quintile_scores(&orders);
@@ -71,11 +66,11 @@ pub fn build(
         summary.with_column(Column::new("churn_risk".into(), risk))?;
     }
     let value = if clv_usable {
-        f64_values(&summary, "clv")?
+        f64_column(&summary, "clv")?
     } else {
         revenue.clone()
     };
-    let rel = f64_values(&summary, "relationship_score")?;
+    let rel = f64_column(&summary, "relationship_score")?;
     let m = &job.behaviour.matrix;
     let vt = m.value_threshold.unwrap_or_else(|| median(&value));
     let rt = m.relationship_threshold.unwrap_or_else(|| median(&rel));
