@@ -172,7 +172,9 @@ fn run_dates_at(
     let run_id = run_id.to_string();
     let started = Instant::now();
     let hash = job.settings_hash();
-    let inputs = source::job_input_files(job)?;
+    let source_files = source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+    let mut inputs = source_files.clone();
+    inputs.extend(source::side_input_files(job)?);
     let bytes_read = inputs
         .iter()
         .map(|f| f.bytes.map(|b| b as i64))
@@ -217,7 +219,8 @@ fn run_dates_at(
     }
     if let (Some(first), Some(last)) = (todo.iter().min(), todo.iter().max()) {
         tracing::info!(job = %job.name, run_id = %run_id, dates = todo.len(), from = %first, to = %last, "scanning the source once for all dates");
-        let daily = pipeline::compute_daily(job, job.scan_start(*first), *last)?;
+        let daily =
+            pipeline::compute_daily(job, &source_files, job.scan_start(*first), *last, &todo)?;
         let bar = progress_bar(todo.len());
         for &d in &todo {
             bar.set_message(d.to_string());

@@ -170,6 +170,7 @@ pub fn exit_code(e: &RunError) -> u8 {
             _ => EXIT_BAD_INPUT,
         },
         RunError::Storage(_) => EXIT_STORAGE,
+        RunError::Quality(_) => EXIT_BAD_INPUT,
         RunError::Compute { .. } => EXIT_INTERNAL,
         RunError::Usage(_) => EXIT_BAD_JOB,
         RunError::Partial { .. } => EXIT_PARTIAL,
@@ -330,6 +331,13 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             )?;
             crate::storage::open(&job.output_uri, &job.output_storage)?;
             let files = crate::source::job_input_files(&job)?;
+            // Every source file alone: schema drift and corrupt files are named without
+            // reading any data.
+            let source_files =
+                crate::source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+            if let Some(e) = crate::source::diagnose_files(&job, &source_files) {
+                return Err(e.into());
+            }
             crate::source::scan(&job)?;
             pipeline::check_side_tables(&job)?;
             println!(

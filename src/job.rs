@@ -92,6 +92,10 @@ pub struct ColumnsFile {
     pub industry: Option<String>,
     /// Optional acquisition / sales channel.
     pub channel: Option<String>,
+    /// Business time zone (IANA name, e.g. `"Europe/Berlin"`): purchases are bucketed into the
+    /// calendar days of this zone and the as-of day ends at midnight here. Zone-aware timestamps
+    /// are converted to it; naive timestamps are taken as already in it. Default `"UTC"`.
+    pub timezone: Option<String>,
 }
 
 /// `[attributes]`: an optional second Parquet table with one row per customer.
@@ -431,6 +435,8 @@ pub struct JobFile {
     pub relationship: RelationshipFile,
     #[serde(default)]
     pub matrix: MatrixFile,
+    #[serde(default)]
+    pub quality: crate::quality::QualityOptions,
 }
 
 fn day() -> Spanned<String> {
@@ -446,6 +452,8 @@ pub const ALL_TABLES: &[&str] = &[
     "churn_rates",
     "cohort_retention",
     "value_matrix",
+    "data_quality",
+    "quarantine",
 ];
 
 /// Value-tier settings after validation.
@@ -495,6 +503,10 @@ pub struct Job {
     /// `None` when `clv.enabled = false`.
     pub clv: Option<ClvSettings>,
     pub behaviour: BehaviourSettings,
+    /// Row checks and the rejected-row threshold.
+    pub quality: crate::quality::QualityOptions,
+    /// `quality.min_date`, parsed: rows dated before it are rejected.
+    pub min_date: NaiveDate,
 }
 
 impl Job {
@@ -896,6 +908,19 @@ fn validate(
             matrix: file.matrix.clone(),
         }
     };
+    let min_date = file
+        .quality
+        .validate()
+        .map_err(|m| invalid(key_offset(text, "quality"), "quality", m))?;
+    if let Some(tz) = &file.columns.timezone {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                key_offset(text, "columns.timezone"),
+                "columns.timezone",
+                format!("unknown time zone {tz:?}; use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"Asia/Shanghai\""),
+            ));
+        }
+    }
     Ok(Job {
         name: file.name,
         path: path.to_path_buf(),
@@ -915,6 +940,8 @@ fn validate(
         tiers,
         clv,
         behaviour,
+        quality: file.quality,
+        min_date,
     })
 }
 

@@ -26,6 +26,7 @@ pub mod job;
 pub mod models;
 pub mod pipeline;
 pub mod plan;
+pub mod quality;
 pub mod runs;
 pub mod segments;
 pub mod source;

@@ -13,6 +13,7 @@
 use crate::features::behaviour;
 use crate::features::churn::{self, ChurnOptions, DailyColumns};
 use crate::job::Job;
+use crate::quality::{self, QualityError, QualityReport};
 use crate::source::{self, InputFile, SourceError};
 use crate::storage::StorageError;
 use crate::summary;
@@ -36,6 +37,8 @@ pub enum RunError {
         total: usize,
         first: String,
     },
+    #[error(transparent)]
+    Quality(#[from] QualityError),
     #[error("computing {step}: {source}")]
     Compute {
         step: &'static str,
@@ -114,58 +117,131 @@ pub fn optional_columns(job: &Job) -> summary::Optional {
 
 /// The compact tables every as-of date is computed from: one row per (customer, purchase day),
 /// sorted by customer and day, and, when categories are mapped, the distinct (customer, day,
-/// category) triples.
+/// category) triples; plus what the row checks found (see [`crate::quality`]).
 #[derive(Debug, Clone)]
 pub struct Daily {
     pub purchases: DataFrame,
     pub categories: Option<DataFrame>,
+    /// Rows in the scanned window per day ([`quality::per_day`]).
+    pub rows_per_day: DataFrame,
+    /// Rows per (day, check), with an example ([`quality::flagged`]).
+    pub flagged: DataFrame,
+    /// Rows in the source files; None when unknown.
+    pub rows_read: Option<i64>,
+    /// Zero-byte source files, skipped.
+    pub empty_files: Vec<String>,
+    /// The rejected rows of each as-of date's window, capped at `quality.max_quarantine_rows`.
+    pub quarantine: std::collections::BTreeMap<chrono::NaiveDate, DataFrame>,
 }
 
-/// Scan the source once and collect the daily tables of `[start, end]` (start None =
-/// unbounded): what every later step reads.
+impl Daily {
+    /// The data quality of the window ending `as_of`.
+    pub fn quality(&self, job: &Job, as_of: chrono::NaiveDate) -> Result<QualityReport, RunError> {
+        let start = job.window_start_for(as_of).map(source::epoch_day);
+        let mut q = QualityReport::for_window(
+            &self.rows_per_day,
+            &self.flagged,
+            start,
+            source::epoch_day(as_of),
+        )
+        .map_err(compute("data quality"))?;
+        q.rows_read = self.rows_read;
+        q.empty_files = self.empty_files.clone();
+        Ok(q)
+    }
+}
+
+/// Scan the source `files` once and collect the daily tables of `[start, end]` (start None =
+/// unbounded), the row checks' counts, and the quarantined rows of each of `dates`: what every
+/// later step reads.
 pub fn compute_daily(
     job: &Job,
+    files: &[InputFile],
     start: Option<chrono::NaiveDate>,
     end: chrono::NaiveDate,
+    dates: &[chrono::NaiveDate],
 ) -> Result<Daily, RunError> {
-    let scan = source::scan_window(job, start, end)?;
+    let scan = source::scan_files(job, files, start, end)?;
     let opt = optional_columns(job);
     let uri = scan.uri.clone();
-    let read = move |e| -> RunError {
-        SourceError::Read {
-            uri: uri.clone(),
-            source: e,
+    let read = |e: PolarsError| -> RunError {
+        match source::diagnose_files(job, files) {
+            Some(found) => found.into(),
+            None => SourceError::Read {
+                uri: uri.clone(),
+                source: e,
+            }
+            .into(),
         }
-        .into()
     };
-    if !opt.category {
-        let purchases = summary::daily_purchases(scan.lf, opt)
-            .collect()
-            .map_err(&read)?;
-        return Ok(Daily {
-            purchases,
-            categories: None,
-        });
-    }
-    // Both frames come from one scan: the shared plan is cached and read once.
+    // Every frame below comes from one scan: the shared plan is cached and read once.
     let lf = scan.lf.cache();
-    let purchases = summary::daily_purchases(lf.clone(), opt);
-    let opt_state = purchases.get_current_optimizations();
-    let mut frames = LazyFrame::collect_all_with_engine(
-        vec![
-            purchases.logical_plan,
-            summary::daily_categories(lf).logical_plan,
-        ],
+    let used =
+        lf.clone()
+            .filter(col("reason").eq(lit(0i32)))
+            .drop(by_name(["ts", "reason"], true, false));
+    let mut plans = vec![
+        summary::daily_purchases(used.clone(), opt),
+        quality::per_day(lf.clone()),
+        quality::flagged(lf.clone(), scan.future.clone(), scan.has_order_id)
+            .map_err(compute("data quality"))?,
+    ];
+    if opt.category {
+        plans.push(summary::daily_categories(used));
+    }
+    let cap = job.quality.max_quarantine_rows.min(u32::MAX as u64) as IdxSize;
+    for &d in dates {
+        let mut window = col("day").lt_eq(lit(source::epoch_day(d)));
+        if let Some(s) = job.window_start_for(d) {
+            window = window.and(col("day").gt_eq(lit(source::epoch_day(s))));
+        }
+        plans.push(
+            lf.clone()
+                .filter(
+                    col("reason")
+                        .neq(lit(0i32))
+                        .and(window.or(col("day").is_null())),
+                )
+                .drop(by_name(["day"], true, false))
+                .limit(cap),
+        );
+    }
+    let opt_state = plans[0].get_current_optimizations();
+    let frames = LazyFrame::collect_all_with_engine(
+        plans.into_iter().map(|p| p.logical_plan).collect(),
         Engine::Auto,
         opt_state,
     )
     .map_err(&read)?;
-    let categories = frames.pop();
-    let purchases = frames.pop().expect("two frames");
+    let mut frames = frames.into_iter();
+    let mut next = || frames.next().expect("one frame per plan");
+    let purchases = next();
+    let rows_per_day = next();
+    let flagged = next();
+    let categories = opt.category.then(&mut next);
+    let quarantine = dates.iter().map(|&d| (d, next())).collect();
     Ok(Daily {
         purchases,
         categories,
+        rows_per_day,
+        flagged,
+        rows_read: rows_read(job, &scan.files),
+        empty_files: scan.empty_files,
+        quarantine,
     })
+}
+
+/// Rows in the source files, from their Parquet metadata (no data is decoded). None when it
+/// cannot be read (the scan itself reports unreadable files).
+fn rows_read(job: &Job, files: &[InputFile]) -> Option<i64> {
+    let uri = job.source.uri.get_ref();
+    let refs: Vec<&InputFile> = files.iter().collect();
+    let lf = source::open_files(job, uri, &refs).ok()?;
+    let df = lf
+        .select([len().cast(DataType::Int64).alias("n")])
+        .collect()
+        .ok()?;
+    df.column("n").ok()?.i64().ok()?.get(0)
 }
 
 /// The customer summary as of `as_of` from the daily tables.
@@ -206,6 +282,7 @@ pub fn summary_as_of(
         .filter(|c| df.column(c).is_ok())
         .collect();
     let df = df.select(order).map_err(compute("customer summary"))?;
+    check_finite(&df)?;
     if df.height() == 0 {
         let window = match job.window_start_for(as_of) {
             Some(s) => format!("{s}..={as_of}"),
@@ -218,6 +295,39 @@ pub fn summary_as_of(
         .into());
     }
     Ok(df)
+}
+
+/// Every input amount is finite (the row checks reject the others), so a non-finite sum is an
+/// overflow: a data error naming the customer, not an `inf` that spreads into every share.
+fn check_finite(summary: &DataFrame) -> Result<(), RunError> {
+    for column in [
+        "total_amount",
+        "amount_last_365d",
+        "mean_amount",
+        "monetary",
+    ] {
+        let Ok(c) = summary.column(column) else {
+            continue;
+        };
+        let values = c.f64().map_err(compute("customer summary"))?;
+        if let Some(i) = values
+            .iter()
+            .position(|v| v.is_some_and(|v| !v.is_finite()))
+        {
+            let customer = summary
+                .column("customer_id")
+                .and_then(|c| c.get(i))
+                .map(|v| v.str_value().to_string())
+                .unwrap_or_default();
+            return Err(QualityError::Overflow {
+                customer,
+                column: column.to_string(),
+                value: values.get(i).unwrap_or(f64::NAN),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Check that the `[attributes]`, satisfaction and interactions tables have their mapped
@@ -494,6 +604,19 @@ pub fn compute_tables(
     let step = |name: &str| {
         tracing::debug!(step = name, elapsed_s = clock.elapsed().as_secs_f64(), %as_of, "step done");
     };
+    let dq = daily.quality(job, as_of)?;
+    dq.check_threshold(job.quality.max_rejected_share)?;
+    if dq.rejected() > 0 {
+        tracing::warn!(
+            %as_of,
+            rejected = dq.rejected(),
+            rows_in_window = dq.rows_in_window,
+            "rejected {} of {} rows in the window ({}); see the data_quality and quarantine tables",
+            dq.rejected(),
+            dq.rows_in_window,
+            dq.rejected_text()
+        );
+    }
     let summary = summary_as_of(job, daily, as_of)?;
     step("summary");
     let as_of_day = source::epoch_day(as_of);
@@ -583,6 +706,13 @@ pub fn compute_tables(
                     Some(h) => holdout_table(job, daily, as_of, h, s.penalizer_coef)?,
                     None => None,
                 },
+                None => None,
+            },
+            "data_quality" => Some(dq.table().map_err(compute("data_quality"))?),
+            "quarantine" => match daily.quarantine.get(&as_of) {
+                Some(rows) => {
+                    Some(quality::quarantine_table(rows.clone()).map_err(compute("quarantine"))?)
+                }
                 None => None,
             },
             other => unreachable!("job validation admits only known tables, got {other}"),

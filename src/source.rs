@@ -6,9 +6,13 @@
 //! that polars pushes it into the Parquet scan: row groups (and files) whose statistics lie outside
 //! the window are skipped. `tests/pushdown.rs` checks this on the optimized plan.
 //!
-//! The plan's output has canonical column names: `customer_id` (String), `day` (Int32, days since
-//! 1970-01-01), `amount` (Float64) and, when mapped, `order_id`, `quantity`, `category`, `region`,
-//! `industry`, `channel`. Rows with a null customer id or timestamp are dropped.
+//! The plan's output has canonical column names: `customer_id` (String), `ts` (the raw
+//! timestamp), `day` (Int32, days since 1970-01-01 of the purchase's calendar day in the job's
+//! business time zone `columns.timezone`), `amount` (Float64) and, when mapped, `order_id`,
+//! `quantity`, `category`, `region`, `industry`, `channel`, plus the row checks' `reason`
+//! ([`crate::quality`]). No row is dropped here: rejected rows are counted and quarantined by the
+//! pipeline. Files are scanned from the listing (zero-byte files skipped and reported); when the
+//! dataset cannot be read, [`diagnose_files`] names the file at fault.
 
 use crate::job::{ColumnsFile, Job, StorageOptions};
 use crate::storage;
@@ -38,6 +42,12 @@ pub enum SourceError {
     },
     #[error("{uri}: no transactions in the window {window}; check as_of / lookback_days, or that the source holds data for these dates")]
     EmptyWindow { uri: String, window: String },
+    #[error("{uri}: no non-empty Parquet files found; check source.uri")]
+    NoFiles { uri: String },
+    #[error("{file}: not a readable Parquet file ({reason}); remove or rewrite it")]
+    CorruptFile { file: String, reason: String },
+    #[error("{file}: {message}; rewrite the file with the same type (numeric widenings such as int to float are accepted)")]
+    SchemaDrift { file: String, message: String },
 }
 
 /// One input file, for manifests and resumability.
@@ -53,10 +63,19 @@ pub struct InputFile {
     pub e_tag: Option<String>,
 }
 
-/// A lazy, windowed, canonically named transaction scan.
+/// A lazy, windowed, canonically named transaction scan with its row checks.
 pub struct Scan {
     pub uri: String,
+    /// Every row in the window (and every row with a null timestamp): `customer_id`, `ts` (the
+    /// raw timestamp), `day`, `amount`, the mapped optional columns, and `reason` (0 = used).
     pub lf: LazyFrame,
+    /// True for a timestamp after the run's wall-clock time (a kept, counted check).
+    pub future: Expr,
+    pub has_order_id: bool,
+    /// Source files skipped because they hold zero bytes.
+    pub empty_files: Vec<String>,
+    /// The files scanned.
+    pub files: Vec<InputFile>,
 }
 
 /// Absolute form of a source URI as polars expects it.
@@ -106,7 +125,7 @@ pub fn list_input_files(uri: &str, opts: &StorageOptions) -> Result<Vec<InputFil
             &mut cloud,
         ))
         .map_err(read)?;
-    paths
+    let mut files = paths
         .iter()
         .map(|p| {
             let s = p.as_str().to_string();
@@ -141,7 +160,22 @@ pub fn list_input_files(uri: &str, opts: &StorageOptions) -> Result<Vec<InputFil
                 e_tag: None,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, SourceError>>()?;
+    // Polars' listing leaves zero-byte files out; list them so they are reported, not lost.
+    let empty = storage::empty_files(uri, opts).map_err(|e| SourceError::Read {
+        uri: uri.to_string(),
+        source: PolarsError::IO {
+            error: std::sync::Arc::new(std::io::Error::other(e.to_string())),
+            msg: None,
+        },
+    })?;
+    files.extend(empty.into_iter().map(|uri| InputFile {
+        uri,
+        bytes: Some(0),
+        modified: None,
+        e_tag: None,
+    }));
+    Ok(files)
 }
 
 /// Every input of a job: the source files, then the `[attributes]`, satisfaction and
@@ -149,6 +183,13 @@ pub fn list_input_files(uri: &str, opts: &StorageOptions) -> Result<Vec<InputFil
 /// whether a backfill date is up to date.
 pub fn job_input_files(job: &Job) -> Result<Vec<InputFile>, SourceError> {
     let mut files = list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+    files.extend(side_input_files(job)?);
+    Ok(files)
+}
+
+/// The `[attributes]`, satisfaction and interactions tables' files.
+pub fn side_input_files(job: &Job) -> Result<Vec<InputFile>, SourceError> {
+    let mut files = Vec::new();
     if let Some(a) = &job.attributes {
         files.extend(list_input_files(a.uri.get_ref(), &a.storage)?);
     }
@@ -211,22 +252,6 @@ pub fn epoch_day(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
 }
 
-/// A literal of the timestamp column's own type at 00:00 of `day` (for pushdown).
-fn time_literal(dt: &DataType, day: NaiveDate) -> Expr {
-    let days = epoch_day(day) as i64;
-    match dt {
-        DataType::Datetime(unit, tz) => {
-            let per_day = match unit {
-                TimeUnit::Nanoseconds => 86_400_000_000_000i64,
-                TimeUnit::Microseconds => 86_400_000_000,
-                TimeUnit::Milliseconds => 86_400_000,
-            };
-            lit(days * per_day).cast(DataType::Datetime(*unit, tz.clone()))
-        }
-        _ => lit(days as i32).cast(DataType::Date),
-    }
-}
-
 /// The `(first day, as_of)` window as text, for messages.
 pub fn window_text(job: &Job) -> String {
     match job.window_start() {
@@ -237,17 +262,157 @@ pub fn window_text(job: &Job) -> String {
 
 /// Open the job's transactions: checked, windowed, canonically named.
 pub fn scan(job: &Job) -> Result<Scan, SourceError> {
-    scan_window(job, job.window_start(), job.as_of)
+    let files = list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+    scan_files(job, &files, job.window_start(), job.as_of)
 }
 
-/// Like [`scan`] with an explicit inclusive window `[start, end]` (start `None` = unbounded).
-pub fn scan_window(
+/// A literal of the timestamp column's own type at 00:00 of epoch day `days` (for pushdown).
+/// Saturates instead of overflowing for dates that nanosecond timestamps cannot hold.
+fn day_literal(dt: &DataType, days: i64) -> Expr {
+    match dt {
+        DataType::Datetime(unit, tz) => {
+            let per_day = match unit {
+                TimeUnit::Nanoseconds => 86_400_000_000_000i64,
+                TimeUnit::Microseconds => 86_400_000_000,
+                TimeUnit::Milliseconds => 86_400_000,
+            };
+            let v = days
+                .checked_mul(per_day)
+                .unwrap_or(if days < 0 { i64::MIN } else { i64::MAX });
+            lit(v).cast(DataType::Datetime(*unit, tz.clone()))
+        }
+        _ => lit(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32).cast(DataType::Date),
+    }
+}
+
+/// The run's wall-clock time as a literal of the timestamp column's type: the UTC instant for a
+/// zone-aware column, the wall-clock time in `tz` for a naive one, today in `tz` for a date.
+fn now_literal(dt: &DataType, tz: chrono_tz::Tz) -> Expr {
+    let now = chrono::Utc::now();
+    let local = now.with_timezone(&tz).naive_local();
+    match dt {
+        DataType::Datetime(unit, zone) => {
+            let t = if zone.is_some() {
+                now.naive_utc()
+            } else {
+                local
+            };
+            let t = t.and_utc();
+            let v = match unit {
+                TimeUnit::Nanoseconds => t.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                TimeUnit::Microseconds => t.timestamp_micros(),
+                TimeUnit::Milliseconds => t.timestamp_millis(),
+            };
+            lit(v).cast(DataType::Datetime(*unit, zone.clone()))
+        }
+        _ => lit(epoch_day(local.date())).cast(DataType::Date),
+    }
+}
+
+/// The business time zone of the job (`columns.timezone`, validated when the job is loaded).
+pub fn business_tz(job: &Job) -> chrono_tz::Tz {
+    job.columns
+        .timezone
+        .as_deref()
+        .unwrap_or("UTC")
+        .parse()
+        .unwrap_or(chrono_tz::UTC)
+}
+
+/// Open the non-empty `files` of the source as one dataset. Numeric columns that widen
+/// losslessly across files (int32 → int64, int → float) are read as their wider type; columns
+/// that are not mapped may come and go.
+pub fn open_files(job: &Job, uri: &str, files: &[&InputFile]) -> Result<LazyFrame, SourceError> {
+    let read = |source| SourceError::Read {
+        uri: uri.to_string(),
+        source,
+    };
+    let first = files.first().ok_or_else(|| SourceError::NoFiles {
+        uri: uri.to_string(),
+    })?;
+    // The first file's own schema (without Hive columns), widened where files may differ.
+    let file_schema = open_parquet(&first.uri, &job.source.storage, false)?
+        .collect_schema()
+        .map_err(|source| SourceError::Read {
+            uri: first.uri.clone(),
+            source,
+        })?;
+    let c = &job.columns;
+    let mut schema = (*file_schema).clone();
+    for (column, float) in [
+        (Some(&c.amount), true),
+        (c.quantity.as_ref(), true),
+        (Some(&c.customer_id), false),
+        (c.order_id.as_ref(), false),
+    ] {
+        let Some(column) = column else { continue };
+        if let Some(dt) = schema.get_mut(column.as_str()) {
+            if dt.is_integer() || dt.is_float() {
+                *dt = if float || dt.is_float() {
+                    DataType::Float64
+                } else if dt.is_signed_integer() {
+                    DataType::Int64
+                } else {
+                    dt.clone()
+                };
+            }
+        }
+    }
+    let sources = ScanSources::Paths(
+        files
+            .iter()
+            .map(|f| PlRefPath::new(polars_uri(&f.uri).as_str()))
+            .collect(),
+    );
+    let unified = UnifiedScanArgs {
+        cloud_options: storage::polars_cloud_options(uri, &job.source.storage).map_err(read)?,
+        hive_options: HiveOptions {
+            enabled: Some(job.source.hive_partitioning),
+            ..Default::default()
+        },
+        cache: true,
+        glob: false,
+        cast_columns_policy: CastColumnsPolicy {
+            integer_upcast: true,
+            integer_to_float_cast: true,
+            float_upcast: true,
+            datetime_milliseconds_upcast: true,
+            datetime_microseconds_upcast: true,
+            ..CastColumnsPolicy::ERROR_ON_MISMATCH
+        },
+        missing_columns_policy: MissingColumnsPolicy::Raise,
+        extra_columns_policy: ExtraColumnsPolicy::Ignore,
+        ..Default::default()
+    };
+    let options = ParquetOptions {
+        schema: Some(std::sync::Arc::new(schema)),
+        parallel: Default::default(),
+        low_memory: false,
+        use_statistics: true,
+    };
+    DslBuilder::scan_parquet(sources, options, unified)
+        .map(|b| LazyFrame::from(b.build()))
+        .map_err(read)
+}
+
+/// Open the job's transactions from its listed `files` for the inclusive window `[start, end]`
+/// (start `None` = unbounded): canonical columns, the raw timestamp `ts`, and the row checks'
+/// `reason` (see [`crate::quality`]). Every row in the window is kept, rejected rows and rows
+/// with a null timestamp included; zero-byte files are skipped and listed.
+pub fn scan_files(
     job: &Job,
+    files: &[InputFile],
     start: Option<NaiveDate>,
     end: NaiveDate,
 ) -> Result<Scan, SourceError> {
     let uri = job.source.uri.get_ref().clone();
-    let lf = open_parquet(&uri, &job.source.storage, job.source.hive_partitioning)?;
+    let (empty, used): (Vec<&InputFile>, Vec<&InputFile>) =
+        files.iter().partition(|f| f.bytes == Some(0));
+    let empty_files: Vec<String> = empty.iter().map(|f| f.uri.clone()).collect();
+    for f in &empty_files {
+        tracing::warn!(file = %f, "source file has zero bytes; skipped");
+    }
+    let lf = open_files(job, &uri, &used)?;
     let schema = lf
         .clone()
         .collect_schema()
@@ -283,22 +448,40 @@ pub fn scan_window(
             });
         }
     }
+    let tz = business_tz(job);
     let ts = col(c.timestamp.as_str());
-    let mut pred = ts
-        .clone()
-        .lt(time_literal(&ts_type, end + chrono::Duration::days(1)));
+    // The local calendar day of each purchase in the business time zone. Naive timestamps and
+    // dates are taken as already local.
+    let (day, widen) = match &ts_type {
+        DataType::Datetime(_, Some(_)) => (
+            ts.clone()
+                .dt()
+                .convert_time_zone(TimeZone::from_chrono(&tz))
+                .dt()
+                .date(),
+            1,
+        ),
+        _ => (ts.clone().cast(DataType::Date), 0),
+    };
+    // Pushed into the scan: bounds on the raw column (a day wider on each side for zone-aware
+    // columns, whose local day is computed after the scan), or a null timestamp.
+    let end_day = epoch_day(end) as i64;
+    let mut pred = ts.clone().lt(day_literal(&ts_type, end_day + 1 + widen));
     if let Some(s) = start {
-        pred = pred.and(ts.clone().gt_eq(time_literal(&ts_type, s)));
+        pred = pred.and(
+            ts.clone()
+                .gt_eq(day_literal(&ts_type, epoch_day(s) as i64 - widen)),
+        );
     }
+    let pred = pred.or(ts.clone().is_null());
     let mut select = vec![
         col(c.customer_id.as_str())
             .cast(DataType::String)
             .alias("customer_id"),
-        ts.cast(DataType::Date).cast(DataType::Int32).alias("day"),
-        // NaN amounts are treated as missing (null), so they do not turn totals into NaN.
+        ts.clone().alias("ts"),
+        day.cast(DataType::Int32).alias("day"),
         col(c.amount.as_str())
             .cast(DataType::Float64)
-            .fill_nan(lit(NULL).cast(DataType::Float64))
             .alias("amount"),
     ];
     let optional = [
@@ -309,18 +492,133 @@ pub fn scan_window(
         ("industry", &c.industry, DataType::String),
         ("channel", &c.channel, DataType::String),
     ];
+    let mut mapped = vec![col("customer_id"), col("ts"), col("amount")];
     for (key, column, dt) in optional {
         if let Some(column) = column {
             require_column(&uri, &schema, &format!("columns.{key}"), column)?;
             select.push(col(column.as_str()).cast(dt).alias(key));
+            mapped.push(col(key));
         }
     }
-    let lf = lf.filter(pred).select(select).filter(
-        col("customer_id")
-            .is_not_null()
-            .and(col("day").is_not_null()),
-    );
-    Ok(Scan { uri, lf })
+    let mut exact = col("day").lt_eq(lit(end_day as i32));
+    if let Some(s) = start {
+        exact = exact.and(col("day").gt_eq(lit(epoch_day(s))));
+    }
+    // A row equal to an earlier one in every mapped column is a duplicate load, but only when
+    // rows carry an order id; without one, identical rows are legitimate repeat purchases.
+    let duplicate = c
+        .order_id
+        .is_some()
+        .then(|| as_struct(mapped).is_first_distinct().not());
+    let lf = lf
+        .filter(pred)
+        .select(select)
+        .filter(exact.or(col("day").is_null()))
+        .with_column(crate::quality::reason_expr(
+            epoch_day(job.min_date),
+            duplicate,
+        ));
+    Ok(Scan {
+        uri,
+        lf,
+        future: col("ts").gt(now_literal(&ts_type, tz)),
+        has_order_id: c.order_id.is_some(),
+        empty_files,
+        files: used.into_iter().cloned().collect(),
+    })
+}
+
+/// Look at each source file alone and name the first one that cannot be read with the others:
+/// a corrupt file, a mapped column missing, or a mapped column whose type differs from the
+/// first file's beyond a lossless numeric widening. `None` when every file looks compatible.
+pub fn diagnose_files(job: &Job, files: &[InputFile]) -> Option<SourceError> {
+    let c = &job.columns;
+    let mut mapped: Vec<(String, &String)> = vec![
+        ("columns.customer_id".into(), &c.customer_id),
+        ("columns.timestamp".into(), &c.timestamp),
+        ("columns.amount".into(), &c.amount),
+    ];
+    for (k, v) in [
+        ("order_id", &c.order_id),
+        ("quantity", &c.quantity),
+        ("category", &c.category),
+        ("region", &c.region),
+        ("industry", &c.industry),
+        ("channel", &c.channel),
+    ] {
+        if let Some(v) = v {
+            mapped.push((format!("columns.{k}"), v));
+        }
+    }
+    let mut first: Option<(String, SchemaRef)> = None;
+    for f in files.iter().filter(|f| f.bytes != Some(0)) {
+        let schema = match open_parquet(&f.uri, &job.source.storage, false).and_then(|mut lf| {
+            lf.collect_schema().map_err(|source| SourceError::Read {
+                uri: f.uri.clone(),
+                source,
+            })
+        }) {
+            Ok(s) => s,
+            Err(SourceError::Read { source, .. }) => {
+                return Some(SourceError::CorruptFile {
+                    file: f.uri.clone(),
+                    reason: clean_polars_message(&source),
+                })
+            }
+            Err(e) => return Some(e),
+        };
+        for (key, column) in &mapped {
+            let Some(dt) = schema.get(column.as_str()) else {
+                // A Hive partition column is not in the file itself.
+                if job.source.hive_partitioning && f.uri.contains(&format!("/{column}=")) {
+                    continue;
+                }
+                if let Err(e) = require_column(&f.uri, &schema, key, column) {
+                    return Some(e);
+                }
+                continue;
+            };
+            if let Some((first_uri, first_schema)) = &first {
+                if let Some(want) = first_schema.get(column.as_str()) {
+                    let numeric = |d: &DataType| d.is_integer() || d.is_float();
+                    let compatible = want == dt
+                        || (numeric(want) && numeric(dt))
+                        || matches!((want, dt), (DataType::Datetime(_, a), DataType::Datetime(_, b)) if a == b);
+                    if !compatible {
+                        return Some(SourceError::SchemaDrift {
+                            file: f.uri.clone(),
+                            message: format!(
+                                "column {column:?} ({key}) has type {dt}, but {first_uri} has {want}"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if first.is_none() {
+            first = Some((f.uri.clone(), schema));
+        }
+    }
+    None
+}
+
+/// A polars error message without hints that name Python options users cannot act on.
+pub fn clean_polars_message(e: &PolarsError) -> String {
+    let text = e.to_string();
+    let mut out: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty()
+            || l.contains("cast_options")
+            || l.starts_with("Hint")
+            || l.starts_with("hint")
+            || l.starts_with("This error occurred")
+        {
+            continue;
+        }
+        out.push(l);
+    }
+    out.join(" ")
 }
 
 #[cfg(test)]

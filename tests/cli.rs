@@ -239,7 +239,7 @@ fn rerun_is_idempotent() {
         );
         assert_eq!(s(r, "job"), "hand");
     }
-    assert_eq!(first.len(), 18, "{:?}", first.keys().collect::<Vec<_>>());
+    assert_eq!(first.len(), 24, "{:?}", first.keys().collect::<Vec<_>>());
 }
 
 #[test]

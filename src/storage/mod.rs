@@ -293,6 +293,69 @@ pub fn object_meta(
     Ok((meta.size, meta.e_tag))
 }
 
+/// Zero-byte files under a source URI (a file, a directory or an object-store prefix; glob
+/// patterns are not searched). Polars' listing skips them silently; custval reports them.
+pub fn empty_files(uri: &str, opts: &StorageOptions) -> Result<Vec<String>, StorageError> {
+    if uri.contains(['*', '?', '[']) {
+        return Ok(Vec::new());
+    }
+    let loc = open(uri, opts)?;
+    match &loc {
+        Location::Local(path) => {
+            let mut out = Vec::new();
+            let mut stack = vec![path.clone()];
+            while let Some(p) = stack.pop() {
+                let Ok(meta) = std::fs::metadata(&p) else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    let rd = std::fs::read_dir(&p).map_err(|source| StorageError::Local {
+                        path: p.clone(),
+                        op: "list",
+                        source,
+                    })?;
+                    stack.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+                } else if meta.len() == 0 {
+                    out.push(p.display().to_string());
+                }
+            }
+            out.sort();
+            Ok(out)
+        }
+        Location::Remote {
+            store, prefix, uri, ..
+        } => {
+            use futures::TryStreamExt;
+            let objects: Vec<object_store::ObjectMeta> = runtime()
+                .block_on(store.list(Some(prefix)).try_collect())
+                .map_err(|source| StorageError::Object {
+                    uri: uri.clone(),
+                    op: "list",
+                    source,
+                })?;
+            let base = uri.trim_end_matches('/');
+            let mut out: Vec<String> = objects
+                .iter()
+                .filter(|o| o.size == 0)
+                .filter_map(|o| {
+                    let rest = o.location.as_ref().strip_prefix(prefix.as_ref())?;
+                    Some(format!(
+                        "{base}{}{}",
+                        if rest.is_empty() || rest.starts_with('/') {
+                            ""
+                        } else {
+                            "/"
+                        },
+                        rest
+                    ))
+                })
+                .collect();
+            out.sort();
+            Ok(out)
+        }
+    }
+}
+
 /// `prefix/rel` as an object path (rel uses `/`).
 pub fn child(prefix: &ObjPath, rel: &str) -> ObjPath {
     rel.split('/')
