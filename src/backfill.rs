@@ -219,14 +219,13 @@ fn run_dates_at(
     }
     if let (Some(first), Some(last)) = (todo.iter().min(), todo.iter().max()) {
         tracing::info!(job = %job.name, run_id = %run_id, dates = todo.len(), from = %first, to = %last, "scanning the source once for all dates");
-        let daily =
-            pipeline::compute_daily(job, &source_files, job.scan_start(*first), *last, &todo)?;
+        let computed = compute_dates(job, &source_files, &todo, job.scan_start(*first), *last)?;
         let bar = progress_bar(todo.len());
-        for &d in &todo {
+        for (d, prepared) in computed {
             bar.set_message(d.to_string());
             let t0 = Instant::now();
             let started_at = chrono::Utc::now();
-            let res = one_date(job, &loc, &daily, d, &run_id, &hash, &inputs);
+            let res = prepared.and_then(|p| one_date(job, &loc, p, d, &run_id, &hash, &inputs));
             let (status, message, rows_in, rows_out) = match &res {
                 Ok((o, rows_in)) => (
                     "succeeded",
@@ -300,19 +299,214 @@ fn write_run_row(loc: &Location, row: &RunRow) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Everything one date needs to be finished: the buckets' parts, its data quality and its
+/// quarantined rows. Summaries of several dates wait on scratch, not in memory.
+struct Prepared {
+    parts: Vec<pipeline::DatePartial>,
+    /// Per bucket, the summary written to scratch (several dates) instead of held.
+    spilled: Vec<Option<std::path::PathBuf>>,
+    quality: crate::quality::QualityReport,
+    quarantine: Vec<polars::prelude::DataFrame>,
+    side: std::sync::Arc<source::SideTables>,
+    _scratch: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
+/// The scan, split into customer buckets, computed bucket by bucket for every date: one pass
+/// over the source whatever the number of dates. A failure that concerns every date (the source
+/// cannot be read) is returned; a date's own failure is its entry.
+#[allow(clippy::type_complexity)]
+fn compute_dates(
+    job: &Job,
+    files: &[InputFile],
+    dates: &[NaiveDate],
+    start: Option<NaiveDate>,
+    end: NaiveDate,
+) -> Result<Vec<(NaiveDate, Result<Prepared, RunError>)>, RunError> {
+    use polars::prelude::*;
+    let clock = Instant::now();
+    let scan = source::scan_files(job, files, start, end)?;
+    let side = std::sync::Arc::new(source::load_side_tables(job)?);
+    let rows_read = source::count_rows(job, &scan.files);
+    let n = crate::compact::bucket_count(rows_read);
+    let scratch_root = job.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let read_error = |e: PolarsError| -> RunError {
+        match source::diagnose_files(job, files) {
+            Some(found) => found.into(),
+            None => source::SourceError::Read {
+                uri: scan.uri.clone(),
+                source: e,
+            }
+            .into(),
+        }
+    };
+    let buckets =
+        crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root).map_err(|e| match e {
+            crate::compact::SplitError::Polars(p) => read_error(p),
+            crate::compact::SplitError::Scratch { dir, source } => storage::StorageError::Local {
+                path: dir,
+                op: "write customer buckets to",
+                source,
+            }
+            .into(),
+        })?;
+    tracing::debug!(
+        buckets = n,
+        rows_read,
+        elapsed_s = clock.elapsed().as_secs_f64(),
+        "source split into customer buckets"
+    );
+    // Several dates: park each bucket's summaries on scratch until the date is finished.
+    let spill_dir = if dates.len() > 1 {
+        let root = scratch_root.clone();
+        std::fs::create_dir_all(&root)
+            .and_then(|_| {
+                tempfile::Builder::new()
+                    .prefix("custval-")
+                    .tempdir_in(&root)
+            })
+            .map(|d| Some(std::sync::Arc::new(d)))
+            .map_err(|source| storage::StorageError::Local {
+                path: root,
+                op: "create a scratch directory in",
+                source,
+            })?
+    } else {
+        None
+    };
+    let mut per_date: Vec<
+        Result<(Vec<pipeline::DatePartial>, Vec<Option<std::path::PathBuf>>), RunError>,
+    > = dates.iter().map(|_| Ok((Vec::new(), Vec::new()))).collect();
+    let mut quarantine: Vec<Vec<DataFrame>> = dates.iter().map(|_| Vec::new()).collect();
+    let mut per_day: Option<DataFrame> = None;
+    let mut flagged: Option<DataFrame> = None;
+    for b in 0..buckets.len() {
+        let Some(rows) = buckets.rows(b).map_err(&read_error)? else {
+            continue;
+        };
+        let daily = pipeline::bucket_daily(job, rows, &scan.mapped, dates).map_err(&read_error)?;
+        for (acc, part) in [
+            (&mut per_day, &daily.rows_per_day),
+            (&mut flagged, &daily.flagged),
+        ] {
+            match acc {
+                None => *acc = Some(part.clone()),
+                Some(a) => {
+                    a.vstack_mut(part)
+                        .map_err(pipeline::compute("data quality"))?;
+                }
+            }
+        }
+        for (k, &d) in dates.iter().enumerate() {
+            if let Some(q) = daily.quarantine.get(&d) {
+                quarantine[k].push(q.clone());
+            }
+            let Ok((parts, spilled)) = &mut per_date[k] else {
+                continue;
+            };
+            match pipeline::date_partial(job, &daily, d) {
+                Ok(mut p) => {
+                    let path = match &spill_dir {
+                        Some(dir) => {
+                            let path = dir.path().join(format!("{d}-{b}.parquet"));
+                            let f = std::fs::File::create(&path).map_err(|source| {
+                                storage::StorageError::Local {
+                                    path: path.clone(),
+                                    op: "write",
+                                    source,
+                                }
+                            })?;
+                            ParquetWriter::new(f)
+                                .with_compression(ParquetCompression::Lz4Raw)
+                                .finish(&mut p.summary)
+                                .map_err(pipeline::compute("spill summary"))?;
+                            p.summary = DataFrame::empty();
+                            Some(path)
+                        }
+                        None => None,
+                    };
+                    parts.push(p);
+                    spilled.push(path);
+                }
+                Err(e) => per_date[k] = Err(e),
+            }
+        }
+        tracing::debug!(
+            bucket = b,
+            elapsed_s = clock.elapsed().as_secs_f64(),
+            "bucket done"
+        );
+    }
+    let per_day = per_day.unwrap_or_default();
+    let flagged = flagged.unwrap_or_default();
+    let empty_files: Vec<String> = scan.empty_files.clone();
+    let mut out = Vec::with_capacity(dates.len());
+    for ((k, &d), entry) in dates.iter().enumerate().zip(per_date) {
+        let prepared = entry.and_then(|(parts, spilled)| {
+            let mut quality = pipeline::merge_quality(job, &per_day, &flagged, d)?;
+            quality.rows_read = rows_read;
+            quality.empty_files = empty_files.clone();
+            Ok(Prepared {
+                parts,
+                spilled,
+                quality,
+                quarantine: std::mem::take(&mut quarantine[k]),
+                side: side.clone(),
+                _scratch: spill_dir.clone(),
+            })
+        });
+        out.push((d, prepared));
+    }
+    Ok(out)
+}
+
 /// Compute, encode and publish every table of one date.
 fn one_date(
     job: &Job,
     loc: &Location,
-    daily: &pipeline::Daily,
+    prepared: Prepared,
     as_of: NaiveDate,
     run_id: &str,
     hash: &str,
     inputs: &[InputFile],
 ) -> Result<(DateOutcome, i64), RunError> {
+    use polars::prelude::SerReader;
     let t0 = Instant::now();
     let started_at = chrono::Utc::now();
-    let (tables, rows_in) = pipeline::compute_tables(job, daily, as_of)?;
+    let Prepared {
+        mut parts,
+        spilled,
+        quality,
+        quarantine,
+        side,
+        _scratch,
+    } = prepared;
+    quality.check_threshold(job.quality.max_rejected_share)?;
+    if quality.rejected() > 0 {
+        tracing::warn!(
+            %as_of,
+            rejected = quality.rejected(),
+            rows_in_window = quality.rows_in_window,
+            "rejected {} of {} rows in the window ({}); see the data_quality and quarantine tables",
+            quality.rejected(),
+            quality.rows_in_window,
+            quality.rejected_text()
+        );
+    }
+    for (p, path) in parts.iter_mut().zip(&spilled) {
+        if let Some(path) = path {
+            let f = std::fs::File::open(path).map_err(|source| storage::StorageError::Local {
+                path: path.clone(),
+                op: "read",
+                source,
+            })?;
+            p.summary = polars::prelude::ParquetReader::new(f)
+                .finish()
+                .map_err(pipeline::compute("read spilled summary"))?;
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let quarantine = pipeline::merge_quarantine(job, quarantine)?;
+    let (tables, rows_in) = pipeline::finish(job, &side, parts, &quality, quarantine, as_of)?;
     let customers = tables
         .iter()
         .find(|(t, _)| t == "customer_features")
@@ -365,6 +559,27 @@ fn one_date(
         },
         rows_in,
     ))
+}
+
+/// Run a job for its as-of date: compute every table, then publish them. Always recomputes
+/// (a backfill skips up-to-date dates; a run does not).
+pub fn run(job: &Job) -> Result<pipeline::RunReport, RunError> {
+    tracing::info!(job = %job.name, as_of = %job.as_of, "run started");
+    let mut report = run_dates(job, &[job.as_of], true)?;
+    if let Some((_, e)) = report.errors.pop() {
+        return Err(e);
+    }
+    let date = report.dates.pop().expect("one date");
+    tracing::info!(job = %job.name, as_of = %job.as_of, run_id = %report.run_id, customers = date.customers, elapsed_s = report.seconds, "run finished");
+    Ok(pipeline::RunReport {
+        job: report.job,
+        as_of: job.as_of.to_string(),
+        run_id: report.run_id,
+        customers: date.customers,
+        input_files: report.input_files,
+        tables: date.tables,
+        seconds: report.seconds,
+    })
 }
 
 #[cfg(test)]

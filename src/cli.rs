@@ -13,7 +13,7 @@
 
 use crate::backfill::{self, Every};
 use crate::job::{self, Overrides};
-use crate::pipeline::{self, RunError};
+use crate::pipeline::RunError;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -61,6 +61,10 @@ pub enum Command {
         /// overrides `clv.holdout_days`.
         #[arg(long)]
         holdout_days: Option<i64>,
+        /// Where large sources are split into customer buckets (default: the system temp
+        /// directory); removed when the run ends.
+        #[arg(long)]
+        scratch: Option<PathBuf>,
     },
     /// Compute every as-of date of a range with one scan of the source; skips dates whose
     /// partitions are up to date (same job definition and input files) unless --force.
@@ -83,6 +87,10 @@ pub enum Command {
         /// Output root URI; overrides `output.uri`.
         #[arg(long)]
         output: Option<String>,
+        /// Where large sources are split into customer buckets (default: the system temp
+        /// directory); removed when the run ends.
+        #[arg(long)]
+        scratch: Option<PathBuf>,
     },
     /// Dry run: which files would be read and which partitions written or skipped, and why.
     Plan {
@@ -186,6 +194,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             as_of,
             output,
             holdout_days,
+            scratch,
         } => {
             let job = job::load(
                 &job,
@@ -193,9 +202,10 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                     as_of,
                     output,
                     holdout_days,
+                    scratch,
                 },
             )?;
-            let report = pipeline::run(&job)?;
+            let report = backfill::run(&job)?;
             println!(
                 "custval: {} as of {}: {} customers in {:.2}s (run {})",
                 report.job, report.as_of, report.customers, report.seconds, report.run_id
@@ -212,6 +222,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             every,
             force,
             output,
+            scratch,
         } => {
             if from > to {
                 return Err(RunError::Usage(format!("--from {from} is after --to {to}")));
@@ -220,6 +231,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 &job,
                 &Overrides {
                     output,
+                    scratch,
                     ..Default::default()
                 },
             )?;
@@ -339,7 +351,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 return Err(e.into());
             }
             crate::source::scan(&job)?;
-            pipeline::check_side_tables(&job)?;
+            crate::source::check_side_tables(&job)?;
             println!(
                 "custval: {} is valid: {} input file(s), window {}, tables {}",
                 job.path.display(),

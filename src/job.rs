@@ -507,6 +507,10 @@ pub struct Job {
     pub quality: crate::quality::QualityOptions,
     /// `quality.min_date`, parsed: rows dated before it are rejected.
     pub min_date: NaiveDate,
+    /// `--scratch`: where large sources are split into customer buckets (default: the system
+    /// temp directory). Not a setting of the output, so not part of the settings hash.
+    #[serde(skip)]
+    pub scratch: Option<PathBuf>,
 }
 
 impl Job {
@@ -574,6 +578,8 @@ pub struct Overrides {
     pub as_of: Option<NaiveDate>,
     pub output: Option<String>,
     pub holdout_days: Option<i64>,
+    /// `--scratch`: where large sources are split into customer buckets.
+    pub scratch: Option<PathBuf>,
 }
 
 /// Parse a `YYYY-MM-DD` date.
@@ -942,6 +948,7 @@ fn validate(
         behaviour,
         quality: file.quality,
         min_date,
+        scratch: overrides.scratch.clone(),
     })
 }
 
@@ -1068,6 +1075,7 @@ uri = "out"
             as_of: Some(NaiveDate::from_ymd_opt(2024, 1, 31).unwrap()),
             output: Some("elsewhere".into()),
             holdout_days: None,
+            scratch: None,
         };
         let job = from_str(&text, Path::new("j.toml"), &o).unwrap();
         assert_eq!(job.window_start(), NaiveDate::from_ymd_opt(2024, 1, 22));

@@ -12,13 +12,14 @@
 //!     std::path::Path::new("jobs/cdnow.toml"),
 //!     &custval::job::Overrides::default(),
 //! )?;
-//! let report = custval::pipeline::run(&job)?;
+//! let report = custval::backfill::run(&job)?;
 //! println!("{} customers as of {}", report.customers, report.as_of);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod backfill;
 pub mod cli;
+pub mod compact;
 pub mod features;
 pub mod generate;
 pub mod generate_io;

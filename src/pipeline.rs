@@ -1,22 +1,27 @@
-//! Running a job: the order of steps, nothing else.
+//! The steps of one as-of date, in two halves that meet at the customer bucket seam:
 //!
 //! ```text
-//!  Job ──► source::scan (lazy, window pushed into the Parquet scan)
-//!            ──► summary::customer_summary (collected once)
-//!                  ──► tables::customer_features (RFM scores, segments, tiers)
-//!                  ──► tables::segment_summary
-//!                        ──► encode Parquet ──► storage::commit::publish (all or nothing per table)
+//!  per customer bucket (rows of one bucket of customers; see crate::compact):
+//!    bucket_daily: row checks (quality::reason_expr) ──► daily purchases, categories,
+//!                  per-day check counts, quarantined rows          (collected once per bucket)
+//!    date_partial: per as-of date ──► customer summary + activity columns (summary, behaviour),
+//!                  churn and cohort counts, retention counts, holdout inputs
+//!  per as-of date, all buckets merged (memory grows with customers, not transactions):
+//!    finish: summary sorted by customer ──► attributes ──► models (valuation) ──► behaviour
+//!            scores ──► customer_features ──► segment_summary, value_matrix, churn_rates,
+//!            cohort_retention, model_fit, model_diagnostics, data_quality, quarantine
 //! ```
-//! Nothing is written before every table of the run is computed and encoded, so a failure in any
-//! step leaves earlier output untouched.
+//! Pure: frames in, frames out. The runner ([`crate::backfill`]) reads the inputs, splits the
+//! customers into buckets, and publishes what [`finish`] returns.
 
 use crate::features::behaviour;
-use crate::features::churn::{self, ChurnOptions, DailyColumns};
+use crate::features::churn::{self, ChurnOptions, ChurnRateRow, CohortRow, DailyColumns};
 use crate::job::Job;
 use crate::quality::{self, QualityError, QualityReport};
-use crate::source::{self, InputFile, SourceError};
+use crate::source::{self, InputFile, SideTables, SourceError};
 use crate::storage::StorageError;
 use crate::summary;
+use crate::summary::RetentionCounts;
 use crate::tables;
 use polars::prelude::*;
 
@@ -115,9 +120,9 @@ pub fn optional_columns(job: &Job) -> summary::Optional {
     }
 }
 
-/// The compact tables every as-of date is computed from: one row per (customer, purchase day),
-/// sorted by customer and day, and, when categories are mapped, the distinct (customer, day,
-/// category) triples; plus what the row checks found (see [`crate::quality`]).
+/// One customer bucket's compact tables: one row per (customer, purchase day), sorted by customer
+/// and day, and, when categories are mapped, the distinct (customer, day, category) triples; plus
+/// what the row checks found (see [`crate::quality`]).
 #[derive(Debug, Clone)]
 pub struct Daily {
     pub purchases: DataFrame,
@@ -126,93 +131,75 @@ pub struct Daily {
     pub rows_per_day: DataFrame,
     /// Rows per (day, check), with an example ([`quality::flagged`]).
     pub flagged: DataFrame,
-    /// Rows in the source files; None when unknown.
-    pub rows_read: Option<i64>,
-    /// Zero-byte source files, skipped.
-    pub empty_files: Vec<String>,
-    /// The rejected rows of each as-of date's window, capped at `quality.max_quarantine_rows`.
+    /// The rejected rows of each as-of date's window, sorted, capped at
+    /// `quality.max_quarantine_rows`.
     pub quarantine: std::collections::BTreeMap<chrono::NaiveDate, DataFrame>,
 }
 
-impl Daily {
-    /// The data quality of the window ending `as_of`.
-    pub fn quality(&self, job: &Job, as_of: chrono::NaiveDate) -> Result<QualityReport, RunError> {
-        let start = job.window_start_for(as_of).map(source::epoch_day);
-        let mut q = QualityReport::for_window(
-            &self.rows_per_day,
-            &self.flagged,
-            start,
-            source::epoch_day(as_of),
-        )
-        .map_err(compute("data quality"))?;
-        q.rows_read = self.rows_read;
-        q.empty_files = self.empty_files.clone();
-        Ok(q)
+/// The rows of a window ending `as_of` (and rows without a day: null timestamps).
+fn window_or_null(job: &Job, as_of: chrono::NaiveDate) -> Expr {
+    let mut window = col("day").lt_eq(lit(source::epoch_day(as_of)));
+    if let Some(s) = job.window_start_for(as_of) {
+        window = window.and(col("day").gt_eq(lit(source::epoch_day(s))));
     }
+    window.or(col("day").is_null())
 }
 
-/// Scan the source `files` once and collect the daily tables of `[start, end]` (start None =
-/// unbounded), the row checks' counts, and the quarantined rows of each of `dates`: what every
-/// later step reads.
-pub fn compute_daily(
+/// Sort rejected rows into a stable order (reruns give the same quarantine) and cap them.
+fn quarantine_rows(rows: LazyFrame, cap: IdxSize) -> LazyFrame {
+    rows.sort(
+        ["customer_id", "ts", "amount", "reason"],
+        SortMultipleOptions::default()
+            .with_nulls_last(true)
+            .with_maintain_order(true),
+    )
+    .limit(cap)
+}
+
+/// The compact tables of one customer bucket: its scan rows (`rows`, from
+/// [`source::scan_files`]) checked and aggregated in one pass. `mapped` names the columns a
+/// duplicate repeats; `dates` are the as-of dates whose quarantine is kept.
+pub fn bucket_daily(
     job: &Job,
-    files: &[InputFile],
-    start: Option<chrono::NaiveDate>,
-    end: chrono::NaiveDate,
+    rows: LazyFrame,
+    mapped: &[String],
     dates: &[chrono::NaiveDate],
-) -> Result<Daily, RunError> {
-    let scan = source::scan_files(job, files, start, end)?;
+) -> PolarsResult<Daily> {
     let opt = optional_columns(job);
-    let uri = scan.uri.clone();
-    let read = |e: PolarsError| -> RunError {
-        match source::diagnose_files(job, files) {
-            Some(found) => found.into(),
-            None => SourceError::Read {
-                uri: uri.clone(),
-                source: e,
-            }
-            .into(),
-        }
-    };
-    // Every frame below comes from one scan: the shared plan is cached and read once.
-    let lf = scan.lf.cache();
-    let used =
-        lf.clone()
-            .filter(col("reason").eq(lit(0i32)))
-            .drop(by_name(["ts", "reason"], true, false));
+    let duplicate = opt.order_id.then(|| quality::duplicate_expr(mapped));
+    let lf = rows
+        .with_column(quality::reason_expr(
+            source::epoch_day(job.min_date),
+            duplicate,
+        ))
+        .cache();
+    let used = lf.clone().filter(col("reason").eq(lit(0i32))).drop(by_name(
+        ["ts", "reason", "future"],
+        true,
+        false,
+    ));
     let mut plans = vec![
         summary::daily_purchases(used.clone(), opt),
         quality::per_day(lf.clone()),
-        quality::flagged(lf.clone(), scan.future.clone(), scan.has_order_id)
-            .map_err(compute("data quality"))?,
+        quality::flagged(lf.clone(), opt.order_id)?,
     ];
     if opt.category {
         plans.push(summary::daily_categories(used));
     }
-    let cap = job.quality.max_quarantine_rows.min(u32::MAX as u64) as IdxSize;
+    let cap = job.quality.max_quarantine_rows.min(IdxSize::MAX as u64) as IdxSize;
     for &d in dates {
-        let mut window = col("day").lt_eq(lit(source::epoch_day(d)));
-        if let Some(s) = job.window_start_for(d) {
-            window = window.and(col("day").gt_eq(lit(source::epoch_day(s))));
-        }
-        plans.push(
-            lf.clone()
-                .filter(
-                    col("reason")
-                        .neq(lit(0i32))
-                        .and(window.or(col("day").is_null())),
-                )
-                .drop(by_name(["day"], true, false))
-                .limit(cap),
-        );
+        let rejected = lf
+            .clone()
+            .filter(col("reason").neq(lit(0i32)).and(window_or_null(job, d)))
+            .drop(by_name(["day", "future"], true, false));
+        plans.push(quarantine_rows(rejected, cap));
     }
     let opt_state = plans[0].get_current_optimizations();
     let frames = LazyFrame::collect_all_with_engine(
         plans.into_iter().map(|p| p.logical_plan).collect(),
         Engine::Auto,
         opt_state,
-    )
-    .map_err(&read)?;
+    )?;
     let mut frames = frames.into_iter();
     let mut next = || frames.next().expect("one frame per plan");
     let purchases = next();
@@ -225,27 +212,41 @@ pub fn compute_daily(
         categories,
         rows_per_day,
         flagged,
-        rows_read: rows_read(job, &scan.files),
-        empty_files: scan.empty_files,
         quarantine,
     })
 }
 
-/// Rows in the source files, from their Parquet metadata (no data is decoded). None when it
-/// cannot be read (the scan itself reports unreadable files).
-fn rows_read(job: &Job, files: &[InputFile]) -> Option<i64> {
-    let uri = job.source.uri.get_ref();
-    let refs: Vec<&InputFile> = files.iter().collect();
-    let lf = source::open_files(job, uri, &refs).ok()?;
-    let df = lf
-        .select([len().cast(DataType::Int64).alias("n")])
+/// The quarantine of `as_of` from every bucket's rejected rows: sorted, capped, with reasons.
+pub fn merge_quarantine(job: &Job, parts: Vec<DataFrame>) -> Result<Option<DataFrame>, RunError> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let cap = job.quality.max_quarantine_rows.min(IdxSize::MAX as u64) as IdxSize;
+    let lfs: Vec<LazyFrame> = parts.into_iter().map(|d| d.lazy()).collect();
+    let all = concat(lfs, UnionArgs::default()).map_err(compute("quarantine"))?;
+    let rows = quarantine_rows(all, cap)
         .collect()
-        .ok()?;
-    df.column("n").ok()?.i64().ok()?.get(0)
+        .map_err(compute("quarantine"))?;
+    quality::quarantine_table(rows)
+        .map(Some)
+        .map_err(compute("quarantine"))
 }
 
-/// The customer summary as of `as_of` from the daily tables.
-pub fn summary_as_of(
+/// The data quality of the window ending `as_of`, from every bucket's per-day counts.
+pub fn merge_quality(
+    job: &Job,
+    per_day: &DataFrame,
+    flagged: &DataFrame,
+    as_of: chrono::NaiveDate,
+) -> Result<QualityReport, RunError> {
+    let start = job.window_start_for(as_of).map(source::epoch_day);
+    QualityReport::for_window(per_day, flagged, start, source::epoch_day(as_of))
+        .map_err(compute("data quality"))
+}
+
+/// The customer summary of one bucket as of `as_of` from its daily tables, sorted by customer,
+/// with `categories` when mapped (no attributes: they are joined after the merge).
+pub fn bucket_summary(
     job: &Job,
     daily: &Daily,
     as_of: chrono::NaiveDate,
@@ -271,30 +272,145 @@ pub fn summary_as_of(
             .sort(["customer_id"], SortMultipleOptions::default());
     }
     let df = lf.collect().map_err(compute("customer summary"))?;
-    let df = match &job.attributes {
-        Some(a) => join_attributes(a, df)?,
-        None => df,
-    };
-    // Stable column order whatever the mapping (README, "Output tables").
-    let order: Vec<&str> = summary::SUMMARY_ORDER
-        .iter()
-        .copied()
-        .filter(|c| df.column(c).is_ok())
-        .collect();
-    let df = df.select(order).map_err(compute("customer summary"))?;
     check_finite(&df)?;
-    if df.height() == 0 {
-        let window = match job.window_start_for(as_of) {
-            Some(s) => format!("{s}..={as_of}"),
-            None => format!("..={as_of}"),
-        };
-        return Err(SourceError::EmptyWindow {
-            uri: job.source.uri.get_ref().clone(),
-            window,
-        }
-        .into());
-    }
     Ok(df)
+}
+
+/// What one bucket contributes to one as-of date. Every part is additive across buckets.
+#[derive(Debug, Clone)]
+pub struct DatePartial {
+    /// Customer summary with the activity columns ([`behaviour::ACTIVITY_COLUMNS`]).
+    pub summary: DataFrame,
+    pub churn: Vec<ChurnRateRow>,
+    pub cohorts: Vec<CohortRow>,
+    pub retention: RetentionCounts,
+    /// Calibration `frequency`, `recency`, `T` and holdout `actual` purchases per customer.
+    pub holdout: Option<DataFrame>,
+    /// Source rows used in the window.
+    pub rows_in: i64,
+}
+
+fn window_filter(start_day: Option<i32>, as_of_day: i32) -> Expr {
+    let mut keep = col("day").lt_eq(lit(as_of_day));
+    if let Some(s) = start_day {
+        keep = keep.and(col("day").gt_eq(lit(s)));
+    }
+    keep
+}
+
+fn wants(job: &Job, table: &str) -> bool {
+    job.output_tables().iter().any(|t| t == table)
+}
+
+/// One bucket's part of the tables as of `as_of`.
+pub fn date_partial(
+    job: &Job,
+    daily: &Daily,
+    as_of: chrono::NaiveDate,
+) -> Result<DatePartial, RunError> {
+    let mut summary = bucket_summary(job, daily, as_of)?;
+    let as_of_day = source::epoch_day(as_of);
+    let start_day = job.window_start_for(as_of).map(source::epoch_day);
+    let window_daily = daily
+        .purchases
+        .clone()
+        .lazy()
+        .filter(window_filter(start_day, as_of_day))
+        .select([col("day"), col("amount"), col("rows")])
+        .collect()
+        .map_err(compute("daily window"))?;
+    let slices =
+        behaviour::daily_slices(&window_daily, &summary).map_err(compute("daily slices"))?;
+    let rows_in = window_daily
+        .column("rows")
+        .and_then(|c| c.i64().map(|c| c.sum().unwrap_or(0)))
+        .map_err(compute("rows in"))?;
+    let acts = behaviour::activity_columns(&summary, &slices, &job.behaviour, as_of_day, start_day)
+        .map_err(compute("behaviour features"))?;
+    summary
+        .hstack_mut(&acts)
+        .map_err(compute("behaviour features"))?;
+    let churn_opts = ChurnOptions {
+        period: job.behaviour.period(),
+        window_start: start_day,
+        as_of: as_of_day,
+        inactivity_days: job.behaviour.churn.inactivity_days,
+    };
+    let cols = DailyColumns {
+        customer: &slices.customer,
+        day: &slices.day,
+        amount: &slices.amount,
+    };
+    let churn = if wants(job, "churn_rates") {
+        churn::churn_rates(&cols, &churn_opts)
+    } else {
+        Vec::new()
+    };
+    let cohorts = if wants(job, "cohort_retention") {
+        churn::cohort_retention(&cols, &churn_opts)
+    } else {
+        Vec::new()
+    };
+    let retention = match &job.clv {
+        Some(_) => summary::retention_counts(daily.purchases.clone().lazy(), start_day, as_of_day)
+            .map_err(compute("annual retention"))?,
+        None => RetentionCounts::default(),
+    };
+    let holdout = match &job.clv {
+        Some(s) if wants(job, "model_diagnostics") => match s.holdout_days {
+            Some(h) => Some(holdout_inputs(job, daily, as_of, h)?),
+            None => None,
+        },
+        _ => None,
+    };
+    Ok(DatePartial {
+        summary,
+        churn,
+        cohorts,
+        retention,
+        holdout,
+        rows_in,
+    })
+}
+
+/// The calibration summary (as of `as_of` − holdout) and the purchase days each customer made
+/// in the holdout, for one bucket.
+fn holdout_inputs(
+    job: &Job,
+    daily: &Daily,
+    as_of: chrono::NaiveDate,
+    holdout_days: i64,
+) -> Result<DataFrame, RunError> {
+    let cal_end = as_of - chrono::Duration::days(holdout_days);
+    let cal = bucket_summary(job, daily, cal_end)?;
+    let (cal_end_day, as_of_day) = (source::epoch_day(cal_end), source::epoch_day(as_of));
+    let actual = daily
+        .purchases
+        .clone()
+        .lazy()
+        .filter(
+            col("day")
+                .gt(lit(cal_end_day))
+                .and(col("day").lt_eq(lit(as_of_day))),
+        )
+        .group_by([col("customer_id")])
+        .agg([len().cast(DataType::Float64).alias("actual")]);
+    cal.lazy()
+        .join(
+            actual,
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("customer_id"),
+            col("frequency"),
+            col("recency"),
+            col("T"),
+            col("actual").fill_null(lit(0.0)),
+        ])
+        .collect()
+        .map_err(compute("holdout actuals"))
 }
 
 /// Every input amount is finite (the row checks reject the others), so a non-finite sum is an
@@ -330,97 +446,83 @@ fn check_finite(summary: &DataFrame) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Check that the `[attributes]`, satisfaction and interactions tables have their mapped
-/// columns (for `validate`; `run` checks them when it reads them).
-pub fn check_side_tables(job: &Job) -> Result<(), RunError> {
-    let check = |uri: &str,
-                 storage: &crate::job::StorageOptions,
-                 cols: Vec<(String, &str)>|
-     -> Result<(), RunError> {
-        let mut lf = source::open_parquet(uri, storage, true)?;
-        let schema = lf.collect_schema().map_err(|e| SourceError::Read {
-            uri: uri.to_string(),
-            source: e,
-        })?;
-        for (key, c) in cols {
-            source::require_column(uri, &schema, &key, c)?;
-        }
-        Ok(())
+/// Stack the bucket frames (each sorted by customer) into one, sorted by customer.
+fn stack_sorted(parts: Vec<DataFrame>, step: &'static str) -> Result<DataFrame, RunError> {
+    let mut it = parts.into_iter();
+    let Some(mut df) = it.next() else {
+        return Ok(DataFrame::empty());
     };
-    if let Some(a) = &job.attributes {
-        let mut cols = vec![("attributes.customer_id".to_string(), a.customer_id.as_str())];
-        for (k, c) in [
-            ("region", &a.region),
-            ("industry", &a.industry),
-            ("channel", &a.channel),
-        ] {
-            if let Some(c) = c {
-                cols.push((format!("attributes.{k}"), c.as_str()));
-            }
-        }
-        check(a.uri.get_ref(), &a.storage, cols)?;
+    let mut n = 1;
+    for p in it {
+        df.vstack_mut(&p).map_err(compute(step))?;
+        n += 1;
     }
-    let r = &job.behaviour.relationship;
-    for x in [&r.satisfaction, &r.interactions].into_iter().flatten() {
-        let mut cols = vec![(
-            format!("relationship.{}.customer_id", x.name()),
-            x.customer_id.as_str(),
-        )];
-        if let Some(c) = &x.column {
-            cols.push(("relationship.satisfaction.column".to_string(), c.as_str()));
-        }
-        check(&x.uri, &x.storage, cols)?;
+    if n > 1 {
+        df = df
+            .sort(["customer_id"], SortMultipleOptions::default())
+            .map_err(compute(step))?;
     }
-    Ok(())
+    df.rechunk_mut();
+    Ok(df)
 }
 
-/// Left-join the attribute columns of the `[attributes]` table onto the summary. A customer
-/// listed several times gets its last row's values.
-fn join_attributes(
-    a: &crate::job::AttributesFile,
-    summary: DataFrame,
-) -> Result<DataFrame, RunError> {
-    let uri = a.uri.get_ref();
-    let lf = source::open_parquet(uri, &a.storage, true)?;
-    let schema = lf.clone().collect_schema().map_err(|e| SourceError::Read {
-        uri: uri.clone(),
-        source: e,
-    })?;
-    source::require_column(uri, &schema, "attributes.customer_id", &a.customer_id)?;
-    // (the attribute columns are checked below, by key)
-    let mut select = vec![col(a.customer_id.as_str())
-        .cast(DataType::String)
-        .alias("customer_id")];
-    let mut names = Vec::new();
-    for (name, column) in [
-        ("region", &a.region),
-        ("industry", &a.industry),
-        ("channel", &a.channel),
-    ] {
-        if let Some(c) = column {
-            source::require_column(uri, &schema, &format!("attributes.{name}"), c)?;
-            select.push(col(c.as_str()).cast(DataType::String).alias(name));
-            names.push(col(name).last());
-        }
-    }
-    let attrs = lf.select(select).group_by([col("customer_id")]).agg(names);
+/// Left-join the attribute columns of the `[attributes]` table onto the summary.
+fn join_attributes(side: &SideTables, summary: DataFrame) -> Result<DataFrame, RunError> {
+    let Some(attrs) = &side.attributes else {
+        return Ok(summary);
+    };
     summary
         .lazy()
         .join(
-            attrs,
+            attrs.clone().lazy(),
             [col("customer_id")],
             [col("customer_id")],
             JoinArgs::new(JoinType::Left),
         )
         .sort(["customer_id"], SortMultipleOptions::default())
         .collect()
-        .map_err(|e| {
-            SourceError::Read {
-                uri: uri.clone(),
-                source: e,
-            }
-            .into()
-        })
+        .map_err(compute("attributes"))
+}
+
+/// The satisfaction / interactions inputs aligned with the summary rows.
+fn extra_inputs(
+    side: &SideTables,
+    summary: &DataFrame,
+) -> Result<behaviour::ExtraInputs, RunError> {
+    let ids = summary
+        .select(["customer_id"])
+        .map_err(compute("extra inputs"))?;
+    let aligned = |per_customer: &DataFrame| -> Result<Vec<Option<f64>>, RunError> {
+        let df = ids
+            .clone()
+            .lazy()
+            .join(
+                per_customer.clone().lazy(),
+                [col("customer_id")],
+                [col("customer_id")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .collect()
+            .map_err(compute("extra inputs"))?;
+        let v = df
+            .column("value")
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map_err(compute("extra inputs"))?;
+        Ok(v.f64().map_err(compute("extra inputs"))?.iter().collect())
+    };
+    let mut extra = behaviour::ExtraInputs::default();
+    if let Some(sat) = &side.satisfaction {
+        extra.satisfaction = Some(aligned(sat)?);
+    }
+    if let Some(int) = &side.interactions {
+        extra.interactions = Some(
+            aligned(int)?
+                .into_iter()
+                .map(|v| v.unwrap_or(0.0))
+                .collect(),
+        );
+    }
+    Ok(extra)
 }
 
 /// Holdout diagnostics: fit on the calibration window, compare with the holdout. When no
@@ -437,49 +539,17 @@ fn empty_diagnostics(
 
 fn holdout_table(
     job: &Job,
-    daily: &Daily,
+    parts: Vec<DataFrame>,
     as_of: chrono::NaiveDate,
     holdout_days: i64,
     penalizer: f64,
 ) -> Result<Option<DataFrame>, RunError> {
     let cal_end = as_of - chrono::Duration::days(holdout_days);
-    let cal = match summary_as_of(job, daily, cal_end) {
-        Ok(c) => c,
-        Err(RunError::Source(e)) if matches!(*e, SourceError::EmptyWindow { .. }) => {
-            tracing::warn!(calibration_end = %cal_end, "no purchases before the holdout; model_diagnostics is empty");
-            return empty_diagnostics(holdout_days, cal_end);
-        }
-        Err(e) => return Err(e),
-    };
-    let (cal_end_day, as_of_day) = (source::epoch_day(cal_end), source::epoch_day(as_of));
-    let actual = daily
-        .purchases
-        .clone()
-        .lazy()
-        .filter(
-            col("day")
-                .gt(lit(cal_end_day))
-                .and(col("day").lt_eq(lit(as_of_day))),
-        )
-        .group_by([col("customer_id")])
-        .agg([len().cast(DataType::Float64).alias("actual")]);
-    let joined = cal
-        .clone()
-        .lazy()
-        .join(
-            actual,
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .select([
-            col("frequency"),
-            col("recency"),
-            col("T"),
-            col("actual").fill_null(lit(0.0)),
-        ])
-        .collect()
-        .map_err(compute("holdout actuals"))?;
+    let joined = stack_sorted(parts, "holdout")?;
+    if joined.height() == 0 {
+        tracing::warn!(calibration_end = %cal_end, "no purchases before the holdout; model_diagnostics is empty");
+        return empty_diagnostics(holdout_days, cal_end);
+    }
     let get = |c: &str| crate::valuation::f64_column(&joined, c).map_err(compute("holdout"));
     let (x, tx, t, act) = (
         get("frequency")?,
@@ -509,173 +579,88 @@ fn holdout_table(
     )
     .map_err(|e| compute("holdout prediction")(PolarsError::ComputeError(e.to_string().into())))?;
     let rows = crate::valuation::diagnostics(&x, &act, &pred);
-    tables::model_diagnostics::build(&rows, holdout_days, cal_end_day)
+    tables::model_diagnostics::build(&rows, holdout_days, source::epoch_day(cal_end))
         .map(Some)
         .map_err(compute("model_diagnostics"))
 }
 
-fn window_filter(start_day: Option<i32>, as_of_day: i32) -> Expr {
-    let mut keep = col("day").lt_eq(lit(as_of_day));
-    if let Some(s) = start_day {
-        keep = keep.and(col("day").gt_eq(lit(s)));
-    }
-    keep
-}
-
-/// Read the optional satisfaction / interactions tables, aligned with the summary rows.
-fn extra_inputs(job: &Job, summary: &DataFrame) -> Result<behaviour::ExtraInputs, RunError> {
-    let r = &job.behaviour.relationship;
-    let ids = summary
-        .select(["customer_id"])
-        .map_err(compute("extra inputs"))?;
-    let fetch =
-        |x: &crate::job::ExtraInputFile, value: Expr| -> Result<Vec<Option<f64>>, RunError> {
-            let lf = source::open_parquet(&x.uri, &x.storage, true)?;
-            let schema = lf.clone().collect_schema().map_err(|e| SourceError::Read {
-                uri: x.uri.clone(),
-                source: e,
-            })?;
-            source::require_column(
-                &x.uri,
-                &schema,
-                &format!("relationship.{}.customer_id", x.name()),
-                &x.customer_id,
-            )?;
-            if let Some(c) = &x.column {
-                source::require_column(&x.uri, &schema, "relationship.satisfaction.column", c)?;
-            }
-            let per_customer = lf
-                .select([
-                    col(x.customer_id.as_str())
-                        .cast(DataType::String)
-                        .alias("customer_id"),
-                    value.alias("value"),
-                ])
-                .group_by([col("customer_id")])
-                .agg([col("value").mean().alias("value"), len().alias("n")]);
-            let df = ids
-                .clone()
-                .lazy()
-                .join(
-                    per_customer,
-                    [col("customer_id")],
-                    [col("customer_id")],
-                    JoinArgs::new(JoinType::Left),
-                )
-                .collect()
-                .map_err(|e| SourceError::Read {
-                    uri: x.uri.clone(),
-                    source: e,
-                })?;
-            // Satisfaction: the mean answer; interactions: the number of rows.
-            let v = df
-                .column(if x.column.is_some() { "value" } else { "n" })
-                .and_then(|c| c.cast(&DataType::Float64))
-                .map_err(compute("extra inputs"))?;
-            let v = v.f64().map_err(compute("extra inputs"))?;
-            Ok(v.iter().collect())
-        };
-    let mut extra = behaviour::ExtraInputs::default();
-    if let Some(sat) = &r.satisfaction {
-        let c = sat.column.as_deref().unwrap_or_default();
-        let scaled = (col(c).cast(DataType::Float64) - lit(sat.min)) / lit(sat.max - sat.min);
-        extra.satisfaction = Some(
-            fetch(sat, scaled)?
-                .into_iter()
-                .map(|v| v.map(|v| v.clamp(0.0, 1.0)))
-                .collect(),
-        );
-    }
-    if let Some(int) = &r.interactions {
-        let counts = fetch(int, lit(1.0))?;
-        extra.interactions = Some(counts.into_iter().map(|v| v.unwrap_or(0.0)).collect());
-    }
-    Ok(extra)
-}
-
-/// Compute all tables of a job as of `as_of` from daily purchases (no I/O).
-/// Also returns the number of source rows in the date's window.
-pub fn compute_tables(
+/// Compute all tables of `as_of` from every bucket's part (in bucket order), the side tables,
+/// the date's data quality and quarantine. Also returns the number of source rows used.
+pub fn finish(
     job: &Job,
-    daily: &Daily,
+    side: &SideTables,
+    parts: Vec<DatePartial>,
+    dq: &QualityReport,
+    quarantine: Option<DataFrame>,
     as_of: chrono::NaiveDate,
 ) -> Result<(Vec<(String, DataFrame)>, i64), RunError> {
     let clock = std::time::Instant::now();
     let step = |name: &str| {
         tracing::debug!(step = name, elapsed_s = clock.elapsed().as_secs_f64(), %as_of, "step done");
     };
-    let dq = daily.quality(job, as_of)?;
-    dq.check_threshold(job.quality.max_rejected_share)?;
-    if dq.rejected() > 0 {
-        tracing::warn!(
-            %as_of,
-            rejected = dq.rejected(),
-            rows_in_window = dq.rows_in_window,
-            "rejected {} of {} rows in the window ({}); see the data_quality and quarantine tables",
-            dq.rejected(),
-            dq.rows_in_window,
-            dq.rejected_text()
-        );
+    let rows_in: i64 = parts.iter().map(|p| p.rows_in).sum();
+    let retention = parts
+        .iter()
+        .fold(RetentionCounts::default(), |a, p| a.merge(p.retention));
+    let mut summaries = Vec::with_capacity(parts.len());
+    let mut churn_parts = Vec::with_capacity(parts.len());
+    let mut cohort_parts = Vec::with_capacity(parts.len());
+    let mut holdout_parts = Vec::new();
+    for p in parts {
+        if p.summary.height() > 0 {
+            summaries.push(p.summary);
+        }
+        churn_parts.push(p.churn);
+        cohort_parts.push(p.cohorts);
+        holdout_parts.extend(p.holdout.filter(|h| h.height() > 0));
     }
-    let summary = summary_as_of(job, daily, as_of)?;
+    let full = stack_sorted(summaries, "customer summary")?;
+    if full.height() == 0 {
+        let window = match job.window_start_for(as_of) {
+            Some(s) => format!("{s}..={as_of}"),
+            None => format!("..={as_of}"),
+        };
+        return Err(SourceError::EmptyWindow {
+            uri: job.source.uri.get_ref().clone(),
+            window,
+        }
+        .into());
+    }
+    let full = join_attributes(side, full)?;
+    // Stable column order whatever the mapping (README, "Output tables").
+    let order: Vec<&str> = summary::SUMMARY_ORDER
+        .iter()
+        .copied()
+        .filter(|c| full.column(c).is_ok())
+        .collect();
+    let summary = full.select(order).map_err(compute("customer summary"))?;
     step("summary");
     let as_of_day = source::epoch_day(as_of);
     let valuation = match &job.clv {
-        Some(s) => {
-            let retention = summary::annual_retention(
-                daily.purchases.clone().lazy(),
-                job.window_start_for(as_of).map(source::epoch_day),
-                as_of_day,
+        Some(s) => Some(
+            crate::valuation::value_customers(
+                &summary,
+                s,
+                job.unit_days,
+                retention.rate(as_of_day),
             )
-            .map_err(compute("annual retention"))?;
-            Some(
-                crate::valuation::value_customers(&summary, s, job.unit_days, retention)
-                    .map_err(compute("valuation"))?,
-            )
-        }
+            .map_err(compute("valuation"))?,
+        ),
         None => None,
     };
-    let start_day = job.window_start_for(as_of).map(source::epoch_day);
-    let window_daily = daily
-        .purchases
-        .clone()
-        .lazy()
-        .filter(window_filter(start_day, as_of_day))
-        .select([col("day"), col("amount"), col("rows")])
-        .collect()
-        .map_err(compute("daily window"))?;
-    let slices =
-        behaviour::daily_slices(&window_daily, &summary).map_err(compute("daily slices"))?;
-    let rows_in = window_daily
-        .column("rows")
-        .and_then(|c| c.i64().map(|c| c.sum().unwrap_or(0)))
-        .map_err(compute("rows in"))?;
-    let extra = extra_inputs(job, &summary)?;
+    let extra = extra_inputs(side, &summary)?;
     step("valuation");
-    let behaviour_cols = behaviour::behaviour_columns(
-        &summary,
-        &slices,
-        &job.behaviour,
-        as_of_day,
-        start_day,
-        &extra,
-    )
-    .map_err(compute("behaviour features"))?;
+    let behaviour_cols = behaviour::behaviour_columns(&full, &job.behaviour, &extra)
+        .map_err(compute("behaviour features"))?;
+    drop(full);
     let features =
         tables::customer_features::build(summary, job, valuation.as_ref(), behaviour_cols)
             .map_err(compute("customer_features"))?;
-    let churn_opts = ChurnOptions {
-        period: job.behaviour.period(),
-        window_start: start_day,
-        as_of: as_of_day,
-        inactivity_days: job.behaviour.churn.inactivity_days,
-    };
-    let cols = DailyColumns {
-        customer: &slices.customer,
-        day: &slices.day,
-        amount: &slices.amount,
-    };
     step("features");
+    let mut churn_parts = Some(churn_parts);
+    let mut cohort_parts = Some(cohort_parts);
+    let mut holdout_parts = Some(holdout_parts);
+    let mut quarantine = quarantine;
     let mut out = Vec::new();
     for t in &job.tables {
         let df = match t.as_str() {
@@ -691,30 +676,35 @@ pub fn compute_tables(
                 None => None,
             },
             "churn_rates" => Some(
-                tables::churn_rates::build(&churn::churn_rates(&cols, &churn_opts))
-                    .map_err(compute("churn_rates"))?,
+                tables::churn_rates::build(&churn::merge_churn_rates(
+                    churn_parts.take().unwrap_or_default(),
+                ))
+                .map_err(compute("churn_rates"))?,
             ),
             "cohort_retention" => Some(
-                tables::cohort_retention::build(&churn::cohort_retention(&cols, &churn_opts))
-                    .map_err(compute("cohort_retention"))?,
+                tables::cohort_retention::build(&churn::merge_cohorts(
+                    cohort_parts.take().unwrap_or_default(),
+                ))
+                .map_err(compute("cohort_retention"))?,
             ),
             "value_matrix" => {
                 Some(tables::value_matrix::build(&features).map_err(compute("value_matrix"))?)
             }
             "model_diagnostics" => match &job.clv {
                 Some(s) => match s.holdout_days {
-                    Some(h) => holdout_table(job, daily, as_of, h, s.penalizer_coef)?,
+                    Some(h) => holdout_table(
+                        job,
+                        holdout_parts.take().unwrap_or_default(),
+                        as_of,
+                        h,
+                        s.penalizer_coef,
+                    )?,
                     None => None,
                 },
                 None => None,
             },
             "data_quality" => Some(dq.table().map_err(compute("data_quality"))?),
-            "quarantine" => match daily.quarantine.get(&as_of) {
-                Some(rows) => {
-                    Some(quality::quarantine_table(rows.clone()).map_err(compute("quarantine"))?)
-                }
-                None => None,
-            },
+            "quarantine" => quarantine.take(),
             other => unreachable!("job validation admits only known tables, got {other}"),
         };
         step(t);
@@ -733,25 +723,4 @@ pub fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
         .with_compression(ParquetCompression::Zstd(None))
         .finish(df)?;
     Ok(buf)
-}
-
-/// Run a job for its as-of date: compute every table, then publish them. Always recomputes
-/// (a backfill skips up-to-date dates; a run does not).
-pub fn run(job: &Job) -> Result<RunReport, RunError> {
-    tracing::info!(job = %job.name, as_of = %job.as_of, "run started");
-    let mut report = crate::backfill::run_dates(job, &[job.as_of], true)?;
-    if let Some((_, e)) = report.errors.pop() {
-        return Err(e);
-    }
-    let date = report.dates.pop().expect("one date");
-    tracing::info!(job = %job.name, as_of = %job.as_of, run_id = %report.run_id, customers = date.customers, elapsed_s = report.seconds, "run finished");
-    Ok(RunReport {
-        job: report.job,
-        as_of: job.as_of.to_string(),
-        run_id: report.run_id,
-        customers: date.customers,
-        input_files: report.input_files,
-        tables: date.tables,
-        seconds: report.seconds,
-    })
 }

@@ -187,10 +187,20 @@ pub fn per_day(checked: LazyFrame) -> LazyFrame {
 /// The columns shown in an example row, in order, when present.
 const EXAMPLE_COLUMNS: [&str; 4] = ["customer_id", "ts", "amount", "order_id"];
 
+/// The `duplicate` input of [`reason_expr`]: a row equal to an earlier one in every one of
+/// `mapped` columns. Only meaningful when rows carry an order id (without one, identical rows are
+/// legitimate repeat purchases); rows of one customer must be in one frame.
+pub fn duplicate_expr(mapped: &[String]) -> Expr {
+    as_struct(mapped.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
+        .is_first_distinct()
+        .not()
+}
+
 /// Rows each check finds per day, with the first such row's key columns as an example.
-/// `future` is a Boolean expression true for a timestamp after the run's wall-clock time;
+/// Reads the Boolean `future` column (a timestamp after the run's wall-clock time);
 /// `has_order_id` says whether `order_id` is a column.
-pub fn flagged(checked: LazyFrame, future: Expr, has_order_id: bool) -> PolarsResult<LazyFrame> {
+pub fn flagged(checked: LazyFrame, has_order_id: bool) -> PolarsResult<LazyFrame> {
+    let future = col("future");
     let used = col("reason").eq(lit(0i32));
     let tag =
         |lf: LazyFrame, cond: Expr, check: Expr| lf.filter(cond).with_column(check.alias("check"));
@@ -496,6 +506,7 @@ mod tests {
             "day" => [Some(10), Some(10), None, Some(-5), Some(11), Some(12), Some(12), Some(30)],
             "ts" => [Some(10i64), Some(10), None, Some(-5), Some(11), Some(12), Some(12), Some(30)],
             "amount" => [Some(1.0), Some(2.0), Some(3.0), Some(4.0), None, Some(f64::NAN), Some(-2.0), Some(0.0)],
+            "future" => [false, false, false, false, false, false, false, true],
         )
         .unwrap()
         .lazy()
@@ -515,10 +526,7 @@ mod tests {
             .collect();
         assert_eq!(codes, [0, 1, 2, 3, 4, 5, 0, 0]);
         let pd = per_day(lf.clone()).collect().unwrap();
-        let fl = flagged(lf, col("ts").gt(lit(20i64)), false)
-            .unwrap()
-            .collect()
-            .unwrap();
+        let fl = flagged(lf, false).unwrap().collect().unwrap();
         // Window [0, 20]: days 10, 10, 11, 12, 12 and the null day: 6 rows; day -5 and 30 are out.
         let q = QualityReport::for_window(&pd, &fl, Some(0), 20).unwrap();
         assert_eq!(q.rows_in_window, 6);

@@ -67,11 +67,13 @@ pub struct InputFile {
 pub struct Scan {
     pub uri: String,
     /// Every row in the window (and every row with a null timestamp): `customer_id`, `ts` (the
-    /// raw timestamp), `day`, `amount`, the mapped optional columns, and `reason` (0 = used).
+    /// raw timestamp), `day`, `amount`, the mapped optional columns, and `future` (Boolean: the
+    /// timestamp is after the run's wall-clock time). Row checks are added per customer bucket
+    /// ([`crate::quality::reason_expr`]).
     pub lf: LazyFrame,
-    /// True for a timestamp after the run's wall-clock time (a kept, counted check).
-    pub future: Expr,
-    pub has_order_id: bool,
+    /// The canonical names of the mapped columns (`customer_id`, `ts`, `amount`, then the
+    /// optional ones present): what a duplicate row repeats.
+    pub mapped: Vec<String>,
     /// Source files skipped because they hold zero bytes.
     pub empty_files: Vec<String>,
     /// The files scanned.
@@ -198,6 +200,185 @@ pub fn side_input_files(job: &Job) -> Result<Vec<InputFile>, SourceError> {
         files.extend(list_input_files(&x.uri, &x.storage)?);
     }
     Ok(files)
+}
+
+/// Rows in the source `files`, from their Parquet metadata (no data is decoded). None when it
+/// cannot be read (the scan itself reports unreadable files).
+pub fn count_rows(job: &Job, files: &[InputFile]) -> Option<i64> {
+    let refs: Vec<&InputFile> = files.iter().filter(|f| f.bytes != Some(0)).collect();
+    let lf = open_files(job, job.source.uri.get_ref(), &refs).ok()?;
+    let df = lf
+        .select([len().cast(DataType::Int64).alias("n")])
+        .collect()
+        .ok()?;
+    df.column("n").ok()?.i64().ok()?.get(0)
+}
+
+/// The per-customer side tables of a job, read once per run: `[attributes]` (customer_id and
+/// the mapped attributes, the last row of a customer listed several times), satisfaction
+/// (customer_id, `value`: the mean answer scaled to [0, 1]) and interactions (customer_id,
+/// `value`: rows counted).
+#[derive(Debug, Clone, Default)]
+pub struct SideTables {
+    pub attributes: Option<DataFrame>,
+    pub satisfaction: Option<DataFrame>,
+    pub interactions: Option<DataFrame>,
+}
+
+fn read_err(uri: &str) -> impl Fn(PolarsError) -> SourceError + '_ {
+    move |source| SourceError::Read {
+        uri: uri.to_string(),
+        source,
+    }
+}
+
+/// Open a side table and check its columns (`(key, column)` pairs).
+fn open_side(
+    uri: &str,
+    storage: &StorageOptions,
+    cols: &[(String, &str)],
+) -> Result<LazyFrame, SourceError> {
+    let mut lf = open_parquet(uri, storage, true)?;
+    let schema = lf.collect_schema().map_err(read_err(uri))?;
+    for (key, c) in cols {
+        require_column(uri, &schema, key, c)?;
+    }
+    Ok(lf)
+}
+
+fn attribute_columns(a: &crate::job::AttributesFile) -> Vec<(String, String, &str)> {
+    [
+        ("region", &a.region),
+        ("industry", &a.industry),
+        ("channel", &a.channel),
+    ]
+    .into_iter()
+    .filter_map(|(name, c)| {
+        c.as_deref()
+            .map(|c| (format!("attributes.{name}"), name.to_string(), c))
+    })
+    .collect()
+}
+
+/// Check that the `[attributes]`, satisfaction and interactions tables have their mapped
+/// columns, reading only their schemas (for `validate`).
+pub fn check_side_tables(job: &Job) -> Result<(), SourceError> {
+    if let Some(a) = &job.attributes {
+        let mut cols = vec![("attributes.customer_id".to_string(), a.customer_id.as_str())];
+        cols.extend(attribute_columns(a).into_iter().map(|(k, _, c)| (k, c)));
+        let _schema_checked = open_side(a.uri.get_ref(), &a.storage, &cols)?;
+    }
+    let r = &job.behaviour.relationship;
+    if let Some(x) = &r.satisfaction {
+        let _schema_checked = open_side(
+            &x.uri,
+            &x.storage,
+            &[
+                (
+                    "relationship.satisfaction.customer_id".into(),
+                    x.customer_id.as_str(),
+                ),
+                (
+                    "relationship.satisfaction.column".into(),
+                    x.column.as_deref().unwrap_or_default(),
+                ),
+            ],
+        )?;
+    }
+    if let Some(x) = &r.interactions {
+        let _schema_checked = open_side(
+            &x.uri,
+            &x.storage,
+            &[(
+                "relationship.interactions.customer_id".into(),
+                x.customer_id.as_str(),
+            )],
+        )?;
+    }
+    Ok(())
+}
+
+/// Read the side tables once (see [`SideTables`]).
+pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
+    let mut side = SideTables::default();
+    if let Some(a) = &job.attributes {
+        let uri = a.uri.get_ref();
+        let attrs = attribute_columns(a);
+        let mut cols = vec![("attributes.customer_id".to_string(), a.customer_id.as_str())];
+        cols.extend(attrs.iter().map(|(k, _, c)| (k.clone(), *c)));
+        let lf = open_side(uri, &a.storage, &cols)?;
+        let mut select = vec![col(a.customer_id.as_str())
+            .cast(DataType::String)
+            .alias("customer_id")];
+        let mut last = Vec::new();
+        for (_, name, c) in &attrs {
+            select.push(col(*c).cast(DataType::String).alias(name.as_str()));
+            last.push(col(name.as_str()).last());
+        }
+        side.attributes = Some(
+            lf.select(select)
+                .group_by_stable([col("customer_id")])
+                .agg(last)
+                .collect()
+                .map_err(read_err(uri))?,
+        );
+    }
+    let r = &job.behaviour.relationship;
+    if let Some(x) = &r.satisfaction {
+        let c = x.column.as_deref().unwrap_or_default();
+        let lf = open_side(
+            &x.uri,
+            &x.storage,
+            &[
+                (
+                    "relationship.satisfaction.customer_id".into(),
+                    x.customer_id.as_str(),
+                ),
+                ("relationship.satisfaction.column".into(), c),
+            ],
+        )?;
+        let scaled = (col(c).cast(DataType::Float64) - lit(x.min)) / lit(x.max - x.min);
+        side.satisfaction = Some(
+            lf.select([
+                col(x.customer_id.as_str())
+                    .cast(DataType::String)
+                    .alias("customer_id"),
+                scaled.alias("value"),
+            ])
+            .group_by([col("customer_id")])
+            .agg([col("value").mean().alias("value")])
+            .with_column(
+                when(col("value").lt(lit(0.0)))
+                    .then(lit(0.0))
+                    .when(col("value").gt(lit(1.0)))
+                    .then(lit(1.0))
+                    .otherwise(col("value"))
+                    .alias("value"),
+            )
+            .collect()
+            .map_err(read_err(&x.uri))?,
+        );
+    }
+    if let Some(x) = &r.interactions {
+        let lf = open_side(
+            &x.uri,
+            &x.storage,
+            &[(
+                "relationship.interactions.customer_id".into(),
+                x.customer_id.as_str(),
+            )],
+        )?;
+        side.interactions = Some(
+            lf.select([col(x.customer_id.as_str())
+                .cast(DataType::String)
+                .alias("customer_id")])
+                .group_by([col("customer_id")])
+                .agg([len().cast(DataType::Float64).alias("value")])
+                .collect()
+                .map_err(read_err(&x.uri))?,
+        );
+    }
+    Ok(side)
 }
 
 /// Edit distance, for "did you mean" hints.
@@ -396,9 +577,9 @@ pub fn open_files(job: &Job, uri: &str, files: &[&InputFile]) -> Result<LazyFram
 }
 
 /// Open the job's transactions from its listed `files` for the inclusive window `[start, end]`
-/// (start `None` = unbounded): canonical columns, the raw timestamp `ts`, and the row checks'
-/// `reason` (see [`crate::quality`]). Every row in the window is kept, rejected rows and rows
-/// with a null timestamp included; zero-byte files are skipped and listed.
+/// (start `None` = unbounded): canonical columns, the raw timestamp `ts` and the `future` flag.
+/// Every row in the window is kept, rows that the checks of [`crate::quality`] will reject and
+/// rows with a null timestamp included; zero-byte files are skipped and listed.
 pub fn scan_files(
     job: &Job,
     files: &[InputFile],
@@ -492,37 +673,27 @@ pub fn scan_files(
         ("industry", &c.industry, DataType::String),
         ("channel", &c.channel, DataType::String),
     ];
-    let mut mapped = vec![col("customer_id"), col("ts"), col("amount")];
+    let mut mapped_names: Vec<String> = ["customer_id", "ts", "amount"].map(String::from).into();
     for (key, column, dt) in optional {
         if let Some(column) = column {
             require_column(&uri, &schema, &format!("columns.{key}"), column)?;
             select.push(col(column.as_str()).cast(dt).alias(key));
-            mapped.push(col(key));
+            mapped_names.push(key.to_string());
         }
     }
     let mut exact = col("day").lt_eq(lit(end_day as i32));
     if let Some(s) = start {
         exact = exact.and(col("day").gt_eq(lit(epoch_day(s))));
     }
-    // A row equal to an earlier one in every mapped column is a duplicate load, but only when
-    // rows carry an order id; without one, identical rows are legitimate repeat purchases.
-    let duplicate = c
-        .order_id
-        .is_some()
-        .then(|| as_struct(mapped).is_first_distinct().not());
+    select.push(ts.gt(now_literal(&ts_type, tz)).alias("future"));
     let lf = lf
         .filter(pred)
         .select(select)
-        .filter(exact.or(col("day").is_null()))
-        .with_column(crate::quality::reason_expr(
-            epoch_day(job.min_date),
-            duplicate,
-        ));
+        .filter(exact.or(col("day").is_null()));
     Ok(Scan {
         uri,
         lf,
-        future: col("ts").gt(now_literal(&ts_type, tz)),
-        has_order_id: c.order_id.is_some(),
+        mapped: mapped_names,
         empty_files,
         files: used.into_iter().cloned().collect(),
     })

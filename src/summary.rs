@@ -203,6 +203,40 @@ pub const SUMMARY_ORDER: [&str; 18] = [
     "monetary",
 ];
 
+/// Partial counts of [`annual_retention`] over some of the customers: additive across customer
+/// buckets ([`RetentionCounts::merge`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RetentionCounts {
+    /// First purchase day in the window, over these customers.
+    pub data_first: Option<i32>,
+    /// Customers who bought in the earlier year.
+    pub prev: f64,
+    /// Of those, customers who bought again in the last year.
+    pub both: f64,
+}
+
+impl RetentionCounts {
+    pub fn merge(self, o: RetentionCounts) -> RetentionCounts {
+        RetentionCounts {
+            data_first: match (self.data_first, o.data_first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            prev: self.prev + o.prev,
+            both: self.both + o.both,
+        }
+    }
+
+    /// The rate: `None` when the data in the window do not cover the earlier year, or nobody
+    /// bought in it.
+    pub fn rate(&self, as_of_day: i32) -> Option<f64> {
+        if self.data_first.is_none_or(|f| f > as_of_day - 729) {
+            return None;
+        }
+        (self.prev > 0.0).then(|| self.both / self.prev)
+    }
+}
+
 /// The measured annual retention rate as of `as_of_day`: of the customers who bought in the year
 /// before the last one (days `(D−730, D−365]`), the share who bought again in the last year
 /// (`(D−365, D]`). `None` when nobody bought in that earlier year (history too short). Only
@@ -212,18 +246,28 @@ pub fn annual_retention(
     start_day: Option<i32>,
     as_of_day: i32,
 ) -> PolarsResult<Option<f64>> {
+    Ok(retention_counts(daily, start_day, as_of_day)?.rate(as_of_day))
+}
+
+/// The counts behind [`annual_retention`] over the customers of `daily`.
+pub fn retention_counts(
+    daily: LazyFrame,
+    start_day: Option<i32>,
+    as_of_day: i32,
+) -> PolarsResult<RetentionCounts> {
     let year_ago = lit(as_of_day - 365);
     // The earlier year must be covered by the data in the window, or the rate would be made of
     // a partial year.
     let data_first = daily
         .clone()
-        .filter(col("day").gt_eq(lit(start_day.unwrap_or(i32::MIN))))
+        .filter(
+            col("day")
+                .gt_eq(lit(start_day.unwrap_or(i32::MIN)))
+                .and(col("day").lt_eq(lit(as_of_day))),
+        )
         .select([col("day").min()])
         .collect()?;
     let data_first = data_first.column("day")?.i32()?.get(0);
-    if data_first.is_none_or(|f| f > as_of_day - 729) {
-        return Ok(None);
-    }
     let first = (as_of_day - 729).max(start_day.unwrap_or(i32::MIN));
     let df = daily
         .filter(
@@ -246,6 +290,9 @@ pub fn annual_retention(
         ])
         .collect()?;
     let get = |c: &str| -> PolarsResult<f64> { Ok(df.column(c)?.f64()?.get(0).unwrap_or(0.0)) };
-    let (prev, both) = (get("prev")?, get("both")?);
-    Ok((prev > 0.0).then(|| both / prev))
+    Ok(RetentionCounts {
+        data_first,
+        prev: get("prev")?,
+        both: get("both")?,
+    })
 }

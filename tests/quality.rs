@@ -557,3 +557,100 @@ fn overflow_and_out_of_range_dates() {
         "{err}"
     );
 }
+
+#[test]
+fn backfill_applies_the_threshold_per_date_and_extra_columns_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("job.toml"),
+        SMALL_JOB.replace("max_rejected_share = 0.5", "max_rejected_share = 0.2"),
+    )
+    .unwrap();
+    // January and February are clean; March brings 3 null amounts among 6 rows, so the
+    // window ending 2024-03-31 holds 3 rejected of 10 rows (30% > 20%).
+    small_tx(
+        &d.join("tx/a.parquet"),
+        Column::new("a".into(), [1.0, 2.0, 3.0, 4.0]),
+        &[
+            "2024-01-02 10:00",
+            "2024-01-05 10:00",
+            "2024-02-05 10:00",
+            "2024-02-09 10:00",
+        ],
+    );
+    let mut march = DataFrame::new_infer_height(vec![
+        Column::new("cust".into(), ["c0", "c1", "c0", "c1", "c0", "c1"]),
+        Series::new(
+            "ts".into(),
+            [
+                "2024-03-01 10:00",
+                "2024-03-02 10:00",
+                "2024-03-03 10:00",
+                "2024-03-04 10:00",
+                "2024-03-05 10:00",
+                "2024-03-06 10:00",
+            ]
+            .iter()
+            .map(|s| us(s))
+            .collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap()
+        .into(),
+        Column::new(
+            "amt".into(),
+            [Some(1.0), None, Some(2.0), None, Some(3.0), None],
+        ),
+        // A column the job does not map, only in this file: ignored.
+        Column::new("note".into(), ["x"; 6]),
+    ])
+    .unwrap();
+    write_parquet(&mut march, &d.join("tx/b.parquet"));
+    let out = run_in(
+        d,
+        &[
+            "backfill",
+            "job.toml",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-03-31",
+            "--every",
+            "month",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 null_amount"), "{stdout}");
+    for (as_of, published) in [
+        ("2024-01-31", true),
+        ("2024-02-29", true),
+        ("2024-03-31", false),
+    ] {
+        for t in ["customer_features", "data_quality", "quarantine"] {
+            assert_eq!(
+                partition(&d.join("out"), t, as_of).exists(),
+                published,
+                "{t} {as_of}"
+            );
+        }
+    }
+    let dq = dq_rows(&d.join("out"), "2024-02-29");
+    assert_eq!(dq["rows_in_window"].0, 4);
+    assert_eq!(dq["null_amount"].0, 0);
+    // A date vs timestamp mismatch between files is named.
+    let mut dates = DataFrame::new_infer_height(vec![
+        Column::new("cust".into(), ["c0"]),
+        Column::new("ts".into(), [19800i32])
+            .cast(&DataType::Date)
+            .unwrap(),
+        Column::new("amt".into(), [1.0]),
+    ])
+    .unwrap();
+    write_parquet(&mut dates, &d.join("tx/c.parquet"));
+    let out = run_in(d, &["validate", "job.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c.parquet") && err.contains("\"ts\""), "{err}");
+}

@@ -76,14 +76,29 @@ fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
     crate::valuation::f64_column(df, name)
 }
 
-/// The behaviour columns, in output order.
-pub fn behaviour_columns(
+/// The per-customer activity columns, computed per customer bucket from its daily rows; they
+/// travel with the summary until [`behaviour_columns`] puts them in output order.
+pub const ACTIVITY_COLUMNS: [&str; 10] = [
+    "median_gap_days",
+    "gap_cv",
+    "tenure_days",
+    "active_period_share",
+    "inactivity_threshold_days",
+    "churned",
+    "reactivated",
+    "spend_trend",
+    "early_warning",
+    "lifecycle_stage",
+];
+
+/// The activity columns ([`ACTIVITY_COLUMNS`]) of the customers of `summary` from their daily
+/// rows `slices`: everything of the behaviour that needs the daily rows.
+pub fn activity_columns(
     summary: &DataFrame,
     slices: &DailySlices,
     s: &BehaviourSettings,
     as_of_day: i32,
     window_start_day: Option<i32>,
-    extra: &ExtraInputs,
 ) -> PolarsResult<Vec<Column>> {
     let n = summary.height();
     polars_ensure!(
@@ -105,6 +120,62 @@ pub fn behaviour_columns(
         at_risk_at: c.at_risk_at,
     };
     let acts = activities(&slices.day, &slices.amount, &slices.offsets, &opts);
+    let col_f = |name: &str, v: Vec<f64>| Column::new(name.into(), v);
+    Ok(vec![
+        Column::new(
+            "median_gap_days".into(),
+            acts.iter().map(|a| a.median_gap_days).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "gap_cv".into(),
+            acts.iter().map(|a| a.gap_cv).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "tenure_days".into(),
+            acts.iter()
+                .map(|a| a.tenure_days as i64)
+                .collect::<Vec<_>>(),
+        ),
+        col_f(
+            "active_period_share",
+            acts.iter().map(|a| a.active_period_share).collect(),
+        ),
+        col_f(
+            "inactivity_threshold_days",
+            acts.iter().map(|a| a.inactivity_threshold_days).collect(),
+        ),
+        Column::new(
+            "churned".into(),
+            acts.iter().map(|a| a.churned).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "reactivated".into(),
+            acts.iter().map(|a| a.reactivated).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "spend_trend".into(),
+            acts.iter().map(|a| a.trend).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "early_warning".into(),
+            acts.iter().map(|a| a.early_warning).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "lifecycle_stage".into(),
+            acts.iter().map(|a| a.lifecycle).collect::<Vec<_>>(),
+        ),
+    ])
+}
+
+/// The behaviour columns, in output order, from a summary that carries the
+/// [`ACTIVITY_COLUMNS`] (for every customer: the loyalty and relationship scores rank customers
+/// against each other).
+pub fn behaviour_columns(
+    summary: &DataFrame,
+    s: &BehaviourSettings,
+    extra: &ExtraInputs,
+) -> PolarsResult<Vec<Column>> {
+    let n = summary.height();
     let purchase_days: Vec<i64> = summary
         .column("purchase_days")?
         .i64()?
@@ -112,9 +183,9 @@ pub fn behaviour_columns(
         .map(|v| v.unwrap_or(0))
         .collect();
     let repeat: Vec<f64> = purchase_days.iter().map(|&p| repeat_rate(p)).collect();
-    let cv: Vec<Option<f64>> = acts.iter().map(|a| a.gap_cv).collect();
-    let tenure: Vec<f64> = acts.iter().map(|a| a.tenure_days as f64).collect();
-    let share: Vec<f64> = acts.iter().map(|a| a.active_period_share).collect();
+    let cv: Vec<Option<f64>> = summary.column("gap_cv")?.f64()?.iter().collect();
+    let tenure: Vec<f64> = f64s(summary, "tenure_days")?;
+    let share: Vec<f64> = f64s(summary, "active_period_share")?;
     let categories = match summary.column("categories") {
         Ok(_) => Some(f64s(summary, "categories")?),
         Err(_) => None,
@@ -163,43 +234,11 @@ pub fn behaviour_columns(
         .map(|i| 30.0 * pdays[i] / tenure[i].max(1.0))
         .collect();
     let col_f = |name: &str, v: Vec<f64>| Column::new(name.into(), v);
-    Ok(vec![
-        Column::new(
-            "median_gap_days".into(),
-            acts.iter().map(|a| a.median_gap_days).collect::<Vec<_>>(),
-        ),
-        Column::new("gap_cv".into(), cv.clone()),
-        Column::new(
-            "tenure_days".into(),
-            acts.iter()
-                .map(|a| a.tenure_days as i64)
-                .collect::<Vec<_>>(),
-        ),
-        col_f("active_period_share", share.clone()),
-        col_f(
-            "inactivity_threshold_days",
-            acts.iter().map(|a| a.inactivity_threshold_days).collect(),
-        ),
-        Column::new(
-            "churned".into(),
-            acts.iter().map(|a| a.churned).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "reactivated".into(),
-            acts.iter().map(|a| a.reactivated).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "spend_trend".into(),
-            acts.iter().map(|a| a.trend).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "early_warning".into(),
-            acts.iter().map(|a| a.early_warning).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "lifecycle_stage".into(),
-            acts.iter().map(|a| a.lifecycle).collect::<Vec<_>>(),
-        ),
+    let mut out = ACTIVITY_COLUMNS
+        .iter()
+        .map(|c| summary.column(c).cloned())
+        .collect::<PolarsResult<Vec<_>>>()?;
+    out.extend([
         col_f("repeat_rate", repeat),
         col_f("interaction_rate", interaction_rate),
         col_f("loyalty_score", loyalty.clone()),
@@ -208,5 +247,6 @@ pub fn behaviour_columns(
             loyalty.iter().map(|&x| tier(x)).collect::<Vec<_>>(),
         ),
         col_f("relationship_score", relationship),
-    ])
+    ]);
+    Ok(out)
 }

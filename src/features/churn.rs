@@ -420,6 +420,85 @@ pub fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<CohortR
     rows
 }
 
+/// Merge the churn-rate tables of disjoint sets of customers (customer buckets): counts and
+/// revenues add up per period, the rates are recomputed. Parts are added in the order given, so
+/// the float sums are the same on every run.
+pub fn merge_churn_rates(parts: Vec<Vec<ChurnRateRow>>) -> Vec<ChurnRateRow> {
+    if parts.len() <= 1 {
+        return parts.into_iter().next().unwrap_or_default();
+    }
+    let mut by_period: std::collections::BTreeMap<i32, ChurnRateRow> = Default::default();
+    for row in parts.into_iter().flatten() {
+        match by_period.get_mut(&row.period_index) {
+            None => {
+                by_period.insert(row.period_index, row);
+            }
+            Some(a) => {
+                a.active_start += row.active_start;
+                a.retained += row.retained;
+                a.churned += row.churned;
+                a.new += row.new;
+                a.reactivated += row.reactivated;
+                a.active += row.active;
+                a.revenue += row.revenue;
+                a.revenue_retained += row.revenue_retained;
+                a.revenue_new += row.revenue_new;
+                a.revenue_reactivated += row.revenue_reactivated;
+                a.revenue_churned_prev += row.revenue_churned_prev;
+            }
+        }
+    }
+    by_period
+        .into_values()
+        .map(|mut r| {
+            r.churn_rate = ratio(r.churned, r.active_start);
+            r.retention_rate = ratio(r.retained, r.active_start);
+            r
+        })
+        .collect()
+}
+
+/// Merge the cohort triangles of disjoint sets of customers (customer buckets): cohort sizes,
+/// active counts and revenues add up per cell; retention and cumulative revenue per customer
+/// are recomputed.
+pub fn merge_cohorts(parts: Vec<Vec<CohortRow>>) -> Vec<CohortRow> {
+    if parts.len() <= 1 {
+        return parts.into_iter().next().unwrap_or_default();
+    }
+    let mut cells: std::collections::BTreeMap<(i32, i32), CohortRow> = Default::default();
+    let mut sizes: std::collections::BTreeMap<i32, u64> = Default::default();
+    for part in parts {
+        for row in part {
+            if row.period_offset == 0 {
+                *sizes.entry(row.cohort_index).or_default() += row.cohort_size;
+            }
+            match cells.get_mut(&(row.cohort_index, row.period_offset)) {
+                None => {
+                    cells.insert((row.cohort_index, row.period_offset), row);
+                }
+                Some(c) => {
+                    c.active += row.active;
+                    c.revenue += row.revenue;
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(cells.len());
+    let mut cumulative = 0.0;
+    for ((cohort, _), mut row) in cells {
+        if row.period_offset == 0 {
+            cumulative = 0.0;
+        }
+        let size = sizes.get(&cohort).copied().unwrap_or(0);
+        cumulative += row.revenue;
+        row.cohort_size = size;
+        row.retention = row.active as f64 / size.max(1) as f64;
+        row.cumulative_revenue_per_customer = cumulative / size.max(1) as f64;
+        out.push(row);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::periods::epoch_day;

@@ -1,0 +1,217 @@
+//! The compact store: the scan's rows split into customer buckets, the unit of memory and of
+//! parallel work.
+//!
+//! A customer's rows all land in one bucket (a hash of the customer id), so everything computed
+//! per customer (the daily table, the summary, the activity features, duplicate detection) is
+//! computed bucket by bucket, and only small per-customer tables and additive counts cross
+//! buckets ([`crate::pipeline`]). Memory then grows with the rows of one bucket and with the
+//! number of customers, not with the transactions. The bucket is also the seam where a later
+//! scale-out maps buckets onto several machines.
+//!
+//! Small sources (up to [`ROWS_PER_BUCKET`] rows) are one bucket read straight from the scan.
+//! Larger ones are split in one streaming pass of polars' engine into
+//! `<scratch>/custval-XXXX/bucket=K/*.parquet`, a directory removed when the run ends, whether
+//! it succeeds or fails.
+
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Source rows per bucket: the bucket count is `rows / ROWS_PER_BUCKET`, rounded up.
+pub const ROWS_PER_BUCKET: u64 = 2_000_000;
+/// At most this many buckets (files open at once while splitting).
+pub const MAX_BUCKETS: usize = 128;
+
+/// The number of buckets for a source of `rows` rows (1 when unknown). The environment
+/// variable `CUSTVAL_ROWS_PER_BUCKET` overrides [`ROWS_PER_BUCKET`] (for tests and tuning).
+pub fn bucket_count(rows: Option<i64>) -> usize {
+    let per = std::env::var("CUSTVAL_ROWS_PER_BUCKET")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(ROWS_PER_BUCKET);
+    buckets_for(rows, per)
+}
+
+fn buckets_for(rows: Option<i64>, per_bucket: u64) -> usize {
+    let rows = rows.unwrap_or(0).max(0) as u64;
+    (rows.div_ceil(per_bucket) as usize).clamp(1, MAX_BUCKETS)
+}
+
+/// The bucket of each row: a fixed-seed hash of the customer id, so that reruns put every
+/// customer in the same bucket.
+pub fn bucket_expr(n: usize) -> Expr {
+    (col("customer_id").hash(0x5eed_c057, 0x0c0f_fee5, 0xba5e_ba11, 0x0dd_ba11) % lit(n as u64))
+        .alias("bucket")
+}
+
+/// The scan's rows, split by customer bucket.
+pub struct Buckets {
+    n: usize,
+    /// One bucket: the scan itself.
+    whole: Option<LazyFrame>,
+    /// Several: the scratch directory holding `bucket=K/` folders.
+    dir: Option<tempfile::TempDir>,
+}
+
+/// A failure while splitting: writing the scratch directory (storage) or reading the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SplitError {
+    #[error("scratch directory {dir}: {source}; free space there or pass --scratch DIR")]
+    Scratch {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+}
+
+impl Buckets {
+    /// Split `rows` (the scan of [`crate::source::scan_files`]) into `n` buckets under
+    /// `scratch`. With `n == 1` nothing is written.
+    pub fn split(rows: LazyFrame, n: usize, scratch: &Path) -> Result<Buckets, SplitError> {
+        if n <= 1 {
+            return Ok(Buckets {
+                n: 1,
+                whole: Some(rows),
+                dir: None,
+            });
+        }
+        let scratch_err = |source| SplitError::Scratch {
+            dir: scratch.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(scratch).map_err(scratch_err)?;
+        let dir = tempfile::Builder::new()
+            .prefix("custval-")
+            .tempdir_in(scratch)
+            .map_err(scratch_err)?;
+        let base = dir.path().display().to_string();
+        let options = ParquetWriteOptions {
+            compression: ParquetCompression::Lz4Raw,
+            row_group_size: Some(64 * 1024),
+            ..Default::default()
+        };
+        rows.sink(
+            SinkDestination::Partitioned {
+                base_path: PlRefPath::new(base.as_str()),
+                file_path_provider: None,
+                partition_strategy: PartitionStrategy::Keyed {
+                    keys: vec![bucket_expr(n)],
+                    include_keys: false,
+                    keys_pre_grouped: false,
+                },
+                max_rows_per_file: 0,
+                approximate_bytes_per_file: 0,
+            },
+            FileWriteFormat::Parquet(std::sync::Arc::new(options)),
+            UnifiedSinkArgs {
+                mkdir: true,
+                // Rows keep their source order inside a bucket: float sums and the choice of
+                // the first of duplicate rows are the same on every run.
+                maintain_order: true,
+                ..Default::default()
+            },
+        )?
+        .collect_with_engine(Engine::Streaming)?;
+        Ok(Buckets {
+            n,
+            whole: None,
+            dir: Some(dir),
+        })
+    }
+
+    /// The number of buckets.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Never empty: at least one bucket.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The rows of bucket `i`, or None when no customer hashed to it.
+    pub fn rows(&self, i: usize) -> PolarsResult<Option<LazyFrame>> {
+        if let Some(lf) = &self.whole {
+            return Ok(Some(lf.clone()));
+        }
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("several buckets live in a scratch directory")
+            .path()
+            .join(format!("bucket={i}"));
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let args = ScanArgsParquet {
+            hive_options: HiveOptions {
+                enabled: Some(false),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        LazyFrame::scan_parquet(PlRefPath::new(dir.display().to_string().as_str()), args).map(Some)
+    }
+
+    /// The scratch directory, when the rows were split.
+    pub fn scratch_dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(|d| d.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_counts() {
+        let b = |rows| buckets_for(rows, ROWS_PER_BUCKET);
+        assert_eq!(b(None), 1);
+        assert_eq!(b(Some(0)), 1);
+        assert_eq!(b(Some(2_000_000)), 1);
+        assert_eq!(b(Some(2_000_001)), 2);
+        assert_eq!(b(Some(50_000_000)), 25);
+        assert_eq!(b(Some(i64::MAX)), MAX_BUCKETS);
+    }
+
+    #[test]
+    fn split_keeps_every_row_once_and_each_customer_in_one_bucket() {
+        let n = 2000;
+        let df = df!(
+            "customer_id" => (0..n).map(|i| format!("c{}", i % 137)).collect::<Vec<_>>(),
+            "amount" => (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let b = Buckets::split(df.lazy(), 5, scratch.path()).unwrap();
+        assert_eq!(b.len(), 5);
+        let mut total = 0;
+        let mut seen = std::collections::HashMap::new();
+        for i in 0..b.len() {
+            let Some(lf) = b.rows(i).unwrap() else {
+                continue;
+            };
+            let part = lf.collect().unwrap();
+            total += part.height();
+            // Rows keep their source order inside a bucket.
+            let amounts: Vec<f64> = part
+                .column("amount")
+                .unwrap()
+                .f64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect();
+            assert!(amounts.windows(2).all(|w| w[0] < w[1]));
+            for c in part.column("customer_id").unwrap().str().unwrap().iter() {
+                let prev = seen.insert(c.unwrap().to_string(), i);
+                assert!(prev.is_none_or(|p| p == i), "customer in two buckets");
+            }
+        }
+        assert_eq!(total, n);
+        assert_eq!(seen.len(), 137);
+        let dir = b.scratch_dir().unwrap().to_path_buf();
+        drop(b);
+        assert!(!dir.exists(), "scratch is removed");
+    }
+}
