@@ -725,6 +725,45 @@ mod tests {
             .collect()
     }
 
+    /// The rows of `c` whose customer satisfies `keep`.
+    fn subset(c: &Cols, keep: impl Fn(u32) -> bool) -> Cols {
+        let rows: Vec<(u32, i32, f64)> = (0..c.0.len())
+            .filter(|&i| keep(c.0[i]))
+            .map(|i| (c.0[i], c.1[i], c.2[i]))
+            .collect();
+        Cols::new(&rows)
+    }
+
+    #[test]
+    fn merged_buckets_equal_the_whole() {
+        // Customer buckets are disjoint customer sets: their merged tables equal the tables of
+        // all customers (the hand-worked ones above), with or without a window.
+        for (c, window) in [
+            (six_customers(), None),
+            (six_customers(), Some(d(2024, 1, 1))),
+            (cohort_data(), None),
+        ] {
+            for as_of in [d(2024, 3, 31), d(2024, 2, 15)] {
+                let all = Cols::new(
+                    &(0..c.0.len())
+                        .filter(|&i| c.1[i] <= as_of)
+                        .map(|i| (c.0[i], c.1[i], c.2[i]))
+                        .collect::<Vec<_>>(),
+                );
+                let o = opts(window, as_of);
+                let parts = [subset(&all, |k| k % 2 == 0), subset(&all, |k| k % 2 == 1)];
+                let churn = merge_churn_rates(
+                    parts.iter().map(|p| churn_rates(&p.view(), &o)).collect(),
+                );
+                assert_eq!(churn, churn_rates(&all.view(), &o));
+                let cohorts = merge_cohorts(
+                    parts.iter().map(|p| cohort_retention(&p.view(), &o)).collect(),
+                );
+                assert_eq!(cohorts, cohort_retention(&all.view(), &o));
+            }
+        }
+    }
+
     #[test]
     fn cohort_triangle_by_hand() {
         let c = cohort_data();
