@@ -25,7 +25,7 @@ $HOME/.cache/custval-target/release/custval, override with --custval or CUSTVAL_
    - `_COMPLETE`: JSON with the generation parameters, rows per month and rows in the window.
    Activity is heavy-tailed: each customer's row count is 1 + a multinomial share of the other
    N − C rows with lognormal(0, --sigma) weights, so the total is exactly N; with the defaults
-   (σ = 2, 10 M rows, 2 M customers) half the customers have one row, 1% more than 60 and the
+   (σ = 2, 10 M rows, 2 M customers) half the customers have one row, 1% more than ~60 and the
    largest about 7,000.
    Rows form orders: a row starts a new order with probability 0.6, else it is another line of
    the previous order (same customer, timestamp and channel, next category), so every row is

@@ -222,10 +222,23 @@ pub fn flagged(checked: LazyFrame, has_order_id: bool) -> PolarsResult<LazyFrame
             lit(Check::FutureTimestamp.code()),
         ),
     ];
+    // The example is the smallest row by (customer_id, ts, amount): the same row whatever the
+    // order of the rows or their split into customer buckets.
     let mut aggs = vec![len().cast(DataType::Int64).alias("rows")];
+    let order = SortMultipleOptions::default()
+        .with_nulls_last(false)
+        .with_maintain_order(true);
     for c in EXAMPLE_COLUMNS {
         if c != "order_id" || has_order_id {
-            aggs.push(col(c).first().alias(c));
+            aggs.push(
+                col(c)
+                    .sort_by(
+                        [col("customer_id"), col("ts"), col("amount")],
+                        order.clone(),
+                    )
+                    .first()
+                    .alias(c),
+            );
         }
     }
     Ok(concat(parts, UnionArgs::default())?
@@ -286,8 +299,11 @@ impl QualityReport {
         let codes = flagged.column("check")?.cast(&DataType::Int32)?;
         let codes = codes.i32()?;
         let frows = flagged.column("rows")?.i64()?;
-        // Per check: rows, and (day, row) of the example.
-        type Found = (i64, Option<(Option<i32>, usize)>);
+        // Per check: rows, and the example: the row of the earliest day (null timestamps
+        // first), then of the smallest customer id (each day's candidate is its smallest row),
+        // so that it does not depend on the order of the rows or on the buckets.
+        type Found = (i64, Option<(Option<i32>, Option<String>, String)>);
+        let ids = flagged.column("customer_id")?.str()?;
         let mut counts: std::collections::BTreeMap<Check, Found> = Check::REJECTING
             .into_iter()
             .chain(Check::NOTABLE)
@@ -303,21 +319,20 @@ impl QualityReport {
             };
             let entry = counts.get_mut(&check).expect("every check has an entry");
             entry.0 += frows.get(i).unwrap_or(0);
-            // The example is the row of the earliest day (null timestamps first).
-            if entry.1.is_none_or(|(d, _)| day < d) {
-                entry.1 = Some((day, i));
+            let id = ids.get(i).map(str::to_string);
+            let text = render_example(flagged, i)?;
+            if entry
+                .1
+                .as_ref()
+                .is_none_or(|(d, c, t)| (day, &id, &text) < (*d, c, t))
+            {
+                entry.1 = Some((day, id, text));
             }
         }
         let checks = counts
             .into_iter()
-            .map(|(c, (n, ex))| {
-                Ok((
-                    c,
-                    n,
-                    ex.map(|(_, i)| render_example(flagged, i)).transpose()?,
-                ))
-            })
-            .collect::<PolarsResult<Vec<_>>>()?;
+            .map(|(c, (n, ex))| (c, n, ex.map(|(_, _, t)| t)))
+            .collect();
         Ok(QualityReport {
             rows_read: None,
             rows_in_window,

@@ -132,8 +132,16 @@ fn a_bucketed_backfill_equals_single_bucket_runs() {
         d,
         Some("1500"),
         &[
-            "backfill", &job, "--from", "2024-10-01", "--to", "2024-12-31", "--every", "month",
-            "--output", "bf",
+            "backfill",
+            &job,
+            "--from",
+            "2024-10-01",
+            "--to",
+            "2024-12-31",
+            "--every",
+            "month",
+            "--output",
+            "bf",
         ],
     );
     assert!(out.status.success());
@@ -167,7 +175,12 @@ fn an_unusable_scratch_directory_is_a_storage_error() {
     let out = run_bucketed(
         d,
         Some("1500"),
-        &["run", &job, "--scratch", d.join("a-file/sub").to_str().unwrap()],
+        &[
+            "run",
+            &job,
+            "--scratch",
+            d.join("a-file/sub").to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);

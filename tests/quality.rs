@@ -252,6 +252,29 @@ fn dirty_copy_is_counted_quarantined_and_gives_the_clean_tables() {
         data_files(&dirty_dir.join("out"), CUSTOMER_TABLES, "2024-12-31"),
         data_files(&clean_dir.join("out"), CUSTOMER_TABLES, "2024-12-31")
     );
+
+    // Split into 6 customer buckets, the checks count and quarantine the same rows.
+    let out = custval()
+        .args(["run", &job, "--output", "bucketed"])
+        .current_dir(&dirty_dir)
+        .env("CUSTVAL_ROWS_PER_BUCKET", "1500")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tables = [
+        "data_quality",
+        "quarantine",
+        "customer_features",
+        "segment_summary",
+    ];
+    assert_eq!(
+        data_files(&dirty_dir.join("bucketed"), &tables, "2024-12-31"),
+        data_files(&dirty_dir.join("out"), &tables, "2024-12-31")
+    );
 }
 
 #[test]

@@ -752,12 +752,14 @@ mod tests {
                 );
                 let o = opts(window, as_of);
                 let parts = [subset(&all, |k| k % 2 == 0), subset(&all, |k| k % 2 == 1)];
-                let churn = merge_churn_rates(
-                    parts.iter().map(|p| churn_rates(&p.view(), &o)).collect(),
-                );
+                let churn =
+                    merge_churn_rates(parts.iter().map(|p| churn_rates(&p.view(), &o)).collect());
                 assert_eq!(churn, churn_rates(&all.view(), &o));
                 let cohorts = merge_cohorts(
-                    parts.iter().map(|p| cohort_retention(&p.view(), &o)).collect(),
+                    parts
+                        .iter()
+                        .map(|p| cohort_retention(&p.view(), &o))
+                        .collect(),
                 );
                 assert_eq!(cohorts, cohort_retention(&all.view(), &o));
             }
