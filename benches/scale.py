@@ -41,7 +41,10 @@ $HOME/.cache/custval-target/release/custval, override with --custval or CUSTVAL_
    Wall time is measured around each subprocess; peak RSS is the subprocess's maximum resident
    set (`/usr/bin/time -v` when installed, else the rusage of os.wait4). DuckDB's figure
    includes the Python interpreter (~50-100 MB). Both tools use all cores by default
-   (--threads sets POLARS_MAX_THREADS and DuckDB's `threads`). The data files are read from
+   (--threads sets POLARS_MAX_THREADS and DuckDB's `threads`). Under an address-space cap
+   (`prlimit --as=12000000000 python3 benches/scale.py ...`) DuckDB gets memory_limit = 40% of
+   the cap unless --duckdb-memory-limit says otherwise: with its default (80% of RAM) or 8 GB
+   under a 12 GB cap, its allocations fail at 200 M rows instead of spilling. The data files are read from
    the page cache once warm: the first repetition may be slower, which is why the table
    reports every repetition and the median. Nothing else should run while timing.
 
@@ -52,7 +55,7 @@ $HOME/.cache/custval-target/release/custval, override with --custval or CUSTVAL_
    within 1e-9 relative. Mismatches are printed (count per column, a few customers) and the
    script exits with status 1. With --skip-custval or --skip-duckdb nothing is checked.
 
-Output: a table (what, rows, wall seconds per repetition and median, peak RSS in GB, ratio
+Output: a table (what, rows, wall seconds per repetition and median, largest peak RSS in GB, ratio
 custval / DuckDB of the medians), then one line `SCALE_JSON {...}` with every figure.
 Exit status: 0 success, 1 mismatch or a failed tool run, 2 bad arguments.
 """
@@ -545,11 +548,22 @@ def main(argv):
                     help="rows per generation chunk: bounds generator memory (default 10m, ~2 GB)")
     ap.add_argument("--threads", type=int, default=0, help="threads for both tools (default: all cores)")
     ap.add_argument("--duckdb-memory-limit", default="",
-                    help="DuckDB memory_limit, e.g. 8GB (default: DuckDB's own, 80%% of RAM); "
-                    "set it below any address-space cap (prlimit --as) so DuckDB spills instead of failing")
+                    help="DuckDB memory_limit, e.g. 8GB (default: DuckDB's own, 80%% of RAM, or 40%% of the "
+                    "address-space cap when one is set with prlimit --as / ulimit -v, so that DuckDB "
+                    "spills instead of failing)")
     args = ap.parse_args(argv)
     if args.reps < 1:
         die("--reps must be at least 1")
+    if not args.duckdb_memory_limit:
+        # Under an address-space cap (prlimit --as, ulimit -v) DuckDB's default limit (80% of
+        # RAM) is above the cap: its allocations fail ("bad allocation") before it spills.
+        # 40% of the cap leaves room for the allocator's reserved but unused address space.
+        import resource
+        cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if cap != resource.RLIM_INFINITY:
+            args.duckdb_memory_limit = "%dMB" % (cap * 0.4 // 1e6)
+            log("address space capped at %.1f GB: DuckDB memory_limit %s (--duckdb-memory-limit)"
+                % (cap / 1e9, args.duckdb_memory_limit))
     if args.rows < args.customers:
         die("--rows (%d) must be at least --customers (%d)" % (args.rows, args.customers))
 
@@ -636,7 +650,7 @@ def main(argv):
     print("check: %s" % ("custval == DuckDB for all %s customers (frequency, recency, T, purchase_days, "
                          "orders, first/last purchase exact; monetary, total_amount within 1e-9 rel.)"
                          % f"{customers_out['duckdb']:,}" if checked else "not run (one tool skipped)"))
-    hdr = "%-8s %12s  %-28s %9s %12s" % ("what", "rows", "wall s per rep", "median s", "peak RSS GB")
+    hdr = "%-8s %12s  %-28s %9s  %16s" % ("what", "rows", "wall s per rep", "median s", "peak RSS GB, max")
     print(hdr)
     print("-" * len(hdr))
     for what in ("custval", "duckdb"):
@@ -644,7 +658,7 @@ def main(argv):
             continue
         per = " ".join("%.2f" % t for t in times[what])
         peak = max(r for r in rss[what] if r is not None) if any(rss[what]) else None
-        print("%-8s %12s  %-28s %9.2f %12s" % (what, f"{args.rows:,}", per, med(times[what]),
+        print("%-8s %12s  %-28s %9.2f  %16s" % (what, f"{args.rows:,}", per, med(times[what]),
                                                  "%.2f" % gb(peak) if peak else "?"))
     ratio = ratio_rss = None
     if times["custval"] and times["duckdb"]:
