@@ -383,7 +383,9 @@ fn compute_dates(
         let Some(rows) = buckets.rows(b).map_err(&read_error)? else {
             continue;
         };
+        let t_bucket = Instant::now();
         let daily = pipeline::bucket_daily(job, rows, &scan.mapped, dates).map_err(&read_error)?;
+        let daily_s = t_bucket.elapsed().as_secs_f64();
         for (acc, part) in [
             (&mut per_day, &daily.rows_per_day),
             (&mut flagged, &daily.flagged),
@@ -432,6 +434,8 @@ fn compute_dates(
         }
         tracing::debug!(
             bucket = b,
+            daily_s,
+            dates_s = t_bucket.elapsed().as_secs_f64() - daily_s,
             elapsed_s = clock.elapsed().as_secs_f64(),
             "bucket done"
         );

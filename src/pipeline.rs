@@ -156,6 +156,49 @@ fn quarantine_rows(rows: LazyFrame, cap: IdxSize) -> LazyFrame {
     .limit(cap)
 }
 
+/// Row numbers (IdxSize) of the rows equal to an earlier row in every one of `mapped` columns.
+/// A row hash narrows the search to rows whose hash repeats; the exact comparison
+/// ([`quality::duplicate_expr`]) then runs on those few rows only, so a hash collision never
+/// rejects a row.
+fn duplicate_rows(rows: &DataFrame, mapped: &[String]) -> PolarsResult<Series> {
+    let mapped_cols: Vec<Expr> = mapped.iter().map(|c| col(c.as_str())).collect();
+    let hashes = rows
+        .clone()
+        .lazy()
+        .select([as_struct(mapped_cols)
+            .hash(0x5eed, 0xd0b1e, 0xc0ffee, 0xbeef)
+            .alias("_h")])
+        .collect()?;
+    let hashes = hashes.column("_h")?.u64()?;
+    // Hashes seen more than once, then the rows carrying them: the candidates.
+    let mut seen = std::collections::HashSet::with_capacity(hashes.len());
+    let mut repeated = std::collections::HashSet::new();
+    for h in hashes.iter().flatten() {
+        if !seen.insert(h) {
+            repeated.insert(h);
+        }
+    }
+    drop(seen);
+    let candidates: Vec<IdxSize> = hashes
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.is_some_and(|h| repeated.contains(&h)))
+        .map(|(i, _)| i as IdxSize)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Series::new_empty("_row".into(), &IDX_DTYPE));
+    }
+    let idx = IdxCa::from_vec("_row".into(), candidates);
+    let mut subset = rows.select(mapped.iter().map(|c| c.as_str()))?.take(&idx)?;
+    subset.with_column(idx.into_series().into_column())?;
+    let dups = subset
+        .lazy()
+        .filter(quality::duplicate_expr(mapped))
+        .select([col("_row")])
+        .collect()?;
+    Ok(dups.column("_row")?.as_materialized_series().clone())
+}
+
 /// The compact tables of one customer bucket: its scan rows (`rows`, from
 /// [`source::scan_files`]) checked and aggregated in one pass. `mapped` names the columns a
 /// duplicate repeats; `dates` are the as-of dates whose quarantine is kept.
@@ -166,12 +209,19 @@ pub fn bucket_daily(
     dates: &[chrono::NaiveDate],
 ) -> PolarsResult<Daily> {
     let opt = optional_columns(job);
-    let duplicate = opt.order_id.then(|| quality::duplicate_expr(mapped));
+    let rows = rows.collect()?;
+    let duplicate = match opt.order_id {
+        true => Some(duplicate_rows(&rows, mapped)?),
+        false => None,
+    };
     let lf = rows
+        .lazy()
+        .with_row_index("_row", None)
         .with_column(quality::reason_expr(
             source::epoch_day(job.min_date),
-            duplicate,
+            duplicate.map(|d| col("_row").is_in(lit(d).implode(false), false)),
         ))
+        .drop(by_name(["_row"], true, false))
         .cache();
     let used = lf.clone().filter(col("reason").eq(lit(0i32))).drop(by_name(
         ["ts", "reason", "future"],
