@@ -339,6 +339,28 @@ fn compute_dates(
             .into(),
         }
     };
+    // Freshness first: a date whose data has not landed fails before any per-date work (an
+    // as-of far past the data would otherwise make every calendar period up to it).
+    let days = source::days_with_data(&scan).map_err(&read_error)?;
+    type Parts = (Vec<pipeline::DatePartial>, Vec<Option<std::path::PathBuf>>);
+    let mut per_date: Vec<Result<Parts, RunError>> = dates
+        .iter()
+        .map(|&d| {
+            crate::quality::check_fresh(&days, d, job.quality.max_staleness_days)
+                .map(|_| (Vec::new(), Vec::new()))
+                .map_err(RunError::from)
+        })
+        .collect();
+    if per_date.iter().all(|p| p.is_err()) {
+        return Ok(dates
+            .iter()
+            .zip(per_date)
+            .map(|(&d, p)| {
+                let e = p.err().expect("every date failed");
+                (d, Err(e))
+            })
+            .collect());
+    }
     let buckets =
         crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root).map_err(|e| match e {
             crate::compact::SplitError::Polars(p) => read_error(p),
@@ -373,9 +395,6 @@ fn compute_dates(
     } else {
         None
     };
-    let mut per_date: Vec<
-        Result<(Vec<pipeline::DatePartial>, Vec<Option<std::path::PathBuf>>), RunError>,
-    > = dates.iter().map(|_| Ok((Vec::new(), Vec::new()))).collect();
     let mut quarantine: Vec<Vec<DataFrame>> = dates.iter().map(|_| Vec::new()).collect();
     let mut per_day: Option<DataFrame> = None;
     let mut flagged: Option<DataFrame> = None;

@@ -350,7 +350,14 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             if let Some(e) = crate::source::diagnose_files(&job, &source_files) {
                 return Err(e.into());
             }
-            crate::source::scan(&job)?;
+            let scan = crate::source::scan(&job)?;
+            let days = crate::source::days_with_data(&scan).map_err(|e| {
+                crate::source::SourceError::Read {
+                    uri: scan.uri.clone(),
+                    source: e,
+                }
+            })?;
+            crate::quality::check_fresh(&days, job.as_of, job.quality.max_staleness_days)?;
             crate::source::check_side_tables(&job)?;
             println!(
                 "custval: {} is valid: {} input file(s), window {}, tables {}",

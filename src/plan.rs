@@ -96,13 +96,24 @@ pub fn print_plan(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Vec<Dat
         job.output_uri,
         job.output_tables().join(", ")
     );
+    // The freshness check of a run, on the timestamp column only.
+    let source_files: Vec<InputFile> =
+        source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;
+    let scan = source::scan_files(job, &source_files, start, last)?;
+    let days = source::days_with_data(&scan).map_err(|e| source::SourceError::Read {
+        uri: scan.uri.clone(),
+        source: e,
+    })?;
     for p in &plan {
-        println!(
-            "  as_of={}  {}  ({})",
-            p.as_of,
-            if p.write { "write" } else { "skip " },
-            p.reason
-        );
+        match crate::quality::check_fresh(&days, p.as_of, job.quality.max_staleness_days) {
+            Err(e) => println!("  as_of={}  fail   (stale: {e})", p.as_of),
+            Ok(()) => println!(
+                "  as_of={}  {}  ({})",
+                p.as_of,
+                if p.write { "write" } else { "skip " },
+                p.reason
+            ),
+        }
     }
     Ok(plan)
 }

@@ -32,6 +32,9 @@ pub struct QualityOptions {
     /// Rows dated before this day (`YYYY-MM-DD`) are rejected as `before_min_date`. Default
     /// `"1970-01-01"`.
     pub min_date: String,
+    /// A date fails (exit 3) when the newest transaction on or before it is more than this many
+    /// days older: its data has not landed. Default 2 (a daily feed may lag a day).
+    pub max_staleness_days: i64,
 }
 
 impl Default for QualityOptions {
@@ -40,6 +43,7 @@ impl Default for QualityOptions {
             max_rejected_share: 0.01,
             max_quarantine_rows: 100_000,
             min_date: "1970-01-01".into(),
+            max_staleness_days: 2,
         }
     }
 }
@@ -60,6 +64,12 @@ impl QualityOptions {
             return Err(format!(
                 "max_quarantine_rows: expected at most {MAX_QUARANTINE_ROWS}, found {}",
                 self.max_quarantine_rows
+            ));
+        }
+        if self.max_staleness_days < 0 {
+            return Err(format!(
+                "max_staleness_days: expected a number of days >= 0, found {}",
+                self.max_staleness_days
             ));
         }
         NaiveDate::parse_from_str(self.min_date.trim(), "%Y-%m-%d")
@@ -492,9 +502,43 @@ pub fn quarantine_table(rejected: DataFrame) -> PolarsResult<DataFrame> {
     Ok(df)
 }
 
-/// A date whose input is too dirty to publish, or a sum that overflows.
+/// The newest day in `days` (sorted ascending) on or before `as_of_day`.
+pub fn newest_on_or_before(days: &[i32], as_of_day: i32) -> Option<i32> {
+    let k = days.partition_point(|&d| d <= as_of_day);
+    k.checked_sub(1).map(|i| days[i])
+}
+
+/// Fail when the newest transaction on or before `as_of` (from `days`, the sorted days with
+/// data) is more than `max_days` older than `as_of`.
+pub fn check_fresh(days: &[i32], as_of: NaiveDate, max_days: i64) -> Result<(), QualityError> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let as_of_day = (as_of - epoch).num_days();
+    let newest = newest_on_or_before(
+        days,
+        as_of_day.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+    );
+    let lag = newest.map(|n| as_of_day - n as i64);
+    if lag.is_none_or(|l| l > max_days) {
+        return Err(QualityError::Stale {
+            as_of,
+            newest: newest.map(|n| epoch + chrono::Duration::days(n as i64)),
+            lag,
+            max_days,
+        });
+    }
+    Ok(())
+}
+
+/// A date whose input is too dirty to publish, stale, or a sum that overflows.
 #[derive(Debug, thiserror::Error)]
 pub enum QualityError {
+    #[error("{}; the source has not landed for as_of {as_of}: wait for it and retry, or raise quality.max_staleness_days (now {max_days}) for a source that is not updated daily", match (newest, lag) { (Some(n), Some(l)) => format!("the newest transaction on or before {as_of} is from {n}, {l} days earlier"), _ => format!("no transaction on or before {as_of}") })]
+    Stale {
+        as_of: NaiveDate,
+        newest: Option<NaiveDate>,
+        lag: Option<i64>,
+        max_days: i64,
+    },
     #[error("{rejected} of {rows} rows in the window rejected ({:.2}%, above quality.max_rejected_share = {max_share}): {detail}; fix the source, or raise quality.max_rejected_share in the job file to accept it", share * 100.0)]
     TooManyRejected {
         rejected: i64,
@@ -612,6 +656,35 @@ mod tests {
             ]
         );
         assert!(q.column("timestamp").is_ok());
+    }
+
+    #[test]
+    fn freshness() {
+        let day = |s: &str| {
+            (NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+                - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as i32
+        };
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let days = [day("2024-01-01"), day("2024-01-10"), day("2024-02-01")];
+        assert_eq!(newest_on_or_before(&days, day("2024-01-31")), Some(days[1]));
+        assert_eq!(newest_on_or_before(&days, day("2023-12-31")), None);
+        assert!(check_fresh(&days, d("2024-01-12"), 2).is_ok());
+        let e = check_fresh(&days, d("2024-01-13"), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "the newest transaction on or before 2024-01-13 is from 2024-01-10, 3 days earlier"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("quality.max_staleness_days"), "{e}");
+        assert!(check_fresh(&days, d("2023-06-01"), 2)
+            .unwrap_err()
+            .to_string()
+            .starts_with("no transaction on or before 2023-06-01"));
+        assert!(check_fresh(&days, d("9999-12-31"), 2).is_err());
     }
 
     #[test]

@@ -699,6 +699,20 @@ pub fn scan_files(
     })
 }
 
+/// The days that hold at least one row of the scan (in the business time zone), ascending: what
+/// the freshness check reads. Reads only the timestamp column of the window.
+pub fn days_with_data(scan: &Scan) -> PolarsResult<Vec<i32>> {
+    let df = scan
+        .lf
+        .clone()
+        .select([col("day")])
+        .drop_nulls(None)
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort(["day"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(df.column("day")?.i32()?.into_no_null_iter().collect())
+}
+
 /// Look at each source file alone and name the first one that cannot be read with the others:
 /// a corrupt file, a mapped column missing, or a mapped column whose type differs from the
 /// first file's beyond a lossless numeric widening. `None` when every file looks compatible.

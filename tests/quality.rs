@@ -367,6 +367,8 @@ uri = "out-{column}-{}"
 tables = ["customer_features"]
 [clv]
 enabled = false
+[quality]
+max_staleness_days = 3650
 "#,
         tz.replace('/', "_")
     );
@@ -461,6 +463,7 @@ uri = "out"
 enabled = false
 [quality]
 max_rejected_share = 0.5
+max_staleness_days = 3650
 "#;
 
 #[test]
@@ -676,4 +679,73 @@ fn backfill_applies_the_threshold_per_date_and_extra_columns_are_ignored() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("c.parquet") && err.contains("\"ts\""), "{err}");
+}
+
+#[test]
+fn a_date_past_the_data_is_stale_and_refused_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = b2b_job(
+        d,
+        &root()
+            .join("sample_data/b2b/transactions/")
+            .display()
+            .to_string(),
+        "",
+    );
+    // The B2B history ends on 2024-12-31.
+    for (cmd, code) in [("run", 3), ("validate", 3)] {
+        let out = run_in(d, &[cmd, &job, "--as-of", "2025-03-31"]);
+        assert_eq!(out.status.code(), Some(code), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the newest transaction on or before 2025-03-31 is from 2024-12-31, 90 days earlier")
+                && err.contains("quality.max_staleness_days"),
+            "{cmd}: {err}"
+        );
+    }
+    assert!(!partition(&d.join("out"), "customer_features", "2025-03-31").exists());
+    // A far-future as-of is refused before any per-period work (it used to exhaust memory).
+    let t0 = std::time::Instant::now();
+    let out = run_in(d, &["run", &job, "--as-of", "9999-12-31"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(t0.elapsed().as_secs() < 30);
+    // A backfill fails the stale dates (exit 5) and publishes the others.
+    let out = run_in(
+        d,
+        &[
+            "backfill",
+            &job,
+            "--from",
+            "2024-11-01",
+            "--to",
+            "2025-01-31",
+            "--every",
+            "month",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("as_of=2025-01-31  failed"), "{stdout}");
+    assert!(partition(&d.join("out"), "customer_features", "2024-12-31").exists());
+    assert!(partition(&d.join("out"), "customer_features", "2024-11-30").exists());
+    // plan shows the same check.
+    let out = run_in(
+        d,
+        &[
+            "plan",
+            &job,
+            "--from",
+            "2024-11-01",
+            "--to",
+            "2025-01-31",
+            "--every",
+            "month",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("as_of=2025-01-31  fail   (stale:"),
+        "{stdout}"
+    );
 }

@@ -127,6 +127,8 @@ amount = "amount"
 uri = "s3://custval-test/out"
 storage = {{ region = "us-east-1", endpoint = "{endpoint}", allow_http = true }}
 tables = ["customer_features", "segment_summary"]
+[quality]
+max_staleness_days = 3650
 "#
         ),
     )
