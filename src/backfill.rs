@@ -355,10 +355,7 @@ fn compute_dates(
         return Ok(dates
             .iter()
             .zip(per_date)
-            .map(|(&d, p)| {
-                let e = p.err().expect("every date failed");
-                (d, Err(e))
-            })
+            .filter_map(|(&d, p)| p.err().map(|e| (d, Err(e))))
             .collect());
     }
     let buckets =
