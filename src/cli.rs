@@ -341,7 +341,8 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                     ..Default::default()
                 },
             )?;
-            crate::storage::open(&job.output_uri, &job.output_storage)?;
+            let loc = crate::storage::open(&job.output_uri, &job.output_storage)?;
+            crate::storage::check_writable(&loc)?;
             let files = crate::source::job_input_files(&job)?;
             // Every source file alone: schema drift and corrupt files are named without
             // reading any data.

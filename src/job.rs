@@ -55,8 +55,8 @@ pub struct StorageOptions {
 #[serde(deny_unknown_fields)]
 pub struct SourceFile {
     /// URI of a Parquet file, a directory, a glob or a Hive-partitioned dataset: a local path,
-    /// `file://`, `s3://`, `gs://`, `az://` or `https://`. Relative local paths are resolved from
-    /// the current directory.
+    /// `file://`, `s3://`, `gs://`, `az://` or `https://`. Relative local paths (here and in every
+    /// other URI of the job file) are resolved from the job file's directory.
     pub uri: Spanned<String>,
     /// Storage options for `uri` (see [`StorageOptions`]).
     #[serde(default)]
@@ -643,12 +643,55 @@ fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
 }
 
+/// A local relative URI of the job file, resolved against the job file's directory (so that a
+/// job runs the same from any working directory); other URIs unchanged.
+fn resolve_from(base: &Path, uri: &str) -> String {
+    if !crate::storage::is_local(uri) || uri.trim().is_empty() {
+        return uri.to_string();
+    }
+    let p = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+    if p.is_absolute() {
+        return uri.to_string();
+    }
+    let mut out = base.join(p).display().to_string();
+    if uri.ends_with('/') && !out.ends_with('/') {
+        out.push('/');
+    }
+    out
+}
+
 fn validate(
-    file: JobFile,
+    mut file: JobFile,
     text: &str,
     path: &Path,
     overrides: &Overrides,
 ) -> Result<Job, JobError> {
+    // Relative local URIs in the job file are relative to the job file's directory.
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = std::path::absolute(&base).unwrap_or(base);
+    for uri in [
+        Some(&mut file.source.uri),
+        file.attributes.as_mut().map(|a| &mut a.uri),
+        Some(&mut file.output.uri),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let resolved = resolve_from(&base, uri.get_ref());
+        *uri.get_mut() = resolved;
+    }
+    for x in [
+        &mut file.relationship.satisfaction,
+        &mut file.relationship.interactions,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        x.uri = resolve_from(&base, &x.uri);
+    }
     let invalid = |span: std::ops::Range<usize>, key: &str, message: String| JobError::Invalid {
         path: path.to_path_buf(),
         line: line_of(text, span),

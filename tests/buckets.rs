@@ -17,10 +17,10 @@ fn b2b_job(dir: &Path) -> String {
     let text = std::fs::read_to_string(root().join("jobs/b2b.toml"))
         .unwrap()
         .replace(
-            "uri = \"sample_data/b2b/",
+            "uri = \"../sample_data/b2b/",
             &format!("uri = \"{}/sample_data/b2b/", root().display()),
         )
-        .replace("uri = \"out/b2b\"", "uri = \"out\"");
+        .replace("uri = \"../out/b2b\"", "uri = \"out\"");
     let path = dir.join("job.toml");
     std::fs::write(&path, text).unwrap();
     path.display().to_string()

@@ -677,3 +677,36 @@ fn decimal_amounts_are_read() {
     assert_eq!(f(&rows["A"], "monetary"), 20.5);
     assert_eq!(f(&rows["B"], "total_amount"), 7.0);
 }
+
+#[test]
+fn job_paths_resolve_against_the_job_file_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/b2b.toml");
+    let job = job.to_str().unwrap();
+    // jobs/b2b.toml names ../sample_data/b2b/...: found from a working directory elsewhere.
+    let out = run_in(dir.path(), &["validate", job]);
+    assert!(out.status.success());
+    // --output is a command-line path: relative to the working directory.
+    let out = run_in(dir.path(), &["run", job, "--output", "here"]);
+    assert!(out.status.success());
+    assert!(partition(&dir.path().join("here"), "customer_features", "2024-12-31").exists());
+}
+
+#[test]
+fn validate_checks_that_the_output_is_writable() {
+    let dir = setup();
+    let d = dir.path();
+    std::fs::write(d.join("a-file"), b"x").unwrap();
+    std::fs::write(
+        d.join("job.toml"),
+        JOB.replace("uri = \"out\"", "uri = \"a-file/out\""),
+    )
+    .unwrap();
+    let out = run_in(d, &["validate", "job.toml"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a-file/out"));
+    // A writable output is left as it was: the marker is removed.
+    std::fs::write(d.join("job.toml"), JOB).unwrap();
+    assert!(run_in(d, &["validate", "job.toml"]).status.success());
+    assert!(!d.join("out").exists());
+}

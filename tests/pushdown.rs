@@ -9,7 +9,7 @@ fn window_and_projection_reach_the_parquet_scan() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut text = std::fs::read_to_string(root.join("jobs/cdnow.toml")).unwrap();
     text = text.replace(
-        "uri = \"sample_data/cdnow/transactions.parquet\"",
+        "uri = \"../sample_data/cdnow/transactions.parquet\"",
         &format!(
             "uri = \"{}\"",
             root.join("sample_data/cdnow/transactions.parquet")

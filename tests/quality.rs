@@ -27,17 +27,17 @@ fn b2b_job(dir: &Path, tx: &str, extra: &str) -> String {
     let text = std::fs::read_to_string(root().join("jobs/b2b.toml")).unwrap();
     let text = text
         .replace(
-            "uri = \"sample_data/b2b/transactions/\"",
+            "uri = \"../sample_data/b2b/transactions/\"",
             &format!("uri = \"{tx}\""),
         )
         .replace(
-            "uri = \"sample_data/b2b/attributes.parquet\"",
+            "uri = \"../sample_data/b2b/attributes.parquet\"",
             &format!(
                 "uri = \"{}\"",
                 root().join("sample_data/b2b/attributes.parquet").display()
             ),
         )
-        .replace("uri = \"out/b2b\"", "uri = \"out\"");
+        .replace("uri = \"../out/b2b\"", "uri = \"out\"");
     let path = dir.join("job.toml");
     std::fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
     path.display().to_string()

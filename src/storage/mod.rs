@@ -267,6 +267,39 @@ pub fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), StorageError
     }
 }
 
+/// Check that `loc` can be written: write a marker object below it and remove it again (for
+/// `validate`, so that an unwritable or unreachable output fails before the nightly run does).
+pub fn check_writable(loc: &Location) -> Result<(), StorageError> {
+    let rel = format!("_custval_write_check_{}", std::process::id());
+    let existed = matches!(loc, Location::Local(root) if root.exists());
+    put(loc, &rel, b"custval validate".to_vec())?;
+    match loc {
+        Location::Local(root) => {
+            let p = root.join(&rel);
+            std::fs::remove_file(&p).map_err(|source| StorageError::Local {
+                path: p,
+                op: "remove",
+                source,
+            })?;
+            // Leave no trace: an output root that validate created goes again.
+            if !existed {
+                let _ = std::fs::remove_dir(root);
+            }
+            Ok(())
+        }
+        Location::Remote { store, prefix, .. } => {
+            use object_store::ObjectStoreExt;
+            runtime()
+                .block_on(store.delete(&child(prefix, &rel)))
+                .map_err(|source| StorageError::Object {
+                    uri: loc.display(&rel),
+                    op: "delete",
+                    source,
+                })
+        }
+    }
+}
+
 /// Size and ETag of one object given by its full URI.
 pub fn object_meta(
     uri: &str,
