@@ -136,6 +136,13 @@ pub struct Report {
 /// output or source cannot be opened) are returned; per-date failures are in the report.
 pub fn run_dates(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Report, RunError> {
     let run_id = pipeline::new_run_id();
+    // Every log line of the run carries the job and the run id (JSON: under "span").
+    let _run = tracing::info_span!("run", job = %job.name, run_id = %run_id).entered();
+    crate::progress::set_context(crate::progress::RunContext {
+        job: Some(job.name.clone()),
+        as_of: (dates.len() == 1).then(|| dates[0].to_string()),
+        run_id: Some(run_id.clone()),
+    });
     let loc = storage::open(&job.output_uri, &job.output_storage)?;
     let started_at = chrono::Utc::now();
     run_dates_at(job, &loc, &run_id, dates, force).inspect_err(|e| {
@@ -220,16 +227,22 @@ fn run_dates_at(
     if let (Some(first), Some(last)) = (todo.iter().min(), todo.iter().max()) {
         tracing::info!(job = %job.name, run_id = %run_id, dates = todo.len(), from = %first, to = %last, "scanning the source once for all dates");
         let computed = compute_dates(job, &source_files, &todo, job.scan_start(*first), *last)?;
-        let bar = progress_bar(todo.len());
+        let bar = crate::progress::bar(todo.len());
         for (d, prepared) in computed {
+            let _date = tracing::info_span!("date", job = %job.name, run_id = %run_id, as_of = %d)
+                .entered();
+            crate::progress::set_context(crate::progress::RunContext {
+                as_of: Some(d.to_string()),
+                ..Default::default()
+            });
             bar.set_message(d.to_string());
             let t0 = Instant::now();
             let started_at = chrono::Utc::now();
             let res = prepared.and_then(|p| one_date(job, &loc, p, d, &run_id, &hash, &inputs));
             let (status, message, rows_in, rows_out) = match &res {
                 Ok((o, rows_in)) => (
-                    "succeeded",
-                    None,
+                    o.status,
+                    o.message.clone(),
                     *rows_in,
                     o.tables.iter().map(|t| t.rows as i64).sum(),
                 ),
@@ -271,25 +284,11 @@ fn run_dates_at(
             bar.inc(1);
         }
         bar.finish_and_clear();
+        crate::progress::clear_bar();
     }
     report.dates.sort_by_key(|o| o.as_of);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-fn progress_bar(n: usize) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if n > 1 && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(n as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} as of {msg} ({eta})")
-        {
-            bar.set_style(style);
-        }
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    }
 }
 
 fn write_run_row(loc: &Location, row: &RunRow) -> Result<(), RunError> {
@@ -526,7 +525,11 @@ fn one_date(
         }
     }
     let quarantine = pipeline::merge_quarantine(job, quarantine)?;
-    let (tables, rows_in) = pipeline::finish(job, &side, parts, &quality, quarantine, as_of)?;
+    let pipeline::Finished {
+        tables,
+        rows_in,
+        degraded,
+    } = pipeline::finish(job, &side, parts, &quality, quarantine, as_of)?;
     let customers = tables
         .iter()
         .find(|(t, _)| t == "customer_features")
@@ -568,11 +571,18 @@ fn one_date(
     for m in &metrics {
         tracing::info!(table = %m.table, rows = m.rows, bytes = m.bytes, partition = %m.location, run_id = %run_id, "table committed");
     }
+    if !degraded.is_empty() {
+        tracing::warn!(%as_of, reasons = %degraded.join("; "), "published, degraded");
+    }
     Ok((
         DateOutcome {
             as_of,
-            status: "succeeded",
-            message: None,
+            status: if degraded.is_empty() {
+                "succeeded"
+            } else {
+                "degraded"
+            },
+            message: (!degraded.is_empty()).then(|| degraded.join("; ")),
             tables: metrics,
             customers,
             seconds: t0.elapsed().as_secs_f64(),
@@ -599,6 +609,8 @@ pub fn run(job: &Job) -> Result<pipeline::RunReport, RunError> {
         input_files: report.input_files,
         tables: date.tables,
         seconds: report.seconds,
+        status: date.status.to_string(),
+        message: date.message,
     })
 }
 

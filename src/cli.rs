@@ -91,6 +91,10 @@ pub enum Command {
         /// directory); removed when the run ends.
         #[arg(long)]
         scratch: Option<PathBuf>,
+        /// Exit 0 even when dates were published degraded (a model not fitted, rows rejected);
+        /// without it such a backfill exits 5.
+        #[arg(long)]
+        allow_degraded: bool,
     },
     /// Dry run: which files would be read and which partitions written or skipped, and why.
     Plan {
@@ -164,6 +168,17 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
     job::parse_date(s)
 }
 
+/// A stable name for the kind of an error (`error_kind` of the JSON error line).
+pub fn error_kind(e: &RunError) -> &'static str {
+    match exit_code(e) {
+        EXIT_BAD_JOB => "bad_job",
+        EXIT_BAD_INPUT => "bad_input",
+        EXIT_STORAGE => "storage",
+        EXIT_PARTIAL => "partial",
+        _ => "internal",
+    }
+}
+
 /// Map an error to its exit code.
 pub fn exit_code(e: &RunError) -> u8 {
     match e {
@@ -181,7 +196,7 @@ pub fn exit_code(e: &RunError) -> u8 {
         RunError::Quality(_) => EXIT_BAD_INPUT,
         RunError::Compute { .. } => EXIT_INTERNAL,
         RunError::Usage(_) => EXIT_BAD_JOB,
-        RunError::Partial { .. } => EXIT_PARTIAL,
+        RunError::Partial { .. } | RunError::Degraded { .. } => EXIT_PARTIAL,
     }
 }
 
@@ -213,6 +228,9 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             for t in &report.tables {
                 println!("  {:<20} {:>9} rows  {}", t.table, t.rows, t.location);
             }
+            if let Some(m) = &report.message {
+                println!("  {}: {m}", report.status);
+            }
             Ok(())
         }
         Command::Backfill {
@@ -223,6 +241,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             force,
             output,
             scratch,
+            allow_degraded,
         } => {
             if from > to {
                 return Err(RunError::Usage(format!("--from {from} is after --to {to}")));
@@ -238,14 +257,17 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             let dates = backfill::as_of_dates(from, to, every);
             if dates.is_empty() {
                 return Err(RunError::Usage(format!(
-                    "no {every:?} ends between {from} and {to}; widen the range or use --every day"
+                    "no {} ends between {from} and {to}; widen the range or use --every day",
+                    format!("{every:?}").to_lowercase()
                 )));
             }
             let report = backfill::run_dates(&job, &dates, force)?;
             println!(
-                "custval: {} backfill {from}..={to} every {every:?}: {} dates in {:.2}s (run {})",
+                "custval: {} backfill {from}..={to} every {}: {} date{} in {:.2}s (run {})",
                 report.job,
+                format!("{every:?}").to_lowercase(),
                 report.dates.len(),
+                if report.dates.len() == 1 { "" } else { "s" },
                 report.seconds,
                 report.run_id
             );
@@ -261,8 +283,19 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                     }
                 );
             }
-            if report.errors.is_empty() {
+            let degraded: Vec<&backfill::DateOutcome> = report
+                .dates
+                .iter()
+                .filter(|d| d.status == "degraded")
+                .collect();
+            if report.errors.is_empty() && (degraded.is_empty() || allow_degraded) {
                 Ok(())
+            } else if report.errors.is_empty() {
+                Err(RunError::Degraded {
+                    dates: degraded.iter().map(|d| d.as_of).collect(),
+                    total: report.dates.len(),
+                    first: degraded[0].message.clone().unwrap_or_default(),
+                })
             } else {
                 Err(RunError::Partial {
                     failed: report.errors.iter().map(|(d, _)| *d).collect(),

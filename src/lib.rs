@@ -27,6 +27,7 @@ pub mod job;
 pub mod models;
 pub mod pipeline;
 pub mod plan;
+pub mod progress;
 pub mod quality;
 pub mod runs;
 pub mod segments;

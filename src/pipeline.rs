@@ -44,6 +44,12 @@ pub enum RunError {
     },
     #[error(transparent)]
     Quality(#[from] QualityError),
+    #[error("{} of {total} dates published degraded ({}): {first}; pass --allow-degraded to accept degraded dates", dates.len(), dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))]
+    Degraded {
+        dates: Vec<chrono::NaiveDate>,
+        total: usize,
+        first: String,
+    },
     #[error("computing {step}: {source}")]
     Compute {
         step: &'static str,
@@ -87,6 +93,10 @@ pub struct RunReport {
     pub input_files: Vec<InputFile>,
     pub tables: Vec<TableMetrics>,
     pub seconds: f64,
+    /// `succeeded` or `degraded`.
+    pub status: String,
+    /// Why degraded.
+    pub message: Option<String>,
 }
 
 /// A new run id: UTC time plus random bits, unique per run.
@@ -611,7 +621,7 @@ fn holdout_table(
     let fit = match crate::models::fit_bgnbd(&x, &tx, &t, &opts) {
         Ok(f) if f.converged => f,
         Ok(f) => {
-            tracing::warn!(message = %f.message, "calibration fit did not converge; model_diagnostics is empty");
+            tracing::warn!(detail = %f.message, "calibration fit did not converge; model_diagnostics is empty");
             return empty_diagnostics(holdout_days, cal_end);
         }
         Err(e) => {
@@ -634,8 +644,19 @@ fn holdout_table(
         .map_err(compute("model_diagnostics"))
 }
 
+/// The tables of one as-of date, ready to publish.
+#[derive(Debug)]
+pub struct Finished {
+    pub tables: Vec<(String, DataFrame)>,
+    /// Source rows used.
+    pub rows_in: i64,
+    /// Why the date's result is degraded (a model not fitted, rows rejected); empty when it is
+    /// not.
+    pub degraded: Vec<String>,
+}
+
 /// Compute all tables of `as_of` from every bucket's part (in bucket order), the side tables,
-/// the date's data quality and quarantine. Also returns the number of source rows used.
+/// the date's data quality and quarantine.
 pub fn finish(
     job: &Job,
     side: &SideTables,
@@ -643,7 +664,7 @@ pub fn finish(
     dq: &QualityReport,
     quarantine: Option<DataFrame>,
     as_of: chrono::NaiveDate,
-) -> Result<(Vec<(String, DataFrame)>, i64), RunError> {
+) -> Result<Finished, RunError> {
     let clock = std::time::Instant::now();
     let step = |name: &str| {
         tracing::debug!(step = name, elapsed_s = clock.elapsed().as_secs_f64(), %as_of, "step done");
@@ -763,7 +784,30 @@ pub fn finish(
             None => tracing::debug!(table = %t, "not applicable to this job; skipped"),
         }
     }
-    Ok((out, rows_in))
+    let mut degraded = Vec::new();
+    if let Some(v) = &valuation {
+        for (fit, usable) in v
+            .fits
+            .iter()
+            .zip([v.bgnbd.is_some(), v.gamma_gamma.is_some()])
+        {
+            if !usable {
+                degraded.push(format!("{} not fitted: {}", fit.model, fit.message));
+            }
+        }
+    }
+    if dq.rejected() > 0 {
+        degraded.push(format!(
+            "{} rows rejected ({})",
+            dq.rejected(),
+            dq.rejected_text()
+        ));
+    }
+    Ok(Finished {
+        tables: out,
+        rows_in,
+        degraded,
+    })
 }
 
 /// Encode a frame as Parquet (zstd, statistics on).

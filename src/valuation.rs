@@ -120,12 +120,12 @@ fn usable<P: Clone>(
     match res {
         Ok(r) if r.converged => {
             if r.message.starts_with("warning") {
-                tracing::warn!(model, message = %r.message, "model fit warning");
+                tracing::warn!(model, detail = %r.message, "model fit warning");
             }
             Some(r.params.clone())
         }
         Ok(r) => {
-            tracing::warn!(model, iterations = r.iterations, message = %r.message,
+            tracing::warn!(model, iterations = r.iterations, detail = %r.message,
                 "model did not converge; its columns are left null (try clv.penalizer_coef = 0.001 or more)");
             None
         }

@@ -33,6 +33,22 @@ uri = "out"
 max_staleness_days = 3650
 "#;
 
+/// Dates published (succeeded, or degraded: the small generated histories often leave a model
+/// unfitted) in a backfill's stdout.
+fn published(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .filter(|l| l.contains("  succeeded  ") || l.contains("  degraded   "))
+        .count()
+}
+
+fn published_on(stdout: &str, as_of: &str) -> bool {
+    stdout.lines().any(|l| {
+        l.contains(&format!("as_of={as_of}  succeeded"))
+            || l.contains(&format!("as_of={as_of}  degraded"))
+    })
+}
+
 fn setup(customers: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let out = run_in(
@@ -91,6 +107,7 @@ fn backfill_equals_separate_runs_and_resumes() {
         d,
         &[
             "backfill",
+            "--allow-degraded",
             "job.toml",
             "--from",
             "2023-03-01",
@@ -102,7 +119,7 @@ fn backfill_equals_separate_runs_and_resumes() {
     );
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("succeeded").count(), 3, "{stdout}");
+    assert_eq!(published(&stdout), 3, "{stdout}");
     for as_of in ["2023-03-31", "2023-04-30", "2023-05-31"] {
         let single = format!("single-{as_of}");
         assert!(run_in(
@@ -131,6 +148,7 @@ fn backfill_equals_separate_runs_and_resumes() {
         d,
         &[
             "backfill",
+            "--allow-degraded",
             "job.toml",
             "--from",
             "2023-03-01",
@@ -165,6 +183,7 @@ fn backfill_equals_separate_runs_and_resumes() {
         d,
         &[
             "backfill",
+            "--allow-degraded",
             "job.toml",
             "--from",
             "2023-03-01",
@@ -173,8 +192,8 @@ fn backfill_equals_separate_runs_and_resumes() {
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("succeeded").count(), 1, "{stdout}");
-    assert!(stdout.contains("as_of=2023-04-30  succeeded"), "{stdout}");
+    assert_eq!(published(&stdout), 1, "{stdout}");
+    assert!(published_on(&stdout, "2023-04-30"), "{stdout}");
 
     // A changed job definition makes every date stale; --force recomputes up-to-date dates.
     std::fs::write(
@@ -189,6 +208,7 @@ fn backfill_equals_separate_runs_and_resumes() {
         d,
         &[
             "backfill",
+            "--allow-degraded",
             "job.toml",
             "--from",
             "2023-03-31",
@@ -199,12 +219,7 @@ fn backfill_equals_separate_runs_and_resumes() {
             "--force",
         ],
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .matches("succeeded")
-            .count(),
-        1
-    );
+    assert_eq!(published(&String::from_utf8_lossy(&out.stdout)), 1);
 
     // The runs table logged every date of every invocation.
     let statuses: Vec<String> = runs(&d.join("out"))
@@ -212,7 +227,10 @@ fn backfill_equals_separate_runs_and_resumes() {
         .map(|r| s(r, "status"))
         .collect();
     assert_eq!(
-        statuses.iter().filter(|s| *s == "succeeded").count(),
+        statuses
+            .iter()
+            .filter(|s| *s == "succeeded" || *s == "degraded")
+            .count(),
         3 + 1 + 1
     );
     assert_eq!(statuses.iter().filter(|s| *s == "skipped").count(), 3 + 2);
@@ -226,6 +244,7 @@ fn failing_dates_do_not_stop_the_others() {
         dir.path(),
         &[
             "backfill",
+            "--allow-degraded",
             "job.toml",
             "--from",
             "2022-11-01",
@@ -236,8 +255,8 @@ fn failing_dates_do_not_stop_the_others() {
     assert_eq!(out.status.code(), Some(5));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("as_of=2022-11-30  failed"), "{stdout}");
-    assert!(stdout.contains("as_of=2023-01-31  succeeded"), "{stdout}");
-    assert!(stdout.contains("as_of=2023-02-28  succeeded"), "{stdout}");
+    assert!(published_on(&stdout, "2023-01-31"), "{stdout}");
+    assert!(published_on(&stdout, "2023-02-28"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("2 of 4 dates failed (2022-11-30, 2022-12-31)"),
@@ -255,6 +274,7 @@ fn killed_backfill_is_completed_by_a_rerun() {
     let d = dir.path();
     let args = [
         "backfill",
+        "--allow-degraded",
         "job.toml",
         "--from",
         "2023-01-01",
@@ -326,6 +346,7 @@ fn backfill_with_lookback_and_holdout_equals_separate_runs() {
         d,
         &[
             "backfill",
+            "--allow-degraded",
             "job.toml",
             "--from",
             "2023-05-01",

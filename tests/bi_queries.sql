@@ -126,6 +126,13 @@ ORDER BY calibration_frequency = 'all', try_cast(rtrim(calibration_frequency, '+
 
 -- table: churn_rates
 -- Churn trend at the latest as-of date, with a 3-period moving average (`partial`: the period is still running).
+WITH latest AS (
+    -- Keep the latest as-of date first: a window computed before this filter would average
+    -- the periods of every as-of date together.
+    SELECT *
+    FROM read_parquet('{root}/churn_rates/*/*.parquet', hive_partitioning = true)
+    QUALIFY as_of = max(as_of) OVER ()
+)
 SELECT
     period,
     period_start,
@@ -135,11 +142,12 @@ SELECT
     reactivated,
     churned,
     round(100 * churn_rate, 1)                          AS churn_pct,
-    round(100 * avg(churn_rate) OVER (ORDER BY period_start ROWS 2 PRECEDING), 1) AS churn_pct_3p_avg,
+    round(100 * avg(churn_rate) OVER (
+        PARTITION BY as_of ORDER BY period_start ROWS BETWEEN 2 PRECEDING AND CURRENT ROW
+    ), 1)                                               AS churn_pct_3p_avg,
     round(100 * retention_rate, 1)                      AS retention_pct,
     round(revenue, 2)                                   AS revenue
-FROM read_parquet('{root}/churn_rates/*/*.parquet', hive_partitioning = true)
-QUALIFY as_of = max(as_of) OVER ()
+FROM latest
 ORDER BY period_start;
 
 -- table: cohort_retention

@@ -133,6 +133,7 @@ fn a_bucketed_backfill_equals_single_bucket_runs() {
         Some("1500"),
         &[
             "backfill",
+            "--allow-degraded",
             &job,
             "--from",
             "2024-10-01",

@@ -637,6 +637,7 @@ fn backfill_applies_the_threshold_per_date_and_extra_columns_are_ignored() {
         d,
         &[
             "backfill",
+            "--allow-degraded",
             "job.toml",
             "--from",
             "2024-01-01",
@@ -715,6 +716,7 @@ fn a_date_past_the_data_is_stale_and_refused_early() {
         d,
         &[
             "backfill",
+            "--allow-degraded",
             &job,
             "--from",
             "2024-11-01",

@@ -1,10 +1,12 @@
-"""Airflow DAGs for custval: a daily run per as-of date, and a manual one-call backfill.
+"""Airflow DAGs for custval: a daily run per as-of date, a manual one-call backfill, and the
+daily run as a Kubernetes pod.
 
 Copy this file into the Airflow dags folder. It imports nothing but Airflow and the standard
-library, so the scheduler parses it even on hosts where custval is not installed; only the
-workers that run the tasks need the binary.
+library (and, inside a try/except, the Kubernetes provider), so the scheduler parses it even on
+hosts where custval is not installed; only the workers that run the BashOperator tasks need the
+binary.
 
-Two DAGs:
+Three DAGs:
 
 custval_daily
     One run per day: `custval run JOB --as-of {{ ds }}`. `{{ ds }}` is the day the data
@@ -21,13 +23,35 @@ custval_daily
     concurrent runs (README, "Output and atomicity": the last run to publish a table wins).
 
 custval_backfill
-    No schedule; trigger it by hand with the params `from`, `to` (and `force`). Its one task
-    runs `custval backfill JOB --from .. --to .. --every month`, which computes the as-of date
-    at the end of every month ending in [from, to] (edit `--every` for day, week or quarter),
-    skips partitions already written by the same job from the same input files, and goes on
-    past a failed date. Exit code 5 (some dates failed) fails the task; a retry, or clearing
-    the task, recomputes only the dates that are not up to date.
-    Do not run it while custval_daily writes the same dates (see max_active_runs above).
+    No schedule; trigger it by hand with the params `from`, `to`, `every` (day, week, month or
+    quarter; default month) and `force`. Its one task runs
+    `custval backfill JOB --from .. --to .. --every ..`, which computes the as-of date at the
+    end of every period ending in [from, to], skips partitions already written by the same job
+    from the same input files, and goes on past a failed date. Exit code 5 (some dates failed)
+    fails the task; a retry, or clearing the task, recomputes only the dates that are not up to
+    date.
+
+custval_daily_k8s
+    custval_daily, run in a pod from the container image (Dockerfile at the repository root)
+    by the KubernetesPodOperator, with the job file mounted from a ConfigMap at /jobs. Defined
+    only when apache-airflow-providers-cncf-kubernetes is installed. Enable it instead of
+    custval_daily, not beside it (both would compute the same dates). Set it up once:
+
+        docker build -t registry.example.com/custval:0.1.0 . && docker push ...
+        kubectl -n custval create configmap custval-jobs --from-file=cdnow.toml=jobs/cdnow.toml
+
+    The pod is gone after the run, so the job's `source.uri` and `output.uri` must be object
+    storage (s3://, gs://, az://), with credentials from the pod's service account (IRSA,
+    Workload Identity) or from a Secret added to the pod's environment.
+
+One custval task at a time: every task of these DAGs runs in the Airflow pool POOL ("custval"),
+which must exist with one slot (a task whose pool does not exist is never scheduled):
+
+    airflow pools set custval 1 "one custval run at a time"
+
+so a manual backfill waits for the daily run and the other way round (custval does not
+coordinate concurrent runs of one job: README, "Output and atomicity"). When you copy this file
+for a second job, give it its own pool: different jobs may run side by side.
 
 Exit codes (README): 0 ok, 1 internal error, 2 bad job file or command line, 3 bad input data,
 4 storage error, 5 partial backfill failure. Airflow fails a BashOperator task on any non-zero
@@ -45,6 +69,12 @@ read where the file is parsed (scheduler / DAG processor):
     CUSTVAL_JOB         job name: /opt/custval/jobs/<job>.toml   default: cdnow
     CUSTVAL_START_DATE  first as-of date of custval_daily (environment only)
                                                             default: 2024-01-01
+
+custval_daily_k8s only (environment only):
+
+    CUSTVAL_IMAGE           container image                 default: custval:latest
+    CUSTVAL_K8S_NAMESPACE   namespace of the pods           default: custval
+    CUSTVAL_JOBS_CONFIGMAP  ConfigMap with <job>.toml keys  default: custval-jobs
 
 Logs: `--log-format json` writes one JSON object per line to stderr, which the task log keeps;
 `run` prints one line per written table on stdout.
@@ -66,6 +96,12 @@ try:  # Airflow >= 2.10 with apache-airflow-providers-standard, and Airflow 3
 except ImportError:  # Airflow 2.x core operator
     from airflow.operators.bash import BashOperator
 
+try:  # apache-airflow-providers-cncf-kubernetes (it brings the kubernetes client)
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
+except ImportError:  # no provider: custval_daily_k8s is not defined
+    KubernetesPodOperator = None
+
 JOBS_DIR = "/opt/custval/jobs"
 DEFAULT_BIN = os.environ.get("CUSTVAL_BIN", "custval")
 DEFAULT_JOB = os.environ.get("CUSTVAL_JOB", "cdnow")
@@ -76,6 +112,10 @@ START_DATE = datetime.strptime(
 # Rendered at run time: the Airflow Variable if set, else the parse-time environment default.
 CUSTVAL_BIN = "{{ var.value.get('CUSTVAL_BIN', '%s') }}" % DEFAULT_BIN
 JOB_FILE = JOBS_DIR + "/{{ var.value.get('CUSTVAL_JOB', '%s') }}.toml" % DEFAULT_JOB
+
+# One slot: one custval task at a time across these DAGs (see the module doc). Create it with
+#   airflow pools set custval 1 "one custval run at a time"
+POOL = "custval"
 
 default_args = {
     "owner": "data-engineering",
@@ -100,6 +140,7 @@ with DAG(
     BashOperator(
         task_id="custval_run",
         bash_command=CUSTVAL_BIN + " --log-format json run " + JOB_FILE + " --as-of {{ ds }}",
+        pool=POOL,
         # A run of a large job takes minutes; a hung object-store call should not hold the slot
         # for ever. Raise it for jobs with tens of millions of transactions.
         execution_timeout=timedelta(hours=2),
@@ -120,6 +161,12 @@ with DAG(
         "to": Param(
             "2024-12-31", type="string", format="date", description="last day (YYYY-MM-DD)"
         ),
+        "every": Param(
+            "month",
+            type="string",
+            enum=["day", "week", "month", "quarter"],
+            description="period: an as-of date at the end of each one ending in [from, to]",
+        ),
         "force": Param(
             False, type="boolean", description="recompute partitions that are up to date"
         ),
@@ -132,9 +179,63 @@ with DAG(
             CUSTVAL_BIN
             + " --log-format json backfill "
             + JOB_FILE
-            + " --from {{ params.from }} --to {{ params.to }} --every month"
+            + " --from {{ params.from }} --to {{ params.to }} --every {{ params.every }}"
             + "{{ ' --force' if params.force else '' }}"
         ),
+        pool=POOL,
         # Exit 5 (some dates failed) fails the task; a retry skips the dates already written.
         execution_timeout=timedelta(hours=12),
     )
+
+if KubernetesPodOperator is not None:
+    K8S_IMAGE = os.environ.get("CUSTVAL_IMAGE", "custval:latest")
+    K8S_NAMESPACE = os.environ.get("CUSTVAL_K8S_NAMESPACE", "custval")
+    JOBS_CONFIGMAP = os.environ.get("CUSTVAL_JOBS_CONFIGMAP", "custval-jobs")
+
+    with DAG(
+        dag_id="custval_daily_k8s",
+        description="custval run in a Kubernetes pod: customer-value tables as of each day",
+        schedule=CronDataIntervalTimetable("30 2 * * *", timezone="UTC"),
+        start_date=START_DATE,
+        catchup=True,
+        max_active_runs=1,
+        default_args=default_args,
+        tags=["custval"],
+    ) as daily_k8s_dag:
+        KubernetesPodOperator(
+            task_id="custval_run",
+            name="custval-run",
+            namespace=K8S_NAMESPACE,
+            image=K8S_IMAGE,
+            image_pull_policy="IfNotPresent",
+            # The image's ENTRYPOINT is `custval`; these are its arguments (templated).
+            arguments=[
+                "--log-format",
+                "json",
+                "run",
+                "/jobs/{{ var.value.get('CUSTVAL_JOB', '%s') }}.toml" % DEFAULT_JOB,
+                "--as-of",
+                "{{ ds }}",
+            ],
+            # The job files: each key of the ConfigMap is a file in /jobs, read-only.
+            volumes=[
+                k8s.V1Volume(
+                    name="jobs",
+                    config_map=k8s.V1ConfigMapVolumeSource(name=JOBS_CONFIGMAP),
+                )
+            ],
+            volume_mounts=[k8s.V1VolumeMount(name="jobs", mount_path="/jobs", read_only=True)],
+            # The image's user (uid 10001), checked by the kubelet.
+            security_context=k8s.V1PodSecurityContext(
+                run_as_non_root=True, run_as_user=10001, run_as_group=10001
+            ),
+            # Sized for a few million transactions; raise both for larger jobs.
+            container_resources=k8s.V1ResourceRequirements(
+                requests={"cpu": "2", "memory": "4Gi"}, limits={"memory": "8Gi"}
+            ),
+            env_vars={"RUST_LOG": "info"},
+            get_logs=True,
+            # Any non-zero exit code of custval fails the task, as in custval_daily.
+            pool=POOL,
+            execution_timeout=timedelta(hours=2),
+        )
