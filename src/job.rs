@@ -602,9 +602,35 @@ pub fn from_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Job, J
     let file: JobFile = toml::from_str(text).map_err(|e| JobError::Parse {
         path: path.to_path_buf(),
         line: e.span().map(|s| line_of(text, s)).unwrap_or(1),
-        message: e.message().trim_end().replace('\n', " "),
+        message: did_you_mean(e.message().trim_end().replace('\n', " ")),
     })?;
     validate(file, text, path, overrides)
+}
+
+/// serde's "unknown field `amont`, expected one of `customer_id`, `amount`, ..." with a hint
+/// naming the closest known key.
+fn did_you_mean(message: String) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message;
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| {
+            (
+                crate::text::edit_distance(&unknown.to_lowercase(), &k.to_lowercase()),
+                k,
+            )
+        })
+        .min();
+    match best {
+        Some((d, k)) if d <= 3 && d < unknown.len() => format!("{message} (did you mean `{k}`?)"),
+        _ => message,
+    }
 }
 
 /// Byte offset of the line that sets `key` (`"section.field"` or `"section"`): the field's line
@@ -653,7 +679,21 @@ fn resolve_from(base: &Path, uri: &str) -> String {
     if p.is_absolute() {
         return uri.to_string();
     }
-    let mut out = base.join(p).display().to_string();
+    // Lexically normalised (`a/../b` → `b`), so paths read well in messages and manifests.
+    let joined = base.join(p);
+    let mut parts: Vec<std::path::Component> = Vec::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir
+                if matches!(parts.last(), Some(std::path::Component::Normal(_))) =>
+            {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let mut out = parts.iter().collect::<PathBuf>().display().to_string();
     if uri.ends_with('/') && !out.ends_with('/') {
         out.push('/');
     }
@@ -1076,6 +1116,26 @@ uri = "out"
             err,
             "job.toml:3: as_of: expected YYYY-MM-DD (e.g. 2024-06-30), found \"30/06/2024\""
         );
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_closest() {
+        let text = MINIMAL.replace("amount = ", "amont = ");
+        let e = load_str(&text).unwrap_err().to_string();
+        assert!(e.ends_with("(did you mean `amount`?)"), "{e}");
+        assert_eq!(
+            did_you_mean("unknown field `zzzzzzzz`, expected `a` or `b`".into()),
+            "unknown field `zzzzzzzz`, expected `a` or `b`"
+        );
+    }
+
+    #[test]
+    fn relative_uris_are_resolved_from_the_job_file() {
+        let base = Path::new("/opt/jobs");
+        assert_eq!(resolve_from(base, "../data/tx/"), "/opt/data/tx/");
+        assert_eq!(resolve_from(base, "./tx.parquet"), "/opt/jobs/tx.parquet");
+        assert_eq!(resolve_from(base, "/abs/x"), "/abs/x");
+        assert_eq!(resolve_from(base, "s3://b/k"), "s3://b/k");
     }
 
     #[test]

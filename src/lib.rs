@@ -35,4 +35,5 @@ pub mod source;
 pub mod storage;
 pub mod summary;
 pub mod tables;
+pub mod text;
 pub mod valuation;

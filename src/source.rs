@@ -381,21 +381,6 @@ pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
     Ok(side)
 }
 
-/// Edit distance, for "did you mean" hints.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// Check that `column` exists in `schema`; return its type.
 pub fn require_column(
     uri: &str,
@@ -409,7 +394,12 @@ pub fn require_column(
     let names: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
     let best = names
         .iter()
-        .map(|n| (distance(&n.to_lowercase(), &column.to_lowercase()), *n))
+        .map(|n| {
+            (
+                crate::text::edit_distance(&n.to_lowercase(), &column.to_lowercase()),
+                *n,
+            )
+        })
         .min();
     let hint = match best {
         Some((d, n)) if d <= 3 => format!(" (did you mean {n:?}?)"),
@@ -821,7 +811,7 @@ mod tests {
             e.to_string(),
             "x.parquet: column \"orderdate\" (columns.timestamp) not found (did you mean \"order_date\"?); available columns: customer_id, order_date"
         );
-        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(crate::text::edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -776,3 +776,65 @@ fn validate_checks_that_the_output_is_writable() {
     assert!(run_in(d, &["validate", "job.toml"]).status.success());
     assert!(!d.join("out").exists());
 }
+
+#[test]
+fn the_plan_example_in_the_docs_is_real_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/scheduling.md")).unwrap();
+    let cmd =
+        "$ custval plan jobs/b2b.toml --from 2024-10-01 --to 2024-12-31 --output /tmp/plan-doc\n";
+    let start = doc.find(cmd).expect("the plan example") + cmd.len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("plan-doc");
+    let out_s = out.to_str().unwrap();
+    let backfill = run_in(
+        root,
+        &[
+            "backfill",
+            "--allow-degraded",
+            "jobs/b2b.toml",
+            "--from",
+            "2024-11-01",
+            "--to",
+            "2024-11-30",
+            "--output",
+            out_s,
+        ],
+    );
+    assert!(backfill.status.success());
+    let plan = run_in(
+        root,
+        &[
+            "plan",
+            "jobs/b2b.toml",
+            "--from",
+            "2024-10-01",
+            "--to",
+            "2024-12-31",
+            "--output",
+            out_s,
+        ],
+    );
+    assert!(plan.status.success());
+    let normalise = |text: &str, root_path: &str, out_path: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                let l = l.replace(out_path, "<out>").replace(root_path, "<root>");
+                match l.find("job hash ") {
+                    Some(i) => format!("{}job hash <hash>", &l[..i]),
+                    None => l,
+                }
+            })
+            .collect()
+    };
+    assert_eq!(
+        normalise(
+            &String::from_utf8_lossy(&plan.stdout),
+            root.to_str().unwrap(),
+            out_s
+        ),
+        normalise(example, "/work/main", "/tmp/plan-doc"),
+        "regenerate the example in docs/scheduling.md (section on plan) from a real run"
+    );
+}
