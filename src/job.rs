@@ -672,7 +672,7 @@ fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
 /// A local relative URI of the job file, resolved against the job file's directory (so that a
 /// job runs the same from any working directory); other URIs unchanged.
 fn resolve_from(base: &Path, uri: &str) -> String {
-    if !crate::storage::is_local(uri) || uri.trim().is_empty() {
+    if !crate::text::is_local(uri) || uri.trim().is_empty() {
         return uri.to_string();
     }
     let p = Path::new(uri.strip_prefix("file://").unwrap_or(uri));

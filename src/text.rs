@@ -1,4 +1,4 @@
-//! Small text helpers shared by the job file and the source checks.
+//! Small text helpers shared by the job file, the source checks and storage.
 
 /// Levenshtein edit distance, for "did you mean" hints.
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -13,4 +13,15 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// A URI's scheme, or `None` for a plain local path.
+pub fn scheme_of(uri: &str) -> Option<&str> {
+    let (scheme, rest) = uri.split_once("://")?;
+    (!scheme.is_empty() && rest.len() + scheme.len() + 3 == uri.len()).then_some(scheme)
+}
+
+/// Is `uri` on the local file system?
+pub fn is_local(uri: &str) -> bool {
+    matches!(scheme_of(uri), None | Some("file"))
 }

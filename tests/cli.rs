@@ -838,3 +838,21 @@ fn the_plan_example_in_the_docs_is_real_output() {
         "regenerate the example in docs/scheduling.md (section on plan) from a real run"
     );
 }
+
+#[test]
+fn a_source_glob_matching_nothing_is_a_clear_error() {
+    let dir = setup();
+    std::fs::write(
+        dir.path().join("job.toml"),
+        JOB.replace("data/tx.parquet", "data/nothing-*.parquet"),
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["run", "job.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing-*.parquet") && err.contains("check source.uri"),
+        "{err}"
+    );
+    assert!(!err.contains("PlRefPath"), "{err}");
+}

@@ -63,16 +63,7 @@ impl Location {
     }
 }
 
-/// A URI's scheme, or `None` for a plain local path.
-pub fn scheme_of(uri: &str) -> Option<&str> {
-    let (scheme, rest) = uri.split_once("://")?;
-    (!scheme.is_empty() && rest.len() + scheme.len() + 3 == uri.len()).then_some(scheme)
-}
-
-/// Is `uri` on the local file system?
-pub fn is_local(uri: &str) -> bool {
-    matches!(scheme_of(uri), None | Some("file"))
-}
+pub use crate::text::{is_local, scheme_of};
 
 /// Absolute local path of a local URI.
 pub fn local_path(uri: &str) -> PathBuf {
