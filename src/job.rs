@@ -443,6 +443,9 @@ fn day() -> Spanned<String> {
     Spanned::new(0..0, "day".to_string())
 }
 
+/// The longest CLV horizon accepted, in months (`clv.horizon_months`).
+pub const MAX_HORIZON_MONTHS: u32 = 1200;
+
 /// The output tables custval knows.
 pub const ALL_TABLES: &[&str] = &[
     "customer_features",
@@ -792,9 +795,29 @@ fn validate(
                     ));
                 }
             }
+            if t.get_ref().is_empty() {
+                return Err(invalid(
+                    t.span(),
+                    "output.tables",
+                    format!(
+                        "empty: name at least one table, or remove the key to write all ({})",
+                        ALL_TABLES.join(", ")
+                    ),
+                ));
+            }
             t.get_ref().clone()
         }
     };
+    if let Some(o) = &overrides.output {
+        if o.trim().is_empty() {
+            return Err(invalid(
+                0..0,
+                "--output",
+                "must not be empty: give an output URI, or leave --output out to use output.uri"
+                    .into(),
+            ));
+        }
+    }
     let segments = match &file.rfm.segments {
         None => crate::segments::rfm::default_rules(),
         Some(rules) => {
@@ -868,9 +891,11 @@ fn validate(
             (None, Some(a)) => (crate::models::monthly_rate_from_annual(a), a),
             (None, None) => (0.01, 1.01f64.powi(12) - 1.0),
         };
-        if !(monthly.is_finite() && monthly > -1.0) {
+        // Bounds that keep every CLV finite and every loop short: a monthly rate of -99% would
+        // compound to CLVs of 1e26.
+        if !(monthly.is_finite() && monthly > -0.5 && monthly < 10.0) {
             return Err(bad(format!(
-                "discount rate must be > -100%, found {monthly}"
+                "the monthly discount rate must lie in (-0.5, 10), found {monthly}"
             )));
         }
         for (k, v) in [
@@ -882,10 +907,26 @@ fn validate(
                 return Err(bad(format!("{k}: expected a number >= 0, found {v}")));
             }
         }
-        if !(c.days_per_month > 0.0 && c.purchase_horizon_days > 0.0 && c.horizon_months > 0) {
-            return Err(bad(
-                "horizon_months, days_per_month and purchase_horizon_days must be > 0".into(),
-            ));
+        if !(c.horizon_months > 0 && c.horizon_months <= MAX_HORIZON_MONTHS) {
+            return Err(bad(format!(
+                "horizon_months: expected 1 to {MAX_HORIZON_MONTHS} (100 years), found {}",
+                c.horizon_months
+            )));
+        }
+        if !(c.days_per_month.is_finite() && (1.0..=366.0).contains(&c.days_per_month)) {
+            return Err(bad(format!(
+                "days_per_month: expected a number of days in [1, 366], found {}",
+                c.days_per_month
+            )));
+        }
+        if !(c.purchase_horizon_days.is_finite()
+            && c.purchase_horizon_days > 0.0
+            && c.purchase_horizon_days <= 36_600.0)
+        {
+            return Err(bad(format!(
+                "purchase_horizon_days: expected a number of days in (0, 36600], found {}",
+                c.purchase_horizon_days
+            )));
         }
         if let Some(r) = c.retention_rate {
             if !(0.0..1.0).contains(&r) {
@@ -950,6 +991,17 @@ fn validate(
                 "churn",
                 "gap_multiplier and floor_days must be > 0".into(),
             ));
+        }
+        for (k, v) in [
+            ("matrix.value_threshold", file.matrix.value_threshold),
+            (
+                "matrix.relationship_threshold",
+                file.matrix.relationship_threshold,
+            ),
+        ] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(bad(k, format!("expected a finite number, found {v:?}")));
+            }
         }
         if !(0.0 < c.watch_at && c.watch_at <= c.at_risk_at && c.at_risk_at <= 1.0) {
             return Err(bad(
@@ -1116,6 +1168,36 @@ uri = "out"
             err,
             "job.toml:3: as_of: expected YYYY-MM-DD (e.g. 2024-06-30), found \"30/06/2024\""
         );
+    }
+
+    #[test]
+    fn limits_that_keep_a_run_bounded() {
+        for (extra, needle) in [
+            (
+                "[clv]\nhorizon_months = 12000",
+                "horizon_months: expected 1 to 1200",
+            ),
+            ("[clv]\nmonthly_discount_rate = -0.99", "(-0.5, 10)"),
+            ("[clv]\ndays_per_month = inf", "days_per_month"),
+            ("[matrix]\nvalue_threshold = nan", "matrix.value_threshold"),
+        ] {
+            let e = load_str(&format!("{MINIMAL}\n{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{extra}: {e}");
+        }
+        let e = load_str(&MINIMAL.replace("[output]", "[output]\ntables = []"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("output.tables: empty"), "{e}");
+        let o = Overrides {
+            output: Some(" ".into()),
+            ..Default::default()
+        };
+        let e = from_str(MINIMAL, Path::new("j.toml"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--output: must not be empty"), "{e}");
     }
 
     #[test]
