@@ -8,9 +8,9 @@
 //! `region`, `industry`, `channel`.
 
 use crate::generate::{generate, GenerateOptions, Transactions};
-use crate::job::StorageOptions;
 use crate::pipeline::{compute, to_parquet, RunError};
 use crate::storage;
+use crate::storage::StorageOptions;
 use polars::prelude::*;
 
 /// What was written.

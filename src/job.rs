@@ -33,22 +33,14 @@ pub enum JobError {
     },
 }
 
-/// Storage options for one URI. Only non-secret settings belong here: credentials come from the
-/// environment (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY, ...)
-/// or the provider chains, never from the job file, and are never logged.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct StorageOptions {
-    /// Cloud region, e.g. `us-east-1` (S3).
-    pub region: Option<String>,
-    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000` (MinIO, moto, s3s).
-    pub endpoint: Option<String>,
-    /// Allow plain `http://` endpoints (S3-compatible servers in a private network). Default false.
-    pub allow_http: Option<bool>,
-    /// Use path-style requests (`endpoint/bucket/key`) instead of virtual-hosted style. Defaults to
-    /// true when `endpoint` is set.
-    pub path_style: Option<bool>,
-}
+pub use crate::features::settings::{
+    BehaviourSettings, ChurnFile, InteractionsTable, LoyaltyFile, MatrixFile, RelationshipFile,
+    SatisfactionTable,
+};
+pub use crate::segments::rfm::{ScoreRange, SegmentRule};
+pub use crate::segments::tiers::TierMethod;
+pub use crate::storage::StorageOptions;
+pub use crate::valuation::ClvSettings;
 
 /// `[source]`: where the transactions live.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -232,177 +224,6 @@ impl Default for ClvFile {
     }
 }
 
-/// Validated CLV settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClvSettings {
-    pub horizon_months: u32,
-    pub monthly_discount_rate: f64,
-    pub annual_discount_rate: f64,
-    pub margin: f64,
-    pub acquisition_cost: f64,
-    pub days_per_month: f64,
-    pub purchase_horizon_days: f64,
-    pub penalizer_coef: f64,
-    pub retention_rate: Option<f64>,
-    pub holdout_days: Option<i64>,
-}
-
-/// `[churn]`: activity periods, churn and lifecycle rules.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChurnFile {
-    /// Period of `churn_rates`, `cohort_retention` and `active_period_share`: `"week"`,
-    /// `"month"` (default) or `"quarter"`.
-    pub period: String,
-    /// In `churn_rates` / `cohort_retention`, a purchase keeps a customer active this many days
-    /// (default: active = bought in the period).
-    pub inactivity_days: Option<i32>,
-    /// k in the per-customer inactivity threshold max(k × own median gap, floor). Default 3.
-    pub gap_multiplier: f64,
-    /// Floor of that threshold in days. Default 90.
-    pub floor_days: f64,
-    /// Lifecycle `new` below this tenure in days. Default 90.
-    pub new_customer_days: i32,
-    /// Lifecycle `developing` below this tenure in days. Default 365.
-    pub developing_days: i32,
-    /// Lifecycle `declining` when the spend trend is below this. Default -0.3.
-    pub declining_trend: f64,
-    /// Early warning `watch` above this share of the threshold. Default 0.5.
-    pub watch_at: f64,
-    /// Early warning `at risk` above this share of the threshold. Default 0.75.
-    pub at_risk_at: f64,
-}
-
-impl Default for ChurnFile {
-    fn default() -> Self {
-        ChurnFile {
-            period: "month".into(),
-            inactivity_days: None,
-            gap_multiplier: 3.0,
-            floor_days: 90.0,
-            new_customer_days: 90,
-            developing_days: 365,
-            declining_trend: -0.3,
-            watch_at: 0.5,
-            at_risk_at: 0.75,
-        }
-    }
-}
-
-/// `[loyalty]`: weights of the 0–100 loyalty score.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LoyaltyFile {
-    pub repeat_rate: f64,
-    pub regularity: f64,
-    pub tenure: f64,
-    pub active_share: f64,
-    pub breadth: f64,
-}
-
-impl Default for LoyaltyFile {
-    fn default() -> Self {
-        let w = crate::features::loyalty::LoyaltyWeights::default();
-        LoyaltyFile {
-            repeat_rate: w.repeat_rate,
-            regularity: w.regularity,
-            tenure: w.tenure,
-            active_share: w.active_share,
-            breadth: w.breadth,
-        }
-    }
-}
-
-/// An optional per-customer input table joined on customer id.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtraInputFile {
-    /// URI of a Parquet table (same forms as `source.uri`).
-    pub uri: String,
-    #[serde(default)]
-    pub storage: StorageOptions,
-    /// Customer id column.
-    pub customer_id: String,
-    /// Score column (satisfaction only), e.g. an NPS answer 0–10.
-    pub column: Option<String>,
-    /// Scale of the score column (satisfaction only): values are mapped from [min, max] to [0, 1].
-    #[serde(default)]
-    pub min: f64,
-    #[serde(default = "ten")]
-    pub max: f64,
-    /// Weight of this input in the relationship score.
-    pub weight: f64,
-}
-
-impl ExtraInputFile {
-    /// `satisfaction` or `interactions`, for messages.
-    pub fn name(&self) -> &'static str {
-        if self.column.is_some() {
-            "satisfaction"
-        } else {
-            "interactions"
-        }
-    }
-}
-
-fn ten() -> f64 {
-    10.0
-}
-
-/// `[relationship]`: weights of the 0–100 relationship score and optional extra inputs.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RelationshipFile {
-    pub loyalty: f64,
-    pub interaction: f64,
-    pub depth: f64,
-    pub breadth: f64,
-    /// A satisfaction / NPS table: mean score per customer, scaled to [0, 1].
-    pub satisfaction: Option<ExtraInputFile>,
-    /// An interactions table (support contacts, visits): rows per customer are counted.
-    pub interactions: Option<ExtraInputFile>,
-}
-
-impl Default for RelationshipFile {
-    fn default() -> Self {
-        let w = crate::features::loyalty::RelationshipWeights::default();
-        RelationshipFile {
-            loyalty: w.loyalty,
-            interaction: w.interaction,
-            depth: w.depth,
-            breadth: w.breadth,
-            satisfaction: None,
-            interactions: None,
-        }
-    }
-}
-
-/// `[matrix]`: thresholds of the value × relationship matrix.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatrixFile {
-    /// Value threshold (customers at or above are "high value"); default: the median. The value
-    /// metric is `clv` when the models ran, else `total_amount`.
-    pub value_threshold: Option<f64>,
-    /// Relationship-score threshold (0–100); default: the median.
-    pub relationship_threshold: Option<f64>,
-}
-
-/// Validated behaviour settings (churn, loyalty, relationship, matrix).
-#[derive(Debug, Clone, Serialize)]
-pub struct BehaviourSettings {
-    pub churn: ChurnFile,
-    pub loyalty: LoyaltyFile,
-    pub relationship: RelationshipFile,
-    pub matrix: MatrixFile,
-}
-
-impl BehaviourSettings {
-    pub fn period(&self) -> crate::features::periods::Period {
-        crate::features::periods::Period::parse(&self.churn.period).expect("validated")
-    }
-}
-
 /// The job file as written.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -458,32 +279,6 @@ pub const ALL_TABLES: &[&str] = &[
     "data_quality",
     "quarantine",
 ];
-
-/// Value-tier settings after validation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum TierMethod {
-    Pareto { high: f64, medium: f64 },
-    Percentile { high: f64, medium: f64 },
-}
-
-/// An inclusive score range 1..=5.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ScoreRange(pub u8, pub u8);
-
-impl ScoreRange {
-    pub fn contains(&self, s: u8) -> bool {
-        self.0 <= s && s <= self.1
-    }
-}
-
-/// A validated segment rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SegmentRule {
-    pub name: String,
-    pub r: ScoreRange,
-    pub f: ScoreRange,
-    pub m: ScoreRange,
-}
 
 /// A validated job: what `pipeline` runs.
 #[derive(Debug, Clone, Serialize)]
@@ -726,13 +521,10 @@ fn validate(
         let resolved = resolve_from(&base, uri.get_ref());
         *uri.get_mut() = resolved;
     }
-    for x in [
-        &mut file.relationship.satisfaction,
-        &mut file.relationship.interactions,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    if let Some(x) = &mut file.relationship.satisfaction {
+        x.uri = resolve_from(&base, &x.uri);
+    }
+    if let Some(x) = &mut file.relationship.interactions {
         x.uri = resolve_from(&base, &x.uri);
     }
     let invalid = |span: std::ops::Range<usize>, key: &str, message: String| JobError::Invalid {
@@ -1034,11 +826,10 @@ fn validate(
         .validate()
         .map_err(|m| bad("relationship", m))?;
         if let Some(sat) = &r.satisfaction {
-            if sat.column.is_none() || sat.max <= sat.min || sat.max.is_nan() || sat.min.is_nan() {
+            if sat.max <= sat.min || sat.max.is_nan() || sat.min.is_nan() {
                 return Err(bad(
                     "relationship.satisfaction",
-                    "needs `column` and max > min (e.g. column = \"nps\", min = 0, max = 10)"
-                        .into(),
+                    "needs max > min (e.g. column = \"nps\", min = 0, max = 10)".into(),
                 ));
             }
         }

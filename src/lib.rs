@@ -19,6 +19,7 @@
 
 pub mod backfill;
 pub mod cli;
+pub mod columns;
 pub mod compact;
 pub mod features;
 pub mod generate;

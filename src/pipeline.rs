@@ -724,9 +724,17 @@ pub fn finish(
     let behaviour_cols = behaviour::behaviour_columns(&full, &job.behaviour, &extra)
         .map_err(compute("behaviour features"))?;
     drop(full);
-    let features =
-        tables::customer_features::build(summary, job, valuation.as_ref(), behaviour_cols)
-            .map_err(compute("customer_features"))?;
+    let features = tables::customer_features::build(
+        summary,
+        tables::customer_features::FeatureSettings {
+            segments: &job.segments,
+            tiers: &job.tiers,
+            matrix: &job.behaviour.matrix,
+        },
+        valuation.as_ref(),
+        behaviour_cols,
+    )
+    .map_err(compute("customer_features"))?;
     step("features");
     let mut churn_parts = Some(churn_parts);
     let mut cohort_parts = Some(cohort_parts);

@@ -196,7 +196,10 @@ pub fn side_input_files(job: &Job) -> Result<Vec<InputFile>, SourceError> {
         files.extend(list_input_files(a.uri.get_ref(), &a.storage)?);
     }
     let r = &job.behaviour.relationship;
-    for x in [&r.satisfaction, &r.interactions].into_iter().flatten() {
+    if let Some(x) = &r.satisfaction {
+        files.extend(list_input_files(&x.uri, &x.storage)?);
+    }
+    if let Some(x) = &r.interactions {
         files.extend(list_input_files(&x.uri, &x.storage)?);
     }
     Ok(files)
@@ -278,10 +281,7 @@ pub fn check_side_tables(job: &Job) -> Result<(), SourceError> {
                     "relationship.satisfaction.customer_id".into(),
                     x.customer_id.as_str(),
                 ),
-                (
-                    "relationship.satisfaction.column".into(),
-                    x.column.as_deref().unwrap_or_default(),
-                ),
+                ("relationship.satisfaction.column".into(), x.column.as_str()),
             ],
         )?;
     }
@@ -325,7 +325,7 @@ pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
     }
     let r = &job.behaviour.relationship;
     if let Some(x) = &r.satisfaction {
-        let c = x.column.as_deref().unwrap_or_default();
+        let c = x.column.as_str();
         let lf = open_side(
             &x.uri,
             &x.storage,

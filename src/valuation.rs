@@ -14,12 +14,26 @@
 //! - A fit that fails or does not converge is a warning, its row in `model_fit` says why, and the
 //!   model columns are null rather than a silent wrong number.
 
-use crate::job::ClvSettings;
 use crate::models::{
     self, fit_bgnbd, fit_gamma_gamma, BgNbdParams, ClvOptions, FitOptions, GammaGammaParams,
 };
 use polars::prelude::*;
 use std::time::Instant;
+
+/// Validated CLV settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClvSettings {
+    pub horizon_months: u32,
+    pub monthly_discount_rate: f64,
+    pub annual_discount_rate: f64,
+    pub margin: f64,
+    pub acquisition_cost: f64,
+    pub days_per_month: f64,
+    pub purchase_horizon_days: f64,
+    pub penalizer_coef: f64,
+    pub retention_rate: Option<f64>,
+    pub holdout_days: Option<i64>,
+}
 
 /// One row of the `model_fit` table.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,11 +62,7 @@ pub struct Valuation {
     pub gamma_gamma: Option<GammaGammaParams>,
 }
 
-/// A column of the summary as f64 values (nulls → NaN).
-pub fn f64_column(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
-    let s = df.column(name)?.cast(&DataType::Float64)?;
-    Ok(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-}
+pub use crate::columns::f64_column;
 
 fn fit_row<P>(
     model: &'static str,

@@ -856,3 +856,24 @@ fn a_source_glob_matching_nothing_is_a_clear_error() {
     );
     assert!(!err.contains("PlRefPath"), "{err}");
 }
+
+#[test]
+fn a_score_column_on_the_interactions_table_is_a_job_error() {
+    let dir = setup();
+    let job = format!(
+        "{JOB}\n[relationship.interactions]\nuri = \"data/tx.parquet\"\ncustomer_id = \"cust\"\ncolumn = \"amt\"\nweight = 0.1\n"
+    );
+    std::fs::write(dir.path().join("job.toml"), &job).unwrap();
+    let out = run_in(dir.path(), &["validate", "job.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = job
+        .lines()
+        .position(|l| l.starts_with("column = "))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("job.toml:{line}:")) && err.contains("unknown field `column`"),
+        "{err}"
+    );
+}

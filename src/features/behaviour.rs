@@ -11,7 +11,7 @@ use super::loyalty::{
     loyalty_scores, relationship_scores, repeat_rate, tier, LoyaltyInputs, LoyaltyWeights,
     RelationshipInputs, RelationshipWeights,
 };
-use crate::job::BehaviourSettings;
+use super::settings::BehaviourSettings;
 use polars::prelude::*;
 
 /// Daily purchases as plain columns with per-customer offsets.
@@ -73,7 +73,7 @@ pub struct ExtraInputs {
 }
 
 fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
-    crate::valuation::f64_column(df, name)
+    crate::columns::f64_column(df, name)
 }
 
 /// The per-customer activity columns, computed per customer bucket from its daily rows; they

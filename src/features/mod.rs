@@ -7,3 +7,4 @@ pub mod churn;
 pub mod loyalty;
 pub mod periods;
 pub mod rfm;
+pub mod settings;

@@ -12,7 +12,24 @@
 //! ```
 //! M is not used by the defaults (it is highly correlated with F); a job can add `m` ranges.
 
-use crate::job::{ScoreRange, SegmentRule};
+/// An inclusive score range 1..=5.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ScoreRange(pub u8, pub u8);
+
+impl ScoreRange {
+    pub fn contains(&self, s: u8) -> bool {
+        self.0 <= s && s <= self.1
+    }
+}
+
+/// A validated segment rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SegmentRule {
+    pub name: String,
+    pub r: ScoreRange,
+    pub f: ScoreRange,
+    pub m: ScoreRange,
+}
 
 /// The default rules, in match order.
 pub fn default_rules() -> Vec<SegmentRule> {

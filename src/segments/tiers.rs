@@ -9,7 +9,12 @@
 //! - Percentile: the top `high` fraction of customers (default 20%) is `high`, the next
 //!   `medium` fraction (default 30%) `medium`, the rest `low`.
 
-use crate::job::TierMethod;
+/// Value-tier settings after validation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum TierMethod {
+    Pareto { high: f64, medium: f64 },
+    Percentile { high: f64, medium: f64 },
+}
 
 /// Tier of each customer, in input order.
 pub fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> Vec<&'static str> {

@@ -11,9 +11,9 @@
 
 pub mod commit;
 
-use crate::job::StorageOptions;
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -39,6 +39,23 @@ pub enum StorageError {
         op: &'static str,
         source: std::io::Error,
     },
+}
+
+/// Storage options for one URI. Only non-secret settings belong here: credentials come from the
+/// environment (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY, ...)
+/// or the provider chains, never from the job file, and are never logged.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageOptions {
+    /// Cloud region, e.g. `us-east-1` (S3).
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000` (MinIO, moto, s3s).
+    pub endpoint: Option<String>,
+    /// Allow plain `http://` endpoints (S3-compatible servers in a private network). Default false.
+    pub allow_http: Option<bool>,
+    /// Use path-style requests (`endpoint/bucket/key`) instead of virtual-hosted style. Defaults to
+    /// true when `endpoint` is set.
+    pub path_style: Option<bool>,
 }
 
 /// Where output goes: a local directory or a prefix in an object store.

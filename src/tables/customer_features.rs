@@ -12,16 +12,26 @@
 //! else `total_amount`), `value_quadrant` and `recommended_action` (String).
 
 use crate::features::rfm::{quintile_scores, rfm_code};
-use crate::job::Job;
+use crate::features::settings::MatrixFile;
+use crate::segments::rfm::SegmentRule;
+use crate::segments::tiers::TierMethod;
 use crate::segments::value_matrix::{action, median, quadrants};
 use crate::segments::{rfm::segment_of, tiers::value_tiers};
 use crate::valuation::{f64_column, Valuation};
 use polars::prelude::*;
 
+/// The settings `customer_features` needs: segment rules, value tiers and matrix thresholds.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureSettings<'a> {
+    pub segments: &'a [SegmentRule],
+    pub tiers: &'a TierMethod,
+    pub matrix: &'a MatrixFile,
+}
+
 /// Add RFM scores, code, segment and value tier to the customer summary.
 pub fn build(
     mut summary: DataFrame,
-    job: &Job,
+    settings: FeatureSettings<'_>,
     valuation: Option<&Valuation>,
     behaviour: Vec<Column>,
 ) -> PolarsResult<DataFrame> {
@@ -34,10 +44,10 @@ pub fn build(
     let m = quintile_scores(&revenue);
     let ids_col = summary.column("customer_id")?.str()?.clone();
     let ids: Vec<&str> = ids_col.iter().map(|s| s.unwrap_or("")).collect();
-    let tiers = value_tiers(&ids, &revenue, &job.tiers);
+    let tiers = value_tiers(&ids, &revenue, settings.tiers);
     let codes: Vec<String> = (0..r.len()).map(|i| rfm_code(r[i], f[i], m[i])).collect();
     let segs: Vec<&str> = (0..r.len())
-        .map(|i| segment_of(&job.segments, r[i], f[i], m[i]).unwrap_or("Unsegmented"))
+        .map(|i| segment_of(settings.segments, r[i], f[i], m[i]).unwrap_or("Unsegmented"))
         .collect();
     let as_i32 = |v: &[u8]| v.iter().map(|&x| x as i32).collect::<Vec<i32>>();
     summary.with_column(Column::new("r_score".into(), as_i32(&r)))?;
@@ -71,7 +81,7 @@ pub fn build(
         revenue.clone()
     };
     let rel = f64_column(&summary, "relationship_score")?;
-    let m = &job.behaviour.matrix;
+    let m = settings.matrix;
     let vt = m.value_threshold.unwrap_or_else(|| median(&value));
     let rt = m.relationship_threshold.unwrap_or_else(|| median(&rel));
     let quads = quadrants(&value, &rel, vt, rt);
