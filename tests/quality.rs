@@ -526,6 +526,26 @@ fn files_are_named_when_they_drift_or_are_corrupt_and_widenings_are_accepted() {
         assert!(!err.contains("cast_options"), "{err}");
     }
     std::fs::remove_file(d.join("tx/d.parquet")).unwrap();
+    // A file without the mapped amount column: named.
+    let mut no_amount = DataFrame::new_infer_height(vec![
+        Column::new("cust".into(), ["c0"]),
+        Series::new("ts".into(), [us("2024-03-03 10:00")])
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+            .unwrap()
+            .into(),
+    ])
+    .unwrap();
+    write_parquet(&mut no_amount, &d.join("tx/f.parquet"));
+    for cmd in ["run", "validate"] {
+        let out = run_in(d, &[cmd, "job.toml"]);
+        assert_eq!(out.status.code(), Some(3), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("f.parquet") && err.contains("\"amt\""),
+            "{cmd}: {err}"
+        );
+    }
+    std::fs::remove_file(d.join("tx/f.parquet")).unwrap();
     // A corrupt file next to good ones: named.
     std::fs::write(d.join("tx/e.parquet"), b"this is not parquet at all").unwrap();
     for cmd in ["run", "validate"] {
