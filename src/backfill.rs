@@ -86,8 +86,27 @@ pub fn plan_dates(
                 reason = Some(format!("{t}: partition has no _SUCCESS"));
                 break;
             }
-            let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            if m["job_hash"].as_str() != Some(hash.as_str()) {
+            let m: serde_json::Value = match serde_json::from_slice(&bytes) {
+                Ok(m) => m,
+                Err(_) => {
+                    reason = Some(format!("{t}: corrupt manifest"));
+                    break;
+                }
+            };
+            let data_rel = format!("{}/{}", commit::partition_dir(t, d), commit::DATA_FILE);
+            let matches = match storage::head(loc, &data_rel)? {
+                None => false,
+                Some((size, e_tag)) => {
+                    m["files"][0]["bytes"].as_u64() == Some(size)
+                        && match (m["data_e_tag"].as_str(), e_tag.as_deref()) {
+                            (Some(want), Some(got)) => want == got,
+                            _ => true,
+                        }
+                }
+            };
+            if !matches {
+                reason = Some(format!("{t}: data does not match manifest"));
+            } else if m["job_hash"].as_str() != Some(hash.as_str()) {
                 reason = Some(format!("{t}: job definition changed"));
             } else if m["input_files"] != serde_json::to_value(inputs).expect("serializes") {
                 reason = Some(format!("{t}: input files changed"));

@@ -234,6 +234,34 @@ fn backfill_equals_separate_runs_and_resumes() {
         3 + 1 + 1
     );
     assert_eq!(statuses.iter().filter(|s| *s == "skipped").count(), 3 + 2);
+    // A data file that no longer matches its manifest, or a corrupt manifest, is not up to date.
+    let p = partition(&d.join("out"), "churn_rates", "2023-03-31");
+    std::fs::write(p.join("part-00000.parquet"), b"truncated").unwrap();
+    std::fs::write(
+        partition(&d.join("out"), "segment_summary", "2023-05-31").join("_manifest.json"),
+        b"{ not json",
+    )
+    .unwrap();
+    let plan = run_in(
+        d,
+        &[
+            "plan",
+            "job.toml",
+            "--from",
+            "2023-03-01",
+            "--to",
+            "2023-05-31",
+        ],
+    );
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains("as_of=2023-03-31  write  (churn_rates: data does not match manifest)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("as_of=2023-05-31  write  (segment_summary: corrupt manifest)"),
+        "{plan}"
+    );
 }
 
 #[test]

@@ -223,4 +223,79 @@ max_staleness_days = 3650
     run();
     assert_eq!(tables_only(list("out")), first);
     assert_eq!(list("out/runs").len(), 2);
+    assert!(manifest_of(&rt, &s3)["data_e_tag"].as_str().is_some());
+
+    // A run killed right after its data PUT leaves new data under the previous manifest and
+    // _SUCCESS. Resume must not take that partition for up to date.
+    let cmd = |args: &[&str]| {
+        let out = custval()
+            .args(args)
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let backfill = [
+        "backfill",
+        "--allow-degraded",
+        "job.toml",
+        "--from",
+        "2024-01-31",
+        "--to",
+        "2024-01-31",
+        "--every",
+        "day",
+    ];
+    let out = cmd(&backfill);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("skipped"),
+        "up to date"
+    );
+    let data_key = ObjPath::from("out/customer_features/as_of=2024-01-31/part-00000.parquet");
+    let good = rt
+        .block_on(async { s3.get(&data_key).await?.bytes().await })
+        .unwrap();
+    let mut stale = good.to_vec();
+    stale.extend_from_slice(b"new data of a killed run");
+    rt.block_on(s3.put(&data_key, stale.into())).unwrap();
+    let plan = cmd(&["plan", "job.toml"]);
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        stdout.contains("customer_features: data does not match manifest"),
+        "{stdout}"
+    );
+    let out = cmd(&backfill);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("skipped"),
+        "recomputed"
+    );
+    let repaired = rt
+        .block_on(async { s3.get(&data_key).await?.bytes().await })
+        .unwrap();
+    assert_eq!(
+        repaired, good,
+        "the recomputed partition is the one of the first run"
+    );
+}
+
+fn manifest_of(rt: &tokio::runtime::Runtime, s3: &impl ObjectStore) -> serde_json::Value {
+    let bytes = rt
+        .block_on(async {
+            s3.get(&ObjPath::from(
+                "out/customer_features/as_of=2024-01-31/_manifest.json",
+            ))
+            .await?
+            .bytes()
+            .await
+        })
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }

@@ -197,7 +197,8 @@ fn publish_remote(
             move |source| StorageError::Object { uri, op, source }
         };
         let data_rel = format!("{dir}/{DATA_FILE}");
-        rt.block_on(store.put(&child(prefix, &data_rel), p.data.clone().into()))
+        let put = rt
+            .block_on(store.put(&child(prefix, &data_rel), p.data.clone().into()))
             .map_err(err("put", &data_rel))?;
         // Remove anything else a previous layout left in the partition.
         let part_prefix = child(prefix, &dir);
@@ -212,8 +213,18 @@ fn publish_remote(
                     .map_err(err("delete", &dir))?;
             }
         }
+        // The manifest records the data object's ETag: resume then treats the partition as done
+        // only when the object still matches (a run killed after its data PUT leaves new data
+        // under the previous manifest, which must not pass for up to date).
+        let manifest = match serde_json::from_slice::<serde_json::Value>(&p.manifest) {
+            Ok(mut m) if m.is_object() => {
+                m["data_e_tag"] = put.e_tag.clone().into();
+                serde_json::to_vec_pretty(&m).unwrap_or_else(|_| p.manifest.clone())
+            }
+            _ => p.manifest.clone(),
+        };
         let man_rel = format!("{dir}/{MANIFEST}");
-        rt.block_on(store.put(&child(prefix, &man_rel), p.manifest.clone().into()))
+        rt.block_on(store.put(&child(prefix, &man_rel), manifest.into()))
             .map_err(err("put", &man_rel))?;
         let ok_rel = format!("{dir}/{SUCCESS}");
         rt.block_on(store.put(&child(prefix, &ok_rel), Vec::<u8>::new().into()))

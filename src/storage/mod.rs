@@ -308,6 +308,36 @@ pub fn check_writable(loc: &Location) -> Result<(), StorageError> {
     }
 }
 
+/// Size and ETag of the object (or local file) `rel` below `loc`; None when it does not exist.
+pub fn head(loc: &Location, rel: &str) -> Result<Option<(u64, Option<String>)>, StorageError> {
+    match loc {
+        Location::Local(root) => {
+            let p = root.join(rel);
+            match std::fs::metadata(&p) {
+                Ok(m) => Ok(Some((m.len(), None))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(StorageError::Local {
+                    path: p,
+                    op: "stat",
+                    source,
+                }),
+            }
+        }
+        Location::Remote { store, prefix, .. } => {
+            use object_store::ObjectStoreExt;
+            match runtime().block_on(store.head(&child(prefix, rel))) {
+                Ok(m) => Ok(Some((m.size, m.e_tag))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(source) => Err(StorageError::Object {
+                    uri: loc.display(rel),
+                    op: "head",
+                    source,
+                }),
+            }
+        }
+    }
+}
+
 /// Size and ETag of one object given by its full URI.
 pub fn object_meta(
     uri: &str,
