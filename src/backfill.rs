@@ -163,6 +163,8 @@ pub fn run_dates(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Report, 
         run_id: Some(run_id.clone()),
     });
     let loc = storage::open(&job.output_uri, &job.output_storage)?;
+    // One run per job at a time (local outputs); removes dead runs' staging leftovers.
+    let _lock = storage::lock::acquire(&loc, &job.name, &run_id, job.wait)?;
     let started_at = chrono::Utc::now();
     run_dates_at(job, &loc, &run_id, dates, force).inspect_err(|e| {
         // A failure that stops every date is still a run: log it in the runs table.

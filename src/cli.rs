@@ -65,6 +65,10 @@ pub enum Command {
         /// directory); removed when the run ends.
         #[arg(long)]
         scratch: Option<PathBuf>,
+        /// When another run of the job holds its lock (local outputs), wait for it instead of
+        /// failing with exit 4.
+        #[arg(long)]
+        wait: bool,
     },
     /// Compute every as-of date of a range with one scan of the source; skips dates whose
     /// partitions are up to date (same job definition and input files) unless --force.
@@ -91,6 +95,10 @@ pub enum Command {
         /// directory); removed when the run ends.
         #[arg(long)]
         scratch: Option<PathBuf>,
+        /// When another run of the job holds its lock (local outputs), wait for it instead of
+        /// failing with exit 4.
+        #[arg(long)]
+        wait: bool,
         /// Exit 0 even when dates were published degraded (a model not fitted, rows rejected);
         /// without it such a backfill exits 5.
         #[arg(long)]
@@ -210,6 +218,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             output,
             holdout_days,
             scratch,
+            wait,
         } => {
             let job = job::load(
                 &job,
@@ -218,6 +227,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                     output,
                     holdout_days,
                     scratch,
+                    wait,
                 },
             )?;
             let report = backfill::run(&job)?;
@@ -241,6 +251,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             force,
             output,
             scratch,
+            wait,
             allow_degraded,
         } => {
             if from > to {
@@ -251,6 +262,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 &Overrides {
                     output,
                     scratch,
+                    wait,
                     ..Default::default()
                 },
             )?;

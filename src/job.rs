@@ -309,6 +309,9 @@ pub struct Job {
     /// temp directory). Not a setting of the output, so not part of the settings hash.
     #[serde(skip)]
     pub scratch: Option<PathBuf>,
+    /// `--wait`: wait for another run of the job (local outputs) instead of failing.
+    #[serde(skip)]
+    pub wait: bool,
 }
 
 impl Job {
@@ -378,6 +381,8 @@ pub struct Overrides {
     pub holdout_days: Option<i64>,
     /// `--scratch`: where large sources are split into customer buckets.
     pub scratch: Option<PathBuf>,
+    /// `--wait`: wait for another run of the job instead of failing.
+    pub wait: bool,
 }
 
 /// Parse a `YYYY-MM-DD` date.
@@ -875,6 +880,7 @@ fn validate(
         quality: file.quality,
         min_date,
         scratch: overrides.scratch.clone(),
+        wait: overrides.wait,
     })
 }
 
@@ -1052,6 +1058,7 @@ uri = "out"
             output: Some("elsewhere".into()),
             holdout_days: None,
             scratch: None,
+            wait: false,
         };
         let job = from_str(&text, Path::new("j.toml"), &o).unwrap();
         assert_eq!(job.window_start(), NaiveDate::from_ymd_opt(2024, 1, 22));

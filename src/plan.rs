@@ -96,6 +96,19 @@ pub fn print_plan(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Vec<Dat
         job.output_uri,
         job.output_tables().join(", ")
     );
+    if let storage::Location::Local(root) = &loc {
+        for (p, live) in storage::lock::leftovers(root) {
+            println!(
+                "staging leftover: {} ({})",
+                p.display(),
+                if live {
+                    "a live run's"
+                } else {
+                    "of a dead run: the next run removes it"
+                }
+            );
+        }
+    }
     // The freshness check of a run, on the timestamp column only.
     let source_files: Vec<InputFile> =
         source::list_input_files(job.source.uri.get_ref(), &job.source.storage)?;

@@ -877,3 +877,46 @@ fn a_score_column_on_the_interactions_table_is_a_job_error() {
         "{err}"
     );
 }
+
+#[test]
+fn one_run_per_job_and_dead_staging_is_cleaned() {
+    let dir = setup();
+    let d = dir.path();
+    // A killed run's staging: reported by plan, removed by the next run.
+    std::fs::create_dir_all(d.join("out/_staging/20240101T000000Z-dead/t/as_of=2024-01-31"))
+        .unwrap();
+    std::fs::write(
+        d.join("out/_staging/20240101T000000Z-dead/t/as_of=2024-01-31/part-00000.parquet"),
+        b"half",
+    )
+    .unwrap();
+    let plan = run_in(d, &["plan", "job.toml"]);
+    assert!(String::from_utf8_lossy(&plan.stdout)
+        .contains("20240101T000000Z-dead (of a dead run: the next run removes it)"));
+    assert!(run_in(d, &["run", "job.toml"]).status.success());
+    assert!(
+        !d.join("out/_staging").exists(),
+        "leftovers and the run's own lock are gone"
+    );
+    // Another run of the job holds the lock: a second run fails at once with exit 4.
+    std::fs::write(d.join("out/_locks/hand.lock"), "20240101T000000Z-holder").unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .args(["-o", "out/_locks/hand.lock", "sleep", "30"])
+        .current_dir(d)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t0 = std::time::Instant::now();
+    let out = run_in(d, &["run", "job.toml"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(t0.elapsed().as_secs() < 10, "fails fast");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another run of this job is in progress (run 20240101T000000Z-holder"),
+        "{err}"
+    );
+    // Once the holder is gone, the lock is free again.
+    assert!(run_in(d, &["run", "job.toml"]).status.success());
+}

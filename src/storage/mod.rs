@@ -10,6 +10,7 @@
 //! Nothing in this module logs option values.
 
 pub mod commit;
+pub mod lock;
 
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStore;
@@ -39,6 +40,8 @@ pub enum StorageError {
         op: &'static str,
         source: std::io::Error,
     },
+    #[error("another run of this job is in progress (run {holder}, lock {path}); wait for it, or pass --wait")]
+    Locked { path: PathBuf, holder: String },
 }
 
 /// Storage options for one URI. Only non-secret settings belong here: credentials come from the

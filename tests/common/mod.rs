@@ -112,7 +112,8 @@ pub fn partition(root: &Path, table: &str, as_of: &str) -> PathBuf {
     root.join(table).join(format!("as_of={as_of}"))
 }
 
-/// Snapshot of every file under `root` except the append-only `runs/` log: relative path →
+/// Snapshot of every file under `root` except the append-only `runs/` log and the run locks
+/// (`_locks/`, holding the last run id): relative path →
 /// bytes.
 pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
@@ -126,7 +127,7 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
                 walk(base, &p, out);
             } else {
                 let rel = p.strip_prefix(base).unwrap().display().to_string();
-                if !rel.starts_with("runs/") {
+                if !rel.starts_with("runs/") && !rel.starts_with("_locks/") {
                     out.insert(rel, std::fs::read(&p).unwrap());
                 }
             }
