@@ -167,7 +167,11 @@ pub fn run_dates(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Report, 
     let _lock = storage::lock::acquire(&loc, &job.name, &run_id, job.wait)?;
     let started_at = chrono::Utc::now();
     run_dates_at(job, &loc, &run_id, dates, force).inspect_err(|e| {
-        // A failure that stops every date is still a run: log it in the runs table.
+        // A failure that stops every date is still a run: log it in the runs table, unless the
+        // store is what failed (a silent store would only cost another timeout).
+        if matches!(e, RunError::Storage(_)) && matches!(loc, Location::Remote { .. }) {
+            return;
+        }
         for &d in dates {
             let row = RunRow {
                 run_id: run_id.clone(),

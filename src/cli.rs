@@ -362,7 +362,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 region,
                 endpoint,
                 allow_http: allow_http.then_some(true),
-                path_style: None,
+                ..Default::default()
             };
             let opts = crate::generate::GenerateOptions::default()
                 .with_customers(customers)

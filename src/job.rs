@@ -577,6 +577,35 @@ fn validate(
             return Err(invalid(s.span(), key, "must not be empty".into()));
         }
     }
+    let mut storages: Vec<(&str, &StorageOptions)> = vec![
+        ("source.storage", &file.source.storage),
+        ("output.storage", &file.output.storage),
+    ];
+    if let Some(a) = &file.attributes {
+        storages.push(("attributes.storage", &a.storage));
+    }
+    for (key, o) in storages {
+        if o.timeout_s.is_some_and(|t| !(1..=3600).contains(&t)) {
+            return Err(invalid(
+                key_offset(text, key.split('.').next().unwrap_or(key)),
+                key,
+                format!(
+                    "timeout_s: expected 1 to 3600 seconds, found {}",
+                    o.timeout_s.unwrap_or_default()
+                ),
+            ));
+        }
+        if o.retries.is_some_and(|r| r > 20) {
+            return Err(invalid(
+                key_offset(text, key.split('.').next().unwrap_or(key)),
+                key,
+                format!(
+                    "retries: expected 0 to 20, found {}",
+                    o.retries.unwrap_or_default()
+                ),
+            ));
+        }
+    }
     let tables = match &file.output.tables {
         None => ALL_TABLES.iter().map(|s| s.to_string()).collect(),
         Some(t) => {

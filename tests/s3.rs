@@ -299,3 +299,58 @@ fn manifest_of(rt: &tokio::runtime::Runtime, s3: &impl ObjectStore) -> serde_jso
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_silent_store_fails_within_the_timeout() {
+    let port = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.toml"),
+        format!(
+            r#"
+name = "silent"
+as_of = "2024-01-31"
+[source]
+uri = "s3://custval-test/input/"
+storage = {{ region = "us-east-1", endpoint = "http://127.0.0.1:{port}", allow_http = true, timeout_s = 2, retries = 1 }}
+[columns]
+customer_id = "cid"
+timestamp = "d"
+amount = "amount"
+[output]
+uri = "out"
+"#
+        ),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let out = custval()
+        .args(["run", "job.toml"])
+        .current_dir(dir.path())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{err}");
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+    assert!(!err.contains("testing"), "credentials must never be logged");
+}

@@ -59,6 +59,44 @@ pub struct StorageOptions {
     /// Use path-style requests (`endpoint/bucket/key`) instead of virtual-hosted style. Defaults to
     /// true when `endpoint` is set.
     pub path_style: Option<bool>,
+    /// Seconds a connection or a request may take before it is abandoned (and retried).
+    /// Default 30.
+    pub timeout_s: Option<u64>,
+    /// Retries of a failed request, with exponential backoff, within 60 seconds. Default 3.
+    pub retries: Option<usize>,
+}
+
+/// Default of `storage.timeout_s`.
+pub const DEFAULT_TIMEOUT_S: u64 = 30;
+/// Default of `storage.retries`.
+pub const DEFAULT_RETRIES: usize = 3;
+/// The longest time retries of one request may take.
+pub const RETRY_WINDOW_S: u64 = 60;
+
+impl StorageOptions {
+    /// The request and connect timeout.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S).max(1))
+    }
+
+    /// Retries of a failed request.
+    pub fn retries(&self) -> usize {
+        self.retries.unwrap_or(DEFAULT_RETRIES)
+    }
+
+    fn client_options(&self) -> object_store::ClientOptions {
+        object_store::ClientOptions::new()
+            .with_timeout(self.timeout())
+            .with_connect_timeout(self.timeout())
+    }
+
+    fn retry_config(&self) -> object_store::RetryConfig {
+        object_store::RetryConfig {
+            max_retries: self.retries(),
+            retry_timeout: std::time::Duration::from_secs(RETRY_WINDOW_S),
+            backoff: object_store::BackoffConfig::default(),
+        }
+    }
 }
 
 /// Where output goes: a local directory or a prefix in an object store.
@@ -115,6 +153,8 @@ pub fn open(uri: &str, opts: &StorageOptions) -> Result<Location, StorageError> 
         "s3" | "s3a" => {
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_url(uri)
+                .with_client_options(opts.client_options())
+                .with_retry(opts.retry_config())
                 .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
             if let Some(r) = &opts.region {
                 b = b.with_region(r);
@@ -133,12 +173,16 @@ pub fn open(uri: &str, opts: &StorageOptions) -> Result<Location, StorageError> 
         "gs" | "gcs" => Arc::new(
             object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(uri)
+                .with_client_options(opts.client_options())
+                .with_retry(opts.retry_config())
                 .build()
                 .map_err(cfg)?,
         ),
         "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
             object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(uri)
+                .with_client_options(opts.client_options())
+                .with_retry(opts.retry_config())
                 .build()
                 .map_err(cfg)?,
         ),
@@ -147,6 +191,8 @@ pub fn open(uri: &str, opts: &StorageOptions) -> Result<Location, StorageError> 
             Arc::new(
                 object_store::http::HttpBuilder::new()
                     .with_url(base)
+                    .with_client_options(opts.client_options())
+                    .with_retry(opts.retry_config())
                     .build()
                     .map_err(cfg)?,
             )
@@ -195,7 +241,21 @@ pub fn polars_cloud_options(
             pairs.push(("aws_virtual_hosted_style_request", "true".into()));
         }
     }
-    CloudOptions::from_untyped_config(scheme, pairs).map(Some)
+    // Timeouts and retries for polars' own reads (object_store client keys).
+    if matches!(
+        scheme_of(uri),
+        Some("s3" | "s3a" | "gs" | "gcs" | "az" | "azure" | "abfs" | "abfss" | "adl")
+    ) {
+        let t = format!("{}s", opts.timeout().as_secs());
+        pairs.push(("timeout", t.clone()));
+        pairs.push(("connect_timeout", t));
+    }
+    let retry = polars::prelude::cloud::CloudRetryConfig {
+        max_retries: Some(opts.retries()),
+        retry_timeout: Some(std::time::Duration::from_secs(RETRY_WINDOW_S)),
+        ..Default::default()
+    };
+    CloudOptions::from_untyped_config(scheme, pairs).map(|o| Some(o.with_retry_config(retry)))
 }
 
 /// The shared tokio runtime for object-store calls (polars keeps its own).
