@@ -62,7 +62,8 @@ pub struct StorageOptions {
     /// Seconds a connection or a request may take before it is abandoned (and retried).
     /// Default 30.
     pub timeout_s: Option<u64>,
-    /// Retries of a failed request, with exponential backoff, within 60 seconds. Default 3.
+    /// Retries of a failed request, with exponential backoff, started within 25 seconds of the
+    /// first attempt (so a request that timed out is not retried). Default 3.
     pub retries: Option<usize>,
 }
 
@@ -71,7 +72,7 @@ pub const DEFAULT_TIMEOUT_S: u64 = 30;
 /// Default of `storage.retries`.
 pub const DEFAULT_RETRIES: usize = 3;
 /// The longest time retries of one request may take.
-pub const RETRY_WINDOW_S: u64 = 60;
+pub const RETRY_WINDOW_S: u64 = 25;
 
 impl StorageOptions {
     /// The request and connect timeout.
