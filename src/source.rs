@@ -263,17 +263,22 @@ fn attribute_columns(a: &crate::job::AttributesFile) -> Vec<(String, String, &st
     .collect()
 }
 
-/// Check that the `[attributes]`, satisfaction and interactions tables have their mapped
-/// columns, reading only their schemas (for `validate`).
-pub fn check_side_tables(job: &Job) -> Result<(), SourceError> {
-    if let Some(a) = &job.attributes {
-        let mut cols = vec![("attributes.customer_id".to_string(), a.customer_id.as_str())];
-        cols.extend(attribute_columns(a).into_iter().map(|(k, _, c)| (k, c)));
-        let _schema_checked = open_side(a.uri.get_ref(), &a.storage, &cols)?;
-    }
+/// The side tables of a job opened lazily, their mapped columns checked against their schemas:
+/// `[attributes]`, satisfaction, interactions.
+type OpenedSides = (Option<LazyFrame>, Option<LazyFrame>, Option<LazyFrame>);
+
+fn open_side_tables(job: &Job) -> Result<OpenedSides, SourceError> {
+    let attributes = match &job.attributes {
+        Some(a) => {
+            let mut cols = vec![("attributes.customer_id".to_string(), a.customer_id.as_str())];
+            cols.extend(attribute_columns(a).into_iter().map(|(k, _, c)| (k, c)));
+            Some(open_side(a.uri.get_ref(), &a.storage, &cols)?)
+        }
+        None => None,
+    };
     let r = &job.behaviour.relationship;
-    if let Some(x) = &r.satisfaction {
-        let _schema_checked = open_side(
+    let satisfaction = match &r.satisfaction {
+        Some(x) => Some(open_side(
             &x.uri,
             &x.storage,
             &[
@@ -283,36 +288,40 @@ pub fn check_side_tables(job: &Job) -> Result<(), SourceError> {
                 ),
                 ("relationship.satisfaction.column".into(), x.column.as_str()),
             ],
-        )?;
-    }
-    if let Some(x) = &r.interactions {
-        let _schema_checked = open_side(
+        )?),
+        None => None,
+    };
+    let interactions = match &r.interactions {
+        Some(x) => Some(open_side(
             &x.uri,
             &x.storage,
             &[(
                 "relationship.interactions.customer_id".into(),
                 x.customer_id.as_str(),
             )],
-        )?;
-    }
-    Ok(())
+        )?),
+        None => None,
+    };
+    Ok((attributes, satisfaction, interactions))
+}
+
+/// Check that the `[attributes]`, satisfaction and interactions tables have their mapped
+/// columns, reading only their schemas (for `validate`).
+pub fn check_side_tables(job: &Job) -> Result<(), SourceError> {
+    open_side_tables(job).map(|_| ())
 }
 
 /// Read the side tables once (see [`SideTables`]).
 pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
+    let (attributes, satisfaction, interactions) = open_side_tables(job)?;
     let mut side = SideTables::default();
-    if let Some(a) = &job.attributes {
-        let uri = a.uri.get_ref();
-        let attrs = attribute_columns(a);
-        let mut cols = vec![("attributes.customer_id".to_string(), a.customer_id.as_str())];
-        cols.extend(attrs.iter().map(|(k, _, c)| (k.clone(), *c)));
-        let lf = open_side(uri, &a.storage, &cols)?;
+    if let (Some(a), Some(lf)) = (&job.attributes, attributes) {
         let mut select = vec![col(a.customer_id.as_str())
             .cast(DataType::String)
             .alias("customer_id")];
         let mut last = Vec::new();
-        for (_, name, c) in &attrs {
-            select.push(col(*c).cast(DataType::String).alias(name.as_str()));
+        for (_, name, c) in attribute_columns(a) {
+            select.push(col(c).cast(DataType::String).alias(name.as_str()));
             last.push(col(name.as_str()).last());
         }
         side.attributes = Some(
@@ -320,23 +329,12 @@ pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
                 .group_by_stable([col("customer_id")])
                 .agg(last)
                 .collect()
-                .map_err(read_err(uri))?,
+                .map_err(read_err(a.uri.get_ref()))?,
         );
     }
     let r = &job.behaviour.relationship;
-    if let Some(x) = &r.satisfaction {
+    if let (Some(x), Some(lf)) = (&r.satisfaction, satisfaction) {
         let c = x.column.as_str();
-        let lf = open_side(
-            &x.uri,
-            &x.storage,
-            &[
-                (
-                    "relationship.satisfaction.customer_id".into(),
-                    x.customer_id.as_str(),
-                ),
-                ("relationship.satisfaction.column".into(), c),
-            ],
-        )?;
         let scaled = (col(c).cast(DataType::Float64) - lit(x.min)) / lit(x.max - x.min);
         side.satisfaction = Some(
             lf.select([
@@ -359,15 +357,7 @@ pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
             .map_err(read_err(&x.uri))?,
         );
     }
-    if let Some(x) = &r.interactions {
-        let lf = open_side(
-            &x.uri,
-            &x.storage,
-            &[(
-                "relationship.interactions.customer_id".into(),
-                x.customer_id.as_str(),
-            )],
-        )?;
+    if let (Some(x), Some(lf)) = (&r.interactions, interactions) {
         side.interactions = Some(
             lf.select([col(x.customer_id.as_str())
                 .cast(DataType::String)
