@@ -15,7 +15,7 @@
 use crate::features::periods::{self, Period};
 use crate::job::Job;
 use crate::pipeline::{self, RunError};
-use crate::runs::{self, RunRow};
+use crate::runs::{self, RunRow, RunStatus};
 use crate::source::{self, InputFile};
 use crate::storage::{self, commit, Location};
 use chrono::NaiveDate;
@@ -132,7 +132,7 @@ pub fn plan_dates(
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DateOutcome {
     pub as_of: NaiveDate,
-    pub status: &'static str,
+    pub status: RunStatus,
     pub message: Option<String>,
     pub tables: Vec<pipeline::TableMetrics>,
     pub customers: usize,
@@ -178,7 +178,7 @@ pub fn run_dates(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Report, 
                 job: job.name.clone(),
                 job_hash: job.settings_hash(),
                 as_of: d,
-                status: "failed",
+                status: RunStatus::Failed,
                 started: started_at,
                 finished: chrono::Utc::now(),
                 rows_in: 0,
@@ -229,7 +229,7 @@ fn run_dates_at(
             job: job.name.clone(),
             job_hash: hash.clone(),
             as_of: p.as_of,
-            status: "skipped",
+            status: RunStatus::Skipped,
             started: now,
             finished: now,
             rows_in: 0,
@@ -242,7 +242,7 @@ fn run_dates_at(
         }
         report.dates.push(DateOutcome {
             as_of: p.as_of,
-            status: "skipped",
+            status: RunStatus::Skipped,
             message: Some(p.reason.clone()),
             tables: Vec::new(),
             customers: 0,
@@ -271,7 +271,7 @@ fn run_dates_at(
                     *rows_in,
                     o.tables.iter().map(|t| t.rows as i64).sum(),
                 ),
-                Err(e) => ("failed", Some(format!("{e:#}")), 0, 0),
+                Err(e) => (RunStatus::Failed, Some(format!("{e:#}")), 0, 0),
             };
             let row = RunRow {
                 run_id: run_id.clone(),
@@ -297,7 +297,7 @@ fn run_dates_at(
                     }
                     report.dates.push(DateOutcome {
                         as_of: d,
-                        status: "failed",
+                        status: RunStatus::Failed,
                         message,
                         tables: Vec::new(),
                         customers: 0,
@@ -603,9 +603,9 @@ fn one_date(
         DateOutcome {
             as_of,
             status: if degraded.is_empty() {
-                "succeeded"
+                RunStatus::Succeeded
             } else {
-                "degraded"
+                RunStatus::Degraded
             },
             message: (!degraded.is_empty()).then(|| degraded.join("; ")),
             tables: metrics,
@@ -634,7 +634,7 @@ pub fn run(job: &Job) -> Result<pipeline::RunReport, RunError> {
         input_files: report.input_files,
         tables: date.tables,
         seconds: report.seconds,
-        status: date.status.to_string(),
+        status: date.status,
         message: date.message,
     })
 }

@@ -298,7 +298,7 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
             let degraded: Vec<&backfill::DateOutcome> = report
                 .dates
                 .iter()
-                .filter(|d| d.status == "degraded")
+                .filter(|d| d.status == crate::runs::RunStatus::Degraded)
                 .collect();
             if report.errors.is_empty() && (degraded.is_empty() || allow_degraded) {
                 Ok(())

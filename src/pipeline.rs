@@ -94,7 +94,7 @@ pub struct RunReport {
     pub tables: Vec<TableMetrics>,
     pub seconds: f64,
     /// `succeeded` or `degraded`.
-    pub status: String,
+    pub status: crate::runs::RunStatus,
     /// Why degraded.
     pub message: Option<String>,
 }

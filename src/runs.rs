@@ -4,13 +4,45 @@
 //! single new object on every backend and concurrent runs never collide). Read it with
 //! `read_parquet('<output>/runs/*.parquet')`.
 //! Columns: `run_id` (String), `job` (String), `job_hash` (String), `as_of` (Date), `status`
-//! (String: `succeeded`, `skipped`, `failed`), `started`, `finished` (Datetime µs, UTC),
+//! (String: [`RunStatus`]), `started`, `finished` (Datetime µs, UTC),
 //! `rows_in` (Int64: source rows in the window), `rows_out` (Int64: rows written over all
 //! tables), `bytes_read` (Int64: size of the input files, null when unknown), `custval_version`
-//! (String), `message` (String: why skipped or failed; null on success).
+//! (String), `message` (String: why degraded, skipped or failed; null on success).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
+
+/// What happened to one as-of date of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Published, nothing to report.
+    Succeeded,
+    /// Published, but a model was not fitted or rows were rejected (see the message).
+    Degraded,
+    /// Up to date: not recomputed.
+    Skipped,
+    /// Not published (see the message).
+    Failed,
+}
+
+impl RunStatus {
+    /// The stable value of the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Degraded => "degraded",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
 
 /// One row of the runs table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -19,7 +51,7 @@ pub struct RunRow {
     pub job: String,
     pub job_hash: String,
     pub as_of: NaiveDate,
-    pub status: &'static str,
+    pub status: RunStatus,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub rows_in: i64,
@@ -59,7 +91,7 @@ pub fn build(rows: &[RunRow]) -> PolarsResult<DataFrame> {
         .cast(&DataType::Date)?,
         Column::new(
             "status".into(),
-            rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+            rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
         ),
         ts("started", rows.iter().map(|r| micros(&r.started)).collect())?,
         ts(

@@ -31,37 +31,69 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// A quadrant of the value × relationship matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Quadrant {
+    HighStrong,
+    HighWeak,
+    LowStrong,
+    LowWeak,
+}
+
+impl Quadrant {
+    pub const ALL: [Quadrant; 4] = [
+        Quadrant::HighStrong,
+        Quadrant::HighWeak,
+        Quadrant::LowStrong,
+        Quadrant::LowWeak,
+    ];
+
+    /// The label written to `value_quadrant` (a stable output value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quadrant::HighStrong => "high value / strong relationship",
+            Quadrant::HighWeak => "high value / weak relationship",
+            Quadrant::LowStrong => "low value / strong relationship",
+            Quadrant::LowWeak => "low value / weak relationship",
+        }
+    }
+
+    /// The recommended action (`recommended_action`, `value_matrix.action`).
+    pub fn action(self) -> &'static str {
+        match self {
+            Quadrant::HighStrong => "keep and personalise",
+            Quadrant::HighWeak => "strengthen the relationship",
+            Quadrant::LowStrong => "grow the value",
+            Quadrant::LowWeak => "serve at low cost",
+        }
+    }
+
+    /// The quadrant of a label written by [`Quadrant::as_str`].
+    pub fn parse(label: &str) -> Option<Quadrant> {
+        Self::ALL.into_iter().find(|q| q.as_str() == label)
+    }
+}
+
 /// Quadrant of each customer, in input order. Panics when the slices differ in length.
 pub fn quadrants(
     value: &[f64],
     relationship: &[f64],
     value_threshold: f64,
     relationship_threshold: f64,
-) -> Vec<&'static str> {
+) -> Vec<Quadrant> {
     assert_eq!(value.len(), relationship.len(), "quadrants: slice lengths");
     value
         .iter()
         .zip(relationship)
         .map(
             |(&v, &r)| match (v >= value_threshold, r >= relationship_threshold) {
-                (true, true) => "high value / strong relationship",
-                (true, false) => "high value / weak relationship",
-                (false, true) => "low value / strong relationship",
-                (false, false) => "low value / weak relationship",
+                (true, true) => Quadrant::HighStrong,
+                (true, false) => Quadrant::HighWeak,
+                (false, true) => Quadrant::LowStrong,
+                (false, false) => Quadrant::LowWeak,
             },
         )
         .collect()
-}
-
-/// The action for a quadrant name returned by [`quadrants`]; `""` for any other string.
-pub fn action(quadrant: &str) -> &'static str {
-    match quadrant {
-        "high value / strong relationship" => "keep and personalise",
-        "high value / weak relationship" => "strengthen the relationship",
-        "low value / strong relationship" => "grow the value",
-        "low value / weak relationship" => "serve at low cost",
-        _ => "",
-    }
 }
 
 #[cfg(test)]
@@ -84,7 +116,10 @@ mod tests {
         let rel = [1.0, 5.0, 2.0, 5.0, 5.0];
         let (vt, rt) = (median(&value), median(&rel));
         assert_eq!((vt, rt), (20.0, 5.0));
-        let q = quadrants(&value, &rel, vt, rt);
+        let q: Vec<&str> = quadrants(&value, &rel, vt, rt)
+            .into_iter()
+            .map(Quadrant::as_str)
+            .collect();
         assert_eq!(
             q,
             [
@@ -95,7 +130,10 @@ mod tests {
                 "high value / strong relationship",
             ]
         );
-        let actions: Vec<&str> = q.iter().map(|s| action(s)).collect();
+        let actions: Vec<&str> = q
+            .iter()
+            .map(|s| Quadrant::parse(s).unwrap().action())
+            .collect();
         assert_eq!(
             actions,
             [
@@ -108,12 +146,12 @@ mod tests {
         );
         assert_eq!(
             quadrants(&[1.0, f64::NAN], &[9.0, 9.0], 5.0, 5.0),
-            [
-                "low value / strong relationship",
-                "low value / strong relationship"
-            ]
+            [Quadrant::LowStrong, Quadrant::LowStrong]
         );
-        assert_eq!(action("low value / strong relationship"), "grow the value");
-        assert_eq!(action("nonsense"), "");
+        assert_eq!(Quadrant::LowStrong.action(), "grow the value");
+        assert_eq!(Quadrant::parse("nonsense"), None);
+        for q in Quadrant::ALL {
+            assert_eq!(Quadrant::parse(q.as_str()), Some(q));
+        }
     }
 }

@@ -15,7 +15,7 @@ use crate::features::rfm::{quintile_scores, rfm_code};
 use crate::features::settings::MatrixFile;
 use crate::segments::rfm::SegmentRule;
 use crate::segments::tiers::TierMethod;
-use crate::segments::value_matrix::{action, median, quadrants};
+use crate::segments::value_matrix::{median, quadrants};
 use crate::segments::{rfm::segment_of, tiers::value_tiers};
 use crate::valuation::{f64_column, Valuation};
 use polars::prelude::*;
@@ -85,7 +85,8 @@ pub fn build(
     let vt = m.value_threshold.unwrap_or_else(|| median(&value));
     let rt = m.relationship_threshold.unwrap_or_else(|| median(&rel));
     let quads = quadrants(&value, &rel, vt, rt);
-    let actions: Vec<&str> = quads.iter().map(|q| action(q)).collect();
+    let actions: Vec<&str> = quads.iter().map(|q| q.action()).collect();
+    let quads: Vec<&str> = quads.iter().map(|q| q.as_str()).collect();
     summary.with_column(Column::new("value_metric".into(), value))?;
     summary.with_column(Column::new("value_quadrant".into(), quads))?;
     summary.with_column(Column::new("recommended_action".into(), actions))?;

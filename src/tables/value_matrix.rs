@@ -10,7 +10,7 @@
 //! `action` (String: the recommended action of the quadrant).
 
 use super::breakdown::{keys, share, stacked};
-use crate::segments::value_matrix::action;
+use crate::segments::value_matrix::Quadrant;
 use polars::prelude::*;
 
 /// Aggregate customer features by quadrant.
@@ -64,11 +64,11 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         .select(select)
         .drop(cols(["dimension_rank"]))
         .collect()?;
-    let actions: Vec<&str> = df
+    let actions: Vec<Option<&str>> = df
         .column("value_quadrant")?
         .str()?
         .iter()
-        .map(|q| action(q.unwrap_or("")))
+        .map(|q| q.and_then(Quadrant::parse).map(Quadrant::action))
         .collect();
     df.with_column(Column::new("action".into(), actions))?;
     Ok(df)
