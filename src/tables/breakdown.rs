@@ -1,4 +1,4 @@
-//! Breakdowns by customer attribute: the rows of a per-customer frame stacked once for the
+//! Breakdowns by customer attribute: a per-customer frame aggregated once for the
 //! whole base (`dimension = "all"`, `dimension_value` null) and once per attribute present
 //! (`dimension = "region" | "industry" | "channel"`, `dimension_value` = the attribute, or
 //! `"(unknown)"` when a customer has none). Group by (`dimension`, `dimension_value`, key) and
@@ -9,10 +9,14 @@ use polars::prelude::*;
 /// Attributes that give breakdowns, in output order.
 pub const DIMENSIONS: [&str; 3] = ["region", "industry", "channel"];
 
-/// Stack `df` once for "all" and once per attribute column present. Adds `dimension`,
-/// `dimension_value` and a helper `dimension_rank` (drop it after sorting).
-pub fn stacked(df: &DataFrame) -> PolarsResult<LazyFrame> {
-    let mut parts = vec![df.clone().lazy().with_columns([
+/// `aggs` grouped by `key`, once over the whole base (`dimension = "all"`) and once per
+/// attribute column present, stacked: columns `dimension_rank` (a helper: drop it after
+/// sorting), `dimension`, `dimension_value`, `key` and the aggregates. Each dimension is grouped
+/// on its own and only the small results are stacked, so memory stays near one pass over the
+/// customer rows.
+pub fn aggregate(df: &DataFrame, key: &str, aggs: &[Expr]) -> PolarsResult<LazyFrame> {
+    let base = df.clone().lazy();
+    let mut parts = vec![base.clone().group_by([col(key)]).agg(aggs).with_columns([
         lit("all").alias("dimension"),
         lit(NULL).cast(DataType::String).alias("dimension_value"),
         lit(0i32).alias("dimension_rank"),
@@ -20,17 +24,35 @@ pub fn stacked(df: &DataFrame) -> PolarsResult<LazyFrame> {
     for (rank, d) in DIMENSIONS.iter().enumerate() {
         if df.column(d).is_ok() {
             parts.push(
-                df.clone().lazy().with_columns([
-                    lit(*d).alias("dimension"),
-                    col(*d)
-                        .cast(DataType::String)
-                        .fill_null(lit("(unknown)"))
-                        .alias("dimension_value"),
-                    lit(rank as i32 + 1).alias("dimension_rank"),
-                ]),
+                base.clone()
+                    .with_column(
+                        col(*d)
+                            .cast(DataType::String)
+                            .fill_null(lit("(unknown)"))
+                            .alias("dimension_value"),
+                    )
+                    .group_by([col("dimension_value"), col(key)])
+                    .agg(aggs)
+                    .with_columns([
+                        lit(*d).alias("dimension"),
+                        lit(rank as i32 + 1).alias("dimension_rank"),
+                    ]),
             );
         }
     }
+    let order: Vec<Expr> = keys(key);
+    let parts: Vec<LazyFrame> = parts
+        .into_iter()
+        .map(|p| {
+            let mut cols = order.clone();
+            cols.push(
+                all()
+                    .exclude_cols(["dimension_rank", "dimension", "dimension_value", key])
+                    .as_expr(),
+            );
+            p.select(cols)
+        })
+        .collect();
     concat(parts, UnionArgs::default())
 }
 

@@ -13,7 +13,7 @@
 //! (Float64, sum of `clv`) and `customer_equity_share`. Sorted by dimension, value, then revenue
 //! (highest first).
 
-use super::breakdown::{keys, share, stacked};
+use super::breakdown::{aggregate, share};
 use polars::prelude::*;
 
 fn mean(name: &str, alias: &str) -> Expr {
@@ -65,9 +65,7 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         select.push(col("customer_equity"));
         select.push(share("customer_equity", "customer_equity_share")?);
     }
-    stacked(features)?
-        .group_by(keys("rfm_segment"))
-        .agg(aggs)
+    aggregate(features, "rfm_segment", &aggs)?
         .sort(
             [
                 "dimension_rank",

@@ -9,7 +9,7 @@
 //! `mean_relationship_score`, `mean_value` (Float64: mean of the value metric),
 //! `action` (String: the recommended action of the quadrant).
 
-use super::breakdown::{keys, share, stacked};
+use super::breakdown::{aggregate, share};
 use crate::segments::value_matrix::Quadrant;
 use polars::prelude::*;
 
@@ -50,9 +50,7 @@ pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         col("mean_relationship_score"),
         col("mean_value"),
     ]);
-    let mut df = stacked(features)?
-        .group_by(keys("value_quadrant"))
-        .agg(aggs)
+    let mut df = aggregate(features, "value_quadrant", &aggs)?
         .sort(
             ["dimension_rank", "dimension_value", "value_quadrant"],
             SortMultipleOptions::default().with_nulls_last(false),
