@@ -350,11 +350,13 @@ fn killed_backfill_is_completed_by_a_rerun() {
         stdout.matches("skipped").count() + 1 >= done_before.min(26),
         "dates published before the kill are skipped: {stdout}"
     );
+    // The killed run's staging folder, if the kill left one, was removed by the rerun.
     assert!(
-        !d.join("out/_staging").exists() || {
-            // A staging folder of the killed run may remain; it is never read.
-            true
-        }
+        !d.join("out/_staging").exists(),
+        "staging leftovers remain: {:?}",
+        std::fs::read_dir(d.join("out/_staging"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
     );
 }
 

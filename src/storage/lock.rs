@@ -164,6 +164,20 @@ pub fn leftovers(root: &Path) -> Vec<(PathBuf, bool)> {
 
 fn remove_leftovers(root: &Path) -> Result<Vec<PathBuf>, StorageError> {
     let mut removed = Vec::new();
+    // Lock files of dead runs that left no staging folder (killed before staging).
+    if let Ok(rd) = std::fs::read_dir(root.join("_staging")) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let dead_lock = p.extension().is_some_and(|x| x == "lock")
+                && !p.with_extension("").exists()
+                && File::open(&p)
+                    .ok()
+                    .is_some_and(|f| matches!(flock(&f, false), Ok(true)));
+            if dead_lock {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
     for (p, live) in leftovers(root) {
         if live {
             continue;
