@@ -74,6 +74,28 @@ fn store(port: u16) -> impl ObjectStore {
         .unwrap()
 }
 
+/// Run custval in `dir` with the test server's access keys (and no other AWS settings).
+fn with_keys(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = custval()
+        .args(args)
+        .current_dir(dir)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The bytes of one object.
+fn get(rt: &tokio::runtime::Runtime, s3: &impl ObjectStore, key: &str) -> bytes::Bytes {
+    rt.block_on(async { s3.get(&ObjPath::from(key)).await?.bytes().await })
+        .unwrap()
+}
+
 fn parquet_bytes(df: &mut DataFrame) -> Vec<u8> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf).finish(df).unwrap();
@@ -134,17 +156,7 @@ max_staleness_days = 3650
     )
     .unwrap();
     let run = || {
-        let out = custval()
-            .args(["run", "job.toml"])
-            .current_dir(dir.path())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        let out = with_keys(dir.path(), &["run", "job.toml"]);
         assert!(out.status.success());
         assert!(
             !String::from_utf8_lossy(&out.stderr).contains("testing"),
@@ -182,16 +194,11 @@ max_staleness_days = 3650
             "out/segment_summary/as_of=2024-01-31/part-00000.parquet",
         ]
     );
-    let data = rt
-        .block_on(async {
-            s3.get(&ObjPath::from(
-                "out/customer_features/as_of=2024-01-31/part-00000.parquet",
-            ))
-            .await?
-            .bytes()
-            .await
-        })
-        .unwrap();
+    let data = get(
+        &rt,
+        &s3,
+        "out/customer_features/as_of=2024-01-31/part-00000.parquet",
+    );
     let tmp = dir.path().join("downloaded.parquet");
     std::fs::write(&tmp, &data).unwrap();
     let rows = by_key(read_rows(&tmp), "customer_id");
@@ -202,18 +209,7 @@ max_staleness_days = 3650
     assert_eq!(f(&rows["X"], "T"), 30.0);
     assert_eq!(f(&rows["X"], "monetary"), 30.0);
     assert_eq!(f(&rows["Y"], "T"), 16.0);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &rt.block_on(async {
-            s3.get(&ObjPath::from(
-                "out/customer_features/as_of=2024-01-31/_manifest.json",
-            ))
-            .await?
-            .bytes()
-            .await
-        })
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest = manifest_of(&rt, &s3);
     assert_eq!(manifest["rows"], 2);
     assert_eq!(
         manifest["input_files"][0]["uri"],
@@ -227,20 +223,7 @@ max_staleness_days = 3650
 
     // A run killed right after its data PUT leaves new data under the previous manifest and
     // _SUCCESS. Resume must not take that partition for up to date.
-    let cmd = |args: &[&str]| {
-        let out = custval()
-            .args(args)
-            .current_dir(dir.path())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        out
-    };
+    let cmd = |args: &[&str]| with_keys(dir.path(), args);
     let backfill = [
         "backfill",
         "--allow-degraded",
@@ -259,9 +242,7 @@ max_staleness_days = 3650
         "up to date"
     );
     let data_key = ObjPath::from("out/customer_features/as_of=2024-01-31/part-00000.parquet");
-    let good = rt
-        .block_on(async { s3.get(&data_key).await?.bytes().await })
-        .unwrap();
+    let good = get(&rt, &s3, data_key.as_ref());
     let mut stale = good.to_vec();
     stale.extend_from_slice(b"new data of a killed run");
     rt.block_on(s3.put(&data_key, stale.into())).unwrap();
@@ -277,9 +258,7 @@ max_staleness_days = 3650
         !String::from_utf8_lossy(&out.stdout).contains("skipped"),
         "recomputed"
     );
-    let repaired = rt
-        .block_on(async { s3.get(&data_key).await?.bytes().await })
-        .unwrap();
+    let repaired = get(&rt, &s3, data_key.as_ref());
     assert_eq!(
         repaired, good,
         "the recomputed partition is the one of the first run"
@@ -287,16 +266,11 @@ max_staleness_days = 3650
 }
 
 fn manifest_of(rt: &tokio::runtime::Runtime, s3: &impl ObjectStore) -> serde_json::Value {
-    let bytes = rt
-        .block_on(async {
-            s3.get(&ObjPath::from(
-                "out/customer_features/as_of=2024-01-31/_manifest.json",
-            ))
-            .await?
-            .bytes()
-            .await
-        })
-        .unwrap();
+    let bytes = get(
+        rt,
+        s3,
+        "out/customer_features/as_of=2024-01-31/_manifest.json",
+    );
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -337,19 +311,9 @@ uri = "out"
     )
     .unwrap();
     let t0 = Instant::now();
-    let out = custval()
-        .args(["run", "job.toml"])
-        .current_dir(dir.path())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = with_keys(dir.path(), &["run", "job.toml"]);
     let took = t0.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{err}");
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(took < Duration::from_secs(40), "took {took:?}");
     assert!(!err.contains("testing"), "credentials must never be logged");
