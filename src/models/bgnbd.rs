@@ -33,6 +33,41 @@ use super::{
     check_customer, check_len, FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
+/// Which of the two Beta-geometric dropout models the shared likelihood code computes.
+///
+/// BG/NBD lets a customer drop out only right after a *repeat* purchase (so a customer with no
+/// repeat purchase is alive for sure); MBG/NBD (Batislam, Denizel & Filiztekin 2007) also after
+/// the first one. In the formulas MBG/NBD is BG/NBD with `b + x − 1` replaced by `b + x`, the
+/// Beta function `B(a, b+x)` by `B(a, b+x+1)`, and the dropout term present for `x = 0` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variant {
+    Bg,
+    Mbg,
+}
+
+impl Variant {
+    /// `0` for BG/NBD, `1` for MBG/NBD: added to `b` in the `x`-dependent terms.
+    fn shift(self) -> f64 {
+        match self {
+            Variant::Bg => 0.0,
+            Variant::Mbg => 1.0,
+        }
+    }
+
+    /// Whether a customer with `x` repeat purchases may have dropped out.
+    fn can_drop(self, x: f64) -> bool {
+        x > 0.0 || self == Variant::Mbg
+    }
+}
+
+/// Below this dropout share `a/(a+b)` a fit is tested against its no-dropout limit (NBD).
+pub(crate) const NO_DROPOUT_SHARE: f64 = 1e-6;
+
+/// A fit at a dropout share below [`NO_DROPOUT_SHARE`] whose log-likelihood exceeds the NBD
+/// limit's by less than this (in log-likelihood units, far below the 1.92 of a 5 % likelihood
+/// ratio test) is reported as the boundary solution `a = 0`.
+pub(crate) const BOUNDARY_LL_GAP: f64 = 0.5;
+
 /// BG/NBD parameters, in the time unit of the data they were fitted on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BgNbdParams {
@@ -49,9 +84,14 @@ pub struct BgNbdParams {
 impl BgNbdParams {
     /// Log-likelihood of one customer (eq. 6, log form of Hardie's note 004 / section 7).
     pub fn log_likelihood(&self, x: f64, tx: f64, t: f64) -> f64 {
+        self.log_likelihood_of(Variant::Bg, x, tx, t)
+    }
+
+    /// Log-likelihood of one customer under `variant`.
+    pub(crate) fn log_likelihood_of(&self, variant: Variant, x: f64, tx: f64, t: f64) -> f64 {
         let Self { r, alpha, a, .. } = *self;
-        let ft = FreqTerms::new(self, x);
-        let (lse, _, _) = dropout_lse(r, alpha, a, x, tx, t, ft.ln_b_x_1);
+        let ft = FreqTerms::new(self, x, variant);
+        let (lse, _, _) = dropout_lse(r, alpha, a, x, tx, t, ft.ln_b_x_1, variant.can_drop(x));
         ft.c + r * alpha.ln() + lse
     }
 
@@ -61,14 +101,14 @@ impl BgNbdParams {
     ///
     /// Computed as the logistic of the log of the second term, so a huge ratio gives 0, not NaN.
     pub fn prob_alive(&self, x: f64, tx: f64, t: f64) -> f64 {
-        if x <= 0.0 {
+        if x <= 0.0 || self.a == 0.0 {
             return 1.0;
         }
         1.0 / (1.0 + self.ln_odds_dead(x, tx, t).exp())
     }
 
     /// `ln( a/(b+x−1) · ((α+T)/(α+t_x))^{r+x} )` for `x > 0`.
-    fn ln_odds_dead(&self, x: f64, tx: f64, t: f64) -> f64 {
+    pub(crate) fn ln_odds_dead(&self, x: f64, tx: f64, t: f64) -> f64 {
         let Self { r, alpha, a, b } = *self;
         a.ln() - (b + x - 1.0).ln() + (r + x) * ((t - tx) / (alpha + tx)).ln_1p()
     }
@@ -100,6 +140,10 @@ impl BgNbdParams {
         if t <= 0.0 {
             return 0.0;
         }
+        if a == 0.0 {
+            // No dropout (the NBD limit): E = (r + x) t / (α + T).
+            return (r + x) * t / (alpha + big_t);
+        }
         let z = t / (alpha + big_t + t);
         let ln_1mz = -(t / (alpha + big_t)).ln_1p();
         let big_a = a + b - 1.0 - r; // C − A in Euler's form
@@ -121,7 +165,7 @@ impl BgNbdParams {
 
     /// The denominator of eq. 10 as a weight in [0, 1]: P(alive) for `x > 0`, 1 for `x = 0`.
     pub fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
-        if x > 0.0 {
+        if x > 0.0 && self.a > 0.0 {
             1.0 / (1.0 + self.ln_odds_dead(x, tx, big_t).exp())
         } else {
             1.0
@@ -138,9 +182,9 @@ impl BgNbdParams {
 
 /// Terms of eq. 6 that depend on `x` only (and their derivatives).
 struct FreqTerms {
-    /// `ln Γ(r+x) − ln Γ(r) + ln B(a, b+x) − ln B(a, b)`
+    /// `ln Γ(r+x) − ln Γ(r) + ln B(a, b+x) − ln B(a, b)` (MBG/NBD: `B(a, b+x+1)`)
     c: f64,
-    /// `ln(b+x−1)` (unused for `x = 0`)
+    /// `ln(b+x−1)` (MBG/NBD: `ln(b+x)`; unused when the customer cannot have dropped out)
     ln_b_x_1: f64,
     /// `∂c/∂r, ∂c/∂a, ∂c/∂b`
     dr: f64,
@@ -149,18 +193,23 @@ struct FreqTerms {
 }
 
 impl FreqTerms {
-    fn new(p: &BgNbdParams, x: f64) -> Self {
+    fn new(p: &BgNbdParams, x: f64, variant: Variant) -> Self {
         let BgNbdParams { r, a, b, .. } = *p;
-        let c = ln_gamma(r + x) - ln_gamma(r) + ln_gamma(a + b) + ln_gamma(b + x)
+        let xs = x + variant.shift();
+        let c = ln_gamma(r + x) - ln_gamma(r) + ln_gamma(a + b) + ln_gamma(b + xs)
             - ln_gamma(b)
-            - ln_gamma(a + b + x);
-        let (psi_ab, psi_abx) = (digamma(a + b), digamma(a + b + x));
+            - ln_gamma(a + b + xs);
+        let (psi_ab, psi_abx) = (digamma(a + b), digamma(a + b + xs));
         FreqTerms {
             c,
-            ln_b_x_1: if x > 0.0 { (b + x - 1.0).ln() } else { 0.0 },
+            ln_b_x_1: if variant.can_drop(x) {
+                (b + xs - 1.0).ln()
+            } else {
+                0.0
+            },
             dr: digamma(r + x) - digamma(r),
             da: psi_ab - psi_abx,
-            db: psi_ab + digamma(b + x) - digamma(b) - psi_abx,
+            db: psi_ab + digamma(b + xs) - digamma(b) - psi_abx,
         }
     }
 }
@@ -168,6 +217,7 @@ impl FreqTerms {
 /// `ln(e^{A₃} + δ e^{A₄})` and the softmax weights `(w₃, w₄)` of eq. 6, where
 /// `A₃ = −(r+x) ln(α+T)`, `A₄ = ln a − ln(b+x−1) − (r+x) ln(α+t_x)`.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn dropout_lse(
     r: f64,
     alpha: f64,
@@ -176,12 +226,16 @@ fn dropout_lse(
     tx: f64,
     t: f64,
     ln_b_x_1: f64,
+    can_drop: bool,
 ) -> (f64, f64, f64) {
     let a3 = -(r + x) * (alpha + t).ln();
-    if x <= 0.0 {
+    if !can_drop {
         return (a3, 1.0, 0.0);
     }
     let a4 = a.ln() - ln_b_x_1 - (r + x) * (alpha + tx).ln();
+    if a4 == f64::NEG_INFINITY {
+        return (a3, 1.0, 0.0);
+    }
     let m = a3.max(a4);
     let (e3, e4) = ((a3 - m).exp(), (a4 - m).exp());
     let s = e3 + e4;
@@ -198,12 +252,16 @@ fn dropout_terms(
     ln_t: f64,
     ln_tx: f64,
     ln_b_x_1: f64,
+    can_drop: bool,
 ) -> (f64, f64, f64) {
     let a3 = -(r + x) * ln_t;
-    if x <= 0.0 {
+    if !can_drop {
         return (a3, 1.0, 0.0);
     }
     let a4 = ln_a - ln_b_x_1 - (r + x) * ln_tx;
+    if a4 == f64::NEG_INFINITY {
+        return (a3, 1.0, 0.0);
+    }
     let e = (-(a4 - a3).abs()).exp();
     let s = 1.0 + e;
     if a3 >= a4 {
@@ -215,6 +273,7 @@ fn dropout_terms(
 
 /// Collapsed likelihood rows.
 struct Rows {
+    variant: Variant,
     /// Distinct frequencies and the total weight of each.
     freqs: Vec<f64>,
     freq_weight: Vec<f64>,
@@ -233,10 +292,11 @@ struct Rows {
 }
 
 impl Rows {
-    fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64) -> Rows {
+    fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64, variant: Variant) -> Rows {
         let mut index: HashMap<(u64, u64, u64), usize> = HashMap::new();
         let mut freq_index: HashMap<u64, u32> = HashMap::new();
         let mut rows = Rows {
+            variant,
             freqs: vec![],
             freq_weight: vec![],
             fi: vec![],
@@ -286,7 +346,12 @@ impl Rows {
     /// so the result does not depend on the thread count.
     fn loglik_grad(&self, p: &BgNbdParams) -> (f64, [f64; 4]) {
         let BgNbdParams { r, alpha, a, b } = *p;
-        let terms: Vec<FreqTerms> = self.freqs.iter().map(|&x| FreqTerms::new(p, x)).collect();
+        let variant = self.variant;
+        let terms: Vec<FreqTerms> = self
+            .freqs
+            .iter()
+            .map(|&x| FreqTerms::new(p, x, variant))
+            .collect();
         let ln_alpha = alpha.ln();
         // Frequency-only parts.
         let mut ll = 0.0;
@@ -313,13 +378,15 @@ impl Rows {
                     let ft = &terms[self.fi[i] as usize];
                     let (ti, txi, w) = (self.ti[i] as usize, self.txi[i] as usize, self.w[i]);
                     let (ln_t, ln_tx) = (ln_at[ti], ln_at[txi]);
-                    let (lse, w3, w4) = dropout_terms(ln_a, r, x, ln_t, ln_tx, ft.ln_b_x_1);
+                    let can_drop = variant.can_drop(x);
+                    let (lse, w3, w4) =
+                        dropout_terms(ln_a, r, x, ln_t, ln_tx, ft.ln_b_x_1, can_drop);
                     acc[0] += w * lse;
-                    if x > 0.0 {
+                    if can_drop {
                         acc[1] += w * -(w3 * ln_t + w4 * ln_tx);
                         acc[2] += w * -(r + x) * (w3 * inv_at[ti] + w4 * inv_at[txi]);
                         acc[3] += w * w4 / a;
-                        acc[4] += w * -w4 / (b + x - 1.0);
+                        acc[4] += w * -w4 / (b + x - 1.0 + variant.shift());
                     } else {
                         acc[1] += w * -ln_t;
                         acc[2] += w * -(r + x) * inv_at[ti];
@@ -338,6 +405,29 @@ impl Rows {
     }
 }
 
+impl Rows {
+    /// Weighted log-likelihood of the no-dropout limit (NBD: `a = 0`) and its gradient w.r.t.
+    /// `(r, α)`: `Σ w [ln Γ(r+x) − ln Γ(r) + r ln α − (r+x) ln(α+T)]`.
+    fn nbd_loglik_grad(&self, r: f64, alpha: f64) -> (f64, [f64; 2]) {
+        let ln_alpha = alpha.ln();
+        let mut ll = 0.0;
+        let mut g = [0.0; 2];
+        for (&x, &w) in self.freqs.iter().zip(&self.freq_weight) {
+            ll += w * (ln_gamma(r + x) - ln_gamma(r) + r * ln_alpha);
+            g[0] += w * (digamma(r + x) - digamma(r) + ln_alpha);
+            g[1] += w * r / alpha;
+        }
+        for i in 0..self.w.len() {
+            let x = self.freqs[self.fi[i] as usize];
+            let at = alpha + self.t[i];
+            ll -= self.w[i] * (r + x) * at.ln();
+            g[0] -= self.w[i] * at.ln();
+            g[1] -= self.w[i] * (r + x) / at;
+        }
+        (ll, g)
+    }
+}
+
 /// Weighted log-likelihood and gradient w.r.t. `(r, α, a, b)` for explicit rows; exposed for
 /// tests and diagnostics (no collapsing, no rescaling).
 pub fn log_likelihood_and_gradient(
@@ -346,7 +436,7 @@ pub fn log_likelihood_and_gradient(
     recency: &[f64],
     t: &[f64],
 ) -> (f64, [f64; 4]) {
-    Rows::build(frequency, recency, t, 1.0).loglik_grad(params)
+    Rows::build(frequency, recency, t, 1.0, Variant::Bg).loglik_grad(params)
 }
 
 fn from_log(theta: &[f64]) -> BgNbdParams {
@@ -365,26 +455,41 @@ fn from_log(theta: &[f64]) -> BgNbdParams {
 ///
 /// Errors: invalid rows (naming the row), empty input, or no customer with a repeat purchase
 /// (then `a`, `b` are not identified and `r → 0`). A fit that stops without converging is
-/// returned with `converged = false` and the reason in `message`.
+/// returned with `converged = false` and the reason in `message`. A fit at the no-dropout
+/// boundary is returned with `a = 0` (the NBD limit) and `boundary` set.
 pub fn fit_bgnbd(
     frequency: &[f64],
     recency: &[f64],
     t: &[f64],
     opts: &FitOptions,
 ) -> Result<FitReport<BgNbdParams>, ModelError> {
-    const MODEL: &str = "BG/NBD";
+    fit_variant(frequency, recency, t, opts, Variant::Bg)
+}
+
+/// The fit shared by BG/NBD and MBG/NBD (parameters of `variant`, in the caller's time unit).
+pub(crate) fn fit_variant(
+    frequency: &[f64],
+    recency: &[f64],
+    t: &[f64],
+    opts: &FitOptions,
+    variant: Variant,
+) -> Result<FitReport<BgNbdParams>, ModelError> {
+    let model = match variant {
+        Variant::Bg => "BG/NBD",
+        Variant::Mbg => "MBG/NBD",
+    };
     opts.validate()?;
     check_len("frequency", frequency.len(), "recency", recency.len())?;
     check_len("frequency", frequency.len(), "T", t.len())?;
     if frequency.is_empty() {
-        return Err(ModelError::Empty { model: MODEL });
+        return Err(ModelError::Empty { model });
     }
     for i in 0..frequency.len() {
         check_customer(i, frequency[i], recency[i], t[i])?;
     }
     if frequency.iter().all(|&x| x == 0.0) {
         return Err(ModelError::NotIdentified {
-            model: MODEL,
+            model,
             customers: frequency.len(),
             reason: "no customer made a repeat purchase (all frequencies are 0), so the purchase \
                      rate and the dropout parameters are not identified; use a longer \
@@ -393,7 +498,7 @@ pub fn fit_bgnbd(
     }
     let max_t = t.iter().fold(0.0_f64, |m, &v| m.max(v));
     let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
-    let rows = Rows::build(frequency, recency, t, scale);
+    let rows = Rows::build(frequency, recency, t, scale, variant);
     let pen = opts.penalizer_coef;
     let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
         let p = from_log(theta);
@@ -410,38 +515,114 @@ pub fn fit_bgnbd(
     let start = [0.1; 4];
     let m = minimize_bfgs(objective, &start, opts.max_iter, opts.tolerance);
     let scaled = from_log(&m.x);
-    let params = BgNbdParams {
-        alpha: scaled.alpha / scale,
-        ..scaled
+    let unscaled = |p: BgNbdParams| BgNbdParams {
+        alpha: p.alpha / scale,
+        ..p
     };
-    let ll = Rows::build(frequency, recency, t, 1.0)
-        .loglik_grad(&params)
-        .0;
+    let full_rows = Rows::build(frequency, recency, t, 1.0, variant);
+    let mut params = unscaled(scaled);
+    let mut ll = full_rows.loglik_grad(&params).0;
     let mut converged = m.converged && ll.is_finite();
+    let mut iterations = m.iterations;
+    let mut grad_norm = m.grad_norm;
     let mut message = format!(
         "{} after {} iterations ({} evaluations)",
         m.reason, m.iterations, m.evaluations
     );
-    let names = ["r", "alpha", "a", "b"];
-    for (k, name) in names.iter().enumerate() {
-        if m.x[k].abs() > LOG_PARAM_LIMIT {
-            converged = false;
-            message.push_str(&format!(
-                "; {name} ran off to a boundary ({:.3e} in rescaled time): the data do not identify it",
-                m.x[k].exp()
+    let mut boundary = None;
+
+    // The no-dropout boundary: a/(a+b) → 0 makes the model NBD (nobody drops out). Fit the
+    // limit directly; if the 4-parameter fit is no better, report the boundary solution a = 0.
+    let share = scaled.a / (scaled.a + scaled.b);
+    if share.is_nan() || share < NO_DROPOUT_SHARE {
+        let nbd_objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
+            let (r, alpha) = (theta[0].exp(), theta[1].exp());
+            let (ll, g) = rows.nbd_loglik_grad(r, alpha);
+            let natural = [r, alpha];
+            let mut f = -ll / rows.total_weight;
+            for k in 0..2 {
+                grad[k] =
+                    -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
+                f += pen * natural[k] * natural[k];
+            }
+            f
+        };
+        let start = [m.x[0].clamp(-5.0, 5.0), m.x[1].clamp(-10.0, 10.0)];
+        let n = minimize_bfgs(nbd_objective, &start, opts.max_iter, opts.tolerance);
+        let limit = BgNbdParams {
+            r: n.x[0].exp(),
+            alpha: n.x[1].exp() / scale,
+            a: 0.0,
+            b: params.b,
+        };
+        let nbd_ll = full_rows.loglik_grad(&limit).0;
+        if n.converged && nbd_ll.is_finite() && (ll.is_nan() || ll - nbd_ll < BOUNDARY_LL_GAP) {
+            boundary = Some(format!(
+                "no dropout: the fit ran to a/(a+b) = {share:.1e} (a -> 0), where {model} becomes \
+                 the NBD model (nobody drops out, P(alive) = 1); scored with that limit (a = 0, \
+                 b not identified), fitted in {} more iterations, log-likelihood {nbd_ll:.4} vs \
+                 {ll:.4}",
+                n.iterations
             ));
+            params = limit;
+            ll = nbd_ll;
+            converged = true;
+            iterations += n.iterations;
+            grad_norm = n.grad_norm;
+        }
+    }
+    if boundary.is_none() {
+        let names = ["r", "alpha", "a", "b"];
+        let ran_off: Vec<&str> = names
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| m.x[*k].abs() > LOG_PARAM_LIMIT)
+            .map(|(_, n)| *n)
+            .collect();
+        if !ran_off.is_empty() {
+            if converged {
+                // The gradient test passed with a parameter at e^±25: a flat direction in which
+                // the likelihood approaches its limit. The values reached are that limit to
+                // within the tolerance, so they score customers; say so.
+                boundary = Some(format!(
+                    "{} ran off to a boundary (the data do not identify {}): the likelihood is \
+                     flat there and the model is scored with its limiting values",
+                    ran_off.join(", "),
+                    if ran_off.len() == 1 { "it" } else { "them" }
+                ));
+            } else {
+                message.push_str(&format!(
+                    "; {} ran off to a boundary: the data do not identify {}",
+                    ran_off.join(", "),
+                    if ran_off.len() == 1 { "it" } else { "them" }
+                ));
+            }
         }
     }
     Ok(FitReport {
         params,
         log_likelihood: ll,
-        iterations: m.iterations,
+        iterations,
         converged,
         message,
+        boundary,
         customers: frequency.len(),
         distinct_rows: rows.w.len(),
-        grad_norm: m.grad_norm,
+        grad_norm,
     })
+}
+
+/// Access to the collapsed rows for the tests of the MBG/NBD module.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    pub(crate) struct TestRows(Rows);
+    pub(crate) fn rows(x: &[f64], tx: &[f64], t: &[f64], variant: Variant) -> TestRows {
+        TestRows(Rows::build(x, tx, t, 1.0, variant))
+    }
+    pub(crate) fn loglik_grad(rows: &TestRows, p: &BgNbdParams) -> (f64, [f64; 4]) {
+        rows.0.loglik_grad(p)
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@
 
 use rayon::prelude::*;
 
-use super::{check_customer, check_len, BgNbdParams, GammaGammaParams, ModelError};
+use super::purchase::PurchaseScore;
+use super::{check_customer, check_len, GammaGammaParams, ModelError};
 
 /// Options of the discounted CLV.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,8 +90,8 @@ pub fn monthly_rate_from_annual(annual: f64) -> f64 {
 
 /// Discounted CLV of one customer with history `(x, t_x, T)` in the BG/NBD's time unit and
 /// mean repeat spend `m` (see the module doc for the formula).
-pub fn discounted_clv(
-    bg: &BgNbdParams,
+pub fn discounted_clv<M: PurchaseScore + ?Sized>(
+    bg: &M,
     gg: &GammaGammaParams,
     x: f64,
     tx: f64,
@@ -102,8 +103,8 @@ pub fn discounted_clv(
 }
 
 /// `Σ_k (E[Y(k·D)] − E[Y((k−1)·D)]) / (1+d)^k` before the alive weight: depends on `(x, T)`
-/// only (see [`BgNbdParams::expected_purchases_if_alive`]).
-fn discount_factor(bg: &BgNbdParams, x: f64, t: f64, opts: &ClvOptions) -> f64 {
+/// only (see [`PurchaseScore::expected_purchases_if_alive`]).
+fn discount_factor<M: PurchaseScore + ?Sized>(bg: &M, x: f64, t: f64, opts: &ClvOptions) -> f64 {
     let month = opts.days_per_month / opts.time_unit_days;
     let mut sum = 0.0;
     let mut prev = 0.0;
@@ -118,8 +119,8 @@ fn discount_factor(bg: &BgNbdParams, x: f64, t: f64, opts: &ClvOptions) -> f64 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn clv_from_factor(
-    bg: &BgNbdParams,
+fn clv_from_factor<M: PurchaseScore + ?Sized>(
+    bg: &M,
     gg: &GammaGammaParams,
     x: f64,
     tx: f64,
@@ -169,9 +170,9 @@ fn check_rfm(x: &[f64], tx: &[f64], t: &[f64]) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// [`BgNbdParams::prob_alive`] for every customer, in parallel.
-pub fn batch_prob_alive(
-    bg: &BgNbdParams,
+/// P(alive) ([`PurchaseScore::prob_alive`]) for every customer, in parallel.
+pub fn batch_prob_alive<M: PurchaseScore + ?Sized>(
+    bg: &M,
     x: &[f64],
     tx: &[f64],
     t: &[f64],
@@ -186,8 +187,8 @@ pub fn batch_prob_alive(
 
 /// Expected repeat purchases over the next `horizon_days` days for every customer, in parallel
 /// (`time_unit_days` converts days into the BG/NBD's unit).
-pub fn batch_expected_purchases(
-    bg: &BgNbdParams,
+pub fn batch_expected_purchases<M: PurchaseScore + ?Sized>(
+    bg: &M,
     horizon_days: f64,
     time_unit_days: f64,
     x: &[f64],
@@ -225,8 +226,8 @@ pub fn batch_expected_spend(
 }
 
 /// [`discounted_clv`] for every customer, in parallel.
-pub fn batch_discounted_clv(
-    bg: &BgNbdParams,
+pub fn batch_discounted_clv<M: PurchaseScore + ?Sized>(
+    bg: &M,
     gg: &GammaGammaParams,
     x: &[f64],
     tx: &[f64],
@@ -264,6 +265,7 @@ pub fn batch_discounted_clv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::BgNbdParams;
 
     #[test]
     fn rates_and_retention_formula() {

@@ -237,11 +237,30 @@ pub fn fit_gamma_gamma(
         "{} after {} iterations ({} evaluations)",
         m.reason, m.iterations, m.evaluations
     ));
-    for (k, name) in ["p", "q", "v"].iter().enumerate() {
-        if m.x[k].abs() > LOG_PARAM_LIMIT {
+    let ran_off: Vec<&str> = ["p", "q", "v"]
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| m.x[*k].abs() > LOG_PARAM_LIMIT)
+        .map(|(_, n)| *n)
+        .collect();
+    let mut boundary = None;
+    if !ran_off.is_empty() {
+        let what = ran_off.join(", ");
+        let mean = params.population_mean();
+        if converged && mean.is_finite() && mean > 0.0 {
+            // Typically p, q, v → ∞ together at a finite mean: spend varies within customers
+            // but hardly between them. The values reached are the limit within the tolerance.
+            boundary = Some(format!(
+                "{what} ran off to a boundary (the data do not identify them): the likelihood \
+                 is flat there and spend is scored with the limiting values (population mean \
+                 {:.4e})",
+                params.population_mean()
+            ));
+        } else {
+            // E.g. q → 1: the population mean spend is infinite, nothing finite to score with.
             converged = false;
             message.push_str(&format!(
-                "; {name} ran off to a boundary: the data do not identify it"
+                "; {what} ran off to a boundary: the data do not identify it"
             ));
         }
     }
@@ -251,6 +270,7 @@ pub fn fit_gamma_gamma(
         iterations: m.iterations,
         converged,
         message,
+        boundary,
         customers: pairs.len(),
         distinct_rows: rows.w.len(),
         grad_norm: m.grad_norm,

@@ -21,6 +21,10 @@
 //!
 //! * [`bgnbd`]: BG/NBD, Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way",
 //!   Marketing Science 24(2). Purchase counts and the probability a customer is still alive.
+//! * [`mbgnbd`]: MBG/NBD, Batislam, Denizel & Filiztekin (2007), "Empirical validation and
+//!   comparison of models for customer base analysis", IJRM 24(3): BG/NBD in which a customer
+//!   may also drop out right after the first purchase.
+//! * [`purchase`]: the fitted purchase model, whichever it is, behind one scoring interface.
 //! * [`gamma_gamma`]: Gamma-Gamma spend model, Fader & Hardie (2013), "The Gamma-Gamma Model of
 //!   Monetary Value" (note 025). Expected spend per transaction.
 //! * [`clv`]: discounted CLV from the two, compatible with `lifetimes` 0.11.3
@@ -33,7 +37,9 @@
 pub mod bgnbd;
 pub mod clv;
 pub mod gamma_gamma;
+pub mod mbgnbd;
 pub mod optimize;
+pub mod purchase;
 pub(crate) mod special;
 
 pub use bgnbd::{fit_bgnbd, BgNbdParams};
@@ -42,6 +48,8 @@ pub use clv::{
     discounted_clv, monthly_rate_from_annual, simple_retention_clv, ClvOptions,
 };
 pub use gamma_gamma::{fit_gamma_gamma, GammaGammaParams};
+pub use mbgnbd::{fit_mbgnbd, MbgNbdParams};
+pub use purchase::{ModelKind, PurchaseModel};
 
 /// Errors of the model layer. Each message names what was wrong and what to try.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -175,6 +183,10 @@ pub struct FitReport<P> {
     pub converged: bool,
     /// Why the optimiser stopped, plus any warning (e.g. Gamma-Gamma `q` constrained).
     pub message: String,
+    /// Set when the maximum lies on a boundary of the parameter space (e.g. BG/NBD with no
+    /// dropout, `a → 0`): what the limit is and how customers are scored there. The fit is
+    /// still `converged`; the parameters are the limiting model's.
+    pub boundary: Option<String>,
     /// Customers that entered the likelihood.
     pub customers: usize,
     /// Distinct likelihood rows after collapsing identical customers.
@@ -184,6 +196,21 @@ pub struct FitReport<P> {
 }
 
 impl<P> FitReport<P> {
+    /// The same report with the parameters converted.
+    pub fn map<Q>(self, f: impl FnOnce(P) -> Q) -> FitReport<Q> {
+        FitReport {
+            params: f(self.params),
+            log_likelihood: self.log_likelihood,
+            iterations: self.iterations,
+            converged: self.converged,
+            message: self.message,
+            boundary: self.boundary,
+            customers: self.customers,
+            distinct_rows: self.distinct_rows,
+            grad_norm: self.grad_norm,
+        }
+    }
+
     /// `Ok(self)` if the fit converged, otherwise [`ModelError::NotConverged`].
     pub fn into_converged(self, model: &'static str) -> Result<Self, ModelError> {
         if self.converged {

@@ -180,6 +180,27 @@ pub(crate) fn simulate_bgnbd(
     t_max: f64,
     seed: u64,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    simulate(n, p, t_max, seed, false)
+}
+
+/// As [`simulate_bgnbd`], for MBG/NBD (dropout possible right after the first purchase too).
+/// `a = 0` simulates the no-dropout (NBD) limit with either.
+pub(crate) fn simulate_mbgnbd(
+    n: usize,
+    p: &super::BgNbdParams,
+    t_max: f64,
+    seed: u64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    simulate(n, p, t_max, seed, true)
+}
+
+fn simulate(
+    n: usize,
+    p: &super::BgNbdParams,
+    t_max: f64,
+    seed: u64,
+    drop_at_first: bool,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut rng = Rng::new(seed);
     let (mut xs, mut txs, mut ts) = (
         Vec::with_capacity(n),
@@ -189,18 +210,25 @@ pub(crate) fn simulate_bgnbd(
     for _ in 0..n {
         let big_t = 1.0 + (t_max - 1.0) * rng.uniform();
         let lambda = rng.gamma(p.r) / p.alpha;
-        let (ga, gb) = (rng.gamma(p.a), rng.gamma(p.b));
-        let drop = ga / (ga + gb);
+        let drop = if p.a == 0.0 {
+            0.0
+        } else {
+            let (ga, gb) = (rng.gamma(p.a), rng.gamma(p.b));
+            ga / (ga + gb)
+        };
         let (mut t, mut x, mut tx) = (0.0, 0.0, 0.0);
-        loop {
-            t += -rng.uniform().ln() / lambda;
-            if t > big_t {
-                break;
-            }
-            x += 1.0;
-            tx = t;
-            if rng.uniform() < drop {
-                break;
+        let dead_at_start = drop_at_first && rng.uniform() < drop;
+        if !dead_at_start {
+            loop {
+                t += -rng.uniform().ln() / lambda;
+                if t > big_t {
+                    break;
+                }
+                x += 1.0;
+                tx = t;
+                if rng.uniform() < drop {
+                    break;
+                }
             }
         }
         xs.push(x);

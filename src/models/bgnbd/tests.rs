@@ -374,7 +374,7 @@ fn degenerate_data_never_gives_silent_numbers() {
 #[test]
 fn collapsing_and_thread_count_do_not_change_the_likelihood() {
     let s = testdata::cdnow_sample_summary();
-    let rows = Rows::build(&s.frequency, &s.recency, &s.t, 1.0);
+    let rows = Rows::build(&s.frequency, &s.recency, &s.t, 1.0, Variant::Bg);
     assert!(rows.w.len() < s.frequency.len());
     let (ll, _) = rows.loglik_grad(&CDNOW);
     let direct: f64 = (0..s.frequency.len())

@@ -1,0 +1,135 @@
+//! The fitted purchase model, whichever it is, behind one scoring interface.
+//!
+//! Every model here factors the conditional expectation the same way:
+//! `E[Y(t) | x, t_x, T] = P(alive | x, t_x, T) · E[Y(t) | alive, x, T]`, and the second factor
+//! does not depend on `t_x`. The batch functions of [`super::clv`] use that to evaluate the
+//! expensive factor once per distinct `(x, T)`.
+
+use super::{BgNbdParams, MbgNbdParams};
+
+/// The purchase (transaction-count) models custval fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ModelKind {
+    /// BG/NBD (Fader, Hardie & Lee 2005).
+    BgNbd,
+    /// MBG/NBD (Batislam, Denizel & Filiztekin 2007).
+    MbgNbd,
+}
+
+impl ModelKind {
+    /// Every kind, in the order `model_fit` lists them.
+    pub const ALL: [ModelKind; 2] = [ModelKind::BgNbd, ModelKind::MbgNbd];
+
+    /// The name used in job files and in the `model` column of `model_fit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::BgNbd => "bgnbd",
+            ModelKind::MbgNbd => "mbgnbd",
+        }
+    }
+
+    /// Number of free parameters (for AIC and BIC).
+    pub fn parameters(self) -> usize {
+        match self {
+            ModelKind::BgNbd | ModelKind::MbgNbd => 4,
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the CLV arithmetic needs from a purchase model.
+pub trait PurchaseScore: Sync {
+    /// P(alive at T | x, t_x, T).
+    fn prob_alive(&self, x: f64, tx: f64, big_t: f64) -> f64;
+    /// Expected purchases in `(T, T+t]` if alive; depends on `(t, x, T)` only.
+    fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64;
+    /// The weight that turns [`Self::expected_purchases_if_alive`] into the conditional
+    /// expectation (P(alive), or 1 where the model says the customer is alive for sure).
+    fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        self.prob_alive(x, tx, big_t)
+    }
+    /// Expected purchases in `(T, T+t]` of a customer with history `(x, t_x, T)`.
+    fn conditional_expected_purchases(&self, t: f64, x: f64, tx: f64, big_t: f64) -> f64 {
+        self.expected_purchases_if_alive(t, x, big_t) * self.alive_weight(x, tx, big_t)
+    }
+}
+
+impl PurchaseScore for BgNbdParams {
+    fn prob_alive(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        BgNbdParams::prob_alive(self, x, tx, big_t)
+    }
+    fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
+        BgNbdParams::expected_purchases_if_alive(self, t, x, big_t)
+    }
+    fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        BgNbdParams::alive_weight(self, x, tx, big_t)
+    }
+}
+
+impl PurchaseScore for MbgNbdParams {
+    fn prob_alive(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        MbgNbdParams::prob_alive(self, x, tx, big_t)
+    }
+    fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
+        MbgNbdParams::expected_purchases_if_alive(self, t, x, big_t)
+    }
+}
+
+/// A fitted purchase model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PurchaseModel {
+    BgNbd(BgNbdParams),
+    MbgNbd(MbgNbdParams),
+}
+
+impl PurchaseModel {
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            PurchaseModel::BgNbd(_) => ModelKind::BgNbd,
+            PurchaseModel::MbgNbd(_) => ModelKind::MbgNbd,
+        }
+    }
+
+    /// Named parameters for `model_fit`. A parameter the fit does not identify (`b` at the
+    /// no-dropout boundary `a = 0`) is `None`.
+    pub fn params(&self) -> Vec<(&'static str, Option<f64>)> {
+        let four = |r: f64, alpha: f64, a: f64, b: f64| {
+            vec![
+                ("r", Some(r)),
+                ("alpha", Some(alpha)),
+                ("a", Some(a)),
+                ("b", (a > 0.0).then_some(b)),
+            ]
+        };
+        match *self {
+            PurchaseModel::BgNbd(p) => four(p.r, p.alpha, p.a, p.b),
+            PurchaseModel::MbgNbd(p) => four(p.r, p.alpha, p.a, p.b),
+        }
+    }
+}
+
+impl PurchaseScore for PurchaseModel {
+    fn prob_alive(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        match self {
+            PurchaseModel::BgNbd(p) => PurchaseScore::prob_alive(p, x, tx, big_t),
+            PurchaseModel::MbgNbd(p) => PurchaseScore::prob_alive(p, x, tx, big_t),
+        }
+    }
+    fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
+        match self {
+            PurchaseModel::BgNbd(p) => PurchaseScore::expected_purchases_if_alive(p, t, x, big_t),
+            PurchaseModel::MbgNbd(p) => PurchaseScore::expected_purchases_if_alive(p, t, x, big_t),
+        }
+    }
+    fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        match self {
+            PurchaseModel::BgNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
+            PurchaseModel::MbgNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
+        }
+    }
+}
