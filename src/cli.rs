@@ -202,6 +202,8 @@ pub fn exit_code(e: &RunError) -> u8 {
         },
         RunError::Storage(_) => EXIT_STORAGE,
         RunError::Quality(_) => EXIT_BAD_INPUT,
+        // The data cannot support the model: a data/setting problem, not a crash.
+        RunError::Model(_) => EXIT_BAD_INPUT,
         RunError::Compute { .. } => EXIT_INTERNAL,
         RunError::Usage(_) => EXIT_BAD_JOB,
         RunError::Partial { .. } | RunError::Degraded { .. } => EXIT_PARTIAL,

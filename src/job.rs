@@ -175,6 +175,14 @@ pub struct ClvFile {
     /// Fit the models and add the CLV columns and the `model_fit` table. Default true.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Purchase model: `"auto"` (default: fit every model, keep the lowest holdout MAE or BIC),
+    /// `"bgnbd"` or `"mbgnbd"`.
+    #[serde(default)]
+    pub model: ModelFile,
+    /// When a model cannot be fitted: `"fail"` (default: the date fails, exit 3) or `"null"`
+    /// (publish with the model columns null, the date marked degraded).
+    #[serde(default)]
+    pub on_fit_failure: OnFitFailureFile,
     /// Months of future purchases the discounted CLV sums over. Default 12.
     #[serde(default = "twelve")]
     pub horizon_months: u32,
@@ -203,6 +211,37 @@ pub struct ClvFile {
     /// Hold out the last N days: fit on the calibration window ending N days before as_of and
     /// compare predicted with actual repeat purchases (table `model_diagnostics`).
     pub holdout_days: Option<i64>,
+}
+
+/// `clv.model` as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFile {
+    #[default]
+    Auto,
+    Bgnbd,
+    Mbgnbd,
+}
+
+impl ModelFile {
+    fn choice(self) -> crate::valuation::ModelChoice {
+        use crate::models::ModelKind;
+        use crate::valuation::ModelChoice;
+        match self {
+            ModelFile::Auto => ModelChoice::Auto,
+            ModelFile::Bgnbd => ModelChoice::Only(ModelKind::BgNbd),
+            ModelFile::Mbgnbd => ModelChoice::Only(ModelKind::MbgNbd),
+        }
+    }
+}
+
+/// `clv.on_fit_failure` as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFitFailureFile {
+    #[default]
+    Fail,
+    Null,
 }
 
 fn twelve() -> u32 {
@@ -768,6 +807,11 @@ fn validate(
             }
         }
         Some(ClvSettings {
+            model: c.model.choice(),
+            on_fit_failure: match c.on_fit_failure {
+                OnFitFailureFile::Fail => crate::valuation::OnFitFailure::Fail,
+                OnFitFailureFile::Null => crate::valuation::OnFitFailure::Null,
+            },
             horizon_months: c.horizon_months,
             monthly_discount_rate: monthly,
             annual_discount_rate: annual,

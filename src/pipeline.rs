@@ -50,11 +50,24 @@ pub enum RunError {
         total: usize,
         first: String,
     },
+    #[error(transparent)]
+    Model(#[from] crate::valuation::FitFailure),
     #[error("computing {step}: {source}")]
     Compute {
         step: &'static str,
         source: PolarsError,
     },
+}
+
+impl From<crate::valuation::ValuationError> for RunError {
+    fn from(e: crate::valuation::ValuationError) -> Self {
+        use crate::valuation::ValuationError as V;
+        match e {
+            V::Fit(f) => RunError::Model(f),
+            V::Frame(p) => compute("valuation")(p),
+            V::Score(m) => compute("valuation")(PolarsError::ComputeError(m.to_string().into())),
+        }
+    }
 }
 
 impl From<SourceError> for RunError {
@@ -585,63 +598,90 @@ fn extra_inputs(
     Ok(extra)
 }
 
-/// Holdout diagnostics: fit on the calibration window, compare with the holdout. When no
-/// comparison is possible the table is written empty (so the date counts as done), with the
-/// reason in the log.
-fn empty_diagnostics(
+/// The holdout check of one date: every candidate purchase model fitted on the calibration
+/// window, its predictions of each calibration customer's repeat purchases in the holdout, and
+/// what the customers did.
+struct Holdout {
     holdout_days: i64,
     cal_end: chrono::NaiveDate,
-) -> Result<Option<DataFrame>, RunError> {
-    tables::model_diagnostics::build(&[], holdout_days, source::epoch_day(cal_end))
-        .map(Some)
-        .map_err(compute("model_diagnostics"))
+    x: Vec<f64>,
+    actual: Vec<f64>,
+    predictions: Vec<(crate::models::ModelKind, Result<Vec<f64>, String>)>,
 }
 
-fn holdout_table(
-    job: &Job,
-    parts: Vec<DataFrame>,
-    as_of: chrono::NaiveDate,
-    holdout_days: i64,
-    penalizer: f64,
-) -> Result<Option<DataFrame>, RunError> {
-    let cal_end = as_of - chrono::Duration::days(holdout_days);
-    let joined = stack_sorted(parts, "holdout")?;
-    if joined.height() == 0 {
-        tracing::warn!(calibration_end = %cal_end, "no purchases before the holdout; model_diagnostics is empty");
-        return empty_diagnostics(holdout_days, cal_end);
+impl Holdout {
+    fn evaluate(
+        job: &Job,
+        s: &crate::valuation::ClvSettings,
+        parts: Vec<DataFrame>,
+        as_of: chrono::NaiveDate,
+        holdout_days: i64,
+    ) -> Result<Holdout, RunError> {
+        let cal_end = as_of - chrono::Duration::days(holdout_days);
+        let joined = stack_sorted(parts, "holdout")?;
+        let mut h = Holdout {
+            holdout_days,
+            cal_end,
+            x: Vec::new(),
+            actual: Vec::new(),
+            predictions: Vec::new(),
+        };
+        if joined.height() == 0 {
+            tracing::warn!(calibration_end = %cal_end, "no purchases before the holdout; model_diagnostics is empty");
+            return Ok(h);
+        }
+        let get = |c: &str| crate::valuation::f64_column(&joined, c).map_err(compute("holdout"));
+        let (tx, t) = (get("recency")?, get("T")?);
+        h.x = get("frequency")?;
+        h.actual = get("actual")?;
+        h.predictions = crate::valuation::holdout_predictions(
+            &s.model.candidates(),
+            &h.x,
+            &tx,
+            &t,
+            holdout_days as f64 / job.unit_days,
+            s.penalizer_coef,
+        );
+        for (k, p) in &h.predictions {
+            if let Err(e) = p {
+                tracing::warn!(model = %k, error = %e, "calibration fit failed");
+            }
+        }
+        Ok(h)
     }
-    let get = |c: &str| crate::valuation::f64_column(&joined, c).map_err(compute("holdout"));
-    let (x, tx, t, act) = (
-        get("frequency")?,
-        get("recency")?,
-        get("T")?,
-        get("actual")?,
-    );
-    let opts = crate::models::FitOptions::default().with_penalizer_coef(penalizer);
-    let fit = match crate::models::fit_bgnbd(&x, &tx, &t, &opts) {
-        Ok(f) if f.converged => f,
-        Ok(f) => {
-            tracing::warn!(detail = %f.message, "calibration fit did not converge; model_diagnostics is empty");
-            return empty_diagnostics(holdout_days, cal_end);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "calibration fit failed; model_diagnostics is empty");
-            return empty_diagnostics(holdout_days, cal_end);
-        }
-    };
-    let pred = crate::models::batch_expected_purchases(
-        &fit.params,
-        holdout_days as f64,
-        job.unit_days,
-        &x,
-        &tx,
-        &t,
-    )
-    .map_err(|e| compute("holdout prediction")(PolarsError::ComputeError(e.to_string().into())))?;
-    let rows = crate::valuation::diagnostics(&x, &act, &pred);
-    tables::model_diagnostics::build(&rows, holdout_days, source::epoch_day(cal_end))
-        .map(Some)
+
+    /// Overall MAE of each candidate that could be fitted on the calibration window.
+    fn maes(&self) -> Vec<(crate::models::ModelKind, f64)> {
+        self.predictions
+            .iter()
+            .filter_map(|(k, p)| {
+                let p = p.as_ref().ok()?;
+                Some((*k, crate::valuation::metrics("all", &self.actual, p).mae))
+            })
+            .collect()
+    }
+
+    /// `model_diagnostics` for the chosen model; empty (so the date counts as done, with the
+    /// reason in the log) when that model has no holdout predictions.
+    fn table(&self, chosen: Option<crate::models::ModelKind>) -> Result<DataFrame, RunError> {
+        let pred = chosen.and_then(|k| {
+            self.predictions
+                .iter()
+                .find(|(pk, _)| *pk == k)
+                .and_then(|(_, p)| p.as_ref().ok())
+        });
+        let rows = match pred {
+            Some(p) => crate::valuation::diagnostics(&self.x, &self.actual, p),
+            None => Vec::new(),
+        };
+        tables::model_diagnostics::build(
+            &rows,
+            self.holdout_days,
+            source::epoch_day(self.cal_end),
+            chosen.map(|k| k.name()),
+        )
         .map_err(compute("model_diagnostics"))
+    }
 }
 
 /// The tables of one as-of date, ready to publish.
@@ -707,16 +747,21 @@ pub fn finish(
     let summary = full.select(order).map_err(compute("customer summary"))?;
     step("summary");
     let as_of_day = source::epoch_day(as_of);
+    let holdout = match &job.clv {
+        Some(s) => match s.holdout_days {
+            Some(h) => Some(Holdout::evaluate(job, s, holdout_parts, as_of, h)?),
+            None => None,
+        },
+        None => None,
+    };
     let valuation = match &job.clv {
-        Some(s) => Some(
-            crate::valuation::value_customers(
-                &summary,
-                s,
-                job.unit_days,
-                retention.rate(as_of_day),
-            )
-            .map_err(compute("valuation"))?,
-        ),
+        Some(s) => Some(crate::valuation::value_customers(
+            &summary,
+            s,
+            job.unit_days,
+            retention.rate(as_of_day),
+            &holdout.as_ref().map(Holdout::maes).unwrap_or_default(),
+        )?),
         None => None,
     };
     let extra = extra_inputs(side, &summary)?;
@@ -738,7 +783,6 @@ pub fn finish(
     step("features");
     let mut churn_parts = Some(churn_parts);
     let mut cohort_parts = Some(cohort_parts);
-    let mut holdout_parts = Some(holdout_parts);
     let mut quarantine = quarantine;
     let mut out = Vec::new();
     for t in &job.tables {
@@ -769,17 +813,15 @@ pub fn finish(
             "value_matrix" => {
                 Some(tables::value_matrix::build(&features).map_err(compute("value_matrix"))?)
             }
-            "model_diagnostics" => match &job.clv {
-                Some(s) => match s.holdout_days {
-                    Some(h) => holdout_table(
-                        job,
-                        holdout_parts.take().unwrap_or_default(),
-                        as_of,
-                        h,
-                        s.penalizer_coef,
+            "model_diagnostics" => match &holdout {
+                Some(h) => Some(
+                    h.table(
+                        valuation
+                            .as_ref()
+                            .and_then(|v| v.purchase.as_ref())
+                            .map(|p| p.kind()),
                     )?,
-                    None => None,
-                },
+                ),
                 None => None,
             },
             "data_quality" => Some(dq.table().map_err(compute("data_quality"))?),
@@ -794,15 +836,7 @@ pub fn finish(
     }
     let mut degraded = Vec::new();
     if let Some(v) = &valuation {
-        for (fit, usable) in v
-            .fits
-            .iter()
-            .zip([v.bgnbd.is_some(), v.gamma_gamma.is_some()])
-        {
-            if !usable {
-                degraded.push(format!("{} not fitted: {}", fit.model, fit.message));
-            }
-        }
+        degraded.extend(v.degraded.iter().cloned());
     }
     if dq.rejected() > 0 {
         degraded.push(format!(

@@ -2,7 +2,7 @@
 //!
 //! Pure: frames and plain structs in, plain columns out; no I/O.
 //!
-//! - BG/NBD is fitted on (`frequency`, `recency`, `T`) of every customer, Gamma-Gamma on
+//! - The purchase model (BG/NBD, MBG/NBD) is fitted on (`frequency`, `recency`, `T`) of every customer, Gamma-Gamma on
 //!   (`frequency`, `monetary`) of the customers with `frequency > 0` and `monetary > 0`; the two
 //!   fits run at the same time (`rayon::join`), each spreading its likelihood sums over threads.
 //! - Customers outside the Gamma-Gamma fitting set (one-time buyers, non-positive mean spend) get
@@ -11,18 +11,59 @@
 //!   (k−1)·M days]) / (1+d)^k − acquisition_cost, M = `days_per_month`, d the monthly rate.
 //! - `clv_simple` = margin · `amount_last_365d` · r / (1 + i − r): r the annual retention rate
 //!   (given, or measured on the data), i the annual discount rate.
-//! - A fit that fails or does not converge is a warning, its row in `model_fit` says why, and the
-//!   model columns are null rather than a silent wrong number.
+//! - The purchase model is `clv.model`: one of [`ModelKind`], or `auto`, which fits them all in
+//!   parallel and keeps the lowest holdout MAE (with a holdout) or the lowest BIC; `model_fit`
+//!   has a row per candidate, `chosen` marks the one in `customer_features`.
+//! - A fit at a boundary of the parameter space (no dropout: BG/NBD → NBD) is a converged fit,
+//!   scored with the limiting model, and its `boundary` column says so.
+//! - A fit that fails or does not converge fails the date ([`FitFailure`], exit 3), or with
+//!   `clv.on_fit_failure = "null"` leaves the model columns null and marks the date degraded;
+//!   never a silent wrong number.
 
 use crate::models::{
-    self, fit_bgnbd, fit_gamma_gamma, BgNbdParams, ClvOptions, FitOptions, GammaGammaParams,
+    self, fit_bgnbd, fit_gamma_gamma, fit_mbgnbd, ClvOptions, FitOptions, FitReport,
+    GammaGammaParams, ModelError, ModelKind, PurchaseModel,
 };
 use polars::prelude::*;
+use rayon::prelude::*;
 use std::time::Instant;
+
+/// Which purchase model a job uses (`clv.model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ModelChoice {
+    /// Fit every model in [`ModelKind::ALL`] and keep the best: lowest holdout MAE when the job
+    /// has a holdout, else lowest BIC.
+    Auto,
+    /// Fit this one only.
+    Only(ModelKind),
+}
+
+impl ModelChoice {
+    /// The models to fit.
+    pub fn candidates(self) -> Vec<ModelKind> {
+        match self {
+            ModelChoice::Auto => ModelKind::ALL.to_vec(),
+            ModelChoice::Only(k) => vec![k],
+        }
+    }
+}
+
+/// What a run does when no purchase model (or the spend model) can be fitted
+/// (`clv.on_fit_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OnFitFailure {
+    /// The date fails (exit 3) and nothing is published.
+    Fail,
+    /// The model columns are null, the `model_fit` row says why, and the date is published as
+    /// degraded.
+    Null,
+}
 
 /// Validated CLV settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClvSettings {
+    pub model: ModelChoice,
+    pub on_fit_failure: OnFitFailure,
     pub horizon_months: u32,
     pub monthly_discount_rate: f64,
     pub annual_discount_rate: f64,
@@ -35,14 +76,47 @@ pub struct ClvSettings {
     pub holdout_days: Option<i64>,
 }
 
+/// A model that could not be fitted, with `clv.on_fit_failure = "fail"`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} could not be fitted: {detail}; try clv.penalizer_coef = 0.001 (or more), another clv.model, a longer window, or clv.on_fit_failure = \"null\" to publish without the model columns")]
+pub struct FitFailure {
+    /// `"the purchase model"` or `"the spend model (Gamma-Gamma)"`.
+    pub what: &'static str,
+    /// Each candidate's reason.
+    pub detail: String,
+}
+
+/// Errors of [`value_customers`].
+#[derive(Debug, thiserror::Error)]
+pub enum ValuationError {
+    #[error(transparent)]
+    Fit(#[from] FitFailure),
+    #[error(transparent)]
+    Frame(#[from] PolarsError),
+    #[error("scoring customers: {0}")]
+    Score(#[from] ModelError),
+}
+
 /// One row of the `model_fit` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitRow {
+    /// `bgnbd`, `mbgnbd` or `gamma_gamma`.
     pub model: &'static str,
-    pub params: Vec<(&'static str, f64)>,
+    /// Named parameters; `None` for a parameter the fit does not identify.
+    pub params: Vec<(&'static str, Option<f64>)>,
     pub log_likelihood: Option<f64>,
+    /// `2k − 2 LL` and `k ln n − 2 LL` (k parameters, n customers in the likelihood).
+    pub aic: Option<f64>,
+    pub bic: Option<f64>,
+    /// Mean absolute error of the predicted repeat purchases in the holdout (fitted on the
+    /// calibration window), when the job has a holdout.
+    pub holdout_mae: Option<f64>,
     pub iterations: i64,
     pub converged: bool,
+    /// Whether this model's values are the ones in `customer_features`.
+    pub chosen: bool,
+    /// What limit the fit reached, if any (see [`models::FitReport::boundary`]).
+    pub boundary: Option<String>,
     pub customers: i64,
     pub distinct_rows: i64,
     pub fit_seconds: f64,
@@ -58,37 +132,106 @@ pub struct Valuation {
     pub clv: Vec<Option<f64>>,
     pub clv_simple: Vec<Option<f64>>,
     pub fits: Vec<FitRow>,
-    pub bgnbd: Option<BgNbdParams>,
+    /// The chosen purchase model, if one could be fitted.
+    pub purchase: Option<PurchaseModel>,
     pub gamma_gamma: Option<GammaGammaParams>,
+    /// Why the result is degraded (a model left null under `on_fit_failure = "null"`).
+    pub degraded: Vec<String>,
 }
 
 pub use crate::columns::f64_column;
 
+/// A fit result and its wall time in seconds.
+pub type Timed<P> = (Result<FitReport<P>, ModelError>, f64);
+
+/// Fit one purchase model.
+pub fn fit_purchase(
+    kind: ModelKind,
+    x: &[f64],
+    tx: &[f64],
+    t: &[f64],
+    opts: &FitOptions,
+) -> Timed<PurchaseModel> {
+    let t0 = Instant::now();
+    let res = match kind {
+        ModelKind::BgNbd => fit_bgnbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::BgNbd)),
+        ModelKind::MbgNbd => fit_mbgnbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::MbgNbd)),
+    };
+    (res, t0.elapsed().as_secs_f64())
+}
+
+/// Fit the candidate purchase models (in parallel) and Gamma-Gamma (repeat buyers) at the
+/// same time.
+pub fn fit_models(
+    kinds: &[ModelKind],
+    x: &[f64],
+    tx: &[f64],
+    t: &[f64],
+    m: &[f64],
+    penalizer_coef: f64,
+) -> (
+    Vec<(ModelKind, Timed<PurchaseModel>)>,
+    Timed<GammaGammaParams>,
+) {
+    let opts = FitOptions::default().with_penalizer_coef(penalizer_coef);
+    rayon::join(
+        || {
+            kinds
+                .par_iter()
+                .map(|&k| (k, fit_purchase(k, x, tx, t, &opts)))
+                .collect()
+        },
+        || {
+            let t0 = Instant::now();
+            (fit_gamma_gamma(x, m, &opts), t0.elapsed().as_secs_f64())
+        },
+    )
+}
+
+fn usable<P>(r: &Result<FitReport<P>, ModelError>) -> bool {
+    matches!(r, Ok(f) if f.converged && f.log_likelihood.is_finite())
+}
+
 fn fit_row<P>(
     model: &'static str,
-    res: &Result<models::FitReport<P>, models::ModelError>,
-    params: impl Fn(&P) -> Vec<(&'static str, f64)>,
+    res: &Result<FitReport<P>, ModelError>,
+    params: impl Fn(&P) -> Vec<(&'static str, Option<f64>)>,
+    k: usize,
     secs: f64,
     n: usize,
 ) -> FitRow {
     match res {
-        Ok(r) => FitRow {
-            model,
-            params: params(&r.params),
-            log_likelihood: Some(r.log_likelihood),
-            iterations: r.iterations as i64,
-            converged: r.converged,
-            customers: r.customers as i64,
-            distinct_rows: r.distinct_rows as i64,
-            fit_seconds: secs,
-            message: r.message.clone(),
-        },
+        Ok(r) => {
+            let ll = r.log_likelihood.is_finite().then_some(r.log_likelihood);
+            let n_fit = r.customers as f64;
+            FitRow {
+                model,
+                params: params(&r.params),
+                log_likelihood: ll,
+                aic: ll.map(|ll| 2.0 * k as f64 - 2.0 * ll),
+                bic: ll.map(|ll| k as f64 * n_fit.ln() - 2.0 * ll),
+                holdout_mae: None,
+                iterations: r.iterations as i64,
+                converged: r.converged,
+                chosen: false,
+                boundary: r.boundary.clone(),
+                customers: r.customers as i64,
+                distinct_rows: r.distinct_rows as i64,
+                fit_seconds: secs,
+                message: r.message.clone(),
+            }
+        }
         Err(e) => FitRow {
             model,
             params: Vec::new(),
             log_likelihood: None,
+            aic: None,
+            bic: None,
+            holdout_mae: None,
             iterations: 0,
             converged: false,
+            chosen: false,
+            boundary: None,
             customers: n as i64,
             distinct_rows: 0,
             fit_seconds: secs,
@@ -97,113 +240,144 @@ fn fit_row<P>(
     }
 }
 
-/// A fit result and its wall time in seconds.
-pub type Timed<P> = (Result<models::FitReport<P>, models::ModelError>, f64);
-
-/// Fit BG/NBD (all customers) and Gamma-Gamma (repeat buyers) at the same time.
-pub fn fit_models(
-    x: &[f64],
-    tx: &[f64],
-    t: &[f64],
-    m: &[f64],
-    penalizer_coef: f64,
-) -> (Timed<BgNbdParams>, Timed<GammaGammaParams>) {
-    let opts = FitOptions::default().with_penalizer_coef(penalizer_coef);
-    let ((bg, bg_s), (gg, gg_s)) = rayon::join(
-        || {
-            let t0 = Instant::now();
-            (fit_bgnbd(x, tx, t, &opts), t0.elapsed().as_secs_f64())
-        },
-        || {
-            let t0 = Instant::now();
-            (fit_gamma_gamma(x, m, &opts), t0.elapsed().as_secs_f64())
-        },
-    );
-    ((bg, bg_s), (gg, gg_s))
-}
-
-/// Usable parameters of a fit: converged, or None with a warning naming the reason.
-fn usable<P: Clone>(
-    model: &str,
-    res: &Result<models::FitReport<P>, models::ModelError>,
-) -> Option<P> {
-    match res {
-        Ok(r) if r.converged => {
-            if r.message.starts_with("warning") {
-                tracing::warn!(model, detail = %r.message, "model fit warning");
-            }
-            Some(r.params.clone())
-        }
-        Ok(r) => {
-            tracing::warn!(model, iterations = r.iterations, detail = %r.message,
-                "model did not converge; its columns are left null (try clv.penalizer_coef = 0.001 or more)");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(model, error = %e, "model could not be fitted; its columns are left null");
-            None
-        }
+/// Why a fit is not usable, for logs and errors.
+fn reason<P>(model: &str, r: &Result<FitReport<P>, ModelError>) -> String {
+    match r {
+        Ok(f) => format!(
+            "{model} did not converge ({} iterations): {}",
+            f.iterations, f.message
+        ),
+        Err(e) => format!("{model}: {e}"),
     }
 }
 
+/// Index of the chosen candidate among the usable ones: lowest holdout MAE when every usable
+/// candidate has one, else lowest BIC; ties keep the earlier (simpler, better known) model.
+fn choose(rows: &[FitRow], usable: &[bool]) -> Option<usize> {
+    let ok: Vec<usize> = (0..rows.len()).filter(|&i| usable[i]).collect();
+    let by = |key: &dyn Fn(&FitRow) -> Option<f64>| -> Option<usize> {
+        if ok.iter().any(|&i| key(&rows[i]).is_none()) {
+            return None;
+        }
+        ok.iter()
+            .copied()
+            .fold(None, |best: Option<usize>, i| match best {
+                Some(b) if key(&rows[b]) <= key(&rows[i]) => Some(b),
+                _ => Some(i),
+            })
+    };
+    by(&|r| r.holdout_mae).or_else(|| by(&|r| r.bic))
+}
+
 /// Value every customer of `summary` (columns `frequency`, `recency`, `T`, `monetary`,
-/// `amount_last_365d`). `retention` is the annual retention rate for `clv_simple`, if known.
+/// `amount_last_365d`). `retention` is the annual retention rate for `clv_simple`, if known;
+/// `holdout_mae` the holdout error of each candidate, if the job has a holdout.
 pub fn value_customers(
     summary: &DataFrame,
     s: &ClvSettings,
     unit_days: f64,
     retention: Option<f64>,
-) -> PolarsResult<Valuation> {
+    holdout_mae: &[(ModelKind, f64)],
+) -> Result<Valuation, ValuationError> {
     let x = f64_column(summary, "frequency")?;
     let tx = f64_column(summary, "recency")?;
     let t = f64_column(summary, "T")?;
     let m = f64_column(summary, "monetary")?;
     let last_year = f64_column(summary, "amount_last_365d")?;
     let n = x.len();
-    let ((bg, bg_s), (gg, gg_s)) = fit_models(&x, &tx, &t, &m, s.penalizer_coef);
-    let fits = vec![
-        fit_row(
-            "bgnbd",
-            &bg,
-            |p: &BgNbdParams| vec![("r", p.r), ("alpha", p.alpha), ("a", p.a), ("b", p.b)],
-            bg_s,
-            n,
-        ),
-        fit_row(
-            "gamma_gamma",
-            &gg,
-            |p: &GammaGammaParams| vec![("p", p.p), ("q", p.q), ("v", p.v)],
-            gg_s,
-            n,
-        ),
-    ];
-    let bgp = usable("bgnbd", &bg);
-    let ggp = usable("gamma_gamma", &gg);
+    let kinds = s.model.candidates();
+    let (purchase_fits, (gg, gg_s)) = fit_models(&kinds, &x, &tx, &t, &m, s.penalizer_coef);
+    let mut fits: Vec<FitRow> = purchase_fits
+        .iter()
+        .map(|(k, (res, secs))| {
+            let mut row = fit_row(k.name(), res, |p| p.params(), k.parameters(), *secs, n);
+            row.holdout_mae = holdout_mae
+                .iter()
+                .find(|(hk, _)| hk == k)
+                .map(|(_, mae)| *mae);
+            row
+        })
+        .collect();
+    let ok: Vec<bool> = purchase_fits.iter().map(|(_, (r, _))| usable(r)).collect();
+    let chosen = choose(&fits, &ok);
+    let mut degraded = Vec::new();
+    let purchase = match chosen {
+        Some(i) => {
+            fits[i].chosen = true;
+            let rep = purchase_fits[i].1 .0.as_ref().expect("usable fit");
+            if let Some(b) = &rep.boundary {
+                tracing::warn!(model = %purchase_fits[i].0, boundary = %b, "purchase model at a boundary");
+            }
+            Some(rep.params)
+        }
+        None => {
+            let detail = purchase_fits
+                .iter()
+                .map(|(k, (r, _))| reason(k.name(), r))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if s.on_fit_failure == OnFitFailure::Fail {
+                return Err(FitFailure {
+                    what: "the purchase model",
+                    detail,
+                }
+                .into());
+            }
+            tracing::warn!(%detail, "no purchase model could be fitted; prob_alive, expected_purchases and clv are left null (clv.on_fit_failure = \"null\")");
+            degraded.push(format!("purchase model not fitted: {detail}"));
+            None
+        }
+    };
+    let mut gg_row = fit_row(
+        "gamma_gamma",
+        &gg,
+        |p: &GammaGammaParams| vec![("p", Some(p.p)), ("q", Some(p.q)), ("v", Some(p.v))],
+        3,
+        gg_s,
+        n,
+    );
+    let ggp = if usable(&gg) {
+        gg_row.chosen = true;
+        let rep = gg.as_ref().expect("usable fit");
+        if rep.message.starts_with("warning") {
+            tracing::warn!(model = "gamma_gamma", detail = %rep.message, "model fit warning");
+        }
+        Some(rep.params)
+    } else {
+        let detail = reason("gamma_gamma", &gg);
+        if s.on_fit_failure == OnFitFailure::Fail {
+            return Err(FitFailure {
+                what: "the spend model (Gamma-Gamma)",
+                detail,
+            }
+            .into());
+        }
+        tracing::warn!(%detail, "the spend model could not be fitted; expected_spend and clv are left null (clv.on_fit_failure = \"null\")");
+        degraded.push(format!("gamma_gamma not fitted: {detail}"));
+        None
+    };
+    fits.push(gg_row);
     let none = || vec![None; n];
     let some = |v: Vec<f64>| v.into_iter().map(|x| x.is_finite().then_some(x)).collect();
-    let model_err = |e: models::ModelError| PolarsError::ComputeError(e.to_string().into());
-    let (prob_alive, expected_purchases) = match &bgp {
+    let (prob_alive, expected_purchases) = match &purchase {
         Some(p) => (
-            some(models::batch_prob_alive(p, &x, &tx, &t).map_err(model_err)?),
-            some(
-                models::batch_expected_purchases(
-                    p,
-                    s.purchase_horizon_days,
-                    unit_days,
-                    &x,
-                    &tx,
-                    &t,
-                )
-                .map_err(model_err)?,
-            ),
+            some(models::batch_prob_alive(p, &x, &tx, &t)?),
+            some(models::batch_expected_purchases(
+                p,
+                s.purchase_horizon_days,
+                unit_days,
+                &x,
+                &tx,
+                &t,
+            )?),
         ),
         None => (none(), none()),
     };
     let expected_spend = match &ggp {
-        Some(g) => some(models::batch_expected_spend(g, &x, &m).map_err(model_err)?),
+        Some(g) => some(models::batch_expected_spend(g, &x, &m)?),
         None => none(),
     };
-    let clv = match (&bgp, &ggp) {
+    let clv = match (&purchase, &ggp) {
         (Some(p), Some(g)) => {
             let opts = ClvOptions::default()
                 .with_horizon_months(s.horizon_months)
@@ -212,7 +386,7 @@ pub fn value_customers(
                 .with_days_per_month(s.days_per_month)
                 .with_time_unit_days(unit_days)
                 .with_acquisition_cost(s.acquisition_cost);
-            some(models::batch_discounted_clv(p, g, &x, &tx, &t, &m, &opts).map_err(model_err)?)
+            some(models::batch_discounted_clv(p, g, &x, &tx, &t, &m, &opts)?)
         }
         _ => none(),
     };
@@ -237,9 +411,38 @@ pub fn value_customers(
         clv,
         clv_simple,
         fits,
-        bgnbd: bgp,
+        purchase,
         gamma_gamma: ggp,
+        degraded,
     })
+}
+
+/// Holdout errors of each candidate: fitted on the calibration summary `(x, t_x, T)`, each
+/// predicts every customer's repeat purchases over the next `horizon` time units; `actual`
+/// holds what they did. Returns, per candidate, its predictions or why it could not be fitted.
+pub fn holdout_predictions(
+    kinds: &[ModelKind],
+    x: &[f64],
+    tx: &[f64],
+    t: &[f64],
+    horizon_units: f64,
+    penalizer_coef: f64,
+) -> Vec<(ModelKind, Result<Vec<f64>, String>)> {
+    let opts = FitOptions::default().with_penalizer_coef(penalizer_coef);
+    kinds
+        .par_iter()
+        .map(|&k| {
+            let (res, _) = fit_purchase(k, x, tx, t, &opts);
+            let out = if usable(&res) {
+                let p = res.expect("usable fit").params;
+                models::batch_expected_purchases(&p, horizon_units, 1.0, x, tx, t)
+                    .map_err(|e| e.to_string())
+            } else {
+                Err(reason(k.name(), &res))
+            };
+            (k, out)
+        })
+        .collect()
 }
 
 /// Holdout check: BG/NBD fitted on the calibration summary predicts each customer's repeat
@@ -319,6 +522,44 @@ mod tests {
         assert!((r.rmse - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!(r.bias, 0.0);
         assert!((r.correlation.unwrap() - 1.0).abs() < 1e-12);
+    }
+
+    fn row(bic: f64, mae: Option<f64>) -> FitRow {
+        FitRow {
+            model: "m",
+            params: vec![],
+            log_likelihood: Some(-bic / 2.0),
+            aic: None,
+            bic: Some(bic),
+            holdout_mae: mae,
+            iterations: 1,
+            converged: true,
+            chosen: false,
+            boundary: None,
+            customers: 10,
+            distinct_rows: 10,
+            fit_seconds: 0.0,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn choice_rule() {
+        // Lowest BIC without a holdout; a tie keeps the first; unusable rows never win.
+        let rows = [row(10.0, None), row(9.0, None)];
+        assert_eq!(choose(&rows, &[true, true]), Some(1));
+        assert_eq!(choose(&rows, &[true, false]), Some(0));
+        assert_eq!(
+            choose(&[row(5.0, None), row(5.0, None)], &[true, true]),
+            Some(0)
+        );
+        assert_eq!(choose(&rows, &[false, false]), None);
+        // With a holdout the lowest MAE wins even against a lower BIC.
+        let rows = [row(10.0, Some(0.5)), row(9.0, Some(0.7))];
+        assert_eq!(choose(&rows, &[true, true]), Some(0));
+        // A candidate without a holdout MAE (its calibration fit failed): back to BIC.
+        let rows = [row(10.0, Some(0.5)), row(9.0, None)];
+        assert_eq!(choose(&rows, &[true, true]), Some(1));
     }
 
     #[test]

@@ -27,10 +27,11 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::minimize_bfgs;
+use super::optimize::{chain, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER};
 use super::special::{digamma, ln_gamma, sum_series};
 use super::{
-    check_customer, check_len, FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_customer, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
+    LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Which of the two Beta-geometric dropout models the shared likelihood code computes.
@@ -67,6 +68,17 @@ pub(crate) const NO_DROPOUT_SHARE: f64 = 1e-6;
 /// limit's by less than this (in log-likelihood units, far below the 1.92 of a 5 % likelihood
 /// ratio test) is reported as the boundary solution `a = 0`.
 pub(crate) const BOUNDARY_LL_GAP: f64 = 0.5;
+
+/// `a + b` from which the Beta dropout distribution counts as a point mass at `p = a/(a+b)`
+/// (every customer has the same dropout probability): fits running past it along the ridge
+/// `a/(a+b) = p` are tested against that limit, and scoring switches to its closed forms.
+pub(crate) const HOMOGENEOUS_AB: f64 = 1e6;
+
+/// Iterations after which a fit still running along a ridge is tested against its limits.
+const RIDGE_CHECK_ITER: usize = 100;
+
+/// `a + b` of the parameters that represent the homogeneous-dropout limit.
+const HOMOGENEOUS_K: f64 = 1e12;
 
 /// BG/NBD parameters, in the time unit of the data they were fitted on.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,6 +155,13 @@ impl BgNbdParams {
         if a == 0.0 {
             // No dropout (the NBD limit): E = (r + x) t / (α + T).
             return (r + x) * t / (alpha + big_t);
+        }
+        if a + b >= HOMOGENEOUS_AB {
+            // Every customer drops out with the same p = a/(a+b) after each purchase. Given λ,
+            // purchases in a window of length t number (1 − e^{−λpt})/p on average, and
+            // λ | alive ~ Gamma(r+x, α+T): E = [1 − ((α+T)/(α+T+pt))^{r+x}] / p.
+            let p = a / (a + b);
+            return -(-(r + x) * (p * t / (alpha + big_t)).ln_1p()).exp_m1() / p;
         }
         let z = t / (alpha + big_t + t);
         let ln_1mz = -(t / (alpha + big_t)).ln_1p();
@@ -406,6 +425,39 @@ impl Rows {
 }
 
 impl Rows {
+    /// Weighted log-likelihood of the homogeneous-dropout limit (Beta(a, b) a point mass at
+    /// `p`) and its gradient w.r.t. `(ln r, ln α, logit p)`:
+    /// `Σ w [ln Γ(r+x) − ln Γ(r) + r ln α + (x+s) ln(1−p)
+    ///        + ln((α+T)^{−(r+x)} + δ p/(1−p) (α+t_x)^{−(r+x)})]`, `s` = 0 (BG), 1 (MBG).
+    fn homogeneous_loglik_grad(&self, theta: &[f64]) -> (f64, [f64; 3]) {
+        let (r, alpha) = (theta[0].exp(), theta[1].exp());
+        let p = 1.0 / (1.0 + (-theta[2]).exp());
+        let ln_1mp = -theta[2].exp().ln_1p(); // ln(1 − p)
+        let ln_odds = theta[2]; // ln(p/(1−p))
+        let shift = self.variant.shift();
+        let ln_alpha = alpha.ln();
+        let mut ll = 0.0;
+        let mut g = [0.0; 3];
+        for (&x, &w) in self.freqs.iter().zip(&self.freq_weight) {
+            ll += w * (ln_gamma(r + x) - ln_gamma(r) + r * ln_alpha + (x + shift) * ln_1mp);
+            g[0] += w * r * (digamma(r + x) - digamma(r) + ln_alpha);
+            g[1] += w * r;
+            g[2] += w * -(x + shift) * p;
+        }
+        for i in 0..self.w.len() {
+            let x = self.freqs[self.fi[i] as usize];
+            let w = self.w[i];
+            let (ln_t, ln_tx) = ((alpha + self.t[i]).ln(), (alpha + self.tx[i]).ln());
+            let (lse, w3, w4) =
+                dropout_terms(ln_odds, r, x, ln_t, ln_tx, 0.0, self.variant.can_drop(x));
+            ll += w * lse;
+            g[0] += w * r * -(w3 * ln_t + w4 * ln_tx);
+            g[1] += w * alpha * -(r + x) * (w3 / (alpha + self.t[i]) + w4 / (alpha + self.tx[i]));
+            g[2] += w * w4;
+        }
+        (ll, g)
+    }
+
     /// Weighted log-likelihood of the no-dropout limit (NBD: `a = 0`) and its gradient w.r.t.
     /// `(r, α)`: `Σ w [ln Γ(r+x) − ln Γ(r) + r ln α − (r+x) ln(α+T)]`.
     fn nbd_loglik_grad(&self, r: f64, alpha: f64) -> (f64, [f64; 2]) {
@@ -513,7 +565,23 @@ pub(crate) fn fit_variant(
         f
     };
     let start = [0.1; 4];
-    let m = minimize_bfgs(objective, &start, opts.max_iter, opts.tolerance);
+    // A first budget of RIDGE_CHECK_ITER iterations: a fit still moving after that along one of
+    // the two ridges (a → 0, or a, b → ∞ together) goes to the limit tests below instead of
+    // crawling on to max_iter; any other unfinished fit is finished by Newton's method.
+    let first = opts.max_iter.min(RIDGE_CHECK_ITER);
+    let mut m = minimize_bfgs(&objective, &start, first, opts.tolerance);
+    let on_ridge = |x: &[f64]| {
+        let p = from_log(x);
+        p.a + p.b > HOMOGENEOUS_AB / 100.0 || p.a / (p.a + p.b) < NO_DROPOUT_SHARE
+    };
+    if !m.converged && !on_ridge(&m.x) && opts.max_iter > m.iterations {
+        // Stalled at an interior point: finish with Newton steps.
+        let budget = (opts.max_iter - m.iterations).min(NEWTON_POLISH_ITER);
+        m = chain(
+            &m,
+            minimize_newton(&objective, &m.x, budget, opts.tolerance),
+        );
+    }
     let scaled = from_log(&m.x);
     let unscaled = |p: BgNbdParams| BgNbdParams {
         alpha: p.alpha / scale,
@@ -529,6 +597,12 @@ pub(crate) fn fit_variant(
         "{} after {} iterations ({} evaluations)",
         m.reason, m.iterations, m.evaluations
     );
+    if !on_ridge(&m.x) {
+        if let Some(note) = stalled_at_precision(&m, opts.tolerance) {
+            converged = ll.is_finite();
+            message.push_str(&note);
+        }
+    }
     let mut boundary = None;
 
     // The no-dropout boundary: a/(a+b) → 0 makes the model NBD (nobody drops out). Fit the
@@ -569,6 +643,55 @@ pub(crate) fn fit_variant(
             converged = true;
             iterations += n.iterations;
             grad_norm = n.grad_norm;
+        }
+    }
+    // The homogeneous-dropout ridge: a, b → ∞ at a fixed a/(a+b) = p (dropout probabilities do
+    // not vary between customers). BFGS crawls along it; fit the 3-parameter limit directly.
+    if boundary.is_none() && (!converged || scaled.a + scaled.b > HOMOGENEOUS_AB / 100.0) {
+        let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
+            let (ll, g) = rows.homogeneous_loglik_grad(theta);
+            let natural = [theta[0].exp(), theta[1].exp()];
+            let mut f = -ll / rows.total_weight;
+            for k in 0..3 {
+                grad[k] = -g[k] / rows.total_weight;
+            }
+            // The penalty sees r and the rescaled α (a and b are infinite at this limit).
+            for k in 0..2 {
+                grad[k] += 2.0 * pen * natural[k] * natural[k];
+                f += pen * natural[k] * natural[k];
+            }
+            f
+        };
+        let share = share.clamp(1e-9, 1.0 - 1e-9);
+        let start = [
+            m.x[0].clamp(-5.0, 5.0),
+            m.x[1].clamp(-10.0, 10.0),
+            (share / (1.0 - share)).ln(),
+        ];
+        let h = minimize_bfgs(objective, &start, opts.max_iter, opts.tolerance);
+        let full = Rows::build(frequency, recency, t, 1.0, variant);
+        let theta_full = [h.x[0], h.x[1] - scale.ln(), h.x[2]];
+        let h_ll = full.homogeneous_loglik_grad(&theta_full).0;
+        if h.converged && h_ll.is_finite() && (ll.is_nan() || ll - h_ll < BOUNDARY_LL_GAP) {
+            let p = 1.0 / (1.0 + (-h.x[2]).exp());
+            boundary = Some(format!(
+                "same dropout for everyone: the fit ran along a, b -> infinity at a/(a+b) = \
+                 {p:.4}, where the Beta dropout distribution becomes a point mass; scored with \
+                 that limit (every customer drops out with probability {p:.4} after each \
+                 purchase; a, b not identified), fitted in {} more iterations, log-likelihood \
+                 {h_ll:.4} vs {ll:.4}",
+                h.iterations
+            ));
+            params = BgNbdParams {
+                r: h.x[0].exp(),
+                alpha: h.x[1].exp() / scale,
+                a: p * HOMOGENEOUS_K,
+                b: (1.0 - p) * HOMOGENEOUS_K,
+            };
+            ll = h_ll;
+            converged = true;
+            iterations += h.iterations;
+            grad_norm = h.grad_norm;
         }
     }
     if boundary.is_none() {

@@ -23,10 +23,11 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::minimize_bfgs;
+use super::optimize::{chain, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER};
 use super::special::{digamma, ln_gamma};
 use super::{
-    check_finite, check_len, FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_finite, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
+    LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Gamma-Gamma parameters (`v` is γ in the note), in the currency of the data.
@@ -212,7 +213,16 @@ pub fn fit_gamma_gamma(
             }
             f
         };
-        let m = minimize_bfgs(objective, &start, opts.max_iter, opts.tolerance);
+        let first = opts.max_iter.min(100);
+        let mut m = minimize_bfgs(&objective, &start, first, opts.tolerance);
+        if !m.converged && opts.max_iter > m.iterations {
+            // Stalled (the spend likelihood is flat and ill-conditioned): finish with Newton.
+            let budget = (opts.max_iter - m.iterations).min(NEWTON_POLISH_ITER);
+            m = chain(
+                &m,
+                minimize_newton(&objective, &m.x, budget, opts.tolerance),
+            );
+        }
         (to_params(&m.x), m)
     };
     let (mut params, mut m) = run(0.0, [0.0, 2f64.ln(), mean_m.ln()]);
@@ -237,6 +247,10 @@ pub fn fit_gamma_gamma(
         "{} after {} iterations ({} evaluations)",
         m.reason, m.iterations, m.evaluations
     ));
+    if let Some(note) = stalled_at_precision(&m, opts.tolerance) {
+        converged = ll.is_finite();
+        message.push_str(&note);
+    }
     let ran_off: Vec<&str> = ["p", "q", "v"]
         .iter()
         .enumerate()

@@ -235,6 +235,25 @@ pub(crate) const PAR_CHUNK: usize = 4096;
 /// converged rather than returned as a silent number.
 pub(crate) const LOG_PARAM_LIMIT: f64 = 25.0;
 
+/// A fit that stalls with its gradient within this factor of the tolerance is accepted: on
+/// flat likelihoods over many customers the objective's rounding error (~1e-14 of its value)
+/// hides any further decrease, so the tolerance cannot be met in double precision.
+pub(crate) const STALL_FACTOR: f64 = 100.0;
+
+/// If `m` stopped without converging but within [`STALL_FACTOR`] of the gradient tolerance,
+/// the note that explains why it is accepted.
+pub(crate) fn stalled_at_precision(m: &optimize::Minimum, tolerance: f64) -> Option<String> {
+    (!m.converged && m.grad_norm.is_finite() && m.grad_norm <= STALL_FACTOR * tolerance).then(
+        || {
+            format!(
+            "; accepted at gradient norm {:.1e} (tolerance {tolerance:.0e}): the likelihood is \
+             too flat for double precision to locate its maximum more closely",
+            m.grad_norm
+        )
+        },
+    )
+}
+
 /// Checks that a value is finite, reporting row and field otherwise.
 pub(crate) fn check_finite(
     index: usize,

@@ -8,7 +8,8 @@
 use super::{BgNbdParams, MbgNbdParams};
 
 /// The purchase (transaction-count) models custval fits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// BG/NBD (Fader, Hardie & Lee 2005).
     BgNbd,
@@ -96,14 +97,15 @@ impl PurchaseModel {
     }
 
     /// Named parameters for `model_fit`. A parameter the fit does not identify (`b` at the
-    /// no-dropout boundary `a = 0`) is `None`.
+    /// no-dropout boundary `a = 0`; `a` and `b` at the homogeneous-dropout boundary) is `None`.
     pub fn params(&self) -> Vec<(&'static str, Option<f64>)> {
         let four = |r: f64, alpha: f64, a: f64, b: f64| {
+            let homogeneous = a + b >= super::bgnbd::HOMOGENEOUS_AB;
             vec![
                 ("r", Some(r)),
                 ("alpha", Some(alpha)),
-                ("a", Some(a)),
-                ("b", (a > 0.0).then_some(b)),
+                ("a", (!homogeneous).then_some(a)),
+                ("b", (a > 0.0 && !homogeneous).then_some(b)),
             ]
         };
         match *self {

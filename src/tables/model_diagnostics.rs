@@ -1,4 +1,4 @@
-//! `model_diagnostics`: holdout calibration of the BG/NBD purchase predictions.
+//! `model_diagnostics`: holdout calibration of the purchase model's predictions.
 //!
 //! Written when `clv.holdout_days` (or `--holdout-days`) is set. The model is fitted on the
 //! calibration window ending `holdout_days` before the as-of date and predicts each calibration
@@ -9,7 +9,8 @@
 //! Partition: `as_of=YYYY-MM-DD`. Columns: `calibration_frequency` (String), `customers` (Int64),
 //! `mean_actual`, `mean_predicted`, `mae`, `rmse`, `bias` (= mean predicted − mean actual),
 //! `correlation` (Pearson, null when constant) (Float64), `holdout_days` (Int64),
-//! `calibration_end` (Date).
+//! `calibration_end` (Date), `model` (String: the purchase model whose predictions these are,
+//! the one chosen for `customer_features`).
 
 use crate::valuation::DiagnosticRow;
 use polars::prelude::*;
@@ -19,6 +20,7 @@ pub fn build(
     rows: &[DiagnosticRow],
     holdout_days: i64,
     calibration_end_day: i32,
+    model: Option<&str>,
 ) -> PolarsResult<DataFrame> {
     let f = |g: fn(&DiagnosticRow) -> f64| rows.iter().map(g).collect::<Vec<f64>>();
     DataFrame::new_infer_height(vec![
@@ -45,5 +47,6 @@ pub fn build(
             vec![calibration_end_day; rows.len()],
         )
         .cast(&DataType::Date)?,
+        Column::new("model".into(), vec![model; rows.len()]),
     ])
 }

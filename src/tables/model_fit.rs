@@ -1,12 +1,16 @@
 //! `model_fit`: one row per fitted model as of the partition date.
 //!
-//! Grain: model (`bgnbd`, `gamma_gamma`). Partition: `as_of=YYYY-MM-DD`. Cost: the fits.
-//! Columns: `model` (String), `r`, `alpha`, `a`, `b` (BG/NBD), `p`, `q`, `v` (Gamma-Gamma)
-//! (Float64, null for the other model or a failed fit), `log_likelihood` (Float64, total over
-//! customers), `iterations` (Int64), `converged` (Boolean), `customers` (Int64, customers in the
-//! likelihood), `distinct_rows` (Int64, after collapsing identical customers), `fit_seconds`
-//! (Float64), `time_unit_days` (Float64: 1 or 7; `alpha` is in this unit), `message` (String:
-//! why the optimiser stopped, warnings, or why the fit failed).
+//! Grain: model (each purchase-model candidate of `clv.model`: `bgnbd`, `mbgnbd`; then
+//! `gamma_gamma`). Partition: `as_of=YYYY-MM-DD`. Cost: the fits.
+//! Columns: `model` (String), `r`, `alpha`, `a`, `b` (BG/NBD, MBG/NBD; `b` null at the
+//! no-dropout boundary `a = 0`), `p`, `q`, `v` (Gamma-Gamma) (Float64, null for the other models
+//! or a failed fit), `log_likelihood` (Float64, total over customers), `aic`, `bic` (Float64),
+//! `holdout_mae` (Float64, with a holdout), `iterations` (Int64), `converged` (Boolean),
+//! `customers` (Int64, customers in the likelihood), `distinct_rows` (Int64, after collapsing
+//! identical customers), `fit_seconds` (Float64), `time_unit_days` (Float64: 1 or 7; `alpha` is
+//! in this unit), `message` (String: why the optimiser stopped, warnings, or why the fit
+//! failed), `chosen` (Boolean: the model behind `customer_features`), `boundary` (String: the
+//! limit a fit reached and how customers are scored there; null for an interior optimum).
 
 use crate::valuation::FitRow;
 use polars::prelude::*;
@@ -16,7 +20,12 @@ pub fn build(fits: &[FitRow], unit_days: f64) -> PolarsResult<DataFrame> {
     let param = |name: &str| -> Column {
         let v: Vec<Option<f64>> = fits
             .iter()
-            .map(|f| f.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
+            .map(|f| {
+                f.params
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .and_then(|(_, v)| *v)
+            })
             .collect();
         Column::new(name.into(), v)
     };
@@ -31,6 +40,12 @@ pub fn build(fits: &[FitRow], unit_days: f64) -> PolarsResult<DataFrame> {
         Column::new(
             "log_likelihood".into(),
             fits.iter().map(|f| f.log_likelihood).collect::<Vec<_>>(),
+        ),
+        Column::new("aic".into(), fits.iter().map(|f| f.aic).collect::<Vec<_>>()),
+        Column::new("bic".into(), fits.iter().map(|f| f.bic).collect::<Vec<_>>()),
+        Column::new(
+            "holdout_mae".into(),
+            fits.iter().map(|f| f.holdout_mae).collect::<Vec<_>>(),
         ),
         Column::new(
             "iterations".into(),
@@ -56,6 +71,16 @@ pub fn build(fits: &[FitRow], unit_days: f64) -> PolarsResult<DataFrame> {
         Column::new(
             "message".into(),
             fits.iter().map(|f| f.message.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "chosen".into(),
+            fits.iter().map(|f| f.chosen).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "boundary".into(),
+            fits.iter()
+                .map(|f| f.boundary.as_deref())
+                .collect::<Vec<_>>(),
         ),
     ]);
     DataFrame::new_infer_height(cols)

@@ -274,3 +274,56 @@ fn lifetimes_fixture_per_customer_values_and_fit() {
         assert!(rel_close(got, want, 1e-4), "{:?} vs {p:?}", rep.params);
     }
 }
+
+#[test]
+fn same_dropout_for_everyone_gives_the_homogeneous_limit() {
+    // Beta(a, b) with a + b = 1e8: every customer drops out with p = 0.2 after each purchase.
+    let truth = BgNbdParams {
+        r: 0.8,
+        alpha: 25.0,
+        a: 0.2e8,
+        b: 0.8e8,
+    };
+    let (x, tx, t) = testdata::simulate_bgnbd(5_000, &truth, 365.0, 21);
+    let rep = fit_bgnbd(&x, &tx, &t, &FitOptions::default()).unwrap();
+    assert!(rep.converged, "{rep:?}");
+    let b = rep.boundary.clone().expect("boundary reported");
+    assert!(b.contains("same dropout for everyone"), "{b}");
+    let p = rep.params;
+    assert!(rel_close(p.r, truth.r, 0.1), "{p:?}");
+    assert!(rel_close(p.alpha, truth.alpha, 0.15), "{p:?}");
+    assert!(rel_close(p.a / (p.a + p.b), 0.2, 0.15), "{p:?}");
+    // Independent check of the limit's log-likelihood: the BG/NBD likelihood with the point
+    // mass written out, (1−p)^x Γ(r+x)α^r/Γ(r) [(α+T)^{−(r+x)} + δ p/(1−p) (α+t_x)^{−(r+x)}].
+    let q = p.a / (p.a + p.b);
+    let ll: f64 = (0..x.len())
+        .map(|i| {
+            let (xi, txi, ti) = (x[i], tx[i], t[i]);
+            let front =
+                ln_gamma(p.r + xi) - ln_gamma(p.r) + p.r * p.alpha.ln() + xi * (1.0 - q).ln();
+            let mut br = (p.alpha + ti).powf(-(p.r + xi));
+            if xi > 0.0 {
+                br += q / (1.0 - q) * (p.alpha + txi).powf(-(p.r + xi));
+            }
+            front + br.ln()
+        })
+        .sum();
+    assert!(
+        (rep.log_likelihood - ll).abs() < 1e-6 * ll.abs(),
+        "{} vs {ll}",
+        rep.log_likelihood
+    );
+    assert!(rep.iterations <= 150, "{rep:?}");
+    // The closed-form scoring agrees with the exact BG/NBD series at a large finite a + b.
+    let finite = BgNbdParams {
+        r: 0.8,
+        alpha: 25.0,
+        a: 0.2e5,
+        b: 0.8e5,
+    };
+    for &(h, xi, big_t) in &[(90.0, 0.0, 100.0), (30.0, 3.0, 200.0), (365.0, 12.0, 300.0)] {
+        let exact = finite.expected_purchases_if_alive(h, xi, big_t);
+        let limit = truth.expected_purchases_if_alive(h, xi, big_t);
+        assert!(rel_close(limit, exact, 1e-3), "{limit} vs {exact}");
+    }
+}
