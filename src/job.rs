@@ -176,7 +176,7 @@ pub struct ClvFile {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Purchase model: `"auto"` (default: fit every model, keep the lowest holdout MAE or BIC),
-    /// `"bgnbd"` or `"mbgnbd"`.
+    /// `"bgnbd"`, `"mbgnbd"` or `"pareto_nbd"`.
     #[serde(default)]
     pub model: ModelFile,
     /// When a model cannot be fitted: `"fail"` (default: the date fails, exit 3) or `"null"`
@@ -221,6 +221,7 @@ pub enum ModelFile {
     Auto,
     Bgnbd,
     Mbgnbd,
+    ParetoNbd,
 }
 
 impl ModelFile {
@@ -231,6 +232,7 @@ impl ModelFile {
             ModelFile::Auto => ModelChoice::Auto,
             ModelFile::Bgnbd => ModelChoice::Only(ModelKind::BgNbd),
             ModelFile::Mbgnbd => ModelChoice::Only(ModelKind::MbgNbd),
+            ModelFile::ParetoNbd => ModelChoice::Only(ModelKind::ParetoNbd),
         }
     }
 }

@@ -156,6 +156,9 @@ pub fn fit_purchase(
     let res = match kind {
         ModelKind::BgNbd => fit_bgnbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::BgNbd)),
         ModelKind::MbgNbd => fit_mbgnbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::MbgNbd)),
+        ModelKind::ParetoNbd => {
+            models::fit_pareto_nbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::ParetoNbd))
+        }
     };
     (res, t0.elapsed().as_secs_f64())
 }

@@ -24,6 +24,8 @@
 //! * [`mbgnbd`]: MBG/NBD, Batislam, Denizel & Filiztekin (2007), "Empirical validation and
 //!   comparison of models for customer base analysis", IJRM 24(3): BG/NBD in which a customer
 //!   may also drop out right after the first purchase.
+//! * [`pareto_nbd`]: Pareto/NBD, Schmittlein, Morrison & Colombo (1987): exponential lifetimes
+//!   instead of dropout after purchases; its likelihood integral computed by quadrature.
 //! * [`purchase`]: the fitted purchase model, whichever it is, behind one scoring interface.
 //! * [`gamma_gamma`]: Gamma-Gamma spend model, Fader & Hardie (2013), "The Gamma-Gamma Model of
 //!   Monetary Value" (note 025). Expected spend per transaction.
@@ -39,6 +41,7 @@ pub mod clv;
 pub mod gamma_gamma;
 pub mod mbgnbd;
 pub mod optimize;
+pub mod pareto_nbd;
 pub mod purchase;
 pub(crate) mod special;
 
@@ -49,6 +52,7 @@ pub use clv::{
 };
 pub use gamma_gamma::{fit_gamma_gamma, GammaGammaParams};
 pub use mbgnbd::{fit_mbgnbd, MbgNbdParams};
+pub use pareto_nbd::{fit_pareto_nbd, ParetoNbdParams};
 pub use purchase::{ModelKind, PurchaseModel};
 
 /// Errors of the model layer. Each message names what was wrong and what to try.

@@ -5,7 +5,7 @@
 //! does not depend on `t_x`. The batch functions of [`super::clv`] use that to evaluate the
 //! expensive factor once per distinct `(x, T)`.
 
-use super::{BgNbdParams, MbgNbdParams};
+use super::{BgNbdParams, MbgNbdParams, ParetoNbdParams};
 
 /// The purchase (transaction-count) models custval fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -15,24 +15,28 @@ pub enum ModelKind {
     BgNbd,
     /// MBG/NBD (Batislam, Denizel & Filiztekin 2007).
     MbgNbd,
+    /// Pareto/NBD (Schmittlein, Morrison & Colombo 1987).
+    #[serde(rename = "pareto_nbd")]
+    ParetoNbd,
 }
 
 impl ModelKind {
     /// Every kind, in the order `model_fit` lists them.
-    pub const ALL: [ModelKind; 2] = [ModelKind::BgNbd, ModelKind::MbgNbd];
+    pub const ALL: [ModelKind; 3] = [ModelKind::BgNbd, ModelKind::MbgNbd, ModelKind::ParetoNbd];
 
     /// The name used in job files and in the `model` column of `model_fit`.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::BgNbd => "bgnbd",
             ModelKind::MbgNbd => "mbgnbd",
+            ModelKind::ParetoNbd => "pareto_nbd",
         }
     }
 
     /// Number of free parameters (for AIC and BIC).
     pub fn parameters(self) -> usize {
         match self {
-            ModelKind::BgNbd | ModelKind::MbgNbd => 4,
+            ModelKind::BgNbd | ModelKind::MbgNbd | ModelKind::ParetoNbd => 4,
         }
     }
 }
@@ -81,11 +85,21 @@ impl PurchaseScore for MbgNbdParams {
     }
 }
 
+impl PurchaseScore for ParetoNbdParams {
+    fn prob_alive(&self, x: f64, tx: f64, big_t: f64) -> f64 {
+        ParetoNbdParams::prob_alive(self, x, tx, big_t)
+    }
+    fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
+        ParetoNbdParams::expected_purchases_if_alive(self, t, x, big_t)
+    }
+}
+
 /// A fitted purchase model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PurchaseModel {
     BgNbd(BgNbdParams),
     MbgNbd(MbgNbdParams),
+    ParetoNbd(ParetoNbdParams),
 }
 
 impl PurchaseModel {
@@ -93,6 +107,7 @@ impl PurchaseModel {
         match self {
             PurchaseModel::BgNbd(_) => ModelKind::BgNbd,
             PurchaseModel::MbgNbd(_) => ModelKind::MbgNbd,
+            PurchaseModel::ParetoNbd(_) => ModelKind::ParetoNbd,
         }
     }
 
@@ -111,6 +126,12 @@ impl PurchaseModel {
         match *self {
             PurchaseModel::BgNbd(p) => four(p.r, p.alpha, p.a, p.b),
             PurchaseModel::MbgNbd(p) => four(p.r, p.alpha, p.a, p.b),
+            PurchaseModel::ParetoNbd(p) => vec![
+                ("r", Some(p.r)),
+                ("alpha", Some(p.alpha)),
+                ("s", Some(p.s)),
+                ("beta", (p.s > 0.0).then_some(p.beta)),
+            ],
         }
     }
 }
@@ -120,18 +141,23 @@ impl PurchaseScore for PurchaseModel {
         match self {
             PurchaseModel::BgNbd(p) => PurchaseScore::prob_alive(p, x, tx, big_t),
             PurchaseModel::MbgNbd(p) => PurchaseScore::prob_alive(p, x, tx, big_t),
+            PurchaseModel::ParetoNbd(p) => PurchaseScore::prob_alive(p, x, tx, big_t),
         }
     }
     fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
         match self {
             PurchaseModel::BgNbd(p) => PurchaseScore::expected_purchases_if_alive(p, t, x, big_t),
             PurchaseModel::MbgNbd(p) => PurchaseScore::expected_purchases_if_alive(p, t, x, big_t),
+            PurchaseModel::ParetoNbd(p) => {
+                PurchaseScore::expected_purchases_if_alive(p, t, x, big_t)
+            }
         }
     }
     fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
         match self {
             PurchaseModel::BgNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
             PurchaseModel::MbgNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
+            PurchaseModel::ParetoNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
         }
     }
 }

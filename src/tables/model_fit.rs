@@ -1,6 +1,6 @@
 //! `model_fit`: one row per fitted model as of the partition date.
 //!
-//! Grain: model (each purchase-model candidate of `clv.model`: `bgnbd`, `mbgnbd`; then
+//! Grain: model (each purchase-model candidate of `clv.model`: `bgnbd`, `mbgnbd`, `pareto_nbd`; then
 //! `gamma_gamma`). Partition: `as_of=YYYY-MM-DD`. Cost: the fits.
 //! Columns: `model` (String), `r`, `alpha`, `a`, `b` (BG/NBD, MBG/NBD; `b` null at the
 //! no-dropout boundary `a = 0`), `p`, `q`, `v` (Gamma-Gamma) (Float64, null for the other models
@@ -10,7 +10,8 @@
 //! identical customers), `fit_seconds` (Float64), `time_unit_days` (Float64: 1 or 7; `alpha` is
 //! in this unit), `message` (String: why the optimiser stopped, warnings, or why the fit
 //! failed), `chosen` (Boolean: the model behind `customer_features`), `boundary` (String: the
-//! limit a fit reached and how customers are scored there; null for an interior optimum).
+//! limit a fit reached and how customers are scored there; null for an interior optimum), `s`,
+//! `beta` (Float64, Pareto/NBD; appended last so that earlier columns keep their positions).
 
 use crate::valuation::FitRow;
 use polars::prelude::*;
@@ -82,6 +83,8 @@ pub fn build(fits: &[FitRow], unit_days: f64) -> PolarsResult<DataFrame> {
                 .map(|f| f.boundary.as_deref())
                 .collect::<Vec<_>>(),
         ),
+        param("s"),
+        param("beta"),
     ]);
     DataFrame::new_infer_height(cols)
 }
