@@ -60,38 +60,50 @@ pub struct ParetoNbdParams {
     pub beta: f64,
 }
 
-/// 16-point Gauss–Legendre nodes and weights on [−1, 1] (Newton on the Legendre polynomial).
-fn gauss_legendre() -> &'static ([f64; 16], [f64; 16]) {
-    static GL: OnceLock<([f64; 16], [f64; 16])> = OnceLock::new();
-    GL.get_or_init(|| {
-        const N: usize = 16;
-        let mut x = [0.0; N];
-        let mut w = [0.0; N];
-        for i in 0..N.div_ceil(2) {
-            let mut z = (std::f64::consts::PI * (i as f64 + 0.75) / (N as f64 + 0.5)).cos();
-            let mut dp = 0.0;
-            for _ in 0..100 {
-                let (mut p1, mut p2) = (1.0, 0.0);
-                for j in 0..N {
-                    let p3 = p2;
-                    p2 = p1;
-                    p1 = ((2 * j + 1) as f64 * z * p2 - j as f64 * p3) / (j + 1) as f64;
-                }
-                dp = N as f64 * (z * p1 - p2) / (z * z - 1.0);
-                let z1 = z;
-                z = z1 - p1 / dp;
-                if (z - z1).abs() < 1e-16 {
-                    break;
-                }
+/// `N`-point Gauss–Legendre nodes and weights on [−1, 1] (Newton on the Legendre polynomial).
+fn gauss_legendre_nodes<const N: usize>() -> ([f64; N], [f64; N]) {
+    let mut x = [0.0; N];
+    let mut w = [0.0; N];
+    for i in 0..N.div_ceil(2) {
+        let mut z = (std::f64::consts::PI * (i as f64 + 0.75) / (N as f64 + 0.5)).cos();
+        let mut dp = 0.0;
+        for _ in 0..100 {
+            let (mut p1, mut p2) = (1.0, 0.0);
+            for j in 0..N {
+                let p3 = p2;
+                p2 = p1;
+                p1 = ((2 * j + 1) as f64 * z * p2 - j as f64 * p3) / (j + 1) as f64;
             }
-            x[i] = -z;
-            x[N - 1 - i] = z;
-            w[i] = 2.0 / ((1.0 - z * z) * dp * dp);
-            w[N - 1 - i] = w[i];
+            dp = N as f64 * (z * p1 - p2) / (z * z - 1.0);
+            let z1 = z;
+            z = z1 - p1 / dp;
+            if (z - z1).abs() < 1e-16 {
+                break;
+            }
         }
-        (x, w)
-    })
+        x[i] = -z;
+        x[N - 1 - i] = z;
+        w[i] = 2.0 / ((1.0 - z * z) * dp * dp);
+        w[N - 1 - i] = w[i];
+    }
+    (x, w)
 }
+
+/// 16-point rule: panels over which the log-integrand changes by up to [`PANEL_DROP`].
+fn gl16() -> &'static ([f64; 16], [f64; 16]) {
+    static GL: OnceLock<([f64; 16], [f64; 16])> = OnceLock::new();
+    GL.get_or_init(gauss_legendre_nodes::<16>)
+}
+
+/// 8-point rule: a whole interval over which the log-integrand changes by at most
+/// [`SMALL_DROP`] (most customers: few purchases); exact there to ~1e-16 relative.
+fn gl8() -> &'static ([f64; 8], [f64; 8]) {
+    static GL: OnceLock<([f64; 8], [f64; 8])> = OnceLock::new();
+    GL.get_or_init(gauss_legendre_nodes::<8>)
+}
+
+/// Largest change of the log-integrand over an interval integrated by the 8-point rule.
+const SMALL_DROP: f64 = 3.0;
 
 /// `ln I` and the normalised moments of the integrand (`E[ln(α+τ)]`, `E[1/(α+τ)]`,
 /// `E[ln(β+τ)]`, `E[1/(β+τ)]` under the density proportional to it).
@@ -136,16 +148,31 @@ fn integral(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> Integral {
     };
     let log_g = |u: f64, b: f64| -k * (ln_a0 + u) - (s + 1.0) * b.ln();
     let rate = |a: f64, b: f64| k + (s + 1.0) * a / b;
-    let (nodes, weights) = gauss_legendre();
-    let mut reference = f64::NEG_INFINITY;
-    let mut sums = [0.0; 5];
+    let mut acc = Acc {
+        reference: f64::NEG_INFINITY,
+        sums: [0.0; 5],
+    };
+    let add = |acc: &mut Acc, u: f64, weight: f64| {
+        let (a, b) = at(u);
+        acc.add(weight, log_g(u, b), a, b);
+    };
+    // The slope of the log-integrand is monotone in u: its extremes are at the two ends.
+    let (a_end, b_end) = at(end);
+    let (a_0, b_0) = at(0.0);
+    let steepest = rate(a_0, b_0).abs().max(rate(a_end, b_end).abs());
+    if steepest * end <= SMALL_DROP {
+        let (nodes, weights) = gl8();
+        let half = 0.5 * end;
+        for j in 0..8 {
+            add(&mut acc, half + half * nodes[j], weights[j] * half);
+        }
+        return acc.finish(none);
+    }
+    let (nodes, weights) = gl16();
     let mut lo = 0.0;
     for panel in 0..MAX_PANELS {
         let (a_lo, b_lo) = at(lo);
         let r_lo = rate(a_lo, b_lo);
-        if r_lo > 0.0 && log_g(lo, b_lo) < reference - TAIL_DROP {
-            break;
-        }
         let mut h = (PANEL_DROP / r_lo.abs().max(1e-300)).min(end - lo);
         let (a_hi, b_hi) = at(lo + h);
         let r_hi = rate(a_hi, b_hi).abs();
@@ -157,35 +184,55 @@ fn integral(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> Integral {
         }
         let (mid, half) = (lo + 0.5 * h, 0.5 * h);
         for j in 0..16 {
-            let u = mid + half * nodes[j];
-            let (a, b) = at(u);
-            let lg = log_g(u, b);
-            if lg > reference {
-                let f = (reference - lg).exp();
-                sums.iter_mut().for_each(|v| *v *= f);
-                reference = lg;
-            }
-            let wg = weights[j] * half * (lg - reference).exp();
-            sums[0] += wg;
-            sums[1] += wg * a.ln();
-            sums[2] += wg / a;
-            sums[3] += wg * b.ln();
-            sums[4] += wg / b;
+            add(&mut acc, mid + half * nodes[j], weights[j] * half);
         }
         lo += h;
         if lo >= end {
             break;
         }
+        if r_lo > 0.0 {
+            let (_, b_next) = at(lo);
+            if log_g(lo, b_next) < acc.reference - TAIL_DROP {
+                break;
+            }
+        }
     }
-    if sums[0].is_nan() || sums[0] <= 0.0 {
-        return none;
+    acc.finish(none)
+}
+
+/// Running quadrature sums, scaled by `e^{−reference}` (the largest log-integrand so far).
+struct Acc {
+    reference: f64,
+    sums: [f64; 5],
+}
+
+impl Acc {
+    fn add(&mut self, weight: f64, lg: f64, a: f64, b: f64) {
+        if lg > self.reference {
+            let f = (self.reference - lg).exp();
+            self.sums.iter_mut().for_each(|v| *v *= f);
+            self.reference = lg;
+        }
+        let wg = weight * (lg - self.reference).exp();
+        self.sums[0] += wg;
+        self.sums[1] += wg * a.ln();
+        self.sums[2] += wg / a;
+        self.sums[3] += wg * b.ln();
+        self.sums[4] += wg / b;
     }
-    Integral {
-        ln_i: reference + sums[0].ln(),
-        ln_a: sums[1] / sums[0],
-        inv_a: sums[2] / sums[0],
-        ln_b: sums[3] / sums[0],
-        inv_b: sums[4] / sums[0],
+
+    fn finish(&self, none: Integral) -> Integral {
+        let s = &self.sums;
+        if s[0].is_nan() || s[0] <= 0.0 {
+            return none;
+        }
+        Integral {
+            ln_i: self.reference + s[0].ln(),
+            ln_a: s[1] / s[0],
+            inv_a: s[2] / s[0],
+            ln_b: s[3] / s[0],
+            inv_b: s[4] / s[0],
+        }
     }
 }
 
@@ -329,7 +376,9 @@ fn from_log(theta: &[f64]) -> ParetoNbdParams {
     }
 }
 
-/// Below this `s` (dropout-rate shape, unit-free) the fit is at the no-dropout boundary.
+/// Below this `s` (dropout-rate shape), or this expected number of dropouts per customer over
+/// the longest history (`s/β · max T`, the mean dropout rate in rescaled time), the fit is
+/// tested against the no-dropout limit.
 const NO_DROPOUT_S: f64 = 1e-6;
 
 /// Fits Pareto/NBD by maximum likelihood; inputs and errors as [`super::fit_bgnbd`].
@@ -375,7 +424,7 @@ pub fn fit_pareto_nbd(
     };
     let first = opts.max_iter.min(100);
     let mut m = minimize_bfgs(&objective, &[0.1; 4], first, opts.tolerance);
-    let at_boundary = |x: &[f64]| x[2].exp() < NO_DROPOUT_S;
+    let at_boundary = |x: &[f64]| x[2].exp() < NO_DROPOUT_S || (x[2] - x[3]).exp() < NO_DROPOUT_S;
     if !m.converged && !at_boundary(&m.x) && opts.max_iter > m.iterations {
         let budget = (opts.max_iter - m.iterations).min(NEWTON_POLISH_ITER);
         m = chain(
@@ -403,15 +452,17 @@ pub fn fit_pareto_nbd(
     }
     let mut boundary = None;
     if at_boundary(&m.x) {
-        // s → 0: nobody drops out, the model is NBD. Score with s = 0 (P(alive) = 1).
+        // s → 0 or s/β → 0: nobody drops out, the model is NBD. Score with s = 0 (P(alive) = 1).
         let limit = ParetoNbdParams { s: 0.0, ..params };
         let limit_ll = full.loglik_grad(&limit).0;
         if limit_ll.is_finite() && (ll.is_nan() || ll - limit_ll < 0.5) {
             boundary = Some(format!(
-                "no dropout: the fit ran to s = {:.1e} (s -> 0), where Pareto/NBD becomes the \
-                 NBD model (nobody drops out, P(alive) = 1); scored with that limit (s = 0, \
-                 beta not identified), log-likelihood {limit_ll:.4} vs {ll:.4}",
-                scaled.s
+                "no dropout: the fit ran to s = {:.1e}, mean dropout rate s/beta = {:.1e} per \
+                 time unit, where Pareto/NBD becomes the NBD model (nobody drops out, \
+                 P(alive) = 1); scored with that limit (s = 0, beta not identified), \
+                 log-likelihood {limit_ll:.4} vs {ll:.4}",
+                params.s,
+                params.s / params.beta
             ));
             params = limit;
             ll = limit_ll;

@@ -230,3 +230,35 @@ fn cdnow_published_parameters() {
         rep.log_likelihood
     );
 }
+
+#[test]
+fn no_dropout_data_give_the_nbd_limit() {
+    // Nobody drops out: BG/NBD simulation with a = 0 (Poisson–Gamma purchases only).
+    let truth = crate::models::BgNbdParams {
+        r: 0.7,
+        alpha: 30.0,
+        a: 0.0,
+        b: 1.0,
+    };
+    let (x, tx, t) = testdata::simulate_bgnbd(20_000, &truth, 730.0, 5);
+    let rep = fit_pareto_nbd(&x, &tx, &t, &FitOptions::default()).unwrap();
+    assert!(rep.converged, "{rep:?}");
+    let b = rep.boundary.clone().expect("boundary reported");
+    assert!(b.contains("no dropout"), "{b}");
+    assert_eq!(rep.params.s, 0.0);
+    // The NBD maximum, as found by BG/NBD's own limit fit (a different code path).
+    let bg = crate::models::fit_bgnbd(&x, &tx, &t, &FitOptions::default()).unwrap();
+    assert!(
+        rel_close(rep.params.r, bg.params.r, 1e-3),
+        "{rep:?} vs {bg:?}"
+    );
+    assert!(
+        rel_close(rep.params.alpha, bg.params.alpha, 1e-3),
+        "{rep:?} vs {bg:?}"
+    );
+    assert!(
+        (rep.log_likelihood - bg.log_likelihood).abs() < 1e-2,
+        "{rep:?} vs {bg:?}"
+    );
+    assert_eq!(rep.params.prob_alive(3.0, 10.0, 700.0), 1.0);
+}
