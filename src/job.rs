@@ -211,7 +211,18 @@ pub struct ClvFile {
     /// Hold out the last N days: fit on the calibration window ending N days before as_of and
     /// compare predicted with actual repeat purchases (table `model_diagnostics`).
     pub holdout_days: Option<i64>,
+    /// Parameter draws for the `_p05`/`_p95` interval columns; 0 turns them off. Default 200.
+    #[serde(default = "two_hundred")]
+    pub interval_draws: usize,
 }
+
+fn two_hundred() -> usize {
+    200
+}
+
+/// The most parameter draws accepted (`clv.interval_draws`): the intervals cost about one
+/// scoring pass per draw.
+pub const MAX_INTERVAL_DRAWS: usize = 10_000;
 
 /// `clv.model` as written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -802,6 +813,12 @@ fn validate(
                 )));
             }
         }
+        if c.interval_draws > MAX_INTERVAL_DRAWS {
+            return Err(bad(format!(
+                "interval_draws: expected 0 (no intervals) to {MAX_INTERVAL_DRAWS}, found {}",
+                c.interval_draws
+            )));
+        }
         let holdout = overrides.holdout_days.or(c.holdout_days);
         if let Some(h) = holdout {
             if h < 1 {
@@ -824,6 +841,7 @@ fn validate(
             penalizer_coef: c.penalizer_coef,
             retention_rate: c.retention_rate,
             holdout_days: holdout,
+            interval_draws: c.interval_draws,
         })
     } else {
         if overrides.holdout_days.is_some() || file.clv.holdout_days.is_some() {

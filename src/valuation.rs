@@ -74,6 +74,8 @@ pub struct ClvSettings {
     pub penalizer_coef: f64,
     pub retention_rate: Option<f64>,
     pub holdout_days: Option<i64>,
+    /// Parameter draws behind the `_p05`/`_p95` columns; 0 = no intervals.
+    pub interval_draws: usize,
 }
 
 /// A model that could not be fitted, with `clv.on_fit_failure = "fail"`.
@@ -137,6 +139,9 @@ pub struct Valuation {
     pub gamma_gamma: Option<GammaGammaParams>,
     /// Why the result is degraded (a model left null under `on_fit_failure = "null"`).
     pub degraded: Vec<String>,
+    /// 5th/95th percentile columns `(name, values)` from parameter uncertainty, when
+    /// `interval_draws > 0`: P(alive), expected purchases and CLV, null where unavailable.
+    pub intervals: Vec<(&'static str, Vec<Option<f64>>)>,
 }
 
 pub use crate::columns::f64_column;
@@ -393,6 +398,34 @@ pub fn value_customers(
         }
         _ => none(),
     };
+    let intervals = if s.interval_draws > 0 {
+        let chosen_cov = chosen.and_then(|i| {
+            purchase_fits[i]
+                .1
+                 .0
+                .as_ref()
+                .ok()
+                .and_then(|r| r.covariance.clone())
+        });
+        let gg_cov = gg.as_ref().ok().and_then(|r| r.covariance.clone());
+        let opts = ClvOptions::default()
+            .with_horizon_months(s.horizon_months)
+            .with_monthly_discount_rate(s.monthly_discount_rate)
+            .with_margin(s.margin)
+            .with_days_per_month(s.days_per_month)
+            .with_time_unit_days(unit_days)
+            .with_acquisition_cost(s.acquisition_cost);
+        interval_columns(
+            purchase.as_ref().zip(chosen_cov.as_deref()),
+            ggp.as_ref().zip(gg_cov.as_deref()),
+            s.interval_draws,
+            s.purchase_horizon_days / unit_days,
+            (&x, &tx, &t, &m),
+            &opts,
+        )
+    } else {
+        Vec::new()
+    };
     let r = s.retention_rate.or(retention);
     let clv_simple = match r {
         Some(r) => last_year
@@ -417,7 +450,77 @@ pub fn value_customers(
         purchase,
         gamma_gamma: ggp,
         degraded,
+        intervals,
     })
+}
+
+/// Fixed seeds of the parameter draws (reruns stay bit-identical).
+const PURCHASE_SEED: u64 = 0x5EED_0001;
+const SPEND_SEED: u64 = 0x5EED_0002;
+
+/// The six interval columns; null where the model, its covariance (a boundary fit has none) or
+/// the spend model is missing, with a WARN saying why.
+fn interval_columns(
+    purchase: Option<(&PurchaseModel, &[f64])>,
+    spend: Option<(&GammaGammaParams, &[f64])>,
+    draws: usize,
+    horizon_units: f64,
+    (x, tx, t, m): (&[f64], &[f64], &[f64], &[f64]),
+    opts: &ClvOptions,
+) -> Vec<(&'static str, Vec<Option<f64>>)> {
+    let n = x.len();
+    let names = [
+        "prob_alive_p05",
+        "prob_alive_p95",
+        "expected_purchases_p05",
+        "expected_purchases_p95",
+        "clv_p05",
+        "clv_p95",
+    ];
+    let nulls = || names.iter().map(|&c| (c, vec![None; n])).collect();
+    let Some((model, cov)) = purchase else {
+        tracing::warn!("no prediction intervals: the purchase model has no covariance (not fitted, or fitted at a boundary, where the Hessian is singular); the _p05/_p95 columns are null");
+        return nulls();
+    };
+    let Some(pd) =
+        models::intervals::draw_log_params(&model.log_params(), cov, draws, PURCHASE_SEED)
+    else {
+        tracing::warn!("no prediction intervals: the purchase model's covariance is not positive definite; the _p05/_p95 columns are null");
+        return nulls();
+    };
+    let pd: Vec<PurchaseModel> = pd
+        .iter()
+        .map(|th| PurchaseModel::from_log_params(model.kind(), th))
+        .collect();
+    let gd: Option<Vec<GammaGammaParams>> = match spend {
+        Some((g, c)) => models::intervals::draw_log_params(&g.log_params(), c, draws, SPEND_SEED)
+            .map(|d| {
+                d.iter()
+                    .map(|th| GammaGammaParams::from_log_params(th))
+                    .collect()
+            }),
+        None => None,
+    };
+    if gd.is_none() {
+        tracing::warn!(
+            "no CLV intervals: the spend model has no usable covariance; clv_p05/clv_p95 are null"
+        );
+    }
+    let iv =
+        models::intervals::customer_intervals(&pd, gd.as_deref(), horizon_units, x, tx, t, m, opts);
+    let some = |v: Vec<f64>| v.into_iter().map(|x| x.is_finite().then_some(x)).collect();
+    let (clv05, clv95) = match iv.clv {
+        Some(b) => (some(b.p05), some(b.p95)),
+        None => (vec![None; n], vec![None; n]),
+    };
+    vec![
+        (names[0], some(iv.prob_alive.p05)),
+        (names[1], some(iv.prob_alive.p95)),
+        (names[2], some(iv.expected_purchases.p05)),
+        (names[3], some(iv.expected_purchases.p95)),
+        (names[4], clv05),
+        (names[5], clv95),
+    ]
 }
 
 /// Holdout errors of each candidate: fitted on the calibration summary `(x, t_x, T)`, each

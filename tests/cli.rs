@@ -193,7 +193,8 @@ fn output_schema_is_the_documented_contract() {
         clv_simple median_gap_days gap_cv tenure_days active_period_share \
         inactivity_threshold_days churned reactivated spend_trend early_warning lifecycle_stage \
         repeat_rate interaction_rate loyalty_score loyalty_tier relationship_score churn_risk \
-        value_metric value_quadrant recommended_action";
+        value_metric value_quadrant recommended_action prob_alive_p05 prob_alive_p95 \
+        expected_purchases_p05 expected_purchases_p95 clv_p05 clv_p95";
     assert_eq!(names, expected.split_whitespace().collect::<Vec<_>>());
     let types: std::collections::HashMap<String, String> =
         read_schema(&part.join("part-00000.parquet"))

@@ -27,7 +27,9 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::{chain, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER};
+use super::optimize::{
+    chain, covariance, hessian, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER,
+};
 use super::special::{digamma, ln_gamma, sum_series};
 use super::{
     check_customer, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
@@ -722,8 +724,15 @@ pub(crate) fn fit_variant(
             }
         }
     }
+    let covariance = if converged && boundary.is_none() {
+        let mut f = &objective;
+        covariance(&hessian(&mut f, &m.x), 4, rows.total_weight)
+    } else {
+        None
+    };
     Ok(FitReport {
         params,
+        covariance,
         log_likelihood: ll,
         iterations,
         converged,

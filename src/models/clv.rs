@@ -104,7 +104,12 @@ pub fn discounted_clv<M: PurchaseScore + ?Sized>(
 
 /// `Σ_k (E[Y(k·D)] − E[Y((k−1)·D)]) / (1+d)^k` before the alive weight: depends on `(x, T)`
 /// only (see [`PurchaseScore::expected_purchases_if_alive`]).
-fn discount_factor<M: PurchaseScore + ?Sized>(bg: &M, x: f64, t: f64, opts: &ClvOptions) -> f64 {
+pub(crate) fn discount_factor<M: PurchaseScore + ?Sized>(
+    bg: &M,
+    x: f64,
+    t: f64,
+    opts: &ClvOptions,
+) -> f64 {
     let month = opts.days_per_month / opts.time_unit_days;
     let mut sum = 0.0;
     let mut prev = 0.0;
@@ -134,7 +139,7 @@ fn clv_from_factor<M: PurchaseScore + ?Sized>(
 }
 
 /// Distinct `(x, T)` pairs in first-appearance order, and each customer's pair index.
-fn distinct_pairs(x: &[f64], t: &[f64]) -> (Vec<(f64, f64)>, Vec<u32>) {
+pub(crate) fn distinct_pairs(x: &[f64], t: &[f64]) -> (Vec<(f64, f64)>, Vec<u32>) {
     let mut index: std::collections::HashMap<(u64, u64), u32> = Default::default();
     let mut pairs = Vec::new();
     let idx = x

@@ -23,7 +23,9 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::{chain, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER};
+use super::optimize::{
+    chain, covariance, hessian, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER,
+};
 use super::special::{digamma, ln_gamma};
 use super::{
     check_finite, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
@@ -223,15 +225,23 @@ pub fn fit_gamma_gamma(
                 minimize_newton(&objective, &m.x, budget, opts.tolerance),
             );
         }
-        (to_params(&m.x), m)
+        // Covariance of (ln p, ln q, ln v) only for the free fit (θ₁ is ln(q − 1) otherwise).
+        let cov = if q_offset == 0.0 {
+            let mut f = &objective;
+            covariance(&hessian(&mut f, &m.x), 3, rows.total_weight)
+        } else {
+            None
+        };
+        (to_params(&m.x), m, cov)
     };
-    let (mut params, mut m) = run(0.0, [0.0, 2f64.ln(), mean_m.ln()]);
+    let (mut params, mut m, mut cov) = run(0.0, [0.0, 2f64.ln(), mean_m.ln()]);
     let mut message = String::new();
     if params.q <= 1.0 {
         let free_q = params.q;
-        let (p2, m2) = run(1.0, [0.0, 0.0, mean_m.ln()]);
+        let (p2, m2, c2) = run(1.0, [0.0, 0.0, mean_m.ln()]);
         params = p2;
         m = m2;
+        cov = c2;
         message.push_str(&format!(
             "warning: the unconstrained fit gave q = {free_q:.4} <= 1, for which the population \
              mean spend v*p/(q-1) is negative or infinite; refitted with q > 1, giving q = {:.4} \
@@ -280,6 +290,11 @@ pub fn fit_gamma_gamma(
     }
     Ok(FitReport {
         params,
+        covariance: if converged && boundary.is_none() {
+            cov
+        } else {
+            None
+        },
         log_likelihood: ll,
         iterations: m.iterations,
         converged,

@@ -39,6 +39,7 @@
 pub mod bgnbd;
 pub mod clv;
 pub mod gamma_gamma;
+pub mod intervals;
 pub mod mbgnbd;
 pub mod optimize;
 pub mod pareto_nbd;
@@ -191,6 +192,10 @@ pub struct FitReport<P> {
     /// dropout, `a → 0`): what the limit is and how customers are scored there. The fit is
     /// still `converged`; the parameters are the limiting model's.
     pub boundary: Option<String>,
+    /// Asymptotic covariance of the log-parameters (row-major, parameters in their documented
+    /// order), the inverse Hessian of −LL at the optimum. `None` at a boundary, for a fit that
+    /// did not converge, or when the Hessian is not positive definite.
+    pub covariance: Option<Vec<f64>>,
     /// Customers that entered the likelihood.
     pub customers: usize,
     /// Distinct likelihood rows after collapsing identical customers.
@@ -209,6 +214,7 @@ impl<P> FitReport<P> {
             converged: self.converged,
             message: self.message,
             boundary: self.boundary,
+            covariance: self.covariance,
             customers: self.customers,
             distinct_rows: self.distinct_rows,
             grad_norm: self.grad_norm,

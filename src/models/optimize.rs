@@ -359,6 +359,44 @@ where
     done(x, fx, &g, max_iter, evaluations, reason)
 }
 
+/// Asymptotic covariance `(count · H)⁻¹` of the minimiser of a *mean* objective with Hessian
+/// `H` (`n×n`, row-major) over `count` observations; `None` unless `H` is positive definite.
+pub fn covariance(hess: &[f64], n: usize, count: f64) -> Option<Vec<f64>> {
+    let scaled: Vec<f64> = hess.iter().map(|v| v * count).collect();
+    let mut cov = vec![0.0; n * n];
+    for j in 0..n {
+        let mut e = vec![0.0; n];
+        e[j] = 1.0;
+        let col = cholesky_solve(&scaled, n, 0.0, &e)?;
+        for i in 0..n {
+            cov[i * n + j] = col[i];
+        }
+    }
+    cov.iter().all(|v| v.is_finite()).then_some(cov)
+}
+
+/// Lower Cholesky factor of a symmetric positive-definite `n×n` matrix (row-major).
+pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let mut sum = a[i * n + j];
+            for k in 0..j {
+                sum -= l[i * n + k] * l[j * n + k];
+            }
+            if i == j {
+                if sum.is_nan() || sum <= 0.0 {
+                    return None;
+                }
+                l[i * n + i] = sum.sqrt();
+            } else {
+                l[i * n + j] = sum / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
 /// `first` continued by `then`: iterations and evaluations add up.
 pub fn chain(first: &Minimum, then: Minimum) -> Minimum {
     Minimum {

@@ -40,7 +40,9 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::optimize::{chain, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER};
+use super::optimize::{
+    chain, covariance, hessian, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER,
+};
 use super::special::{digamma, ln_gamma};
 use super::{
     check_customer, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
@@ -490,8 +492,15 @@ pub fn fit_pareto_nbd(
             }
         }
     }
+    let covariance = if converged && boundary.is_none() {
+        let mut f = &objective;
+        covariance(&hessian(&mut f, &m.x), 4, rows.total_weight)
+    } else {
+        None
+    };
     Ok(FitReport {
         params,
+        covariance,
         log_likelihood: ll,
         iterations: m.iterations,
         converged,

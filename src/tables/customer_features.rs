@@ -9,7 +9,10 @@
 //! `clv_simple` (Float64, null where a model is unavailable; see [`crate::valuation`]); then
 //! the behaviour columns of [`crate::features::behaviour`]; then `churn_risk` (Float64,
 //! 1 − `prob_alive`, when the models ran), `value_metric` (Float64: `clv` when the models ran,
-//! else `total_amount`), `value_quadrant` and `recommended_action` (String).
+//! else `total_amount`), `value_quadrant` and `recommended_action` (String); last, with
+//! `clv.interval_draws > 0`, `prob_alive_p05`, `prob_alive_p95`, `expected_purchases_p05`,
+//! `expected_purchases_p95`, `clv_p05`, `clv_p95` (Float64, parameter-uncertainty percentiles,
+//! null where unavailable; see [`crate::models::intervals`]).
 
 use crate::features::rfm::{quintile_scores, rfm_code};
 use crate::features::settings::MatrixFile;
@@ -90,5 +93,10 @@ pub fn build(
     summary.with_column(Column::new("value_metric".into(), value))?;
     summary.with_column(Column::new("value_quadrant".into(), quads))?;
     summary.with_column(Column::new("recommended_action".into(), actions))?;
+    if let Some(v) = valuation {
+        for (name, values) in &v.intervals {
+            summary.with_column(Column::new((*name).into(), values.clone()))?;
+        }
+    }
     Ok(summary)
 }
