@@ -204,7 +204,6 @@ fn fit_row<P>(
     model: &'static str,
     res: &Result<FitReport<P>, ModelError>,
     params: impl Fn(&P) -> Vec<(&'static str, Option<f64>)>,
-    k: usize,
     secs: f64,
     n: usize,
 ) -> FitRow {
@@ -212,6 +211,7 @@ fn fit_row<P>(
         Ok(r) => {
             let ll = r.log_likelihood.is_finite().then_some(r.log_likelihood);
             let n_fit = r.customers as f64;
+            let k = r.free_parameters;
             FitRow {
                 model,
                 params: params(&r.params),
@@ -298,7 +298,7 @@ pub fn value_customers(
     let mut fits: Vec<FitRow> = purchase_fits
         .iter()
         .map(|(k, (res, secs))| {
-            let mut row = fit_row(k.name(), res, |p| p.params(), k.parameters(), *secs, n);
+            let mut row = fit_row(k.name(), res, |p| p.params(), *secs, n);
             row.holdout_mae = holdout_mae
                 .iter()
                 .find(|(hk, _)| hk == k)
@@ -340,7 +340,6 @@ pub fn value_customers(
         "gamma_gamma",
         &gg,
         |p: &GammaGammaParams| vec![("p", Some(p.p)), ("q", Some(p.q)), ("v", Some(p.v))],
-        3,
         gg_s,
         n,
     );

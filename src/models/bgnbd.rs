@@ -606,6 +606,8 @@ pub(crate) fn fit_variant(
         }
     }
     let mut boundary = None;
+    let mut free_parameters = 4;
+    let mut boundary_covariance = None;
 
     // The no-dropout boundary: a/(a+b) → 0 makes the model NBD (nobody drops out). Fit the
     // limit directly; if the 4-parameter fit is no better, report the boundary solution a = 0.
@@ -624,7 +626,7 @@ pub(crate) fn fit_variant(
             f
         };
         let start = [m.x[0].clamp(-5.0, 5.0), m.x[1].clamp(-10.0, 10.0)];
-        let n = minimize_bfgs(nbd_objective, &start, opts.max_iter, opts.tolerance);
+        let n = minimize_bfgs(&nbd_objective, &start, opts.max_iter, opts.tolerance);
         let limit = BgNbdParams {
             r: n.x[0].exp(),
             alpha: n.x[1].exp() / scale,
@@ -645,6 +647,19 @@ pub(crate) fn fit_variant(
             converged = true;
             iterations += n.iterations;
             grad_norm = n.grad_norm;
+            free_parameters = 2;
+            // Only (ln r, ln α) are free at this limit: their 2×2 covariance, embedded with
+            // zero variance for ln a = −∞ and the unidentified b.
+            let mut f = &nbd_objective;
+            boundary_covariance =
+                covariance(&hessian(&mut f, &n.x), 2, rows.total_weight).map(|c| {
+                    let mut full = vec![0.0; 16];
+                    full[0] = c[0];
+                    full[1] = c[1];
+                    full[4] = c[2];
+                    full[5] = c[3];
+                    full
+                });
         }
     }
     // The homogeneous-dropout ridge: a, b → ∞ at a fixed a/(a+b) = p (dropout probabilities do
@@ -694,6 +709,7 @@ pub(crate) fn fit_variant(
             converged = true;
             iterations += h.iterations;
             grad_norm = h.grad_norm;
+            free_parameters = 3;
         }
     }
     if boundary.is_none() {
@@ -728,11 +744,12 @@ pub(crate) fn fit_variant(
         let mut f = &objective;
         covariance(&hessian(&mut f, &m.x), 4, rows.total_weight)
     } else {
-        None
+        boundary_covariance
     };
     Ok(FitReport {
         params,
         covariance,
+        free_parameters,
         log_likelihood: ll,
         iterations,
         converged,

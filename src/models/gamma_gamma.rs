@@ -290,6 +290,7 @@ pub fn fit_gamma_gamma(
     }
     Ok(FitReport {
         params,
+        free_parameters: 3,
         covariance: if converged && boundary.is_none() {
             cov
         } else {

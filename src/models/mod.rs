@@ -196,6 +196,9 @@ pub struct FitReport<P> {
     /// order), the inverse Hessian of −LL at the optimum. `None` at a boundary, for a fit that
     /// did not converge, or when the Hessian is not positive definite.
     pub covariance: Option<Vec<f64>>,
+    /// Free parameters of the model returned (for AIC/BIC): all of them at an interior optimum,
+    /// fewer at a boundary (2 for the no-dropout NBD limit, 3 for one dropout probability).
+    pub free_parameters: usize,
     /// Customers that entered the likelihood.
     pub customers: usize,
     /// Distinct likelihood rows after collapsing identical customers.
@@ -215,6 +218,7 @@ impl<P> FitReport<P> {
             message: self.message,
             boundary: self.boundary,
             covariance: self.covariance,
+            free_parameters: self.free_parameters,
             customers: self.customers,
             distinct_rows: self.distinct_rows,
             grad_norm: self.grad_norm,

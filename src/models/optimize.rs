@@ -375,11 +375,18 @@ pub fn covariance(hess: &[f64], n: usize, count: f64) -> Option<Vec<f64>> {
     cov.iter().all(|v| v.is_finite()).then_some(cov)
 }
 
-/// Lower Cholesky factor of a symmetric positive-definite `n×n` matrix (row-major).
+/// Lower Cholesky factor of a symmetric positive-definite `n×n` matrix (row-major). A row and
+/// column that are exactly zero (a parameter held fixed) get a zero column in the factor.
 pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
+        if (0..n).all(|k| a[i * n + k] == 0.0 && a[k * n + i] == 0.0) {
+            continue;
+        }
         for j in 0..=i {
+            if (0..n).all(|k| a[j * n + k] == 0.0) {
+                continue;
+            }
             let mut sum = a[i * n + j];
             for k in 0..j {
                 sum -= l[i * n + k] * l[j * n + k];

@@ -501,6 +501,7 @@ pub fn fit_pareto_nbd(
     Ok(FitReport {
         params,
         covariance,
+        free_parameters: if params.s == 0.0 { 2 } else { 4 },
         log_likelihood: ll,
         iterations: m.iterations,
         converged,

@@ -193,6 +193,28 @@ fn no_dropout_data_give_the_nbd_limit_for_both_models() {
         );
         assert!(iters <= 100, "{name}: {iters}");
     }
+    // Two free parameters at the limit, with their covariance: intervals exist there too.
+    for (rep_cov, k) in [
+        (bg.covariance.clone(), bg.free_parameters),
+        (mbg.covariance.clone(), mbg.free_parameters),
+    ] {
+        assert_eq!(k, 2);
+        let cov = rep_cov.expect("covariance of (ln r, ln alpha) at the NBD limit");
+        assert!(
+            cov[0] > 0.0 && cov[5] > 0.0 && cov[10] == 0.0 && cov[15] == 0.0,
+            "{cov:?}"
+        );
+        let model = crate::models::PurchaseModel::BgNbd(bg.params);
+        let draws = crate::models::intervals::draw_log_params(&model.log_params(), &cov, 50, 1)
+            .expect("draws from a covariance with fixed parameters");
+        for d in &draws {
+            let m = crate::models::PurchaseModel::from_log_params(model.kind(), d);
+            let e = crate::models::purchase::PurchaseScore::conditional_expected_purchases(
+                &m, 90.0, 3.0, 100.0, 400.0,
+            );
+            assert!(e.is_finite() && e > 0.0, "{m:?}: {e}");
+        }
+    }
     // Scored with the limit: P(alive) = 1 and E[Y(t)] = (r + x) t / (α + T), finite for all.
     let p = bg.params;
     for i in 0..200 {
