@@ -139,12 +139,29 @@ pub struct Intervals {
     pub clv: Option<Band>,
 }
 
-/// The 5th and 95th percentiles of `values` (sorted in `scratch`).
+/// The 5th and 95th percentiles of `values` (as [`quantile`] of the sorted values), by
+/// selection in `scratch` rather than a full sort.
 fn p05_p95(values: &[f64], scratch: &mut Vec<f64>) -> (f64, f64) {
     scratch.clear();
     scratch.extend_from_slice(values);
-    scratch.sort_unstable_by(f64::total_cmp);
-    (quantile(scratch, 0.05), quantile(scratch, 0.95))
+    (
+        select_quantile(scratch, 0.05),
+        select_quantile(scratch, 0.95),
+    )
+}
+
+/// [`quantile`] of `v` without sorting it: the two order statistics around the position, by
+/// `select_nth_unstable` (reorders `v`).
+fn select_quantile(v: &mut [f64], q: f64) -> f64 {
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let (left, &mut at_hi, _) = v.select_nth_unstable_by(hi, f64::total_cmp);
+    let at_lo = if lo == hi {
+        at_hi
+    } else {
+        left.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    };
+    at_lo + (at_hi - at_lo) * (pos - lo as f64)
 }
 
 /// Distinct `(x, T)` pairs scored per parallel task.
@@ -201,31 +218,34 @@ pub fn customer_intervals(
                     }
                 }
                 let mut last_tx = f64::NAN;
+                // Bands that depend on (x, t_x, T) only are computed once per key; CLV per
+                // customer only when the mean spend m matters (x > 0).
+                let mut key_band = [f64::NAN; 6];
                 for &i in &order[start[k]..start[k + 1]] {
                     let i = i as usize;
-                    if tx[i].to_bits() != last_tx.to_bits() {
+                    let new_key = tx[i].to_bits() != last_tx.to_bits();
+                    if new_key {
                         last_tx = tx[i];
                         for s in 0..draws {
                             pa[s] = purchase[s].prob_alive(xk, tx[i], tk);
+                            ep[s] = eif[s] * pa[s];
                         }
+                        (key_band[0], key_band[1]) = p05_p95(&pa, &mut scratch);
+                        (key_band[2], key_band[3]) = p05_p95(&ep, &mut scratch);
                     }
-                    for s in 0..draws {
-                        ep[s] = eif[s] * pa[s];
-                    }
+                    let mut band = key_band;
                     if let Some(g) = spend {
-                        for s in 0..draws {
-                            cl[s] = opts.margin
-                                * g[s].conditional_expected_spend(x[i], m[i])
-                                * pa[s]
-                                * factor[s]
-                                - opts.acquisition_cost;
+                        if new_key || x[i] > 0.0 {
+                            for s in 0..draws {
+                                cl[s] = opts.margin
+                                    * g[s].conditional_expected_spend(x[i], m[i])
+                                    * pa[s]
+                                    * factor[s]
+                                    - opts.acquisition_cost;
+                            }
+                            (key_band[4], key_band[5]) = p05_p95(&cl, &mut scratch);
                         }
-                    }
-                    let mut band = [f64::NAN; 6];
-                    (band[0], band[1]) = p05_p95(&pa, &mut scratch);
-                    (band[2], band[3]) = p05_p95(&ep, &mut scratch);
-                    if spend.is_some() {
-                        (band[4], band[5]) = p05_p95(&cl, &mut scratch);
+                        (band[4], band[5]) = (key_band[4], key_band[5]);
                     }
                     out.push((i as u32, band));
                 }

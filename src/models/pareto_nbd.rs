@@ -156,7 +156,12 @@ fn integral(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> Integral {
     };
     let add = |acc: &mut Acc, u: f64, weight: f64| {
         let (a, b) = at(u);
-        acc.add(weight, log_g(u, b), a, b);
+        let (ln_a, ln_b) = (ln_a0 + u, b.ln());
+        acc.add(
+            weight,
+            -k * ln_a - (s + 1.0) * ln_b,
+            [ln_a, 1.0 / a, ln_b, 1.0 / b],
+        );
     };
     // The slope of the log-integrand is monotone in u: its extremes are at the two ends.
     let (a_end, b_end) = at(end);
@@ -209,7 +214,8 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, weight: f64, lg: f64, a: f64, b: f64) {
+    /// One node: weight, log-integrand, and `[ln(α+τ), 1/(α+τ), ln(β+τ), 1/(β+τ)]`.
+    fn add(&mut self, weight: f64, lg: f64, moments: [f64; 4]) {
         if lg > self.reference {
             let f = (self.reference - lg).exp();
             self.sums.iter_mut().for_each(|v| *v *= f);
@@ -217,10 +223,9 @@ impl Acc {
         }
         let wg = weight * (lg - self.reference).exp();
         self.sums[0] += wg;
-        self.sums[1] += wg * a.ln();
-        self.sums[2] += wg / a;
-        self.sums[3] += wg * b.ln();
-        self.sums[4] += wg / b;
+        for (sum, v) in self.sums[1..].iter_mut().zip(moments) {
+            *sum += wg * v;
+        }
     }
 
     fn finish(&self, none: Integral) -> Integral {

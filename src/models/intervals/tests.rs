@@ -166,3 +166,17 @@ fn ninety_percent_parameter_intervals_cover_the_truth_about_ninety_percent_of_th
         assert!((0.78..=0.98).contains(s), "{share:?}");
     }
 }
+
+#[test]
+fn selection_gives_the_sorted_quantiles() {
+    let mut rng = Rng(9);
+    for n in [1usize, 2, 3, 20, 200, 201] {
+        let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let mut sorted = v.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let mut scratch = Vec::new();
+        let (lo, hi) = p05_p95(&v, &mut scratch);
+        assert_eq!(lo, quantile(&sorted, 0.05), "n = {n}");
+        assert_eq!(hi, quantile(&sorted, 0.95), "n = {n}");
+    }
+}
