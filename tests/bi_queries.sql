@@ -94,17 +94,20 @@ QUALIFY as_of = max(as_of) OVER ()
 ORDER BY region, revenue DESC;
 
 -- table: model_fit
--- Model fit history: one row per model and as-of date, newest first.
+-- Model fit history: one row per model and as-of date, newest first; `chosen` marks the purchase model behind `customer_features`.
 SELECT
     as_of,
     model,
+    chosen,
     converged,
     iterations,
     customers,
     round(log_likelihood, 2)                            AS log_likelihood,
-    r, alpha, a, b,
+    round(bic, 2)                                       AS bic,
+    r, alpha, a, b, s, beta,
     p, q, v,
     round(fit_seconds, 3)                               AS fit_seconds,
+    boundary,
     message
 FROM read_parquet('{root}/model_fit/*/*.parquet', hive_partitioning = true)
 ORDER BY as_of DESC, model;
