@@ -1068,6 +1068,18 @@ uri = "out"
                 "horizon_months: expected 1 to 1200",
             ),
             ("[clv]\nmonthly_discount_rate = -0.99", "(-0.5, 10)"),
+            (
+                "[clv]\nmodel = \"paretonbd\"",
+                "expected one of `auto`, `bgnbd`, `mbgnbd`, `pareto_nbd`",
+            ),
+            (
+                "[clv]\ninterval_draws = 100000",
+                "interval_draws: expected 0",
+            ),
+            (
+                "[clv]\non_fit_failure = \"skip\"",
+                "expected `fail` or `null`",
+            ),
             ("[clv]\ndays_per_month = inf", "days_per_month"),
             ("[matrix]\nvalue_threshold = nan", "matrix.value_threshold"),
         ] {

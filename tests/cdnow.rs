@@ -128,4 +128,63 @@ tables = ["model_fit", "customer_features"]
         bg["converged"],
         parquet::record::Field::Bool(true)
     ));
+    // clv.model = "auto": three candidates, Pareto/NBD at its published values (Fader, Hardie &
+    // Lee 2005: r 0.55, α 10.58, s 0.61, β 11.67), one chosen: the lowest BIC = 4 ln n − 2 LL.
+    let pn = &rows["pareto_nbd"];
+    for (name, want) in [("r", 0.55), ("alpha", 10.58), ("s", 0.61), ("beta", 11.67)] {
+        assert!(
+            (f(pn, name) - want).abs() <= 0.006 * want.max(1.0),
+            "{name}: {} vs {want}",
+            f(pn, name)
+        );
+    }
+    let chosen: Vec<&str> = ["bgnbd", "mbgnbd", "pareto_nbd"]
+        .into_iter()
+        .filter(|m| matches!(rows[*m]["chosen"], parquet::record::Field::Bool(true)))
+        .collect();
+    assert_eq!(chosen.len(), 1, "{chosen:?}");
+    let bic = |m: &str| 4.0 * 2357f64.ln() - 2.0 * f(&rows[m], "log_likelihood");
+    for m in ["bgnbd", "mbgnbd", "pareto_nbd"] {
+        assert!((f(&rows[m], "bic") - bic(m)).abs() < 1e-6, "{m}");
+        assert!(bic(chosen[0]) <= bic(m), "{} chosen over {m}", chosen[0]);
+    }
+
+    // With a holdout the choice is the lowest holdout MAE, and model_diagnostics says which.
+    let job = std::fs::read_to_string(dir.path().join("job.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("holdout.toml"),
+        job.replace(
+            "tables = [\"model_fit\", \"customer_features\"]",
+            "tables = [\"model_fit\", \"model_diagnostics\"]\n[clv]\nholdout_days = 91",
+        ),
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["run", "holdout.toml", "--output", "out2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dir.path().join("out2");
+    let rows = by_key(
+        read_rows(&partition(&root, "model_fit", "1997-09-30").join("part-00000.parquet")),
+        "model",
+    );
+    let mae = |m: &str| f(&rows[m], "holdout_mae");
+    let best = ["bgnbd", "mbgnbd", "pareto_nbd"]
+        .into_iter()
+        .min_by(|a, b| mae(a).total_cmp(&mae(b)))
+        .unwrap();
+    assert!(matches!(
+        rows[best]["chosen"],
+        parquet::record::Field::Bool(true)
+    ));
+    let diag =
+        read_rows(&partition(&root, "model_diagnostics", "1997-09-30").join("part-00000.parquet"));
+    let all = diag
+        .iter()
+        .find(|r| s(r, "calibration_frequency") == "all")
+        .unwrap();
+    assert_eq!(s(all, "model"), best);
+    assert!((f(all, "mae") - mae(best)).abs() < 1e-12);
 }
