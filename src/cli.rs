@@ -198,12 +198,13 @@ pub fn exit_code(e: &RunError) -> u8 {
                 source: polars::prelude::PolarsError::IO { error, .. },
                 ..
             } if error.kind() != std::io::ErrorKind::NotFound => EXIT_STORAGE,
+            crate::source::SourceError::Storage(s) if !s.is_not_found() => EXIT_STORAGE,
             _ => EXIT_BAD_INPUT,
         },
         RunError::Storage(_) => EXIT_STORAGE,
         RunError::Quality(_) => EXIT_BAD_INPUT,
         // The data cannot support the model: a data/setting problem, not a crash.
-        RunError::Model(_) => EXIT_BAD_INPUT,
+        RunError::Model(_) | RunError::Score { .. } => EXIT_BAD_INPUT,
         RunError::Compute { .. } => EXIT_INTERNAL,
         RunError::Usage(_) => EXIT_BAD_JOB,
         RunError::Partial { .. } | RunError::Degraded { .. } => EXIT_PARTIAL,
@@ -415,6 +416,73 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 job.output_tables().join(", ")
             );
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceError;
+    use crate::storage::StorageError;
+
+    fn local(kind: std::io::ErrorKind) -> StorageError {
+        StorageError::Local {
+            path: "/x".into(),
+            op: "stat",
+            source: std::io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn exit_codes_come_from_the_error_variants() {
+        let cases: Vec<(RunError, u8, &str)> = vec![
+            (RunError::Usage("x".into()), EXIT_BAD_JOB, "bad_job"),
+            // A missing object is bad input; an unreachable or refusing store is storage.
+            (
+                SourceError::Storage(local(std::io::ErrorKind::NotFound)).into(),
+                EXIT_BAD_INPUT,
+                "bad_input",
+            ),
+            (
+                SourceError::Storage(local(std::io::ErrorKind::PermissionDenied)).into(),
+                EXIT_STORAGE,
+                "storage",
+            ),
+            (
+                local(std::io::ErrorKind::ConnectionRefused).into(),
+                EXIT_STORAGE,
+                "storage",
+            ),
+            // A model the data cannot support, or values it refuses, are data problems.
+            (
+                crate::valuation::FitFailure {
+                    what: "the purchase model",
+                    detail: "x".into(),
+                }
+                .into(),
+                EXIT_BAD_INPUT,
+                "bad_input",
+            ),
+            (
+                RunError::Score {
+                    source: crate::models::ModelError::Empty { model: "BG/NBD" },
+                },
+                EXIT_BAD_INPUT,
+                "bad_input",
+            ),
+            (
+                RunError::Compute {
+                    step: "x",
+                    source: polars::prelude::PolarsError::ComputeError("x".into()),
+                },
+                EXIT_INTERNAL,
+                "internal",
+            ),
+        ];
+        for (e, code, kind) in cases {
+            assert_eq!(exit_code(&e), code, "{e}");
+            assert_eq!(error_kind(&e), kind, "{e}");
         }
     }
 }

@@ -2,10 +2,27 @@
 //!
 //! Data model: the input is transaction rows (customer, time, amount, ...); every output row is
 //! about one customer (or one segment) *as of* a date D, computed from purchases up to and
-//! including D. Data flows one way:
-//! read ([`source`]) → customer summary ([`summary`]) → features ([`features`]) →
-//! segments ([`segments`]) → tables ([`tables`]) → write ([`storage`]). [`pipeline`] knows the
-//! order; everything else is a pure computation or an I/O adapter.
+//! including D.
+//!
+//! Modules depend one way (checked by `tests/architecture.rs`):
+//!
+//! ```text
+//! cli ─→ backfill (runner: run, backfill; plan) ─→ pipeline (one as-of date)
+//!          │  job (the job file, validated)           │
+//!          │  source (list, scan, check the input)     │  pure domain:
+//!          │  compact (customer buckets on scratch)    │    quality (row checks) → summary
+//!          │  storage (object stores, commit, lock)    │    → features, valuation (models),
+//!          └──────────────────────────────────────────┴─→  segments → tables
+//! leaves: columns, text, store_options, progress, runs
+//! ```
+//!
+//! Per date: the source rows of each customer bucket are checked ([`quality`]) and reduced to a
+//! per-customer, per-day table; each date's part of every bucket ([`pipeline::date_partial`])
+//! is merged into the customer summary ([`summary`]), the purchase and spend models are fitted
+//! and customers valued ([`valuation`], [`models`]), behaviour features ([`features`]) and
+//! segments ([`segments`]) computed, the output tables built ([`tables`]) and published by
+//! [`storage`]'s commit protocol. The domain modules take and return frames or plain structs
+//! and import neither the job file, the CLI, the runner nor the storage layer.
 //!
 //! ```no_run
 //! let job = custval::job::load(
@@ -34,6 +51,7 @@ pub mod runs;
 pub mod segments;
 pub mod source;
 pub mod storage;
+pub mod store_options;
 pub mod summary;
 pub mod tables;
 pub mod text;

@@ -52,6 +52,12 @@ pub enum RunError {
     },
     #[error(transparent)]
     Model(#[from] crate::valuation::FitFailure),
+    /// The models refused a customer's values (e.g. recency larger than T): bad input data.
+    #[error("scoring customers: {source}")]
+    Score {
+        #[source]
+        source: crate::models::ModelError,
+    },
     #[error("computing {step}: {source}")]
     Compute {
         step: &'static str,
@@ -65,7 +71,7 @@ impl From<crate::valuation::ValuationError> for RunError {
         match e {
             V::Fit(f) => RunError::Model(f),
             V::Frame(p) => compute("valuation")(p),
-            V::Score(m) => compute("valuation")(PolarsError::ComputeError(m.to_string().into())),
+            V::Score(m) => RunError::Score { source: m },
         }
     }
 }

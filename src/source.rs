@@ -16,6 +16,7 @@
 
 use crate::job::{ColumnsFile, Job, StorageOptions};
 use crate::storage;
+use crate::storage::StorageError;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
@@ -48,6 +49,9 @@ pub enum SourceError {
     CorruptFile { file: String, reason: String },
     #[error("{file}: {message}; rewrite the file with the same type (numeric widenings such as int to float are accepted)")]
     SchemaDrift { file: String, message: String },
+    /// Listing or inspecting the source through the object store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// One input file, for manifests and resumability.
@@ -132,14 +136,7 @@ pub fn list_input_files(uri: &str, opts: &StorageOptions) -> Result<Vec<InputFil
         .map(|p| {
             let s = p.as_str().to_string();
             if !storage::is_local(&s) {
-                let (bytes, e_tag) =
-                    storage::object_meta(&s, opts).map_err(|e| SourceError::Read {
-                        uri: s.clone(),
-                        source: PolarsError::IO {
-                            error: std::sync::Arc::new(std::io::Error::other(e.to_string())),
-                            msg: None,
-                        },
-                    })?;
+                let (bytes, e_tag) = storage::object_meta(&s, opts)?;
                 return Ok(InputFile {
                     uri: s,
                     bytes: Some(bytes),
@@ -164,13 +161,7 @@ pub fn list_input_files(uri: &str, opts: &StorageOptions) -> Result<Vec<InputFil
         })
         .collect::<Result<Vec<_>, SourceError>>()?;
     // Polars' listing leaves zero-byte files out; list them so they are reported, not lost.
-    let empty = storage::empty_files(uri, opts).map_err(|e| SourceError::Read {
-        uri: uri.to_string(),
-        source: PolarsError::IO {
-            error: std::sync::Arc::new(std::io::Error::other(e.to_string())),
-            msg: None,
-        },
-    })?;
+    let empty = storage::empty_files(uri, opts)?;
     files.extend(empty.into_iter().map(|uri| InputFile {
         uri,
         bytes: Some(0),

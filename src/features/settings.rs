@@ -1,7 +1,7 @@
 //! The behaviour settings of a job (`[churn]`, `[loyalty]`, `[relationship]`, `[matrix]`):
 //! owned here, by the features they configure; the job file embeds them.
 
-use crate::storage::StorageOptions;
+use crate::store_options::StorageOptions;
 use serde::{Deserialize, Serialize};
 
 /// `[churn]`: activity periods, churn and lifecycle rules.

@@ -14,7 +14,6 @@ pub mod lock;
 
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStore;
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -44,47 +43,30 @@ pub enum StorageError {
     Locked { path: PathBuf, holder: String },
 }
 
-/// Storage options for one URI. Only non-secret settings belong here: credentials come from the
-/// environment (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY, ...)
-/// or the provider chains, never from the job file, and are never logged.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct StorageOptions {
-    /// Cloud region, e.g. `us-east-1` (S3).
-    pub region: Option<String>,
-    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000` (MinIO, moto, s3s).
-    pub endpoint: Option<String>,
-    /// Allow plain `http://` endpoints (S3-compatible servers in a private network). Default false.
-    pub allow_http: Option<bool>,
-    /// Use path-style requests (`endpoint/bucket/key`) instead of virtual-hosted style. Defaults to
-    /// true when `endpoint` is set.
-    pub path_style: Option<bool>,
-    /// Seconds a connection or a request may take before it is abandoned (and retried).
-    /// Default 30.
-    pub timeout_s: Option<u64>,
-    /// Retries of a failed request, with exponential backoff, started within 25 seconds of the
-    /// first attempt (so a request that timed out is not retried). Default 3.
-    pub retries: Option<usize>,
+pub use crate::store_options::{
+    StorageOptions, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, RETRY_WINDOW_S,
+};
+
+impl StorageError {
+    /// The object or file does not exist: bad input (the URI is wrong), not an outage.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            StorageError::Object { source, .. } => {
+                matches!(source, object_store::Error::NotFound { .. })
+            }
+            StorageError::Local { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
 }
 
-/// Default of `storage.timeout_s`.
-pub const DEFAULT_TIMEOUT_S: u64 = 30;
-/// Default of `storage.retries`.
-pub const DEFAULT_RETRIES: usize = 3;
-/// The longest time retries of one request may take.
-pub const RETRY_WINDOW_S: u64 = 25;
+/// object_store's client and retry settings from [`StorageOptions`].
+trait ClientSettings {
+    fn client_options(&self) -> object_store::ClientOptions;
+    fn retry_config(&self) -> object_store::RetryConfig;
+}
 
-impl StorageOptions {
-    /// The request and connect timeout.
-    pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S).max(1))
-    }
-
-    /// Retries of a failed request.
-    pub fn retries(&self) -> usize {
-        self.retries.unwrap_or(DEFAULT_RETRIES)
-    }
-
+impl ClientSettings for StorageOptions {
     fn client_options(&self) -> object_store::ClientOptions {
         object_store::ClientOptions::new()
             .with_timeout(self.timeout())
