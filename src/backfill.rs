@@ -599,6 +599,7 @@ fn one_date(
     if !degraded.is_empty() {
         tracing::warn!(%as_of, reasons = %degraded.join("; "), "published, degraded");
     }
+    tracing::info!(%as_of, tables = metrics.len(), "date published");
     Ok((
         DateOutcome {
             as_of,

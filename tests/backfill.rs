@@ -318,21 +318,38 @@ fn killed_backfill_is_completed_by_a_rerun() {
         "week",
     ];
     let mut child = custval()
+        .arg("--log-format")
+        .arg("json")
         .args(args)
         .current_dir(d)
+        .env("RUST_LOG", "custval=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Kill it once some, but (most likely) not all, weeks are published.
-    let cf = d.join("out/customer_features");
-    let t0 = std::time::Instant::now();
-    while std::fs::read_dir(&cf).map(|r| r.count()).unwrap_or(0) < 3 && t0.elapsed().as_secs() < 120
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    // Kill it at a synchronised point: right after the backfill reports its third date
+    // published, so some dates are done and most are not, every time.
+    use std::io::BufRead;
+    let mut published_before = Vec::new();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("\"date published\"") {
+            let at = line.find("\"as_of\":\"").expect("as_of in the event") + 9;
+            published_before.push(line[at..at + 10].to_string());
+            if published_before.len() == 3 {
+                break;
+            }
+        }
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    assert_eq!(
+        published_before.len(),
+        3,
+        "the backfill ended before its third date"
+    );
+    let cf = d.join("out/customer_features");
     // Every visible partition is whole.
     for table in std::fs::read_dir(d.join("out")).unwrap() {
         let table = table.unwrap().path();
@@ -347,14 +364,26 @@ fn killed_backfill_is_completed_by_a_rerun() {
         }
     }
     let done_before = std::fs::read_dir(&cf).unwrap().count();
+    assert!(
+        (3..26).contains(&done_before),
+        "killed with {done_before} of 26 dates done"
+    );
     let out = run_in(d, &args);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     // 2023-01-01 .. 2023-06-30 holds 26 Sundays (2023-01-01 is one).
     assert_eq!(std::fs::read_dir(&cf).unwrap().count(), 26);
+    // Resume: every date reported published before the kill is skipped, the rest computed.
+    for as_of in &published_before {
+        assert!(
+            stdout.contains(&format!("as_of={as_of}  skipped")),
+            "{as_of} was published before the kill but not skipped: {stdout}"
+        );
+    }
+    let skipped = stdout.matches("  skipped  ").count();
     assert!(
-        stdout.matches("skipped").count() + 1 >= done_before.min(26),
-        "dates published before the kill are skipped: {stdout}"
+        skipped >= 3 && skipped <= done_before && skipped < 26,
+        "{skipped} skipped, {done_before} done before the kill: {stdout}"
     );
     // The killed run's staging folder, if the kill left one, was removed by the rerun.
     assert!(
