@@ -296,3 +296,64 @@ pub fn retention_counts(
         both: get("both")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daily(rows: &[(&str, i32)]) -> LazyFrame {
+        df!(
+            "customer_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "day" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .lazy()
+    }
+
+    /// As of day 1000 the earlier year is days 271..=635 and the last year 636..=1000.
+    /// A (300, 700) and E (635, 636) bought in both; B (400) and F (271, its first day) only
+    /// in the earlier year; C (800) only in the last; D's day 100 is before the two years, so
+    /// D (100, 900) counts only in the last. Earlier-year buyers A, B, E, F: 4; of them
+    /// A and E came back: 2 / 4 = 0.5.
+    const ROWS: [(&str, i32); 10] = [
+        ("A", 300),
+        ("A", 700),
+        ("B", 400),
+        ("C", 800),
+        ("D", 100),
+        ("D", 900),
+        ("E", 635),
+        ("E", 636),
+        ("F", 271),
+        ("F", 271),
+    ];
+
+    #[test]
+    fn annual_retention_by_hand() {
+        assert_eq!(
+            annual_retention(daily(&ROWS), None, 1000).unwrap(),
+            Some(0.5)
+        );
+        let c = retention_counts(daily(&ROWS), None, 1000).unwrap();
+        assert_eq!((c.prev, c.both, c.data_first), (4.0, 2.0, Some(100)));
+        // Split into two customer buckets, the merged counts give the same rate.
+        let (one, two): (Vec<_>, Vec<_>) = ROWS.iter().partition(|r| r.0 < "D");
+        let merged = retention_counts(daily(&one), None, 1000)
+            .unwrap()
+            .merge(retention_counts(daily(&two), None, 1000).unwrap());
+        assert_eq!(merged, c);
+        // A history that starts inside the earlier year does not cover it: no rate.
+        let late: Vec<_> = ROWS.iter().copied().filter(|r| r.1 >= 300).collect();
+        assert_eq!(annual_retention(daily(&late), None, 1000).unwrap(), None);
+        // Nor does a window (lookback) that starts after day 271.
+        assert_eq!(
+            annual_retention(daily(&ROWS), Some(500), 1000).unwrap(),
+            None
+        );
+        // Nobody in the earlier year: no rate.
+        assert_eq!(
+            annual_retention(daily(&[("A", 100), ("A", 900)]), None, 1000).unwrap(),
+            None
+        );
+    }
+}

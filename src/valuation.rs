@@ -648,6 +648,53 @@ mod tests {
         }
     }
 
+    fn settings(retention_rate: Option<f64>) -> ClvSettings {
+        ClvSettings {
+            model: ModelChoice::Only(ModelKind::BgNbd),
+            on_fit_failure: OnFitFailure::Null,
+            horizon_months: 12,
+            monthly_discount_rate: 0.01,
+            annual_discount_rate: 0.1,
+            margin: 0.5,
+            acquisition_cost: 0.0,
+            days_per_month: 30.0,
+            purchase_horizon_days: 90.0,
+            penalizer_coef: 0.0,
+            retention_rate,
+            holdout_days: None,
+            interval_draws: 0,
+        }
+    }
+
+    #[test]
+    fn clv_simple_by_hand() {
+        // margin · amount_last_365d · r / (1 + i − r) with margin 0.5, i = 0.1:
+        // r = 0.8: 0.5 · 100 · 0.8 / 0.3 = 133.33…; 0.5 · 0 = 0; 0.5 · 30 · 0.8 / 0.3 = 40.
+        // Three one-time buyers: no model can be fitted (on_fit_failure = null), clv_simple
+        // does not need one.
+        let summary = df!(
+            "frequency" => [0.0, 0.0, 0.0],
+            "recency" => [0.0, 0.0, 0.0],
+            "T" => [10.0, 20.0, 30.0],
+            "monetary" => [0.0, 0.0, 0.0],
+            "amount_last_365d" => [100.0, 0.0, 30.0],
+        )
+        .unwrap();
+        let v = value_customers(&summary, &settings(Some(0.8)), 1.0, Some(0.2), &[]).unwrap();
+        let want = [100.0 * 0.5 * 0.8 / 0.3, 0.0, 40.0];
+        for (got, want) in v.clv_simple.iter().zip(want) {
+            assert!((got.unwrap() - want).abs() < 1e-9, "{got:?} vs {want}");
+        }
+        assert!(v.clv.iter().all(|c| c.is_none()) && !v.degraded.is_empty());
+        // Without a configured rate the measured one is used: r = 0.5 gives
+        // 0.5 · 100 · 0.5 / 0.6 = 41.66…
+        let v = value_customers(&summary, &settings(None), 1.0, Some(0.5), &[]).unwrap();
+        assert!((v.clv_simple[0].unwrap() - 250.0 / 6.0).abs() < 1e-9);
+        // Neither: null, not a made-up number.
+        let v = value_customers(&summary, &settings(None), 1.0, None, &[]).unwrap();
+        assert!(v.clv_simple.iter().all(|c| c.is_none()));
+    }
+
     #[test]
     fn choice_rule() {
         // Lowest BIC without a holdout; a tie keeps the first; unusable rows never win.
