@@ -83,6 +83,50 @@ impl ActivityOptions {
     }
 }
 
+/// Early warning of churn, from how far `days_since_last` is into the churn threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyWarning {
+    Ok,
+    Watch,
+    AtRisk,
+    Churned,
+}
+
+impl EarlyWarning {
+    /// The value in `customer_features.early_warning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EarlyWarning::Ok => "ok",
+            EarlyWarning::Watch => "watch",
+            EarlyWarning::AtRisk => "at risk",
+            EarlyWarning::Churned => "churned",
+        }
+    }
+}
+
+/// Lifecycle stage (first matching rule of the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleStage {
+    New,
+    Developing,
+    Stable,
+    Declining,
+    Churned,
+}
+
+impl LifecycleStage {
+    /// The value in `customer_features.lifecycle_stage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleStage::New => "new",
+            LifecycleStage::Developing => "developing",
+            LifecycleStage::Stable => "stable",
+            LifecycleStage::Declining => "declining",
+            LifecycleStage::Churned => "churned",
+        }
+    }
+}
+
 /// Activity features of one customer; see the module doc for each rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CustomerActivity {
@@ -97,8 +141,8 @@ pub struct CustomerActivity {
     pub recent_amount: f64,
     pub earlier_amount: f64,
     pub trend: Option<f64>,
-    pub early_warning: &'static str,
-    pub lifecycle: &'static str,
+    pub early_warning: EarlyWarning,
+    pub lifecycle: LifecycleStage,
 }
 
 fn median_of_sorted(v: &[f64]) -> f64 {
@@ -170,26 +214,26 @@ pub fn customer_activity(
 
     let ratio = f64::from(days_since_last) / threshold;
     let early_warning = if churned {
-        "churned"
+        EarlyWarning::Churned
     } else if ratio <= opts.watch_at {
-        "ok"
+        EarlyWarning::Ok
     } else if ratio <= opts.at_risk_at {
-        "watch"
+        EarlyWarning::Watch
     } else {
-        "at risk"
+        EarlyWarning::AtRisk
     };
 
     let tenure_days = as_of - first;
     let lifecycle = if churned {
-        "churned"
+        LifecycleStage::Churned
     } else if tenure_days < opts.new_customer_days {
-        "new"
+        LifecycleStage::New
     } else if trend.is_some_and(|t| t < opts.declining_trend) {
-        "declining"
+        LifecycleStage::Declining
     } else if tenure_days < opts.developing_days {
-        "developing"
+        LifecycleStage::Developing
     } else {
-        "stable"
+        LifecycleStage::Stable
     };
 
     CustomerActivity {
@@ -271,8 +315,8 @@ mod tests {
         assert_eq!(a.recent_amount, 70.0);
         assert!((a.trend.unwrap() - 40.0 / 30.0).abs() < EPS);
         // 20/90 ≤ 0.5 → ok; tenure 60 < 90 → new.
-        assert_eq!(a.early_warning, "ok");
-        assert_eq!(a.lifecycle, "new");
+        assert_eq!(a.early_warning, EarlyWarning::Ok);
+        assert_eq!(a.lifecycle, LifecycleStage::New);
     }
 
     #[test]
@@ -282,20 +326,20 @@ mod tests {
         assert_eq!(a.gap_cv, None);
         assert_eq!(a.inactivity_threshold_days, 90.0);
         // 50/90 = 0.556 → watch.
-        assert_eq!(a.early_warning, "watch");
+        assert_eq!(a.early_warning, EarlyWarning::Watch);
         // mid = 125: the purchase is earlier, nothing recent → trend −1; but tenure 50 → new.
         assert_eq!(a.trend, Some(-1.0));
-        assert_eq!(a.lifecycle, "new");
+        assert_eq!(a.lifecycle, LifecycleStage::New);
         // Same buyer as of day 191: 91 > 90 → churned.
         let b = customer_activity(&[100], &[5.0], &ActivityOptions::new(191));
         assert!(b.churned);
-        assert_eq!(b.early_warning, "churned");
-        assert_eq!(b.lifecycle, "churned");
+        assert_eq!(b.early_warning, EarlyWarning::Churned);
+        assert_eq!(b.lifecycle, LifecycleStage::Churned);
         // As of day 190 (ratio exactly 1): at risk, and declining (tenure 90, trend −1).
         let c = customer_activity(&[100], &[5.0], &ActivityOptions::new(190));
         assert!(!c.churned);
-        assert_eq!(c.early_warning, "at risk");
-        assert_eq!(c.lifecycle, "declining");
+        assert_eq!(c.early_warning, EarlyWarning::AtRisk);
+        assert_eq!(c.lifecycle, LifecycleStage::Declining);
     }
 
     #[test]
@@ -307,9 +351,9 @@ mod tests {
         assert_eq!(a.inactivity_threshold_days, 360.0);
         assert!(!a.reactivated);
         // 160/360 = 0.444 → ok. Tenure 400, mid 200: earlier 2, recent 1 → trend −0.5.
-        assert_eq!(a.early_warning, "ok");
+        assert_eq!(a.early_warning, EarlyWarning::Ok);
         assert_eq!(a.trend, Some(-0.5));
-        assert_eq!(a.lifecycle, "declining");
+        assert_eq!(a.lifecycle, LifecycleStage::Declining);
         // With k = 1: threshold max(120, 90) = 120; the 200-day gap exceeded it, and
         // 160 > 120 → churned, so not reactivated.
         o.churn_gap_multiplier = 1.0;
@@ -339,14 +383,14 @@ mod tests {
         assert_eq!(a.recent_amount, 20.0);
         assert_eq!(a.trend, Some(1.0));
         // Tenure 900 ≥ 365 and trend not below −0.3 → stable.
-        assert_eq!(a.lifecycle, "stable");
+        assert_eq!(a.lifecycle, LifecycleStage::Stable);
         // Window start before the first purchase: start 100 → mid 550.
         o.window_start = Some(0);
         let b = customer_activity(&[100, 600, 900], &[10.0, 10.0, 10.0], &o);
         assert_eq!((b.earlier_amount, b.recent_amount), (10.0, 20.0));
         // Tenure 300 < 365 → developing.
         let c = customer_activity(&[700, 900], &[10.0, 10.0], &o);
-        assert_eq!(c.lifecycle, "developing");
+        assert_eq!(c.lifecycle, LifecycleStage::Developing);
         // No earlier spend (first purchase on D: start = mid = D) → no trend.
         let d = customer_activity(&[1000], &[10.0], &o);
         assert_eq!((d.earlier_amount, d.recent_amount), (0.0, 10.0));

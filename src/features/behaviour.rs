@@ -158,11 +158,15 @@ pub fn activity_columns(
         ),
         Column::new(
             "early_warning".into(),
-            acts.iter().map(|a| a.early_warning).collect::<Vec<_>>(),
+            acts.iter()
+                .map(|a| a.early_warning.as_str())
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "lifecycle_stage".into(),
-            acts.iter().map(|a| a.lifecycle).collect::<Vec<_>>(),
+            acts.iter()
+                .map(|a| a.lifecycle.as_str())
+                .collect::<Vec<_>>(),
         ),
     ])
 }
