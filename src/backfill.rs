@@ -76,8 +76,16 @@ pub fn plan_dates(
             if reason.is_some() {
                 break;
             }
-            let rel = format!("{}/{}", commit::partition_dir(t, d), commit::MANIFEST);
-            let ok_rel = format!("{}/{}", commit::partition_dir(t, d), commit::SUCCESS);
+            let rel = format!(
+                "{}/{}",
+                commit::partition_dir(t.as_str(), d),
+                commit::MANIFEST
+            );
+            let ok_rel = format!(
+                "{}/{}",
+                commit::partition_dir(t.as_str(), d),
+                commit::SUCCESS
+            );
             let Some(bytes) = storage::read_optional(loc, &rel)? else {
                 reason = Some(format!("{t}: no committed partition"));
                 break;
@@ -86,19 +94,20 @@ pub fn plan_dates(
                 reason = Some(format!("{t}: partition has no _SUCCESS"));
                 break;
             }
-            let m: serde_json::Value = match serde_json::from_slice(&bytes) {
-                Ok(m) => m,
-                Err(_) => {
-                    reason = Some(format!("{t}: corrupt manifest"));
-                    break;
-                }
+            let Some(m) = commit::Manifest::parse(&bytes) else {
+                reason = Some(format!("{t}: corrupt manifest"));
+                break;
             };
-            let data_rel = format!("{}/{}", commit::partition_dir(t, d), commit::DATA_FILE);
+            let data_rel = format!(
+                "{}/{}",
+                commit::partition_dir(t.as_str(), d),
+                commit::DATA_FILE
+            );
             let matches = match storage::head(loc, &data_rel)? {
                 None => false,
                 Some((size, e_tag)) => {
-                    m["files"][0]["bytes"].as_u64() == Some(size)
-                        && match (m["data_e_tag"].as_str(), e_tag.as_deref()) {
+                    m.files.first().map(|f| f.bytes) == Some(size)
+                        && match (m.data_e_tag.as_deref(), e_tag.as_deref()) {
                             (Some(want), Some(got)) => want == got,
                             _ => true,
                         }
@@ -106,9 +115,9 @@ pub fn plan_dates(
             };
             if !matches {
                 reason = Some(format!("{t}: data does not match manifest"));
-            } else if m["job_hash"].as_str() != Some(hash.as_str()) {
+            } else if m.job_hash != hash {
                 reason = Some(format!("{t}: job definition changed"));
-            } else if m["input_files"] != serde_json::to_value(inputs).expect("serializes") {
+            } else if m.input_files != inputs {
                 reason = Some(format!("{t}: input files changed"));
             }
         }
@@ -565,21 +574,25 @@ fn one_date(
     for (name, mut df) in tables {
         let data = pipeline::to_parquet(&mut df).map_err(pipeline::compute("parquet encoding"))?;
         let dir = commit::partition_dir(&name, as_of);
-        let manifest = serde_json::json!({
-            "job": job.name,
-            "job_file": job.path.display().to_string(),
-            "job_hash": hash,
-            "table": name,
-            "as_of": as_of.to_string(),
-            "run_id": run_id,
-            "rows": df.height(),
-            "rows_in": rows_in,
-            "files": [{ "name": commit::DATA_FILE, "bytes": data.len() }],
-            "input_files": inputs,
-            "custval_version": env!("CARGO_PKG_VERSION"),
-            "started_at": started_at.to_rfc3339(),
-            "duration_seconds": t0.elapsed().as_secs_f64(),
-        });
+        let manifest = commit::Manifest {
+            job: job.name.clone(),
+            job_file: job.path.display().to_string(),
+            job_hash: hash.to_string(),
+            table: name.to_string(),
+            as_of: as_of.to_string(),
+            run_id: run_id.to_string(),
+            rows: df.height(),
+            rows_in,
+            files: vec![commit::ManifestFile {
+                name: commit::DATA_FILE.to_string(),
+                bytes: data.len() as u64,
+            }],
+            input_files: inputs.to_vec(),
+            custval_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started_at.to_rfc3339(),
+            duration_seconds: t0.elapsed().as_secs_f64(),
+            data_e_tag: None,
+        };
         metrics.push(pipeline::TableMetrics {
             table: name.clone(),
             rows: df.height(),
@@ -589,7 +602,7 @@ fn one_date(
         parts.push(commit::PartitionContent {
             table: name,
             data,
-            manifest: serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
+            manifest,
         });
     }
     commit::publish(loc, run_id, as_of, &parts)?;

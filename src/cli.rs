@@ -413,7 +413,11 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
                 job.path.display(),
                 files.len(),
                 crate::source::window_text(&job),
-                job.output_tables().join(", ")
+                job.output_tables()
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             Ok(())
         }

@@ -319,18 +319,12 @@ fn day() -> Spanned<String> {
 /// The longest CLV horizon accepted, in months (`clv.horizon_months`).
 pub const MAX_HORIZON_MONTHS: u32 = 1200;
 
-/// The output tables custval knows.
-pub const ALL_TABLES: &[&str] = &[
-    "customer_features",
-    "segment_summary",
-    "model_fit",
-    "model_diagnostics",
-    "churn_rates",
-    "cohort_retention",
-    "value_matrix",
-    "data_quality",
-    "quarantine",
-];
+pub use crate::tables::Table;
+
+/// Names of every output table, for messages.
+fn table_names() -> String {
+    Table::ALL.map(Table::as_str).join(", ")
+}
 
 /// A validated job: what `pipeline` runs.
 #[derive(Debug, Clone, Serialize)]
@@ -347,7 +341,7 @@ pub struct Job {
     pub attributes: Option<AttributesFile>,
     pub output_uri: String,
     pub output_storage: StorageOptions,
-    pub tables: Vec<String>,
+    pub tables: Vec<Table>,
     pub segments: Vec<SegmentRule>,
     pub tiers: TierMethod,
     /// `None` when `clv.enabled = false`.
@@ -384,30 +378,30 @@ impl Job {
 
     /// The tables this job writes: `output.tables` less those that do not apply (`model_fit`
     /// without `[clv]`, `model_diagnostics` without a holdout).
-    pub fn output_tables(&self) -> Vec<String> {
+    pub fn output_tables(&self) -> Vec<Table> {
         self.tables
             .iter()
-            .filter(|t| match t.as_str() {
-                "model_fit" => self.clv.is_some(),
-                "model_diagnostics" => self.clv.as_ref().is_some_and(|c| c.holdout_days.is_some()),
+            .copied()
+            .filter(|t| match t {
+                Table::ModelFit => self.clv.is_some(),
+                Table::ModelDiagnostics => {
+                    self.clv.as_ref().is_some_and(|c| c.holdout_days.is_some())
+                }
                 _ => true,
             })
-            .cloned()
             .collect()
+    }
+
+    /// Whether the job writes `table`.
+    pub fn writes(&self, table: Table) -> bool {
+        self.output_tables().contains(&table)
     }
 
     /// First day the source scan must cover for as-of dates from `first_as_of` on: the window of
     /// `first_as_of`, or of its holdout calibration end when `model_diagnostics` is written.
     pub fn scan_start(&self, first_as_of: NaiveDate) -> Option<NaiveDate> {
         let holdout = match &self.clv {
-            Some(c)
-                if self
-                    .output_tables()
-                    .iter()
-                    .any(|t| t == "model_diagnostics") =>
-            {
-                c.holdout_days.unwrap_or(0)
-            }
+            Some(c) if self.writes(Table::ModelDiagnostics) => c.holdout_days.unwrap_or(0),
             _ => 0,
         };
         self.window_start_for(first_as_of - chrono::Duration::days(holdout))
@@ -658,19 +652,20 @@ fn validate(
             ));
         }
     }
-    let tables = match &file.output.tables {
-        None => ALL_TABLES.iter().map(|s| s.to_string()).collect(),
+    let tables: Vec<Table> = match &file.output.tables {
+        None => Table::ALL.to_vec(),
         Some(t) => {
+            let mut tables = Vec::new();
             for name in t.get_ref() {
-                if !ALL_TABLES.contains(&name.as_str()) {
-                    return Err(invalid(
-                        t.span(),
-                        "output.tables",
-                        format!(
-                            "unknown table {name:?}; known tables: {}",
-                            ALL_TABLES.join(", ")
-                        ),
-                    ));
+                match Table::parse(name) {
+                    Some(table) => tables.push(table),
+                    None => {
+                        return Err(invalid(
+                            t.span(),
+                            "output.tables",
+                            format!("unknown table {name:?}; known tables: {}", table_names()),
+                        ))
+                    }
                 }
             }
             if t.get_ref().is_empty() {
@@ -679,11 +674,11 @@ fn validate(
                     "output.tables",
                     format!(
                         "empty: name at least one table, or remove the key to write all ({})",
-                        ALL_TABLES.join(", ")
+                        table_names()
                     ),
                 ));
             }
-            t.get_ref().clone()
+            tables
         }
     };
     if let Some(o) = &overrides.output {
@@ -1038,7 +1033,7 @@ uri = "out"
         let job = load_str(MINIMAL).unwrap();
         assert_eq!(job.as_of, NaiveDate::from_ymd_opt(2024, 6, 30).unwrap());
         assert_eq!(job.unit_days, 1.0);
-        assert_eq!(job.tables, ALL_TABLES);
+        assert_eq!(job.tables, Table::ALL);
         assert_eq!(job.segments.len(), 11);
         assert_eq!(
             job.tiers,

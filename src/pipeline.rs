@@ -377,8 +377,8 @@ fn window_filter(start_day: Option<i32>, as_of_day: i32) -> Expr {
     keep
 }
 
-fn wants(job: &Job, table: &str) -> bool {
-    job.output_tables().iter().any(|t| t == table)
+fn wants(job: &Job, table: tables::Table) -> bool {
+    job.writes(table)
 }
 
 /// One bucket's part of the tables as of `as_of`.
@@ -420,12 +420,12 @@ pub fn date_partial(
         day: &slices.day,
         amount: &slices.amount,
     };
-    let churn = if wants(job, "churn_rates") {
+    let churn = if wants(job, tables::Table::ChurnRates) {
         churn::churn_rates(&cols, &churn_opts)
     } else {
         Vec::new()
     };
-    let cohorts = if wants(job, "cohort_retention") {
+    let cohorts = if wants(job, tables::Table::CohortRetention) {
         churn::cohort_retention(&cols, &churn_opts)
     } else {
         Vec::new()
@@ -436,7 +436,7 @@ pub fn date_partial(
         None => RetentionCounts::default(),
     };
     let holdout = match &job.clv {
-        Some(s) if wants(job, "model_diagnostics") => match s.holdout_days {
+        Some(s) if wants(job, tables::Table::ModelDiagnostics) => match s.holdout_days {
             Some(h) => Some(holdout_inputs(job, daily, as_of, h)?),
             None => None,
         },
@@ -791,35 +791,36 @@ pub fn finish(
     let mut cohort_parts = Some(cohort_parts);
     let mut quarantine = quarantine;
     let mut out = Vec::new();
-    for t in &job.tables {
-        let df = match t.as_str() {
-            "customer_features" => Some(features.clone()),
-            "segment_summary" => Some(
+    for &t in &job.tables {
+        use tables::Table;
+        let df = match t {
+            Table::CustomerFeatures => Some(features.clone()),
+            Table::SegmentSummary => Some(
                 tables::segment_summary::build(&features).map_err(compute("segment_summary"))?,
             ),
-            "model_fit" => match &valuation {
+            Table::ModelFit => match &valuation {
                 Some(v) => Some(
                     tables::model_fit::build(&v.fits, job.unit_days)
                         .map_err(compute("model_fit"))?,
                 ),
                 None => None,
             },
-            "churn_rates" => Some(
+            Table::ChurnRates => Some(
                 tables::churn_rates::build(&churn::merge_churn_rates(
                     churn_parts.take().unwrap_or_default(),
                 ))
                 .map_err(compute("churn_rates"))?,
             ),
-            "cohort_retention" => Some(
+            Table::CohortRetention => Some(
                 tables::cohort_retention::build(&churn::merge_cohorts(
                     cohort_parts.take().unwrap_or_default(),
                 ))
                 .map_err(compute("cohort_retention"))?,
             ),
-            "value_matrix" => {
+            Table::ValueMatrix => {
                 Some(tables::value_matrix::build(&features).map_err(compute("value_matrix"))?)
             }
-            "model_diagnostics" => match &holdout {
+            Table::ModelDiagnostics => match &holdout {
                 Some(h) => Some(
                     h.table(
                         valuation
@@ -830,13 +831,12 @@ pub fn finish(
                 ),
                 None => None,
             },
-            "data_quality" => Some(dq.table().map_err(compute("data_quality"))?),
-            "quarantine" => quarantine.take(),
-            other => unreachable!("job validation admits only known tables, got {other}"),
+            Table::DataQuality => Some(dq.table().map_err(compute("data_quality"))?),
+            Table::Quarantine => quarantine.take(),
         };
-        step(t);
+        step(t.as_str());
         match df {
-            Some(df) => out.push((t.clone(), df)),
+            Some(df) => out.push((t.as_str().to_string(), df)),
             None => tracing::debug!(table = %t, "not applicable to this job; skipped"),
         }
     }

@@ -94,7 +94,11 @@ pub fn print_plan(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Vec<Dat
     println!(
         "partitions under {} ({}):",
         job.output_uri,
-        job.output_tables().join(", ")
+        job.output_tables()
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if let storage::Location::Local(root) = &loc {
         for (p, live) in storage::lock::leftovers(root) {

@@ -54,18 +54,7 @@ pub enum SourceError {
     Storage(#[from] StorageError),
 }
 
-/// One input file, for manifests and resumability.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct InputFile {
-    pub uri: String,
-    pub bytes: Option<u64>,
-    /// Last modification time (local files), seconds since 1970-01-01.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified: Option<i64>,
-    /// Entity tag (object stores): changes when the object is rewritten.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e_tag: Option<String>,
-}
+pub use crate::storage::commit::InputFile;
 
 /// A lazy, windowed, canonically named transaction scan with its row checks.
 pub struct Scan {

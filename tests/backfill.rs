@@ -248,6 +248,12 @@ fn backfill_equals_separate_runs_and_resumes() {
         b"{ not json",
     )
     .unwrap();
+    // Valid JSON of another shape is corrupt too (not "data does not match").
+    std::fs::write(
+        partition(&d.join("out"), "customer_features", "2023-04-30").join("_manifest.json"),
+        b"{}",
+    )
+    .unwrap();
     let plan = run_in(
         d,
         &[
@@ -266,6 +272,10 @@ fn backfill_equals_separate_runs_and_resumes() {
     );
     assert!(
         plan.contains("as_of=2023-05-31  write  (segment_summary: corrupt manifest)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("as_of=2023-04-30  write  (customer_features: corrupt manifest)"),
         "{plan}"
     );
 }

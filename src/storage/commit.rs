@@ -34,6 +34,63 @@ use std::path::{Path, PathBuf};
 /// Name of the single data file of a partition.
 pub const DATA_FILE: &str = "part-00000.parquet";
 pub const MANIFEST: &str = "_manifest.json";
+
+/// One input file, for manifests and resumability.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct InputFile {
+    pub uri: String,
+    pub bytes: Option<u64>,
+    /// Last modification time (local files), seconds since 1970-01-01.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<i64>,
+    /// Entity tag (object stores): changes when the object is rewritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+}
+
+/// A data file of a partition, as the manifest lists it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ManifestFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// `_manifest.json`: what wrote a partition, from what, and what it holds. Resume trusts a
+/// partition only when its manifest parses, names the same job hash and input files, and its
+/// data object still has the size (and, on object stores, the ETag) recorded here.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Manifest {
+    pub job: String,
+    pub job_file: String,
+    /// Hash of the settings that determine the output ([`crate::job::Job::settings_hash`]).
+    pub job_hash: String,
+    pub table: String,
+    pub as_of: String,
+    pub run_id: String,
+    pub rows: usize,
+    /// Source rows used for the date.
+    pub rows_in: i64,
+    pub files: Vec<ManifestFile>,
+    pub input_files: Vec<InputFile>,
+    pub custval_version: String,
+    pub started_at: String,
+    pub duration_seconds: f64,
+    /// ETag of the data object (object stores), set when it is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_e_tag: Option<String>,
+}
+
+impl Manifest {
+    /// Parse a manifest; `None` when it is not one (corrupt, truncated, another shape).
+    pub fn parse(bytes: &[u8]) -> Option<Manifest> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// Pretty JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest serializes")
+    }
+}
 pub const SUCCESS: &str = "_SUCCESS";
 
 /// One table's partition content, ready to publish.
@@ -41,7 +98,7 @@ pub const SUCCESS: &str = "_SUCCESS";
 pub struct PartitionContent {
     pub table: String,
     pub data: Vec<u8>,
-    pub manifest: Vec<u8>,
+    pub manifest: Manifest,
 }
 
 /// The partition folder of `table` as of `as_of`, relative to the output root.
@@ -93,7 +150,7 @@ fn publish_local(
         let dir = staging_root.join(partition_dir(&p.table, as_of));
         std::fs::create_dir_all(&dir).map_err(io(&dir, "create directory"))?;
         write_synced(&dir.join(DATA_FILE), &p.data)?;
-        write_synced(&dir.join(MANIFEST), &p.manifest)?;
+        write_synced(&dir.join(MANIFEST), &p.manifest.to_bytes())?;
         write_synced(&dir.join(SUCCESS), b"")?;
         staged.push((dir, root.join(partition_dir(&p.table, as_of))));
     }
@@ -216,13 +273,11 @@ fn publish_remote(
         // The manifest records the data object's ETag: resume then treats the partition as done
         // only when the object still matches (a run killed after its data PUT leaves new data
         // under the previous manifest, which must not pass for up to date).
-        let manifest = match serde_json::from_slice::<serde_json::Value>(&p.manifest) {
-            Ok(mut m) if m.is_object() => {
-                m["data_e_tag"] = put.e_tag.clone().into();
-                serde_json::to_vec_pretty(&m).unwrap_or_else(|_| p.manifest.clone())
-            }
-            _ => p.manifest.clone(),
-        };
+        let manifest = Manifest {
+            data_e_tag: put.e_tag.clone(),
+            ..p.manifest.clone()
+        }
+        .to_bytes();
         let man_rel = format!("{dir}/{MANIFEST}");
         rt.block_on(store.put(&child(prefix, &man_rel), manifest.into()))
             .map_err(err("put", &man_rel))?;
@@ -242,7 +297,25 @@ mod tests {
         PartitionContent {
             table: table.into(),
             data: data.to_vec(),
-            manifest: b"{}".to_vec(),
+            manifest: Manifest {
+                job: "t".into(),
+                job_file: "t.toml".into(),
+                job_hash: "h".into(),
+                table: table.into(),
+                as_of: "2024-06-30".into(),
+                run_id: "r".into(),
+                rows: 0,
+                rows_in: 0,
+                files: vec![ManifestFile {
+                    name: DATA_FILE.into(),
+                    bytes: data.len() as u64,
+                }],
+                input_files: vec![],
+                custval_version: "0".into(),
+                started_at: "2024-06-30T00:00:00Z".into(),
+                duration_seconds: 0.0,
+                data_e_tag: None,
+            },
         }
     }
 

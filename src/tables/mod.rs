@@ -8,3 +8,59 @@ pub mod model_diagnostics;
 pub mod model_fit;
 pub mod segment_summary;
 pub mod value_matrix;
+
+/// The output tables custval knows, in the order a run writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    CustomerFeatures,
+    SegmentSummary,
+    ModelFit,
+    ModelDiagnostics,
+    ChurnRates,
+    CohortRetention,
+    ValueMatrix,
+    DataQuality,
+    Quarantine,
+}
+
+impl Table {
+    /// Every table, in the order of `output.tables`' default.
+    pub const ALL: [Table; 9] = [
+        Table::CustomerFeatures,
+        Table::SegmentSummary,
+        Table::ModelFit,
+        Table::ModelDiagnostics,
+        Table::ChurnRates,
+        Table::CohortRetention,
+        Table::ValueMatrix,
+        Table::DataQuality,
+        Table::Quarantine,
+    ];
+
+    /// The table's name: its folder under the output URI and its name in `output.tables`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::CustomerFeatures => "customer_features",
+            Table::SegmentSummary => "segment_summary",
+            Table::ModelFit => "model_fit",
+            Table::ModelDiagnostics => "model_diagnostics",
+            Table::ChurnRates => "churn_rates",
+            Table::CohortRetention => "cohort_retention",
+            Table::ValueMatrix => "value_matrix",
+            Table::DataQuality => "data_quality",
+            Table::Quarantine => "quarantine",
+        }
+    }
+
+    /// The table named `name`, if any.
+    pub fn parse(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
