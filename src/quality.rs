@@ -458,6 +458,26 @@ fn render_example(flagged: &DataFrame, i: usize) -> PolarsResult<String> {
             AnyValue::Null => "null".to_string(),
             AnyValue::String(s) => s.to_string(),
             AnyValue::StringOwned(s) => s.to_string(),
+            // polars' Display panics on dates outside chrono's range: render those by hand.
+            AnyValue::Date(d) => chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163)
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| format!("{d} days from 1970-01-01 (out of range)")),
+            AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
+                let (secs, nanos) = match unit {
+                    TimeUnit::Nanoseconds => {
+                        (v.div_euclid(1_000_000_000), v.rem_euclid(1_000_000_000))
+                    }
+                    TimeUnit::Microseconds => {
+                        (v.div_euclid(1_000_000), v.rem_euclid(1_000_000) * 1_000)
+                    }
+                    TimeUnit::Milliseconds => {
+                        (v.div_euclid(1_000), v.rem_euclid(1_000) * 1_000_000)
+                    }
+                };
+                chrono::DateTime::from_timestamp(secs, nanos as u32)
+                    .map(|t| t.naive_utc().to_string())
+                    .unwrap_or_else(|| format!("{v} {unit:?} from 1970-01-01 (out of range)"))
+            }
             other => other.to_string(),
         };
         parts.push(format!("{name}={text}"));
@@ -521,7 +541,7 @@ pub fn check_fresh(days: &[i32], as_of: NaiveDate, max_days: i64) -> Result<(), 
     if lag.is_none_or(|l| l > max_days) {
         return Err(QualityError::Stale {
             as_of,
-            newest: newest.map(|n| epoch + chrono::Duration::days(n as i64)),
+            newest: newest.and_then(|n| epoch.checked_add_signed(chrono::Duration::days(n as i64))),
             lag,
             max_days,
         });

@@ -574,6 +574,47 @@ fn overflow_and_out_of_range_dates() {
         "periods come from used rows only: {}",
         churn.len()
     );
+    // Dates beyond what chrono (and polars' printing) can represent, ±5.5 million years: the
+    // past one is rejected and shown, the future one left outside the window; no panic.
+    let days = Series::new(
+        "ts".into(),
+        [-2_000_000_000i32, 19_784, 19_787, 2_000_000_000],
+    )
+    .cast(&DataType::Date)
+    .unwrap();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("cust".into(), ["c0", "c1", "c0", "c1"]),
+        days.into(),
+        Column::new("amt".into(), [1.0, 2.0, 3.0, 4.0]),
+    ])
+    .unwrap();
+    write_parquet(&mut df, &d.join("tx/a.parquet"));
+    let out = run_in(d, &["run", "job.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dq = dq_rows(&d.join("out"), "2024-03-31");
+    assert_eq!(dq["before_min_date"], (1, "rejected".to_string()));
+    // The far-future row lies after the as-of date: read, outside the window, not used.
+    assert_eq!(
+        (dq["rows_read"].0, dq["rows_in_window"].0, dq["rows_used"].0),
+        (4, 3, 2),
+        "{dq:?}"
+    );
+    let rows = read_rows(
+        &partition(&d.join("out"), "data_quality", "2024-03-31").join("part-00000.parquet"),
+    );
+    let example = rows
+        .iter()
+        .find(|r| s(r, "check") == "before_min_date")
+        .map(|r| s(r, "example"))
+        .unwrap();
+    assert!(
+        example.contains("-2000000000 days from 1970-01-01 (out of range)"),
+        "{example}"
+    );
     // Finite amounts whose sum overflows: a data error naming the customer.
     small_tx(
         &d.join("tx/a.parquet"),
