@@ -39,7 +39,8 @@ fn to_date(day: i32) -> NaiveDate {
 }
 
 /// A calendar period length, as named in the job file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Period {
     /// ISO week, Monday to Sunday.
     Week,

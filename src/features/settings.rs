@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct ChurnFile {
     /// Period of `churn_rates`, `cohort_retention` and `active_period_share`: `"week"`,
     /// `"month"` (default) or `"quarter"`.
-    pub period: String,
+    pub period: super::periods::Period,
     /// In `churn_rates` / `cohort_retention`, a purchase keeps a customer active this many days
     /// (default: active = bought in the period).
     pub inactivity_days: Option<i32>,
@@ -33,7 +33,7 @@ pub struct ChurnFile {
 impl Default for ChurnFile {
     fn default() -> Self {
         ChurnFile {
-            period: "month".into(),
+            period: super::periods::Period::Month,
             inactivity_days: None,
             gap_multiplier: 3.0,
             floor_days: 90.0,
@@ -161,6 +161,6 @@ pub struct BehaviourSettings {
 
 impl BehaviourSettings {
     pub fn period(&self) -> super::periods::Period {
-        super::periods::Period::parse(&self.churn.period).expect("validated")
+        self.churn.period
     }
 }
