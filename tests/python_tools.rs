@@ -59,4 +59,6 @@ fn bi_queries_run_on_real_output() {
     // The values of the churn trend's moving average, against a hand computation on the latest
     // as-of date (with two dates, a window over all the rows would mix them).
     check_script(&["tests/bi_values.py", out_dir.to_str().unwrap()]);
+    // Every backfilled date against an independent DuckDB computation of its summary.
+    check_script(&["tests/backfill_summary.py", out_dir.to_str().unwrap()]);
 }
