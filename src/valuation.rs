@@ -26,6 +26,7 @@ use crate::models::{
 };
 use polars::prelude::*;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Which purchase model a job uses (`clv.model`).
@@ -611,6 +612,116 @@ pub fn diagnostics(x: &[f64], actual: &[f64], predicted: &[f64]) -> Vec<Diagnost
         rows.push(metrics("all", actual, predicted));
     }
     rows
+}
+
+/// `[clv]`: lifetime-value models (BG/NBD + Gamma-Gamma) and the simple retention CLV.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClvFile {
+    /// Fit the models and add the CLV columns and the `model_fit` table. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Purchase model: `"auto"` (default: fit every model, keep the lowest holdout MAE or BIC),
+    /// `"bgnbd"`, `"mbgnbd"` or `"pareto_nbd"`.
+    #[serde(default)]
+    pub model: ModelFile,
+    /// When a model cannot be fitted: `"fail"` (default: the date fails, exit 3) or `"null"`
+    /// (publish with the model columns null, the date marked degraded).
+    #[serde(default)]
+    pub on_fit_failure: OnFitFailureFile,
+    /// Months of future purchases the discounted CLV sums over. Default 12.
+    #[serde(default = "twelve")]
+    pub horizon_months: u32,
+    /// Discount rate per month `d`. Default 0.01 (as lifetimes). Set this or `annual_discount_rate`.
+    pub monthly_discount_rate: Option<f64>,
+    /// Annual discount rate; the monthly rate is `(1 + annual)^(1/12) - 1`.
+    pub annual_discount_rate: Option<f64>,
+    /// Share of spend that is profit. Default 1 (revenue CLV).
+    #[serde(default = "one")]
+    pub margin: f64,
+    /// Subtracted once from each customer's CLV. Default 0.
+    #[serde(default)]
+    pub acquisition_cost: f64,
+    /// Days in a CLV month step. Default 30 (as lifetimes).
+    #[serde(default = "thirty")]
+    pub days_per_month: f64,
+    /// Horizon of the `expected_purchases` column, in days. Default 90.
+    #[serde(default = "ninety")]
+    pub purchase_horizon_days: f64,
+    /// L2 penalty of the fits (lifetimes' `penalizer_coef`). Default 0.
+    #[serde(default)]
+    pub penalizer_coef: f64,
+    /// Annual retention rate `r` of `clv_simple`; default: measured, the share of customers who
+    /// bought in the year before the last one and bought again in the last year.
+    pub retention_rate: Option<f64>,
+    /// Hold out the last N days: fit on the calibration window ending N days before as_of and
+    /// compare predicted with actual repeat purchases (table `model_diagnostics`).
+    pub holdout_days: Option<i64>,
+    /// Parameter draws for the `_p05`/`_p95` interval columns; 0 turns them off. Default 200.
+    #[serde(default = "two_hundred")]
+    pub interval_draws: usize,
+}
+
+fn two_hundred() -> usize {
+    200
+}
+
+/// The most parameter draws accepted (`clv.interval_draws`): the intervals cost about one
+/// scoring pass per draw.
+pub const MAX_INTERVAL_DRAWS: usize = 10_000;
+
+/// `clv.model` as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFile {
+    #[default]
+    Auto,
+    Bgnbd,
+    Mbgnbd,
+    ParetoNbd,
+}
+
+impl ModelFile {
+    /// The validated choice.
+    pub fn choice(self) -> ModelChoice {
+        match self {
+            ModelFile::Auto => ModelChoice::Auto,
+            ModelFile::Bgnbd => ModelChoice::Only(ModelKind::BgNbd),
+            ModelFile::Mbgnbd => ModelChoice::Only(ModelKind::MbgNbd),
+            ModelFile::ParetoNbd => ModelChoice::Only(ModelKind::ParetoNbd),
+        }
+    }
+}
+
+/// `clv.on_fit_failure` as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFitFailureFile {
+    #[default]
+    Fail,
+    Null,
+}
+
+fn yes() -> bool {
+    true
+}
+fn twelve() -> u32 {
+    12
+}
+fn one() -> f64 {
+    1.0
+}
+fn thirty() -> f64 {
+    30.0
+}
+fn ninety() -> f64 {
+    90.0
+}
+
+impl Default for ClvFile {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
 }
 
 #[cfg(test)]

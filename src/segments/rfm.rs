@@ -12,6 +12,8 @@
 //! ```
 //! M is not used by the defaults (it is highly correlated with F); a job can add `m` ranges.
 
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
 /// An inclusive score range 1..=5.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ScoreRange(pub u8, pub u8);
@@ -74,6 +76,25 @@ pub fn uncovered(rules: &[SegmentRule]) -> Option<(u8, u8, u8)> {
         }
     }
     None
+}
+
+/// One named RFM segment rule: score ranges such as `"4-5"` or `"3"`; a missing range matches any.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRuleFile {
+    pub name: String,
+    pub r: Option<String>,
+    pub f: Option<String>,
+    pub m: Option<String>,
+}
+
+/// `[rfm]`: RFM scoring and segments.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RfmFile {
+    /// Segment rules, first match wins; they must cover every (R, F, M) score combination.
+    /// Default: the 11 classic segments on the R × F grid (see README).
+    pub segments: Option<Spanned<Vec<SegmentRuleFile>>>,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! - Percentile: the top `high` fraction of customers (default 20%) is `high`, the next
 //!   `medium` fraction (default 30%) `medium`, the rest `low`.
 
+use serde::{Deserialize, Serialize};
 /// Value-tier settings after validation.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum TierMethod {
@@ -62,6 +63,40 @@ pub fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> Vec<&'st
         }
     }
     tier
+}
+
+/// `[tiers]`: high / medium / low value tiers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiersFile {
+    /// `"pareto"`: customers ranked by revenue; high = those making the first `high` share of
+    /// revenue, medium = up to `medium` share, low = the rest. `"percentile"`: high = the top `high`
+    /// fraction of customers by revenue, medium = the next `medium` fraction.
+    #[serde(default)]
+    pub method: TierMethodName,
+    /// Default 0.8 (pareto) / 0.2 (percentile).
+    pub high: Option<f64>,
+    /// Default 0.95 (pareto) / 0.3 (percentile).
+    pub medium: Option<f64>,
+}
+
+/// `tiers.method` as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierMethodName {
+    #[default]
+    Pareto,
+    Percentile,
+}
+
+impl Default for TiersFile {
+    fn default() -> Self {
+        TiersFile {
+            method: TierMethodName::Pareto,
+            high: None,
+            medium: None,
+        }
+    }
 }
 
 #[cfg(test)]
