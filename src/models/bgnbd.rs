@@ -27,12 +27,10 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::{
-    chain, covariance, hessian, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER,
-};
+use super::optimize::{covariance, hessian, minimize_bfgs, minimize_bfgs_then_newton};
 use super::special::{digamma, ln_gamma, sum_series};
 use super::{
-    check_customer, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
+    check_purchase_inputs, stalled_at_precision, FitOptions, FitReport, ModelError,
     LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
@@ -532,26 +530,7 @@ pub(crate) fn fit_variant(
         Variant::Bg => "BG/NBD",
         Variant::Mbg => "MBG/NBD",
     };
-    opts.validate()?;
-    check_len("frequency", frequency.len(), "recency", recency.len())?;
-    check_len("frequency", frequency.len(), "T", t.len())?;
-    if frequency.is_empty() {
-        return Err(ModelError::Empty { model });
-    }
-    for i in 0..frequency.len() {
-        check_customer(i, frequency[i], recency[i], t[i])?;
-    }
-    if frequency.iter().all(|&x| x == 0.0) {
-        return Err(ModelError::NotIdentified {
-            model,
-            customers: frequency.len(),
-            reason: "no customer made a repeat purchase (all frequencies are 0), so the purchase \
-                     rate and the dropout parameters are not identified; use a longer \
-                     calibration window or more customers",
-        });
-    }
-    let max_t = t.iter().fold(0.0_f64, |m, &v| m.max(v));
-    let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
+    let scale = check_purchase_inputs(model, frequency, recency, t, opts)?;
     let rows = Rows::build(frequency, recency, t, scale, variant);
     let pen = opts.penalizer_coef;
     let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
@@ -570,20 +549,18 @@ pub(crate) fn fit_variant(
     // A first budget of RIDGE_CHECK_ITER iterations: a fit still moving after that along one of
     // the two ridges (a → 0, or a, b → ∞ together) goes to the limit tests below instead of
     // crawling on to max_iter; any other unfinished fit is finished by Newton's method.
-    let first = opts.max_iter.min(RIDGE_CHECK_ITER);
-    let mut m = minimize_bfgs(&objective, &start, first, opts.tolerance);
     let on_ridge = |x: &[f64]| {
         let p = from_log(x);
         p.a + p.b > HOMOGENEOUS_AB / 100.0 || p.a / (p.a + p.b) < NO_DROPOUT_SHARE
     };
-    if !m.converged && !on_ridge(&m.x) && opts.max_iter > m.iterations {
-        // Stalled at an interior point: finish with Newton steps.
-        let budget = (opts.max_iter - m.iterations).min(NEWTON_POLISH_ITER);
-        m = chain(
-            &m,
-            minimize_newton(&objective, &m.x, budget, opts.tolerance),
-        );
-    }
+    let m = minimize_bfgs_then_newton(
+        &objective,
+        &start,
+        opts.max_iter,
+        opts.tolerance,
+        RIDGE_CHECK_ITER,
+        |x| !on_ridge(x),
+    );
     let scaled = from_log(&m.x);
     let unscaled = |p: BgNbdParams| BgNbdParams {
         alpha: p.alpha / scale,

@@ -23,9 +23,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::{
-    chain, covariance, hessian, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER,
-};
+use super::optimize::{covariance, hessian, minimize_bfgs_then_newton};
 use super::special::{digamma, ln_gamma};
 use super::{
     check_finite, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
@@ -215,16 +213,15 @@ pub fn fit_gamma_gamma(
             }
             f
         };
-        let first = opts.max_iter.min(100);
-        let mut m = minimize_bfgs(&objective, &start, first, opts.tolerance);
-        if !m.converged && opts.max_iter > m.iterations {
-            // Stalled (the spend likelihood is flat and ill-conditioned): finish with Newton.
-            let budget = (opts.max_iter - m.iterations).min(NEWTON_POLISH_ITER);
-            m = chain(
-                &m,
-                minimize_newton(&objective, &m.x, budget, opts.tolerance),
-            );
-        }
+        // A stalled fit (the spend likelihood is flat and ill-conditioned) is finished by Newton.
+        let m = minimize_bfgs_then_newton(
+            &objective,
+            &start,
+            opts.max_iter,
+            opts.tolerance,
+            100,
+            |_| true,
+        );
         // Covariance of (ln p, ln q, ln v) only for the free fit (θ₁ is ln(q − 1) otherwise).
         let cov = if q_offset == 0.0 {
             let mut f = &objective;

@@ -345,6 +345,38 @@ pub(crate) fn check_customer(index: usize, x: f64, tx: f64, t: f64) -> Result<()
     Ok(())
 }
 
+/// The checks every purchase-model fit starts with: options, equal lengths, at least one
+/// customer, valid `(x, t_x, T)` rows, and someone with a repeat purchase. Returns the time
+/// scale `1 / max T` the fits optimise in (as `lifetimes` does).
+pub(crate) fn check_purchase_inputs(
+    model: &'static str,
+    frequency: &[f64],
+    recency: &[f64],
+    t: &[f64],
+    opts: &FitOptions,
+) -> Result<f64, ModelError> {
+    opts.validate()?;
+    check_len("frequency", frequency.len(), "recency", recency.len())?;
+    check_len("frequency", frequency.len(), "T", t.len())?;
+    if frequency.is_empty() {
+        return Err(ModelError::Empty { model });
+    }
+    for i in 0..frequency.len() {
+        check_customer(i, frequency[i], recency[i], t[i])?;
+    }
+    if frequency.iter().all(|&x| x == 0.0) {
+        return Err(ModelError::NotIdentified {
+            model,
+            customers: frequency.len(),
+            reason: "no customer made a repeat purchase (all frequencies are 0), so the purchase \
+                     rate and the dropout parameters are not identified; use a longer \
+                     calibration window or more customers",
+        });
+    }
+    let max_t = t.iter().fold(0.0_f64, |m, &v| m.max(v));
+    Ok(if max_t > 0.0 { 1.0 / max_t } else { 1.0 })
+}
+
 pub(crate) fn check_len(
     first: &'static str,
     first_len: usize,

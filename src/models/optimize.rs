@@ -73,17 +73,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Minimises `f` from `x0`. `f(x, grad)` returns the objective and writes its gradient.
-pub fn minimize_bfgs<F>(mut f: F, x0: &[f64], max_iter: usize, gtol: f64) -> Minimum
-where
-    F: FnMut(&[f64], &mut [f64]) -> f64,
-{
-    let n = x0.len();
-    let mut x = x0.to_vec();
-    let mut g = vec![0.0; n];
-    let mut fx = f(&x, &mut g);
-    let mut evaluations = 1;
-    let done = |x: Vec<f64>, f: f64, g: &[f64], it: usize, ev: usize, reason: StopReason| Minimum {
+/// The result of a run that stopped at `x` for `reason`.
+fn done(x: Vec<f64>, f: f64, g: &[f64], it: usize, ev: usize, reason: StopReason) -> Minimum {
+    Minimum {
         x,
         f,
         grad_norm: inf_norm(g),
@@ -94,7 +86,19 @@ where
             StopReason::GradientTolerance | StopReason::Stationary
         ),
         reason,
-    };
+    }
+}
+
+/// Minimises `f` from `x0`. `f(x, grad)` returns the objective and writes its gradient.
+pub fn minimize_bfgs<F>(mut f: F, x0: &[f64], max_iter: usize, gtol: f64) -> Minimum
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+{
+    let n = x0.len();
+    let mut x = x0.to_vec();
+    let mut g = vec![0.0; n];
+    let mut fx = f(&x, &mut g);
+    let mut evaluations = 1;
     if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
         return done(x, fx, &g, 0, evaluations, StopReason::NonFiniteStart);
     }
@@ -276,18 +280,6 @@ where
     let mut g = vec![0.0; n];
     let mut fx = f(&x, &mut g);
     let mut evaluations = 1;
-    let done = |x: Vec<f64>, f: f64, g: &[f64], it: usize, ev: usize, reason: StopReason| Minimum {
-        x,
-        f,
-        grad_norm: inf_norm(g),
-        iterations: it,
-        evaluations: ev,
-        converged: matches!(
-            reason,
-            StopReason::GradientTolerance | StopReason::Stationary
-        ),
-        reason,
-    };
     if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
         return done(x, fx, &g, 0, evaluations, StopReason::NonFiniteStart);
     }
@@ -415,6 +407,28 @@ pub fn chain(first: &Minimum, then: Minimum) -> Minimum {
 
 /// Newton iterations allowed to finish a stalled BFGS run.
 pub const NEWTON_POLISH_ITER: usize = 50;
+
+/// BFGS for at most `first` iterations; a run that has not converged by then and that
+/// `polish(&x)` accepts (an interior point, not a ridge running to a boundary) is finished by
+/// Newton steps, at most [`NEWTON_POLISH_ITER`] and within `max_iter` in all.
+pub fn minimize_bfgs_then_newton<F>(
+    f: &F,
+    x0: &[f64],
+    max_iter: usize,
+    gtol: f64,
+    first: usize,
+    polish: impl Fn(&[f64]) -> bool,
+) -> Minimum
+where
+    F: Fn(&[f64], &mut [f64]) -> f64,
+{
+    let m = minimize_bfgs(f, x0, max_iter.min(first), gtol);
+    if m.converged || !polish(&m.x) || max_iter <= m.iterations {
+        return m;
+    }
+    let budget = (max_iter - m.iterations).min(NEWTON_POLISH_ITER);
+    chain(&m, minimize_newton(f, &m.x, budget, gtol))
+}
 
 #[cfg(test)]
 mod tests {

@@ -40,12 +40,10 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::optimize::{
-    chain, covariance, hessian, minimize_bfgs, minimize_newton, NEWTON_POLISH_ITER,
-};
+use super::optimize::{covariance, hessian, minimize_bfgs_then_newton};
 use super::special::{digamma, ln_gamma};
 use super::{
-    check_customer, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
+    check_purchase_inputs, stalled_at_precision, FitOptions, FitReport, ModelError,
     LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
@@ -396,26 +394,7 @@ pub fn fit_pareto_nbd(
     opts: &FitOptions,
 ) -> Result<FitReport<ParetoNbdParams>, ModelError> {
     const MODEL: &str = "Pareto/NBD";
-    opts.validate()?;
-    check_len("frequency", frequency.len(), "recency", recency.len())?;
-    check_len("frequency", frequency.len(), "T", t.len())?;
-    if frequency.is_empty() {
-        return Err(ModelError::Empty { model: MODEL });
-    }
-    for i in 0..frequency.len() {
-        check_customer(i, frequency[i], recency[i], t[i])?;
-    }
-    if frequency.iter().all(|&x| x == 0.0) {
-        return Err(ModelError::NotIdentified {
-            model: MODEL,
-            customers: frequency.len(),
-            reason: "no customer made a repeat purchase (all frequencies are 0), so the purchase \
-                     rate and the dropout parameters are not identified; use a longer \
-                     calibration window or more customers",
-        });
-    }
-    let max_t = t.iter().fold(0.0_f64, |m, &v| m.max(v));
-    let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
+    let scale = check_purchase_inputs(MODEL, frequency, recency, t, opts)?;
     let rows = Rows::build(frequency, recency, t, scale);
     let pen = opts.penalizer_coef;
     let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
@@ -429,16 +408,15 @@ pub fn fit_pareto_nbd(
         }
         f
     };
-    let first = opts.max_iter.min(100);
-    let mut m = minimize_bfgs(&objective, &[0.1; 4], first, opts.tolerance);
     let at_boundary = |x: &[f64]| x[2].exp() < NO_DROPOUT_S || (x[2] - x[3]).exp() < NO_DROPOUT_S;
-    if !m.converged && !at_boundary(&m.x) && opts.max_iter > m.iterations {
-        let budget = (opts.max_iter - m.iterations).min(NEWTON_POLISH_ITER);
-        m = chain(
-            &m,
-            minimize_newton(&objective, &m.x, budget, opts.tolerance),
-        );
-    }
+    let m = minimize_bfgs_then_newton(
+        &objective,
+        &[0.1; 4],
+        opts.max_iter,
+        opts.tolerance,
+        100,
+        |x| !at_boundary(x),
+    );
     let scaled = from_log(&m.x);
     let unscale = |p: ParetoNbdParams| ParetoNbdParams {
         alpha: p.alpha / scale,
