@@ -131,12 +131,9 @@ pub(super) fn validate(
     if let Some(x) = &mut file.relationship.interactions {
         x.uri = resolve_from(&base, &x.uri);
     }
-    let invalid = |span: std::ops::Range<usize>, key: &str, message: String| JobError::Invalid {
-        path: path.to_path_buf(),
-        line: line_of(text, span),
-        key: key.to_string(),
-        message,
-    };
+    let ctx = Ctx { text, path };
+    let invalid =
+        |span: std::ops::Range<usize>, key: &str, message: String| ctx.invalid(span, key, message);
     let as_of = match (&overrides.as_of, &file.as_of) {
         (Some(d), _) => *d,
         (None, Some(s)) => parse_date(s.get_ref()).map_err(|m| invalid(s.span(), "as_of", m))?,
@@ -260,38 +257,118 @@ pub(super) fn validate(
             parsed
         }
     };
-    let tiers = {
-        let t = &file.tiers;
-        let bad = |m: String| invalid(key_offset(text, "tiers"), "tiers", m);
-        let (high, medium) = match t.method {
-            TierMethodName::Pareto => (t.high.unwrap_or(0.8), t.medium.unwrap_or(0.95)),
-            TierMethodName::Percentile => (t.high.unwrap_or(0.2), t.medium.unwrap_or(0.3)),
-        };
-        let ok = |x: f64| (0.0..=1.0).contains(&x);
-        if !ok(high) || !ok(medium) {
+    let tiers = validate_tiers(&file.tiers, &ctx)?;
+    let clv = validate_clv(&file.clv, overrides, &ctx)?;
+    if let Some(a) = &file.attributes {
+        for (name, from_tx, from_attr) in [
+            ("region", &file.columns.region, &a.region),
+            ("industry", &file.columns.industry, &a.industry),
+            ("channel", &file.columns.channel, &a.channel),
+        ] {
+            if from_tx.is_some() && from_attr.is_some() {
+                return Err(invalid(
+                    a.uri.span(),
+                    "attributes",
+                    format!("{name} is mapped both in [columns] and in [attributes]; keep one"),
+                ));
+            }
+        }
+    }
+    let behaviour = validate_behaviour(&file, &ctx)?;
+    let min_date = file
+        .quality
+        .validate()
+        .map_err(|m| invalid(key_offset(text, "quality"), "quality", m))?;
+    if let Some(tz) = &file.columns.timezone {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                key_offset(text, "columns.timezone"),
+                "columns.timezone",
+                format!("unknown time zone {tz:?}; use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"Asia/Shanghai\""),
+            ));
+        }
+    }
+    Ok(Job {
+        name: file.name,
+        path: path.to_path_buf(),
+        as_of,
+        lookback_days: file.lookback_days.map(|l| l.into_inner()),
+        unit_days,
+        source: file.source,
+        columns: file.columns,
+        attributes: file.attributes,
+        output_uri: overrides
+            .output
+            .clone()
+            .unwrap_or_else(|| file.output.uri.get_ref().clone()),
+        output_storage: file.output.storage,
+        tables,
+        segments,
+        tiers,
+        clv,
+        behaviour,
+        quality: file.quality,
+        min_date,
+        scratch: overrides.scratch.clone(),
+        wait: overrides.wait,
+    })
+}
+
+/// What every section validator needs to name the file and the line of an error.
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, span: std::ops::Range<usize>, key: &str, message: String) -> JobError {
+        JobError::Invalid {
+            path: self.path.to_path_buf(),
+            line: line_of(self.text, span),
+            key: key.to_string(),
+            message,
+        }
+    }
+}
+
+/// `[tiers]`.
+fn validate_tiers(t: &TiersFile, ctx: &Ctx) -> Result<TierMethod, JobError> {
+    let bad = |m: String| ctx.invalid(key_offset(ctx.text, "tiers"), "tiers", m);
+    let (high, medium) = match t.method {
+        TierMethodName::Pareto => (t.high.unwrap_or(0.8), t.medium.unwrap_or(0.95)),
+        TierMethodName::Percentile => (t.high.unwrap_or(0.2), t.medium.unwrap_or(0.3)),
+    };
+    let ok = |x: f64| (0.0..=1.0).contains(&x);
+    if !ok(high) || !ok(medium) {
+        return Err(bad(format!(
+            "high and medium must lie in [0, 1], found high={high} medium={medium}"
+        )));
+    }
+    if t.method == TierMethodName::Pareto {
+        if medium < high {
             return Err(bad(format!(
-                "high and medium must lie in [0, 1], found high={high} medium={medium}"
+                "pareto: medium ({medium}) is a cumulative revenue share and must be >= high ({high})"
             )));
         }
-        if t.method == TierMethodName::Pareto {
-            if medium < high {
-                return Err(bad(format!(
-                    "pareto: medium ({medium}) is a cumulative revenue share and must be >= high ({high})"
-                )));
-            }
-            TierMethod::Pareto { high, medium }
-        } else {
-            if high + medium > 1.0 {
-                return Err(bad(format!(
-                    "percentile: high + medium must be <= 1, found {high} + {medium}"
-                )));
-            }
-            TierMethod::Percentile { high, medium }
+        Ok(TierMethod::Pareto { high, medium })
+    } else {
+        if high + medium > 1.0 {
+            return Err(bad(format!(
+                "percentile: high + medium must be <= 1, found {high} + {medium}"
+            )));
         }
-    };
-    let clv = if file.clv.enabled {
-        let c = &file.clv;
-        let bad = |m: String| invalid(key_offset(text, "clv"), "clv", m);
+        Ok(TierMethod::Percentile { high, medium })
+    }
+}
+
+/// `[clv]`: `None` when `clv.enabled = false`.
+fn validate_clv(
+    c: &ClvFile,
+    overrides: &Overrides,
+    ctx: &Ctx,
+) -> Result<Option<ClvSettings>, JobError> {
+    Ok(if c.enabled {
+        let bad = |m: String| ctx.invalid(key_offset(ctx.text, "clv"), "clv", m);
         let (monthly, annual) = match (c.monthly_discount_rate, c.annual_discount_rate) {
             (Some(_), Some(_)) => {
                 return Err(bad(
@@ -377,135 +454,85 @@ pub(super) fn validate(
             interval_draws: c.interval_draws,
         })
     } else {
-        if overrides.holdout_days.is_some() || file.clv.holdout_days.is_some() {
+        if overrides.holdout_days.is_some() || c.holdout_days.is_some() {
             tracing::warn!("clv.enabled = false: the holdout (model_diagnostics) is not computed");
         }
         None
-    };
-    if let Some(a) = &file.attributes {
-        for (name, from_tx, from_attr) in [
-            ("region", &file.columns.region, &a.region),
-            ("industry", &file.columns.industry, &a.industry),
-            ("channel", &file.columns.channel, &a.channel),
-        ] {
-            if from_tx.is_some() && from_attr.is_some() {
-                return Err(invalid(
-                    a.uri.span(),
-                    "attributes",
-                    format!("{name} is mapped both in [columns] and in [attributes]; keep one"),
-                ));
-            }
-        }
-    }
-    let behaviour = {
-        let bad = |key: &str, m: String| invalid(key_offset(text, key), key, m);
-        let c = &file.churn;
-        if let Some(d) = c.inactivity_days {
-            if d < 1 {
-                return Err(bad(
-                    "churn.inactivity_days",
-                    format!("expected >= 1, found {d}"),
-                ));
-            }
-        }
-        if !(c.floor_days > 0.0 && c.gap_multiplier > 0.0) {
+    })
+}
+
+/// `[churn]`, `[loyalty]`, `[relationship]`, `[matrix]`.
+fn validate_behaviour(file: &JobFile, ctx: &Ctx) -> Result<BehaviourSettings, JobError> {
+    let bad = |key: &str, m: String| ctx.invalid(key_offset(ctx.text, key), key, m);
+    let c = &file.churn;
+    if let Some(d) = c.inactivity_days {
+        if d < 1 {
             return Err(bad(
-                "churn",
-                "gap_multiplier and floor_days must be > 0".into(),
+                "churn.inactivity_days",
+                format!("expected >= 1, found {d}"),
             ));
         }
-        for (k, v) in [
-            ("matrix.value_threshold", file.matrix.value_threshold),
-            (
-                "matrix.relationship_threshold",
-                file.matrix.relationship_threshold,
+    }
+    if !(c.floor_days > 0.0 && c.gap_multiplier > 0.0) {
+        return Err(bad(
+            "churn",
+            "gap_multiplier and floor_days must be > 0".into(),
+        ));
+    }
+    for (k, v) in [
+        ("matrix.value_threshold", file.matrix.value_threshold),
+        (
+            "matrix.relationship_threshold",
+            file.matrix.relationship_threshold,
+        ),
+    ] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err(bad(k, format!("expected a finite number, found {v:?}")));
+        }
+    }
+    if !(0.0 < c.watch_at && c.watch_at <= c.at_risk_at && c.at_risk_at <= 1.0) {
+        return Err(bad(
+            "churn",
+            format!(
+                "expected 0 < watch_at <= at_risk_at <= 1, found {} and {}",
+                c.watch_at, c.at_risk_at
             ),
-        ] {
-            if v.is_some_and(|v| !v.is_finite()) {
-                return Err(bad(k, format!("expected a finite number, found {v:?}")));
-            }
-        }
-        if !(0.0 < c.watch_at && c.watch_at <= c.at_risk_at && c.at_risk_at <= 1.0) {
+        ));
+    }
+    let l = &file.loyalty;
+    crate::features::loyalty::LoyaltyWeights {
+        repeat_rate: l.repeat_rate,
+        regularity: l.regularity,
+        tenure: l.tenure,
+        active_share: l.active_share,
+        breadth: l.breadth,
+    }
+    .validate()
+    .map_err(|m| bad("loyalty", m))?;
+    let r = &file.relationship;
+    crate::features::loyalty::RelationshipWeights {
+        loyalty: r.loyalty,
+        interaction: r.interaction,
+        depth: r.depth,
+        breadth: r.breadth,
+        satisfaction: r.satisfaction.as_ref().map_or(0.0, |x| x.weight),
+        interactions: r.interactions.as_ref().map_or(0.0, |x| x.weight),
+    }
+    .validate()
+    .map_err(|m| bad("relationship", m))?;
+    if let Some(sat) = &r.satisfaction {
+        if sat.max <= sat.min || sat.max.is_nan() || sat.min.is_nan() {
             return Err(bad(
-                "churn",
-                format!(
-                    "expected 0 < watch_at <= at_risk_at <= 1, found {} and {}",
-                    c.watch_at, c.at_risk_at
-                ),
-            ));
-        }
-        let l = &file.loyalty;
-        crate::features::loyalty::LoyaltyWeights {
-            repeat_rate: l.repeat_rate,
-            regularity: l.regularity,
-            tenure: l.tenure,
-            active_share: l.active_share,
-            breadth: l.breadth,
-        }
-        .validate()
-        .map_err(|m| bad("loyalty", m))?;
-        let r = &file.relationship;
-        crate::features::loyalty::RelationshipWeights {
-            loyalty: r.loyalty,
-            interaction: r.interaction,
-            depth: r.depth,
-            breadth: r.breadth,
-            satisfaction: r.satisfaction.as_ref().map_or(0.0, |x| x.weight),
-            interactions: r.interactions.as_ref().map_or(0.0, |x| x.weight),
-        }
-        .validate()
-        .map_err(|m| bad("relationship", m))?;
-        if let Some(sat) = &r.satisfaction {
-            if sat.max <= sat.min || sat.max.is_nan() || sat.min.is_nan() {
-                return Err(bad(
-                    "relationship.satisfaction",
-                    "needs max > min (e.g. column = \"nps\", min = 0, max = 10)".into(),
-                ));
-            }
-        }
-        BehaviourSettings {
-            churn: file.churn.clone(),
-            loyalty: file.loyalty.clone(),
-            relationship: file.relationship.clone(),
-            matrix: file.matrix.clone(),
-        }
-    };
-    let min_date = file
-        .quality
-        .validate()
-        .map_err(|m| invalid(key_offset(text, "quality"), "quality", m))?;
-    if let Some(tz) = &file.columns.timezone {
-        if tz.parse::<chrono_tz::Tz>().is_err() {
-            return Err(invalid(
-                key_offset(text, "columns.timezone"),
-                "columns.timezone",
-                format!("unknown time zone {tz:?}; use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"Asia/Shanghai\""),
+                "relationship.satisfaction",
+                "needs max > min (e.g. column = \"nps\", min = 0, max = 10)".into(),
             ));
         }
     }
-    Ok(Job {
-        name: file.name,
-        path: path.to_path_buf(),
-        as_of,
-        lookback_days: file.lookback_days.map(|l| l.into_inner()),
-        unit_days,
-        source: file.source,
-        columns: file.columns,
-        attributes: file.attributes,
-        output_uri: overrides
-            .output
-            .clone()
-            .unwrap_or_else(|| file.output.uri.get_ref().clone()),
-        output_storage: file.output.storage,
-        tables,
-        segments,
-        tiers,
-        clv,
-        behaviour,
-        quality: file.quality,
-        min_date,
-        scratch: overrides.scratch.clone(),
-        wait: overrides.wait,
+    Ok(BehaviourSettings {
+        churn: file.churn.clone(),
+        loyalty: file.loyalty.clone(),
+        relationship: file.relationship.clone(),
+        matrix: file.matrix.clone(),
     })
 }
 
