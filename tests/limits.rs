@@ -125,6 +125,37 @@ fn worst_cases_end_quickly_under_a_memory_cap() {
     let (out, _) = capped(d, &["run", "big.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("horizon_months"));
+    // A 1,000-year lookback with weekly periods: periods still come from the data (was 52,000
+    // weeks); a lookback past the calendar's range is a job error, not a crash.
+    std::fs::write(
+        d.join("wide.toml"),
+        JOB.replace("[source]", "lookback_days = 365000\n[source]")
+            .replace("[clv]\n", "[churn]\nperiod = \"week\"\n[clv]\n"),
+    )
+    .unwrap();
+    let (out, took) = capped(d, &["run", "wide.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    let churn = read_rows(
+        &partition(&d.join("out"), "churn_rates", "2024-06-30").join("part-00000.parquet"),
+    );
+    assert!(
+        churn.len() <= 10,
+        "weekly periods from the data: {}",
+        churn.len()
+    );
+    std::fs::write(
+        d.join("huge.toml"),
+        JOB.replace("[source]", "lookback_days = 100000000\n[source]"),
+    )
+    .unwrap();
+    let (out, _) = capped(d, &["run", "huge.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lookback_days: expected 1 to 365250"));
 }
 
 #[test]

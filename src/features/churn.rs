@@ -11,8 +11,9 @@
 //! n days, so activity is the status at the period's end. With n shorter than the period, a
 //! customer can buy early in p and not be active in p.
 //!
-//! **Churn-rate table** ([`churn_rates`]): one row per period whose first day lies in the
-//! window `[window_start, D]`; without a window, from the period of the earliest transaction.
+//! **Churn-rate table** ([`churn_rates`]): one row per period from the period of the earliest
+//! transaction (or, with a window, the first period starting inside `[window_start, D]`, if
+//! later) to D's period: sized by the data, whatever the window.
 //! The last row is D's period and is `partial` when D is not its last day. For each period p,
 //! comparing with p − 1:
 //! - `active` = active in p; `active_start` = active in p − 1;
@@ -232,19 +233,18 @@ pub fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<ChurnRateRow
     let ranges = customer_ranges(cols);
     let p = opts.period;
     let last = p.index(opts.as_of);
+    // Sized by the data, not the calendar: from the period of the earliest purchase (or the
+    // first period starting inside the window, if later) to D's period.
+    let Some(data_first) = cols.day.iter().min().map(|&d| p.index(d)) else {
+        return Vec::new();
+    };
     let first = match opts.window_start {
         Some(w) => {
             let i = p.index(w);
-            if p.start(i) < w {
-                i + 1
-            } else {
-                i
-            }
+            let i = if p.start(i) < w { i + 1 } else { i };
+            i.max(data_first)
         }
-        None => match cols.day.iter().min() {
-            Some(&d) => p.index(d),
-            None => return Vec::new(),
-        },
+        None => data_first,
     };
     if first > last {
         return Vec::new();

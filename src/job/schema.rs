@@ -143,5 +143,9 @@ impl TimeUnit {
     }
 }
 
+/// The longest lookback window accepted, in days (`lookback_days`): 1,000 years, far inside
+/// the dates the calendar arithmetic can represent.
+pub const MAX_LOOKBACK_DAYS: i64 = 365_250;
+
 /// The longest CLV horizon accepted, in months (`clv.horizon_months`).
 pub const MAX_HORIZON_MONTHS: u32 = 1200;

@@ -146,11 +146,14 @@ pub(super) fn validate(
         }
     };
     if let Some(l) = &file.lookback_days {
-        if *l.get_ref() < 1 {
+        if !(1..=MAX_LOOKBACK_DAYS).contains(l.get_ref()) {
             return Err(invalid(
                 l.span(),
                 "lookback_days",
-                format!("expected a positive number of days, found {}", l.get_ref()),
+                format!(
+                    "expected 1 to {MAX_LOOKBACK_DAYS} days (1,000 years), found {}",
+                    l.get_ref()
+                ),
             ));
         }
     }

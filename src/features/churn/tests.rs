@@ -140,6 +140,17 @@ fn unbounded_window_starts_at_the_first_transaction() {
 }
 
 #[test]
+fn a_window_before_the_data_is_sized_by_the_data() {
+    // A 1,000-year window: the rows still start at the first purchase's period (2023-11), the
+    // same table as without a window, not 12,000 empty months.
+    let c = six_customers();
+    let as_of = d(2024, 3, 31);
+    let wide = churn_rates(&c.view(), &opts(Some(as_of - 365_250), as_of));
+    assert_eq!(wide, churn_rates(&c.view(), &opts(None, as_of)));
+    assert_eq!(wide.len(), 5);
+}
+
+#[test]
 fn window_starting_mid_period_and_partial_last_period() {
     // Window from Jan 15: January's first day is outside → rows start in February.
     // As of Mar 20: F's purchase is not passed; March is partial.
@@ -311,10 +322,8 @@ fn empty_input_gives_empty_tables() {
     let c = Cols::new(&[]);
     assert!(churn_rates(&c.view(), &opts(None, 100)).is_empty());
     assert!(cohort_retention(&c.view(), &opts(None, 100)).is_empty());
-    // A bounded window with no data still lists its periods, with zeros.
-    let rows = churn_rates(&c.view(), &opts(Some(d(2024, 1, 1)), d(2024, 2, 10)));
-    assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r.active == 0 && r.churn_rate.is_none()));
+    // Periods are sized by the data: a bounded window with no data has none either.
+    assert!(churn_rates(&c.view(), &opts(Some(d(2024, 1, 1)), d(2024, 2, 10))).is_empty());
 }
 
 #[test]
