@@ -266,6 +266,49 @@ on_fit_failure = "null"
         repaired, good,
         "the recomputed partition is the one of the first run"
     );
+
+    // The run lease: a live run's lease makes a second run fail at once (exit 4, naming the
+    // holder); an expired lease (a killed run) is taken over; a finished run releases it.
+    let lease = ObjPath::from("out/_locks/s3.lease");
+    assert!(
+        rt.block_on(s3.head(&lease)).is_err(),
+        "finished runs leave no lease"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let put_lease = |run_id: &str, expires_at: u64| {
+        let body = serde_json::json!({ "run_id": run_id, "expires_at": expires_at }).to_string();
+        rt.block_on(s3.put(&lease, body.into_bytes().into()))
+            .unwrap();
+    };
+    put_lease("other-run", now + 3600);
+    let t0 = std::time::Instant::now();
+    let out = cmd(&["run", "job.toml"]);
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another run of this job is in progress (run other-run"),
+        "{stderr}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "fails fast");
+    put_lease("dead-run", now - 1);
+    let out = cmd(&["run", "job.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("took over the expired lease"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rt.block_on(s3.head(&lease)).is_err(),
+        "the run released its lease"
+    );
 }
 
 fn manifest_of(rt: &tokio::runtime::Runtime, s3: &impl ObjectStore) -> serde_json::Value {

@@ -7,19 +7,182 @@
 //! staging directories whose lock nobody holds (runs that were killed). The kernel drops a dead
 //! process's locks, so no lease can go stale.
 //!
-//! Object stores have no locks: there, schedule one run per job (Airflow `max_active_runs=1`).
+//! Object stores have no locks. There a run holds a **lease**: the object
+//! `<root>/_locks/<job>.lease` (JSON: run id, expiry), created with a conditional PUT that fails
+//! when the object exists (`If-None-Match: *`), renewed every [`LEASE_RENEW_S`] seconds with a
+//! PUT conditional on its ETag (`If-Match`), and deleted when the run ends. A second run of the
+//! job finds the lease and fails at once (exit 4, naming the holder and the expiry) or, with
+//! `--wait`, polls until it is gone. A killed run stops renewing: its lease expires after
+//! [`LEASE_TTL_S`] seconds and the next run takes it over (again conditional on the ETag, so two
+//! runs cannot both take it).
 
 use super::{Location, StorageError};
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Seconds a lease on an object store stays valid without renewal.
+pub const LEASE_TTL_S: u64 = 120;
+/// Seconds between lease renewals.
+pub const LEASE_RENEW_S: u64 = 30;
+
+/// A lease on an object store, renewed by a background thread until dropped.
+#[derive(Debug)]
+struct Lease {
+    store: Arc<dyn ObjectStore>,
+    path: ObjPath,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        if let Some(h) = self.renewer.take() {
+            let _ = h.join();
+        }
+        let _ = super::runtime().block_on(self.store.delete(&self.path));
+    }
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn lease_body(run_id: &str) -> PutPayload {
+    serde_json::json!({ "run_id": run_id, "expires_at": now_s() + LEASE_TTL_S })
+        .to_string()
+        .into()
+}
+
+/// Take the lease of `job` under `prefix`, or say who holds it.
+fn acquire_lease(
+    uri: &str,
+    store: &Arc<dyn ObjectStore>,
+    prefix: &ObjPath,
+    job: &str,
+    run_id: &str,
+    wait: bool,
+) -> Result<Lease, StorageError> {
+    let path = super::child(prefix, &format!("_locks/{}.lease", safe(job)));
+    let shown = format!("{}/_locks/{}.lease", uri.trim_end_matches('/'), safe(job));
+    let rt = super::runtime();
+    let err = |op: &'static str| {
+        let shown = shown.clone();
+        move |source| StorageError::Object {
+            uri: shown,
+            op,
+            source,
+        }
+    };
+    let create = |mode: PutMode| {
+        rt.block_on(store.put_opts(&path, lease_body(run_id), PutOptions::from(mode)))
+    };
+    let e_tag = loop {
+        match create(PutMode::Create) {
+            Ok(r) => break r.e_tag,
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => {}
+            Err(e) => return Err(err("put lease")(e)),
+        }
+        let current = match rt.block_on(store.get(&path)) {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => continue, // released meanwhile
+            Err(e) => return Err(err("get lease")(e)),
+        };
+        let version = UpdateVersion {
+            e_tag: current.meta.e_tag.clone(),
+            version: current.meta.version.clone(),
+        };
+        let bytes = rt.block_on(current.bytes()).map_err(err("get lease"))?;
+        let held: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let holder = held["run_id"].as_str().unwrap_or("unknown").to_string();
+        let expires = held["expires_at"].as_u64().unwrap_or(0);
+        if expires <= now_s() {
+            // The holder stopped renewing (killed): take the lease over, unless another run
+            // does so first.
+            match create(PutMode::Update(version)) {
+                Ok(r) => {
+                    tracing::warn!(%holder, "took over the expired lease of a dead run");
+                    break r.e_tag;
+                }
+                Err(object_store::Error::Precondition { .. }) => continue,
+                Err(e) => return Err(err("put lease")(e)),
+            }
+        }
+        if !wait {
+            return Err(StorageError::Locked {
+                path: PathBuf::from(&shown),
+                holder: format!(
+                    "{holder}, lease valid for {} s more",
+                    expires.saturating_sub(now_s())
+                ),
+            });
+        }
+        tracing::info!(%holder, "another run of this job holds the lease; waiting");
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    };
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let renewer = {
+        let (store, path, stop, run_id) = (
+            store.clone(),
+            path.clone(),
+            stop.clone(),
+            run_id.to_string(),
+        );
+        std::thread::spawn(move || {
+            let mut e_tag = e_tag;
+            loop {
+                let (lock, cv) = &*stop;
+                let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let (guard, _) = cv
+                    .wait_timeout(guard, std::time::Duration::from_secs(LEASE_RENEW_S))
+                    .unwrap_or_else(|e| e.into_inner());
+                if *guard {
+                    return;
+                }
+                drop(guard);
+                let mode = PutMode::Update(UpdateVersion {
+                    e_tag: e_tag.clone(),
+                    version: None,
+                });
+                match super::runtime().block_on(store.put_opts(
+                    &path,
+                    lease_body(&run_id),
+                    PutOptions::from(mode),
+                )) {
+                    Ok(r) => e_tag = r.e_tag,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not renew the run's lease; another run may start");
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    Ok(Lease {
+        store: store.clone(),
+        path,
+        stop,
+        renewer: Some(renewer),
+    })
+}
 
 /// Locks held by a live run; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct RunLock {
     _job: Option<File>,
     staging: Option<(File, PathBuf)>,
+    _lease: Option<Lease>,
 }
 
 impl Drop for RunLock {
@@ -90,11 +253,15 @@ pub fn acquire(
     run_id: &str,
     wait: bool,
 ) -> Result<RunLock, StorageError> {
-    let Location::Local(root) = loc else {
-        return Ok(RunLock {
-            _job: None,
-            staging: None,
-        });
+    let root = match loc {
+        Location::Local(root) => root,
+        Location::Remote { uri, store, prefix } => {
+            return Ok(RunLock {
+                _job: None,
+                staging: None,
+                _lease: Some(acquire_lease(uri, store, prefix, job, run_id, wait)?),
+            })
+        }
     };
     let path = root.join("_locks").join(format!("{}.lock", safe(job)));
     let mut f = open_lock(&path)?;
@@ -131,6 +298,7 @@ pub fn acquire(
     Ok(RunLock {
         _job: Some(f),
         staging: Some((staging, staging_path)),
+        _lease: None,
     })
 }
 
