@@ -24,8 +24,8 @@
 //!   one, each partition whole. A multi-GET reader that straddles the replacement of an object can
 //!   still fail; re-read on error.
 //!
-//! Concurrent runs of the same job and as-of date are not coordinated: the last one to publish a
-//! table wins that table. Schedule with one active run per job (Airflow `max_active_runs=1`).
+//! Concurrent runs of one job are kept apart by the run lock of [`super::lock`] (a `flock` on
+//! local outputs, a lease object on object stores): a second run fails at once or waits.
 
 use super::{child, runtime, Location, StorageError};
 use chrono::NaiveDate;
