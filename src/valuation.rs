@@ -260,6 +260,24 @@ fn reason<P>(model: &str, r: &Result<FitReport<P>, ModelError>) -> String {
     }
 }
 
+/// A model that could not be fitted: the date fails (`on_fit_failure = "fail"`), or its columns
+/// stay null and the reason joins `degraded`.
+fn unfitted(
+    s: &ClvSettings,
+    what: &'static str,
+    columns: &str,
+    detail: String,
+    degraded: &mut Vec<String>,
+) -> Result<(), ValuationError> {
+    if s.on_fit_failure == OnFitFailure::Fail {
+        return Err(FitFailure { what, detail }.into());
+    }
+    tracing::warn!(%detail, "{what} could not be fitted; {columns} are left null (clv.on_fit_failure = \"null\")");
+    let name = what.trim_start_matches("the ");
+    degraded.push(format!("{name} not fitted: {detail}"));
+    Ok(())
+}
+
 /// Index of the chosen candidate among the usable ones: lowest holdout MAE when every usable
 /// candidate has one, else lowest BIC; ties keep the earlier (simpler, better known) model.
 fn choose(rows: &[FitRow], usable: &[bool]) -> Option<usize> {
@@ -325,15 +343,13 @@ pub fn value_customers(
                 .map(|(k, (r, _))| reason(k.name(), r))
                 .collect::<Vec<_>>()
                 .join("; ");
-            if s.on_fit_failure == OnFitFailure::Fail {
-                return Err(FitFailure {
-                    what: "the purchase model",
-                    detail,
-                }
-                .into());
-            }
-            tracing::warn!(%detail, "no purchase model could be fitted; prob_alive, expected_purchases and clv are left null (clv.on_fit_failure = \"null\")");
-            degraded.push(format!("purchase model not fitted: {detail}"));
+            unfitted(
+                s,
+                "the purchase model",
+                "prob_alive, expected_purchases and clv",
+                detail,
+                &mut degraded,
+            )?;
             None
         }
     };
@@ -353,15 +369,13 @@ pub fn value_customers(
         Some(rep.params)
     } else {
         let detail = reason("gamma_gamma", &gg);
-        if s.on_fit_failure == OnFitFailure::Fail {
-            return Err(FitFailure {
-                what: "the spend model (Gamma-Gamma)",
-                detail,
-            }
-            .into());
-        }
-        tracing::warn!(%detail, "the spend model could not be fitted; expected_spend and clv are left null (clv.on_fit_failure = \"null\")");
-        degraded.push(format!("gamma_gamma not fitted: {detail}"));
+        unfitted(
+            s,
+            "the spend model (Gamma-Gamma)",
+            "expected_spend and clv",
+            detail,
+            &mut degraded,
+        )?;
         None
     };
     fits.push(gg_row);

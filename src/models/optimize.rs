@@ -89,19 +89,48 @@ fn done(x: Vec<f64>, f: f64, g: &[f64], it: usize, ev: usize, reason: StopReason
     }
 }
 
+/// The objective and gradient at the start, or the stop if either is not finite there.
+fn start<F>(f: &mut F, x0: &[f64]) -> Result<(Vec<f64>, Vec<f64>, f64), Minimum>
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+{
+    let x = x0.to_vec();
+    let mut g = vec![0.0; x0.len()];
+    let fx = f(&x, &mut g);
+    if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
+        return Err(done(x, fx, &g, 0, 1, StopReason::NonFiniteStart));
+    }
+    Ok((x, g, fx))
+}
+
+/// The stop after `max_iter` iterations: converged only if the last gradient passed the test.
+fn out_of_iterations(
+    x: Vec<f64>,
+    f: f64,
+    g: &[f64],
+    max_iter: usize,
+    ev: usize,
+    gtol: f64,
+) -> Minimum {
+    let reason = if inf_norm(g) <= gtol {
+        StopReason::GradientTolerance
+    } else {
+        StopReason::MaxIterations
+    };
+    done(x, f, g, max_iter, ev, reason)
+}
+
 /// Minimises `f` from `x0`. `f(x, grad)` returns the objective and writes its gradient.
 pub fn minimize_bfgs<F>(mut f: F, x0: &[f64], max_iter: usize, gtol: f64) -> Minimum
 where
     F: FnMut(&[f64], &mut [f64]) -> f64,
 {
     let n = x0.len();
-    let mut x = x0.to_vec();
-    let mut g = vec![0.0; n];
-    let mut fx = f(&x, &mut g);
+    let (mut x, mut g, mut fx) = match start(&mut f, x0) {
+        Ok(v) => v,
+        Err(stopped) => return stopped,
+    };
     let mut evaluations = 1;
-    if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
-        return done(x, fx, &g, 0, evaluations, StopReason::NonFiniteStart);
-    }
     let identity = |h: &mut Vec<f64>| {
         h.iter_mut().for_each(|v| *v = 0.0);
         (0..n).for_each(|i| h[i * n + i] = 1.0);
@@ -198,12 +227,7 @@ where
             fresh_h = true;
         }
     }
-    let reason = if inf_norm(&g) <= gtol {
-        StopReason::GradientTolerance
-    } else {
-        StopReason::MaxIterations
-    };
-    done(x, fx, &g, max_iter, evaluations, reason)
+    out_of_iterations(x, fx, &g, max_iter, evaluations, gtol)
 }
 
 /// Solves `(A + μI) d = b` for a symmetric `n×n` matrix by Cholesky; `None` if `A + μI` is not
@@ -276,13 +300,11 @@ where
     F: FnMut(&[f64], &mut [f64]) -> f64,
 {
     let n = x0.len();
-    let mut x = x0.to_vec();
-    let mut g = vec![0.0; n];
-    let mut fx = f(&x, &mut g);
+    let (mut x, mut g, mut fx) = match start(&mut f, x0) {
+        Ok(v) => v,
+        Err(stopped) => return stopped,
+    };
     let mut evaluations = 1;
-    if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
-        return done(x, fx, &g, 0, evaluations, StopReason::NonFiniteStart);
-    }
     let mut g_new = vec![0.0; n];
     for iter in 0..max_iter {
         if inf_norm(&g) <= gtol {
@@ -343,12 +365,7 @@ where
             return done(x, fx, &g, iter, evaluations, reason);
         }
     }
-    let reason = if inf_norm(&g) <= gtol {
-        StopReason::GradientTolerance
-    } else {
-        StopReason::MaxIterations
-    };
-    done(x, fx, &g, max_iter, evaluations, reason)
+    out_of_iterations(x, fx, &g, max_iter, evaluations, gtol)
 }
 
 /// Asymptotic covariance `(count · H)⁻¹` of the minimiser of a *mean* objective with Hessian

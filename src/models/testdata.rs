@@ -106,6 +106,16 @@ pub(crate) fn column(header: &[String], rows: &[Vec<String>], name: &str) -> Vec
     rows.iter().map(|r| r[k].parse().unwrap()).collect()
 }
 
+/// `(frequency, recency, T)` of `fixtures/lifetimes/synthetic_summary.csv` (3,000 customers).
+pub(crate) fn synthetic_rfm() -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (h, rows) = read_csv("fixtures/lifetimes/synthetic_summary.csv");
+    (
+        column(&h, &rows, "frequency"),
+        column(&h, &rows, "recency"),
+        column(&h, &rows, "T"),
+    )
+}
+
 pub(crate) fn read_json(rel: &str) -> serde_json::Value {
     let file = path(rel);
     serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}")))

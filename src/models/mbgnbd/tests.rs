@@ -240,12 +240,7 @@ fn data_with_dropout_are_not_called_a_boundary() {
 fn lifetimes_fixture_per_customer_values_and_fit() {
     // tests/fixtures/lifetimes/synthetic_models_*: ModifiedBetaGeoFitter of lifetimes 0.11.3
     // on 3,000 synthetic (non-CDNOW) customers in days.
-    let (h, rows) = testdata::read_csv("fixtures/lifetimes/synthetic_summary.csv");
-    let (x, tx, t) = (
-        testdata::column(&h, &rows, "frequency"),
-        testdata::column(&h, &rows, "recency"),
-        testdata::column(&h, &rows, "T"),
-    );
+    let (x, tx, t) = testdata::synthetic_rfm();
     let (he, exp) = testdata::read_csv("fixtures/lifetimes/synthetic_models_expected.csv");
     assert_eq!(exp.len(), x.len());
     let j = testdata::read_json("fixtures/lifetimes/synthetic_models_params.json");

@@ -35,12 +35,7 @@ fn ll_hypergeometric(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> f64 {
 
 #[test]
 fn lifetimes_fixture_per_customer_values() {
-    let (h, rows) = testdata::read_csv("fixtures/lifetimes/synthetic_summary.csv");
-    let (x, tx, t) = (
-        testdata::column(&h, &rows, "frequency"),
-        testdata::column(&h, &rows, "recency"),
-        testdata::column(&h, &rows, "T"),
-    );
+    let (x, tx, t) = testdata::synthetic_rfm();
     let (he, exp) = testdata::read_csv("fixtures/lifetimes/synthetic_models_expected.csv");
     assert_eq!(exp.len(), x.len());
     let p = fixture_params();
@@ -104,12 +99,7 @@ fn integral_matches_the_hypergeometric_form() {
 
 #[test]
 fn gradient_matches_finite_differences() {
-    let (h, rows) = testdata::read_csv("fixtures/lifetimes/synthetic_summary.csv");
-    let (x, tx, t) = (
-        testdata::column(&h, &rows, "frequency"),
-        testdata::column(&h, &rows, "recency"),
-        testdata::column(&h, &rows, "T"),
-    );
+    let (x, tx, t) = testdata::synthetic_rfm();
     let rows = Rows::build(&x[..500], &tx[..500], &t[..500], 1.0);
     let p = fixture_params();
     let (_, g) = rows.loglik_grad(&p);
@@ -140,12 +130,7 @@ fn gradient_matches_finite_differences() {
 
 #[test]
 fn fit_reaches_the_refined_optimum() {
-    let (h, rows) = testdata::read_csv("fixtures/lifetimes/synthetic_summary.csv");
-    let (x, tx, t) = (
-        testdata::column(&h, &rows, "frequency"),
-        testdata::column(&h, &rows, "recency"),
-        testdata::column(&h, &rows, "T"),
-    );
+    let (x, tx, t) = testdata::synthetic_rfm();
     let rep = fit_pareto_nbd(&x, &tx, &t, &FitOptions::default()).unwrap();
     assert!(rep.converged && rep.boundary.is_none(), "{rep:?}");
     assert!(rep.iterations <= 60, "{rep:?}");
