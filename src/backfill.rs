@@ -13,7 +13,7 @@
 //! stale.
 
 use crate::features::periods::{self, Period};
-use crate::job::Job;
+use crate::job::{Job, Table};
 use crate::pipeline::{self, RunError};
 use crate::runs::{self, RunRow, RunStatus};
 use crate::source::{self, InputFile};
@@ -98,11 +98,7 @@ pub fn plan_dates(
                 reason = Some(format!("{t}: corrupt manifest"));
                 break;
             };
-            let data_rel = format!(
-                "{}/{}",
-                commit::partition_dir(t.as_str(), d),
-                commit::DATA_FILE
-            );
+            let data_rel = format!("{}/{}", commit::partition_dir(t.as_str(), d), t.file_name());
             let matches = match storage::head(loc, &data_rel)? {
                 None => false,
                 Some((size, e_tag)) => {
@@ -560,31 +556,51 @@ fn one_date(
     }
     let quarantine = pipeline::merge_quarantine(job, quarantine)?;
     let pipeline::Finished {
-        tables,
+        mut tables,
         rows_in,
         degraded,
     } = pipeline::finish(job, &side, parts, &quality, quarantine, as_of)?;
     let customers = tables
         .iter()
-        .find(|(t, _)| t == "customer_features")
+        .find(|(t, _)| *t == Table::CustomerFeatures)
         .map(|(_, df)| df.height())
         .unwrap_or(0);
+    let mut encoded = Vec::new();
+    for (t, df) in &mut *tables {
+        let data = pipeline::to_parquet(df).map_err(pipeline::compute("parquet encoding"))?;
+        encoded.push((*t, df.height(), data));
+    }
+    // The report is drawn from the frames just encoded, i.e. from the published tables.
+    if job.writes(Table::Report) {
+        let page = crate::report::render(&crate::report::ReportInput {
+            job: &job.name,
+            as_of,
+            state: if degraded.is_empty() {
+                crate::report::RunState::Succeeded
+            } else {
+                crate::report::RunState::Degraded(degraded.clone())
+            },
+            tables: &tables,
+        })
+        .map_err(pipeline::compute("report"))?;
+        encoded.push((Table::Report, 0, page.into_bytes()));
+    }
+    drop(tables);
     let mut parts = Vec::new();
     let mut metrics = Vec::new();
-    for (name, mut df) in tables {
-        let data = pipeline::to_parquet(&mut df).map_err(pipeline::compute("parquet encoding"))?;
-        let dir = commit::partition_dir(&name, as_of);
+    for (t, rows, data) in encoded {
+        let dir = commit::partition_dir(t.as_str(), as_of);
         let manifest = commit::Manifest {
             job: job.name.clone(),
             job_file: job.path.display().to_string(),
             job_hash: hash.to_string(),
-            table: name.to_string(),
+            table: t.as_str().to_string(),
             as_of: as_of.to_string(),
             run_id: run_id.to_string(),
-            rows: df.height(),
+            rows,
             rows_in,
             files: vec![commit::ManifestFile {
-                name: commit::DATA_FILE.to_string(),
+                name: t.file_name().to_string(),
                 bytes: data.len() as u64,
             }],
             input_files: inputs.to_vec(),
@@ -594,13 +610,14 @@ fn one_date(
             data_e_tag: None,
         };
         metrics.push(pipeline::TableMetrics {
-            table: name.clone(),
-            rows: df.height(),
+            table: t.as_str().to_string(),
+            rows,
             bytes: data.len(),
             location: loc.display(&dir),
         });
         parts.push(commit::PartitionContent {
-            table: name,
+            table: t.as_str().to_string(),
+            file: t.file_name(),
             data,
             manifest,
         });

@@ -60,6 +60,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Check the job file and the source's schema without computing anything.
     Validate(ValidateArgs),
+    /// Re-render the HTML run report of one as-of date from its published tables (reads no
+    /// transactions) and publish it to `<output>/report/as_of=D/index.html`.
+    Report(ReportArgs),
 }
 
 /// Where a computing command writes and how it runs (shared by `run` and `backfill`).
@@ -118,6 +121,22 @@ pub struct BackfillArgs {
     /// without it such a backfill exits 5.
     #[arg(long)]
     pub allow_degraded: bool,
+}
+
+/// `custval report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Path of the job file (TOML).
+    pub job: PathBuf,
+    /// As-of date YYYY-MM-DD of the published tables (default: the job's `as_of`).
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Output root URI; overrides `output.uri`.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// When a run of the job holds its lock, wait for it instead of failing with exit 4.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `custval plan`.
@@ -224,6 +243,7 @@ pub fn exit_code(e: &RunError) -> u8 {
         // The data cannot support the model: a data/setting problem, not a crash.
         RunError::Model(_) | RunError::Score { .. } => EXIT_BAD_INPUT,
         RunError::Compute { .. } => EXIT_INTERNAL,
+        RunError::NotPublished { .. } => EXIT_BAD_INPUT,
         RunError::Usage(_) => EXIT_BAD_JOB,
         RunError::Partial { .. } | RunError::Degraded { .. } => EXIT_PARTIAL,
     }
@@ -238,7 +258,31 @@ pub fn execute(cli: Cli) -> Result<(), RunError> {
         Command::Plan(a) => plan(a),
         Command::Generate(a) => generate(a),
         Command::Validate(a) => validate(a),
+        Command::Report(a) => report(a),
     }
+}
+
+/// `custval report`: re-render one date's report from the published tables.
+fn report(a: ReportArgs) -> Result<(), RunError> {
+    let job = job::load(
+        &a.job,
+        &Overrides {
+            as_of: a.as_of,
+            output: a.output,
+            wait: a.wait,
+            ..Overrides::default()
+        },
+    )?;
+    let r = crate::rerender::rerender(&job, job.as_of)?;
+    println!(
+        "custval: report of {} as of {} ({} bytes, from {} tables): {}",
+        job.name,
+        job.as_of,
+        r.bytes,
+        r.tables.len(),
+        r.location
+    );
+    Ok(())
 }
 
 /// `custval run`: compute and publish one as-of date.

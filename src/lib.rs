@@ -47,6 +47,8 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod quality;
+pub mod report;
+pub mod rerender;
 pub mod runs;
 pub mod segments;
 pub mod source;

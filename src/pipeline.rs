@@ -58,6 +58,9 @@ pub enum RunError {
         #[source]
         source: crate::models::ModelError,
     },
+    /// A command that reads published output found none.
+    #[error("no published {what} at {uri}: run or backfill that date first")]
+    NotPublished { what: String, uri: String },
     #[error("computing {step}: {source}")]
     Compute {
         step: &'static str,
@@ -693,7 +696,7 @@ impl Holdout {
 /// The tables of one as-of date, ready to publish.
 #[derive(Debug)]
 pub struct Finished {
-    pub tables: Vec<(String, DataFrame)>,
+    pub tables: Vec<(crate::tables::Table, DataFrame)>,
     /// Source rows used.
     pub rows_in: i64,
     /// Why the date's result is degraded (a model not fitted, rows rejected); empty when it is
@@ -833,10 +836,12 @@ pub fn finish(
             },
             Table::DataQuality => Some(dq.table().map_err(compute("data_quality"))?),
             Table::Quarantine => quarantine.take(),
+            // Drawn by the runner from these tables, with the run's id and state.
+            Table::Report => None,
         };
         step(t.as_str());
         match df {
-            Some(df) => out.push((t.as_str().to_string(), df)),
+            Some(df) => out.push((t, df)),
             None => tracing::debug!(table = %t, "not applicable to this job; skipped"),
         }
     }

@@ -113,6 +113,7 @@ fn the_domain_does_not_import_the_job_file_cli_or_runner() {
         "columns",
         "text",
         "store_options",
+        "report",
     ];
     for d in domain {
         let deps = g.get(d).unwrap_or_else(|| panic!("module {d} exists"));

@@ -366,9 +366,14 @@ fn killed_backfill_is_completed_by_a_rerun() {
         if table.ends_with("runs") || table.ends_with("_staging") || table.ends_with("_locks") {
             continue;
         }
+        let data = if table.ends_with("report") {
+            "index.html"
+        } else {
+            "part-00000.parquet"
+        };
         for part in std::fs::read_dir(&table).unwrap() {
             let part = part.unwrap().path();
-            for f in ["part-00000.parquet", "_manifest.json", "_SUCCESS"] {
+            for f in [data, "_manifest.json", "_SUCCESS"] {
                 assert!(part.join(f).exists(), "{} lacks {f}", part.display());
             }
         }

@@ -192,10 +192,27 @@ on_fit_failure = "null"
             "out/customer_features/as_of=2024-01-31/_SUCCESS",
             "out/customer_features/as_of=2024-01-31/_manifest.json",
             "out/customer_features/as_of=2024-01-31/part-00000.parquet",
+            "out/report/as_of=2024-01-31/_SUCCESS",
+            "out/report/as_of=2024-01-31/_manifest.json",
+            "out/report/as_of=2024-01-31/index.html",
             "out/segment_summary/as_of=2024-01-31/_SUCCESS",
             "out/segment_summary/as_of=2024-01-31/_manifest.json",
             "out/segment_summary/as_of=2024-01-31/part-00000.parquet",
         ]
+    );
+    // The report is stored as a web page: a browser opens it straight from the bucket.
+    let report = rt
+        .block_on(async {
+            s3.get(&ObjPath::from("out/report/as_of=2024-01-31/index.html"))
+                .await
+        })
+        .unwrap();
+    assert_eq!(
+        report
+            .attributes
+            .get(&object_store::Attribute::ContentType)
+            .map(|v| v.as_ref()),
+        Some("text/html; charset=utf-8")
     );
     let data = get(
         &rt,

@@ -67,6 +67,7 @@ pub struct Job {
     pub attributes: Option<AttributesFile>,
     pub output_uri: String,
     pub output_storage: StorageOptions,
+    /// The tables to write, then [`Table::Report`] when `output.report` is on.
     pub tables: Vec<Table>,
     pub segments: Vec<SegmentRule>,
     pub tiers: TierMethod,

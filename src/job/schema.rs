@@ -86,6 +86,8 @@ pub struct OutputFile {
     pub storage: StorageOptions,
     /// Tables to write. Default: all tables.
     pub tables: Option<Spanned<Vec<String>>>,
+    /// Write the HTML run report `<uri>/report/as_of=D/index.html`. Default: true.
+    pub report: Option<bool>,
 }
 
 /// The job file as written.

@@ -26,7 +26,9 @@ fn minimal_job_gets_defaults() {
     let job = load_str(MINIMAL).unwrap();
     assert_eq!(job.as_of, NaiveDate::from_ymd_opt(2024, 6, 30).unwrap());
     assert_eq!(job.unit_days, 1.0);
-    assert_eq!(job.tables, Table::ALL);
+    let mut all = Table::ALL.to_vec();
+    all.push(Table::Report);
+    assert_eq!(job.tables, all);
     assert_eq!(job.segments.len(), 11);
     assert_eq!(
         job.tiers,

@@ -224,6 +224,10 @@ pub(super) fn validate(
             tables
         }
     };
+    let mut tables = tables;
+    if file.output.report.unwrap_or(true) {
+        tables.push(Table::Report);
+    }
     if let Some(o) = &overrides.output {
         if o.trim().is_empty() {
             return Err(invalid(

@@ -97,6 +97,8 @@ pub const SUCCESS: &str = "_SUCCESS";
 #[derive(Debug, Clone)]
 pub struct PartitionContent {
     pub table: String,
+    /// The data file's name: [`DATA_FILE`] for tables, `index.html` for the report.
+    pub file: &'static str,
     pub data: Vec<u8>,
     pub manifest: Manifest,
 }
@@ -149,7 +151,7 @@ fn publish_local(
     for p in parts {
         let dir = staging_root.join(partition_dir(&p.table, as_of));
         std::fs::create_dir_all(&dir).map_err(io(&dir, "create directory"))?;
-        write_synced(&dir.join(DATA_FILE), &p.data)?;
+        write_synced(&dir.join(p.file), &p.data)?;
         write_synced(&dir.join(MANIFEST), &p.manifest.to_bytes())?;
         write_synced(&dir.join(SUCCESS), b"")?;
         staged.push((dir, root.join(partition_dir(&p.table, as_of))));
@@ -253,13 +255,21 @@ fn publish_remote(
             let uri = loc.display(rel);
             move |source| StorageError::Object { uri, op, source }
         };
-        let data_rel = format!("{dir}/{DATA_FILE}");
+        let data_rel = format!("{dir}/{}", p.file);
+        // A content type lets a browser open the report straight from the store.
+        let opts = object_store::PutOptions {
+            attributes: object_store::Attributes::from_iter([(
+                object_store::Attribute::ContentType,
+                content_type(p.file),
+            )]),
+            ..Default::default()
+        };
         let put = rt
-            .block_on(store.put(&child(prefix, &data_rel), p.data.clone().into()))
+            .block_on(store.put_opts(&child(prefix, &data_rel), p.data.clone().into(), opts))
             .map_err(err("put", &data_rel))?;
         // Remove anything else a previous layout left in the partition.
         let part_prefix = child(prefix, &dir);
-        let keep = [DATA_FILE, MANIFEST, SUCCESS];
+        let keep = [p.file, MANIFEST, SUCCESS];
         let listed: Vec<_> = rt
             .block_on(store.list(Some(&part_prefix)).try_collect::<Vec<_>>())
             .map_err(err("list", &dir))?;
@@ -288,6 +298,16 @@ fn publish_remote(
     Ok(())
 }
 
+fn content_type(file: &str) -> &'static str {
+    if file.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else if file.ends_with(".parquet") {
+        "application/vnd.apache.parquet"
+    } else {
+        "application/octet-stream"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +316,7 @@ mod tests {
     fn part(table: &str, data: &[u8]) -> PartitionContent {
         PartitionContent {
             table: table.into(),
+            file: DATA_FILE,
             data: data.to_vec(),
             manifest: Manifest {
                 job: "t".into(),

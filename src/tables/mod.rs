@@ -22,6 +22,9 @@ pub enum Table {
     ValueMatrix,
     DataQuality,
     Quarantine,
+    /// The run report, `report/as_of=D/index.html` (not a Parquet table; not in [`Table::ALL`],
+    /// switched by `output.report`).
+    Report,
 }
 
 impl Table {
@@ -50,6 +53,15 @@ impl Table {
             Table::ValueMatrix => "value_matrix",
             Table::DataQuality => "data_quality",
             Table::Quarantine => "quarantine",
+            Table::Report => "report",
+        }
+    }
+
+    /// The data file of a partition: one Parquet file, or the report's page.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Table::Report => "index.html",
+            _ => "part-00000.parquet",
         }
     }
 

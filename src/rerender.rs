@@ -1,0 +1,118 @@
+//! `custval report`: re-render a date's run report from its published tables alone (no
+//! transactions are read), and publish it with the commit protocol.
+//!
+//! The tables are read from `<output>/<table>/as_of=D/part-00000.parquet`; the run's state
+//! (succeeded, degraded and why) from the run log row of the run that published
+//! `customer_features` (its manifest names the run).
+
+use crate::job::{Job, Table};
+use crate::pipeline::{self, RunError};
+use crate::report::{self, RunState};
+use crate::runs;
+use crate::storage::{self, commit, Location};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+/// Where the report went.
+#[derive(Debug)]
+pub struct Rendered {
+    pub location: String,
+    pub bytes: usize,
+    /// The tables it was drawn from.
+    pub tables: Vec<Table>,
+}
+
+fn read_frame(loc: &Location, rel: &str) -> Result<Option<DataFrame>, RunError> {
+    let Some(bytes) = storage::read_optional(loc, rel)? else {
+        return Ok(None);
+    };
+    ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map(Some)
+        .map_err(pipeline::compute("reading a published table"))
+}
+
+/// Re-render and publish the report of `as_of` from the published tables of `job`.
+pub fn rerender(job: &Job, as_of: NaiveDate) -> Result<Rendered, RunError> {
+    let t0 = std::time::Instant::now();
+    let started_at = chrono::Utc::now();
+    let loc = storage::open(&job.output_uri, &job.output_storage)?;
+    let run_id = pipeline::new_run_id();
+    let _lock = storage::lock::acquire(&loc, &job.name, &run_id, job.wait)?;
+    let anchor_rel = format!(
+        "{}/{}",
+        commit::partition_dir(Table::CustomerFeatures.as_str(), as_of),
+        commit::MANIFEST
+    );
+    let manifest = storage::read_optional(&loc, &anchor_rel)?
+        .and_then(|b| commit::Manifest::parse(&b))
+        .ok_or_else(|| RunError::NotPublished {
+            what: format!("customer_features as of {as_of}"),
+            uri: loc.display(&anchor_rel),
+        })?;
+    let mut tables = Vec::new();
+    for t in Table::ALL {
+        let rel = format!(
+            "{}/{}",
+            commit::partition_dir(t.as_str(), as_of),
+            t.file_name()
+        );
+        if let Some(df) = read_frame(&loc, &rel)? {
+            tables.push((t, df));
+        }
+    }
+    let state = match read_frame(&loc, &runs::file_name(&manifest.run_id, as_of))? {
+        Some(row) if row.height() > 0 => {
+            let status = row
+                .column("status")
+                .ok()
+                .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(str::to_string)));
+            let message = row
+                .column("message")
+                .ok()
+                .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(str::to_string)));
+            match status.as_deref() {
+                Some("degraded") => RunState::Degraded(message.into_iter().collect()),
+                Some("succeeded") => RunState::Succeeded,
+                _ => RunState::NotRecorded,
+            }
+        }
+        _ => RunState::NotRecorded,
+    };
+    let page = report::render(&report::ReportInput {
+        job: &job.name,
+        as_of,
+        state,
+        tables: &tables,
+    })
+    .map_err(pipeline::compute("report"))?
+    .into_bytes();
+    let bytes = page.len();
+    let dir = commit::partition_dir(Table::Report.as_str(), as_of);
+    let part = commit::PartitionContent {
+        table: Table::Report.as_str().to_string(),
+        file: Table::Report.file_name(),
+        manifest: commit::Manifest {
+            table: Table::Report.as_str().to_string(),
+            rows: 0,
+            files: vec![commit::ManifestFile {
+                name: Table::Report.file_name().to_string(),
+                bytes: bytes as u64,
+            }],
+            custval_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started_at.to_rfc3339(),
+            duration_seconds: t0.elapsed().as_secs_f64(),
+            data_e_tag: None,
+            ..manifest
+        },
+        data: page,
+    };
+    commit::publish(&loc, &run_id, as_of, &[part])?;
+    let location = loc.display(&format!("{dir}/{}", Table::Report.file_name()));
+    tracing::info!(%as_of, report = %location, "report published");
+    Ok(Rendered {
+        location,
+        bytes,
+        tables: tables.iter().map(|(t, _)| *t).collect(),
+    })
+}
