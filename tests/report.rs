@@ -1,7 +1,7 @@
 //! The run report: written by `run` and `backfill`, re-rendered by `custval report` from the
 //! published tables alone, its headline numbers checked against those tables, and the B2B
 //! sample's page opened in headless Chromium (Debian's `chromium`, driven by playwright-core
-//! from `tests/browser/`; `.ci/run` installs both).
+//! from `tests/node/`; `.ci/run` installs both).
 
 mod common;
 use common::*;
@@ -224,12 +224,12 @@ fn report_is_per_date_idempotent_and_can_be_switched_off() {
 
 /// Run the browser check on `page`; returns its JSON report.
 fn browser_check(page: &Path, png: &Path) -> serde_json::Value {
-    let script = root().join("tests/browser/check_report.mjs");
+    let script = root().join("tests/node/check_report.mjs");
     assert!(
         root()
-            .join("tests/browser/node_modules/playwright-core")
+            .join("tests/node/node_modules/playwright-core")
             .exists(),
-        "playwright-core is not installed: run `npm ci --prefix tests/browser` (bash .ci/run does)"
+        "playwright-core is not installed: run `npm ci --prefix tests/node` (bash .ci/run does)"
     );
     assert!(
         Path::new(&std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into())).exists(),

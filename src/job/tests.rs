@@ -169,3 +169,52 @@ fn segment_rules_must_cover_every_score() {
     assert!(parse_range(Some("2-1")).is_err());
     assert_eq!(parse_range(Some("2-4")), Ok(ScoreRange(2, 4)));
 }
+
+#[test]
+fn http_output_is_a_job_error() {
+    let text = MINIMAL.replace("uri = \"out\"", "uri = \"https://example.com/out/\"");
+    assert!(
+        text.contains("https://example.com/out/"),
+        "the fixture names its output"
+    );
+    let e = load_str(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("output.uri") && e.contains("not written to"),
+        "{e}"
+    );
+    let e = from_str(
+        MINIMAL,
+        Path::new("job.toml"),
+        &Overrides {
+            output: Some("http://127.0.0.1:8080/out".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("--output") && e.contains("not written to"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_http_source_names_a_file() {
+    for uri in [
+        "https://example.com/data/",
+        "https://example.com/data/*.parquet",
+    ] {
+        let text = MINIMAL.replace("uri = \"data/tx.parquet\"", &format!("uri = \"{uri}\""));
+        assert!(text.contains(uri), "the fixture names its source");
+        let e = load_str(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("source.uri") && e.contains("must name one Parquet file"),
+            "{e}"
+        );
+    }
+    let text = MINIMAL.replace(
+        "uri = \"data/tx.parquet\"",
+        "uri = \"https://example.com/tx.parquet\"",
+    );
+    assert!(load_str(&text).is_ok());
+}

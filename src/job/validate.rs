@@ -238,6 +238,39 @@ pub(super) fn validate(
             ));
         }
     }
+    // Polars cannot list or glob over HTTP: an HTTP source names one file.
+    let src = file.source.uri.get_ref();
+    if matches!(crate::text::scheme_of(src), Some("http" | "https"))
+        && (src.ends_with('/') || src.contains(['*', '?', '[']))
+    {
+        return Err(invalid(
+            file.source.uri.span(),
+            "source.uri",
+            format!(
+                "{src}: an HTTP(S) source must name one Parquet file (a web server cannot be \
+                 listed); name the file, or copy the folder to object storage"
+            ),
+        ));
+    }
+    // HTTP(S) servers are a read-only source: a publish needs PUT, DELETE and conditional writes.
+    let (out_key, out_uri, out_span) = match &overrides.output {
+        Some(o) => ("--output", o.as_str(), 0..0),
+        None => (
+            "output.uri",
+            file.output.uri.get_ref().as_str(),
+            file.output.uri.span(),
+        ),
+    };
+    if matches!(crate::text::scheme_of(out_uri), Some("http" | "https")) {
+        return Err(invalid(
+            out_span,
+            out_key,
+            format!(
+                "{out_uri}: HTTP(S) can be read from (source, attributes) but not written to; \
+                 write the output to a local path, s3://, gs:// or az://"
+            ),
+        ));
+    }
     let segments = match &file.rfm.segments {
         None => crate::segments::rfm::default_rules(),
         Some(rules) => {

@@ -87,9 +87,10 @@ fn acquire_lease(
     let create = |mode: PutMode| {
         rt.block_on(store.put_opts(&path, lease_body(run_id), PutOptions::from(mode)))
     };
-    let e_tag = loop {
+    // The lease object's ETag and version (GCS's generation: its conditional updates need it).
+    let lease = loop {
         match create(PutMode::Create) {
-            Ok(r) => break r.e_tag,
+            Ok(r) => break (r.e_tag, r.version),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => {}
             Err(e) => return Err(err("put lease")(e)),
@@ -113,7 +114,7 @@ fn acquire_lease(
             match create(PutMode::Update(version)) {
                 Ok(r) => {
                     tracing::warn!(%holder, "took over the expired lease of a dead run");
-                    break r.e_tag;
+                    break (r.e_tag, r.version);
                 }
                 Err(object_store::Error::Precondition { .. }) => continue,
                 Err(e) => return Err(err("put lease")(e)),
@@ -140,7 +141,7 @@ fn acquire_lease(
             run_id.to_string(),
         );
         std::thread::spawn(move || {
-            let mut e_tag = e_tag;
+            let (mut e_tag, mut version) = lease;
             loop {
                 let (lock, cv) = &*stop;
                 let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -153,14 +154,14 @@ fn acquire_lease(
                 drop(guard);
                 let mode = PutMode::Update(UpdateVersion {
                     e_tag: e_tag.clone(),
-                    version: None,
+                    version: version.clone(),
                 });
                 match super::runtime().block_on(store.put_opts(
                     &path,
                     lease_body(&run_id),
                     PutOptions::from(mode),
                 )) {
-                    Ok(r) => e_tag = r.e_tag,
+                    Ok(r) => (e_tag, version) = (r.e_tag, r.version),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not renew the run's lease; another run may start");
                         return;

@@ -68,9 +68,12 @@ trait ClientSettings {
 
 impl ClientSettings for StorageOptions {
     fn client_options(&self) -> object_store::ClientOptions {
+        // `allow_http` belongs to the client: set here, it holds for every backend (GCS and
+        // HTTP stores take it from the client options only).
         object_store::ClientOptions::new()
             .with_timeout(self.timeout())
             .with_connect_timeout(self.timeout())
+            .with_allow_http(self.allow_http.unwrap_or(false))
     }
 
     fn retry_config(&self) -> object_store::RetryConfig {
@@ -415,6 +418,14 @@ pub fn object_meta(
 pub fn empty_files(uri: &str, opts: &StorageOptions) -> Result<Vec<String>, StorageError> {
     if uri.contains(['*', '?', '[']) {
         return Ok(Vec::new());
+    }
+    // A plain web server cannot list (object_store lists HTTP with WebDAV's PROPFIND): one file
+    // named by its URI is not searched; its size comes from HEAD.
+    if matches!(scheme_of(uri), Some("http" | "https")) && !uri.ends_with('/') {
+        let last = uri.rsplit('/').next().unwrap_or_default();
+        if last.contains('.') {
+            return Ok(Vec::new());
+        }
     }
     let loc = open(uri, opts)?;
     match &loc {

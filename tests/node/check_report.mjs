@@ -2,7 +2,7 @@
 // records console messages, page errors and every network request, saves a full-page
 // screenshot and measures it. Prints one JSON object; the Rust test (tests/report.rs) asserts.
 //
-//   node tests/browser/check_report.mjs <page.html> <screenshot.png>
+//   node tests/node/check_report.mjs <page.html> <screenshot.png>
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
