@@ -47,6 +47,22 @@ impl Drop for Proc {
     }
 }
 
+/// One plain HTTP/1.1 request to 127.0.0.1:`port`; the response as text.
+fn request(port: u16, method: &str, path: &str, json: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -175,16 +191,8 @@ fn s3() -> Backend {
             .unwrap(),
     );
     // moto creates buckets without checking signatures.
-    let o = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "PUT",
-            &format!("http://127.0.0.1:{port}/conformance"),
-        ])
-        .output()
-        .expect("curl runs");
-    assert!(o.status.success(), "create bucket");
+    let r = request(port, "PUT", "/conformance", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "create bucket: {r}");
     upload(store.as_ref(), "input");
     let storage = format!(
         "{{ endpoint = \"http://127.0.0.1:{port}\", allow_http = true, region = \"us-east-1\" }}"
@@ -320,20 +328,8 @@ fn gcs() -> Backend {
     cmd.arg(root().join("tests/servers/gcs_xml_proxy.py"))
         .args([port.to_string(), up.to_string()]);
     let proxy = start("gcs_xml_proxy.py", cmd, port, "python3 runs it");
-    let o = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            &format!("http://127.0.0.1:{up}/storage/v1/b"),
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            "{\"name\":\"conformance\"}",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "create bucket");
+    let r = request(up, "POST", "/storage/v1/b", "{\"name\":\"conformance\"}");
+    assert!(r.starts_with("HTTP/1.1 200"), "create bucket: {r}");
     let key_id = "gcs-key-id-must-not-leak";
     let sa = tmp.path().join("service-account.json");
     std::fs::write(
