@@ -25,10 +25,27 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Seconds a lease on an object store stays valid without renewal.
+/// Seconds a lease on an object store stays valid without renewal (default).
 pub const LEASE_TTL_S: u64 = 120;
-/// Seconds between lease renewals.
+/// Seconds between lease renewals (default: a quarter of the TTL).
 pub const LEASE_RENEW_S: u64 = 30;
+/// Environment variable that sets the lease TTL, 10 to 3600 s: how long a killed run blocks the
+/// next one. Renewals come every quarter of it.
+pub const LEASE_TTL_ENV: &str = "CUSTVAL_LEASE_TTL_S";
+
+/// The lease TTL and the renewal interval, from [`LEASE_TTL_ENV`] or the defaults.
+fn lease_timing() -> (u64, u64) {
+    match std::env::var(LEASE_TTL_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(t) => {
+            let t = t.clamp(10, 3600);
+            (t, t / 4)
+        }
+        None => (LEASE_TTL_S, LEASE_RENEW_S),
+    }
+}
 
 /// A lease on an object store, renewed by a background thread until dropped.
 #[derive(Debug)]
@@ -59,7 +76,7 @@ fn now_s() -> u64 {
 }
 
 fn lease_body(run_id: &str) -> PutPayload {
-    serde_json::json!({ "run_id": run_id, "expires_at": now_s() + LEASE_TTL_S })
+    serde_json::json!({ "run_id": run_id, "expires_at": now_s() + lease_timing().0 })
         .to_string()
         .into()
 }
@@ -146,7 +163,7 @@ fn acquire_lease(
                 let (lock, cv) = &*stop;
                 let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
                 let (guard, _) = cv
-                    .wait_timeout(guard, std::time::Duration::from_secs(LEASE_RENEW_S))
+                    .wait_timeout(guard, std::time::Duration::from_secs(lease_timing().1))
                     .unwrap_or_else(|e| e.into_inner());
                 if *guard {
                     return;
