@@ -12,9 +12,11 @@
 //! Cases, the same for each: the B2B sample runs from the backend into the backend (HTTP: into
 //! a local folder) and its tables equal a local run's byte for byte; a rerun rewrites identical
 //! data objects; `plan` then skips the date; a missing input object exits 3; credentials never
-//! appear in text or JSON logs (even at debug level); wrong credentials exit 4 within seconds
-//! (Azurite checks Shared Key signatures; moto and the GCS emulator accept any credentials, so
-//! there the case is a refused connection instead).
+//! appear in text or JSON logs (even at debug level); a backfill killed after its third date
+//! resumes, skipping what was published; a data object rewritten behind custval's back is
+//! recomputed; wrong credentials exit 4 within seconds (Azure: a wrong account key, which
+//! Azurite rejects; GCS: a service-account key that is not a key; moto accepts any S3
+//! credentials, so S3 has no such case here).
 
 mod common;
 use common::*;
@@ -353,6 +355,20 @@ fn gcs() -> Backend {
             .unwrap(),
     );
     upload(store.as_ref(), "input");
+    // Real OAuth with a key that is not a key: signing the token request fails.
+    let bad_sa = tmp.path().join("bad-service-account.json");
+    std::fs::write(
+        &bad_sa,
+        serde_json::json!({
+            "gcs_base_url": format!("http://127.0.0.1:{port}"),
+            "disable_oauth": false,
+            "client_email": "custval@example.iam.gserviceaccount.com",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+            "private_key_id": key_id,
+        })
+        .to_string(),
+    )
+    .unwrap();
     Backend {
         name: "gcs",
         _procs: vec![server, proxy],
@@ -362,7 +378,10 @@ fn gcs() -> Backend {
         in_storage: "{ allow_http = true }".into(),
         out_storage: "{ allow_http = true }".into(),
         env: vec![("GOOGLE_SERVICE_ACCOUNT", sa.display().to_string())],
-        bad_env: None,
+        bad_env: Some(vec![(
+            "GOOGLE_SERVICE_ACCOUNT",
+            bad_sa.display().to_string(),
+        )]),
         secrets: vec![key_id.into()],
         out_store: Some(prefixed(store, "out")),
         _tmp: tmp,
