@@ -14,9 +14,9 @@
 //! data objects; `plan` then skips the date; a missing input object exits 3; credentials never
 //! appear in text or JSON logs (even at debug level); a backfill killed after its third date
 //! resumes, skipping what was published; a data object rewritten behind custval's back is
-//! recomputed; wrong credentials exit 4 within seconds (Azure: a wrong account key, which
-//! Azurite rejects; GCS: a service-account key that is not a key; moto accepts any S3
-//! credentials, so S3 has no such case here).
+//! recomputed; wrong credentials exit 4 within seconds (S3: a second moto that checks keys
+//! and knows none; Azure: a wrong account key, which Azurite rejects; GCS: a service-account
+//! key that is not a key).
 
 mod common;
 use common::*;
@@ -112,6 +112,8 @@ struct Backend {
     env: Vec<(&'static str, String)>,
     /// Environment with wrong credentials, when the server checks them.
     bad_env: Option<Vec<(&'static str, String)>>,
+    /// Storage options of the wrong-credentials case, when it needs another server.
+    bad_storage: Option<String>,
     /// Values that must never appear in a log.
     secrets: Vec<String>,
     /// The output store (None: the output is local, at `output`).
@@ -162,6 +164,7 @@ fn local() -> Backend {
         out_storage: "{}".into(),
         env: vec![],
         bad_env: None,
+        bad_storage: None,
         secrets: vec![],
         out_store: None,
         _tmp: tmp,
@@ -196,22 +199,47 @@ fn s3() -> Backend {
     let r = request(port, "PUT", "/conformance", "");
     assert!(r.starts_with("HTTP/1.1 200"), "create bucket: {r}");
     upload(store.as_ref(), "input");
-    let storage = format!(
-        "{{ endpoint = \"http://127.0.0.1:{port}\", allow_http = true, region = \"us-east-1\" }}"
+    let storage = |port: u16| {
+        format!(
+            "{{ endpoint = \"http://127.0.0.1:{port}\", allow_http = true, region = \"us-east-1\" }}"
+        )
+    };
+    // A second moto that checks credentials (no unauthenticated action allowed): it knows no
+    // access key, so any key is wrong.
+    let auth_port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.args([
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &auth_port.to_string(),
+    ])
+    .env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+    let auth = start(
+        "moto",
+        cmd,
+        auth_port,
+        "pip install -r tests/requirements.txt",
     );
     Backend {
         name: "s3",
-        _procs: vec![p],
+        _procs: vec![p, auth],
         input: "s3://conformance/input".into(),
         transactions: "transactions/",
         output: "s3://conformance/out".into(),
-        in_storage: storage.clone(),
-        out_storage: storage,
+        in_storage: storage(port),
+        out_storage: storage(port),
         env: vec![
             ("AWS_ACCESS_KEY_ID", "key-id".into()),
             ("AWS_SECRET_ACCESS_KEY", secret.into()),
         ],
-        bad_env: None,
+        bad_env: Some(vec![
+            ("AWS_ACCESS_KEY_ID", "key-id".into()),
+            ("AWS_SECRET_ACCESS_KEY", "wrong".into()),
+        ]),
+        bad_storage: Some(storage(auth_port)),
         secrets: vec![secret.into()],
         out_store: Some(prefixed(store, "out")),
         _tmp: tempfile::tempdir().unwrap(),
@@ -275,6 +303,7 @@ fn azure() -> Backend {
         out_storage: "{}".into(),
         env,
         bad_env: Some(bad),
+        bad_storage: None,
         secrets: vec![AZURITE_KEY.into()],
         out_store: Some(prefixed(store, "out")),
         _tmp: tempfile::tempdir().unwrap(),
@@ -382,6 +411,7 @@ fn gcs() -> Backend {
             "GOOGLE_SERVICE_ACCOUNT",
             bad_sa.display().to_string(),
         )]),
+        bad_storage: None,
         secrets: vec![key_id.into()],
         out_store: Some(prefixed(store, "out")),
         _tmp: tmp,
@@ -428,6 +458,7 @@ fn http() -> Backend {
         out_storage: "{}".into(),
         env: vec![],
         bad_env: None,
+        bad_storage: None,
         secrets: vec![],
         out_store: None,
         _tmp: tmp,
@@ -441,30 +472,36 @@ fn prefixed(store: Arc<dyn ObjectStore>, prefix: &str) -> Arc<dyn ObjectStore> {
 impl Backend {
     /// The B2B sample job reading from and writing to this backend.
     fn job(&self, dir: &Path, transactions: &str) -> PathBuf {
+        self.job_with(dir, transactions, &self.in_storage, &self.out_storage)
+    }
+
+    fn job_with(&self, dir: &Path, transactions: &str, ins: &str, outs: &str) -> PathBuf {
         let text = std::fs::read_to_string(root().join("jobs/b2b.toml"))
             .unwrap()
             .replace(
                 "uri = \"../sample_data/b2b/transactions/\"",
-                &format!(
-                    "uri = \"{}/{transactions}\"\nstorage = {}",
-                    self.input, self.in_storage
-                ),
+                &format!("uri = \"{}/{transactions}\"\nstorage = {ins}", self.input),
             )
             .replace(
                 "uri = \"../sample_data/b2b/attributes.parquet\"",
                 &format!(
-                    "uri = \"{}/attributes.parquet\"\nstorage = {}",
-                    self.input, self.in_storage
+                    "uri = \"{}/attributes.parquet\"\nstorage = {ins}",
+                    self.input
                 ),
             )
             .replace(
                 "uri = \"../out/b2b\"",
-                &format!("uri = \"{}\"\nstorage = {}", self.output, self.out_storage),
+                &format!("uri = \"{}\"\nstorage = {outs}", self.output),
             );
         let path = dir.join(format!(
-            "{}-{}.toml",
+            "{}-{}-{}.toml",
             self.name,
-            transactions.replace('/', "_")
+            transactions.replace('/', "_"),
+            if ins == self.in_storage {
+                "ok"
+            } else {
+                "other"
+            }
         ));
         std::fs::write(&path, text).unwrap();
         path
@@ -700,8 +737,12 @@ fn conformance(b: Backend) {
     );
     // 8. Wrong credentials: a storage error, exit 4, fast.
     if let Some(bad) = &b.bad_env {
+        let bad_job = match &b.bad_storage {
+            Some(st) => b.job_with(dir.path(), b.transactions, st, st),
+            None => PathBuf::from(job),
+        };
         let t0 = Instant::now();
-        let o = b.custval(bad, &["run", job]);
+        let o = b.custval(bad, &["run", bad_job.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(4), "[{}] wrong credentials", b.name);
         assert!(
             t0.elapsed() < Duration::from_secs(30),
