@@ -571,7 +571,9 @@ fn one_date(
         encoded.push((*t, df.height(), data));
     }
     // The report is drawn from the frames just encoded, i.e. from the published tables.
+    let mut degraded = degraded;
     if job.writes(Table::Report) {
+        let clock = Instant::now();
         let page = crate::report::render(&crate::report::ReportInput {
             job: &job.name,
             as_of,
@@ -581,9 +583,18 @@ fn one_date(
                 crate::report::RunState::Degraded(degraded.clone())
             },
             tables: &tables,
-        })
-        .map_err(pipeline::compute("report"))?;
-        encoded.push((Table::Report, 0, page.into_bytes()));
+        });
+        match page {
+            Ok(page) => {
+                tracing::debug!(step = "report", elapsed_s = clock.elapsed().as_secs_f64(), %as_of, bytes = page.len(), "step done");
+                encoded.push((Table::Report, 0, page.into_bytes()));
+            }
+            // The tables are still published; the date is marked degraded.
+            Err(e) => {
+                tracing::warn!(%as_of, error = %e, "report not rendered");
+                degraded.push(format!("report not rendered: {e}"));
+            }
+        }
     }
     drop(tables);
     let mut parts = Vec::new();

@@ -22,14 +22,27 @@ pub struct Rendered {
     pub tables: Vec<Table>,
 }
 
-fn read_frame(loc: &Location, rel: &str) -> Result<Option<DataFrame>, RunError> {
+/// A published Parquet file, only `columns` of it when given (those it has).
+fn read_frame(
+    loc: &Location,
+    rel: &str,
+    columns: Option<&[&str]>,
+) -> Result<Option<DataFrame>, RunError> {
     let Some(bytes) = storage::read_optional(loc, rel)? else {
         return Ok(None);
     };
-    ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
-        .map(Some)
-        .map_err(pipeline::compute("reading a published table"))
+    let read = || pipeline::compute("reading a published table");
+    let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
+    if let Some(wanted) = columns {
+        let schema = reader.schema().map_err(read())?;
+        let keep: Vec<String> = wanted
+            .iter()
+            .filter(|c| schema.contains(c))
+            .map(|c| c.to_string())
+            .collect();
+        reader = reader.with_columns(Some(keep));
+    }
+    reader.finish().map(Some).map_err(read())
 }
 
 /// Re-render and publish the report of `as_of` from the published tables of `job`.
@@ -50,18 +63,28 @@ pub fn rerender(job: &Job, as_of: NaiveDate) -> Result<Rendered, RunError> {
             what: format!("customer_features as of {as_of}"),
             uri: loc.display(&anchor_rel),
         })?;
+    // The tables this job writes, as published by the run that published customer_features: a
+    // partition left by an earlier run (another job definition, or a run killed between two
+    // tables) is not mixed in.
     let mut tables = Vec::new();
-    for t in Table::ALL {
-        let rel = format!(
-            "{}/{}",
-            commit::partition_dir(t.as_str(), as_of),
-            t.file_name()
-        );
-        if let Some(df) = read_frame(&loc, &rel)? {
+    for t in job.output_tables() {
+        if t == Table::Report {
+            continue;
+        }
+        let dir = commit::partition_dir(t.as_str(), as_of);
+        let same_run = storage::read_optional(&loc, &format!("{dir}/{}", commit::MANIFEST))?
+            .and_then(|b| commit::Manifest::parse(&b))
+            .is_some_and(|m| m.run_id == manifest.run_id);
+        if !same_run {
+            tracing::warn!(table = %t, %as_of, "not from the run of customer_features; left out of the report");
+            continue;
+        }
+        let columns = (t == Table::CustomerFeatures).then_some(&report::CUSTOMER_COLUMNS[..]);
+        if let Some(df) = read_frame(&loc, &format!("{dir}/{}", t.file_name()), columns)? {
             tables.push((t, df));
         }
     }
-    let state = match read_frame(&loc, &runs::file_name(&manifest.run_id, as_of))? {
+    let state = match read_frame(&loc, &runs::file_name(&manifest.run_id, as_of), None)? {
         Some(row) if row.height() > 0 => {
             let status = row
                 .column("status")

@@ -135,6 +135,24 @@ fn report_command_rerenders_from_the_tables_alone() {
         std::fs::read(&page).unwrap() == first,
         "re-rendered page differs"
     );
+    // A partition that an earlier run left (its manifest names another run) is not mixed in.
+    let fit_manifest = partition(&out, "model_fit", "2024-12-31").join("_manifest.json");
+    let m = std::fs::read_to_string(&fit_manifest).unwrap();
+    let run_id = serde_json::from_str::<serde_json::Value>(&m).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(&fit_manifest, m.replace(&run_id, "an-older-run")).unwrap();
+    let o = run_in(
+        dir.path(),
+        &["report", "b2b.toml", "--output", out.to_str().unwrap()],
+    );
+    assert!(o.status.success());
+    let mixed = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        mixed.contains("did not write `model_fit`"),
+        "stale model_fit used"
+    );
     // A date with no published tables: exit 3, naming what is missing.
     let o = run_in(
         dir.path(),

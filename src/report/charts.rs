@@ -56,8 +56,8 @@ fn render(
         f(&root).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
-    // A viewBox lets the page scale the chart down on narrow screens.
-    Ok(out.replacen("<svg ", &format!("<svg viewBox=\"0 0 {w} {h}\" "), 1))
+    // plotters writes a viewBox: the page scales the chart down on narrow screens.
+    Ok(out)
 }
 
 /// The axis range covering `values` and 0, with 5 % headroom; never empty.

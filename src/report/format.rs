@@ -64,6 +64,27 @@ pub(crate) fn compact(v: f64) -> String {
     format!("{s}{unit}")
 }
 
+/// Three significant digits, compact for large values: `0.000123`, `0.0562`, `1.78`, `562`,
+/// `17.8k`.
+pub(crate) fn significant(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    if v.abs() >= 1000.0 {
+        return compact(v);
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// A share as a percentage: `0.1234` → `"12.3 %"`.
 pub(crate) fn pct(v: f64) -> String {
     if v.is_finite() {
@@ -103,5 +124,11 @@ mod tests {
         assert_eq!(pct(0.1234), "12.3 %");
         assert_eq!(pct(f64::INFINITY), "–");
         assert_eq!(fixed(1.0 / 3.0, 3), "0.333");
+        assert_eq!(significant(0.000123456), "0.000123");
+        assert_eq!(significant(0.0562341), "0.0562");
+        assert_eq!(significant(1.7782), "1.78");
+        assert_eq!(significant(562.34), "562");
+        assert_eq!(significant(17_782.8), "17.8k");
+        assert_eq!(significant(1.0), "1");
     }
 }

@@ -18,6 +18,21 @@ use serde::Serialize;
 /// The file name of the report inside its partition (`report/as_of=D/index.html`).
 pub const FILE_NAME: &str = "index.html";
 
+/// The `customer_features` columns the report reads (a re-render reads only these).
+pub const CUSTOMER_COLUMNS: [&str; 11] = [
+    "total_amount",
+    "amount_last_365d",
+    "frequency",
+    "days_since_last",
+    "r_score",
+    "f_score",
+    "value_tier",
+    "lifecycle_stage",
+    "early_warning",
+    "clv",
+    "prob_alive",
+];
+
 /// What the run log says about the run behind the tables.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
@@ -141,8 +156,8 @@ pub fn render(input: &ReportInput) -> PolarsResult<String> {
         as_of: input.as_of.to_string(),
         status,
         reasons,
-        kpis: sections::headline(input)?,
-        sections: sections::all(input)?,
+        kpis: sections::headline(input).unwrap_or_else(|e| vec![sections::failed_headline(e)]),
+        sections: sections::all(input),
         version: env!("CARGO_PKG_VERSION"),
     };
     let mut env = minijinja::Environment::new();

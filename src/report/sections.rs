@@ -1,7 +1,7 @@
 //! The report's sections, each computed from the published tables.
 
 use super::charts;
-use super::format::{amount, compact, count, fixed, pct};
+use super::format::{amount, compact, count, fixed, pct, significant};
 use super::{Cell, Figure, Kpi, NumTable, Quadrant, ReportInput, Section, Swatch};
 use crate::columns::f64_column;
 use crate::tables::Table;
@@ -240,13 +240,32 @@ pub(super) fn headline(input: &ReportInput) -> PolarsResult<Vec<Kpi>> {
     Ok(out)
 }
 
+/// The headline when it cannot be computed from the tables.
+pub(super) fn failed_headline(e: PolarsError) -> Kpi {
+    Kpi {
+        key: "customers",
+        label: "Customers",
+        text: "–".into(),
+        value: None,
+        note: format!("not computed: {e}"),
+    }
+}
+
+/// Why `t` (a model table) is absent: no models at all, or left out of the output.
+fn no_model_table(input: &ReportInput, t: Table) -> String {
+    match input.table(Table::CustomerFeatures) {
+        Some(cf) if has(cf, "clv") => not_written(t),
+        _ => NO_CLV.into(),
+    }
+}
+
 fn model_kpi(input: &ReportInput) -> PolarsResult<Kpi> {
     let mut k = Kpi {
         key: "model",
         label: "Purchase model",
         text: "–".into(),
         value: None,
-        note: NO_CLV.into(),
+        note: no_model_table(input, Table::ModelFit),
     };
     let Some(mf) = input.table(Table::ModelFit) else {
         return Ok(k);
@@ -283,8 +302,16 @@ fn model_kpi(input: &ReportInput) -> PolarsResult<Kpi> {
         }
         None => {
             k.text = "none".into();
-            let why: Vec<String> = messages.iter().flatten().take(1).cloned().collect();
-            k.note = format!("no purchase model was fitted: {}", why.join("; "));
+            let why: Vec<String> = (0..mf.height())
+                .filter(|&i| models[i].as_deref() != Some("gamma_gamma"))
+                .filter_map(|i| messages[i].clone().filter(|m| !m.is_empty()))
+                .take(1)
+                .collect();
+            k.note = if why.is_empty() {
+                "no purchase model was fitted (see model_fit)".into()
+            } else {
+                format!("no purchase model was fitted: {}", why.join("; "))
+            };
         }
     }
     Ok(k)
@@ -292,65 +319,44 @@ fn model_kpi(input: &ReportInput) -> PolarsResult<Kpi> {
 
 // ---- sections ------------------------------------------------------------------------------
 
-pub(super) fn all(input: &ReportInput) -> PolarsResult<Vec<Section>> {
+pub(super) fn all(input: &ReportInput) -> Vec<Section> {
     let cf = input.table(Table::CustomerFeatures);
-    let missing = |t| vec![Figure::missing("", not_written(t))];
-    let with_cf = |f: &dyn Fn(&DataFrame) -> PolarsResult<Vec<Figure>>| match cf {
+    let with_cf = |f: fn(&DataFrame) -> PolarsResult<Vec<Figure>>| match cf {
         Some(cf) => f(cf),
-        None => Ok(missing(Table::CustomerFeatures)),
+        None => Ok(vec![Figure::missing(
+            "",
+            not_written(Table::CustomerFeatures),
+        )]),
     };
-    Ok(vec![
-        Section {
-            id: "segments",
-            title: "RFM segments",
-            figures: segments(input)?,
-        },
-        Section {
-            id: "tiers",
-            title: "Value tiers",
-            figures: with_cf(&tiers)?,
-        },
-        Section {
-            id: "matrix",
-            title: "Value × relationship",
-            figures: matrix(input)?,
-        },
-        Section {
-            id: "churn",
-            title: "Churn over time",
-            figures: churn(input)?,
-        },
-        Section {
-            id: "cohorts",
-            title: "Cohort retention",
-            figures: cohorts(input)?,
-        },
-        Section {
-            id: "clv",
-            title: "Customer lifetime value",
-            figures: clv(input)?,
-        },
-        Section {
-            id: "model",
-            title: "Model quality",
-            figures: model(input)?,
-        },
-        Section {
-            id: "lifecycle",
-            title: "Lifecycle and early warning",
-            figures: with_cf(&lifecycle)?,
-        },
-        Section {
-            id: "quality",
-            title: "Data quality",
-            figures: quality(input)?,
-        },
-        Section {
-            id: "breakdowns",
-            title: "Breakdowns",
-            figures: breakdowns(input)?,
-        },
-    ])
+    // A section that cannot be computed (e.g. a table written by an older custval lacks a
+    // column) says so; the rest of the page still renders.
+    let section = |id, title, figures: PolarsResult<Vec<Figure>>| Section {
+        id,
+        title,
+        figures: figures.unwrap_or_else(|e| {
+            tracing::warn!(section = id, error = %e, "report section not drawn");
+            vec![Figure::missing(
+                "",
+                format!("Not drawn because the published tables do not support it: {e}"),
+            )]
+        }),
+    };
+    vec![
+        section("segments", "RFM segments", segments(input)),
+        section("tiers", "Value tiers", with_cf(tiers)),
+        section("matrix", "Value × relationship", matrix(input)),
+        section("churn", "Churn over time", churn(input)),
+        section("cohorts", "Cohort retention", cohorts(input)),
+        section("clv", "Customer lifetime value", clv(input)),
+        section("model", "Model quality", model(input)),
+        section(
+            "lifecycle",
+            "Lifecycle and early warning",
+            with_cf(lifecycle),
+        ),
+        section("quality", "Data quality", quality(input)),
+        section("breakdowns", "Breakdowns", breakdowns(input)),
+    ]
 }
 
 fn segments(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
@@ -419,12 +425,20 @@ fn segments(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     match input.table(Table::CustomerFeatures) {
         Some(cf) => {
             let mut cells = vec![vec![0i64; 5]; 5];
-            let (r, f) = (floats(cf, "r_score")?, floats(cf, "f_score")?);
-            for (r, f) in r.iter().zip(f.iter()) {
-                if let (Some(r), Some(f)) = (r, f) {
-                    if (1.0..=5.0).contains(&r) && (1.0..=5.0).contains(&f) {
-                        cells[5 - r as usize][f as usize - 1] += 1;
-                    }
+            let g = cf
+                .clone()
+                .lazy()
+                .group_by([col("r_score"), col("f_score")])
+                .agg([len().cast(DataType::Int64).alias("n")])
+                .collect()?;
+            let (r, f, n) = (
+                f64_column(&g, "r_score")?,
+                f64_column(&g, "f_score")?,
+                f64_column(&g, "n")?,
+            );
+            for i in 0..g.height() {
+                if (1.0..=5.0).contains(&r[i]) && (1.0..=5.0).contains(&f[i]) {
+                    cells[5 - r[i] as usize][f[i] as usize - 1] += n[i] as i64;
                 }
             }
             let rows_l: Vec<String> = (1..=5).rev().map(|r| format!("R{r}")).collect();
@@ -622,14 +636,20 @@ fn matrix(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
             text(actions[i].clone().unwrap_or_default()),
         ]);
     }
-    let value_note = if clv.is_some() {
+    // customer_features' value metric is CLV when some customer has one, else revenue.
+    let valued = input
+        .table(Table::CustomerFeatures)
+        .filter(|cf| has(cf, "clv"))
+        .and_then(|cf| cf.column("clv").ok())
+        .is_some_and(|c| c.null_count() < c.len());
+    let value_note = if valued {
         "value = CLV"
     } else {
-        "value = revenue (no models)"
+        "value = revenue: no CLV"
     };
     Ok(vec![Figure {
         caption: format!(
-            "Customers split at the median value ({value_note}) and the median relationship score, with the recommended action."
+            "Customers split by value ({value_note}) and relationship score at the matrix thresholds (the medians unless matrix.value_threshold and matrix.relationship_threshold set them), with the recommended action."
         ),
         matrix: Some(quads),
         table: Some(table(
@@ -768,7 +788,15 @@ fn cohorts(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     }
     let all = names.len();
     let names: Vec<String> = names[all.saturating_sub(MAX_COHORTS)..].to_vec();
-    let max_off = MAX_COHORTS.min(names.len());
+    // Columns: every period offset of the shown cohorts (cohorts without customers have no
+    // row, so the oldest shown cohort can reach past their count), at most MAX_COHORTS.
+    let widest = (0..ct.height())
+        .filter(|&i| cohort[i].as_ref().is_some_and(|c| names.contains(c)))
+        .map(|i| offset[i])
+        .filter(|o| o.is_finite() && *o >= 0.0)
+        .fold(0.0f64, f64::max) as usize
+        + 1;
+    let max_off = widest.min(MAX_COHORTS);
     let mut cells = vec![vec![None; max_off]; names.len()];
     let mut sizes = vec![0i64; names.len()];
     for i in 0..ct.height() {
@@ -801,7 +829,7 @@ fn cohorts(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
             row
         })
         .collect();
-    let shown = if all > names.len() {
+    let mut shown = if all > names.len() {
         format!(
             " The latest {} of {all} cohorts are shown; all are in cohort_retention.",
             names.len()
@@ -809,6 +837,12 @@ fn cohorts(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     } else {
         String::new()
     };
+    if widest > max_off {
+        shown.push_str(&format!(
+            " Periods {max_off} to {} after acquisition are left out.",
+            widest - 1
+        ));
+    }
     Ok(vec![Figure {
         caption: format!(
             "Share of each acquisition cohort (rows, size in brackets) buying again N periods after acquisition (columns), in %.{shown}"
@@ -862,15 +896,21 @@ fn clv(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
             ),
         ));
     } else {
-        // Bins of equal width in log10, 4 per decade.
+        // Bins of equal width in log10, 4 per decade, at most 6 decades below the largest
+        // value (a dead customer's CLV can be 1e-40: those are counted below the axis).
         let lo = positive().fold(f64::INFINITY, f64::min).log10();
         let hi = positive().fold(0.0, f64::max).log10();
-        let start = (lo * 4.0).floor() / 4.0;
-        let nbins = (((hi - start) * 4.0).floor() as usize + 1).clamp(1, 80);
+        let start = ((lo * 4.0).floor() / 4.0).max((hi * 4.0).floor() / 4.0 - 6.0);
+        let nbins = (((hi - start) * 4.0).floor() as usize + 1).clamp(1, 25);
         let mut counts = vec![0usize; nbins];
+        let mut below = 0usize;
         for v in positive() {
-            let k = (((v.log10() - start) * 4.0).floor() as usize).min(nbins - 1);
-            counts[k] += 1;
+            let x = (v.log10() - start) * 4.0;
+            if x < 0.0 {
+                below += 1;
+            } else {
+                counts[(x.floor() as usize).min(nbins - 1)] += 1;
+            }
         }
         let bins: Vec<(f64, f64, f64)> = counts
             .iter()
@@ -886,8 +926,8 @@ fn clv(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
                 vec![
                     text(format!(
                         "{} – {}",
-                        amount(10f64.powf(a)),
-                        amount(10f64.powf(b))
+                        significant(10f64.powf(a)),
+                        significant(10f64.powf(b))
                     )),
                     int(c as i64),
                 ]
@@ -897,11 +937,20 @@ fn clv(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
         t.folded = bins.len() > 12;
         out.push(Figure {
             caption: format!(
-                "Customers by CLV on a log scale (4 bins per decade); {} customers with a CLV at or below 0 (acquisition cost above their value) are not on the axis.",
-                count(non_positive as i64)
+                "Customers by CLV on a log scale (4 bins per decade); not on the axis: {} customers with a CLV at or below 0 (acquisition cost above their value){}.",
+                count(non_positive as i64),
+                if below > 0 {
+                    format!(
+                        " and {} below {}",
+                        count(below as i64),
+                        significant(10f64.powf(start))
+                    )
+                } else {
+                    String::new()
+                }
             ),
             svg: chart(charts::histogram(&bins, "CLV (log scale)", "customers", &|v| {
-                compact(10f64.powf(v))
+                significant(10f64.powf(v))
             }))?,
             table: Some(t),
             ..Figure::default()
@@ -919,7 +968,11 @@ fn clv(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
             let customers = f64_column(&ss, "customers")?;
             let rows = (0..ss.height())
                 .map(|i| {
-                    let mean = equity[i] / customers[i];
+                    let mean = if customers[i] > 0.0 {
+                        equity[i] / customers[i]
+                    } else {
+                        f64::NAN
+                    };
                     vec![
                         text(names[i].clone()),
                         num(amount(equity[i]), equity[i]),
@@ -935,7 +988,10 @@ fn clv(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
             out.push(Figure {
                 caption: "Customer equity (Σ CLV) per RFM segment.".into(),
                 svg: chart(charts::hbars(&names, &plotted, "Σ CLV", &compact))?,
-                table: Some(table(&["segment", "Σ CLV", "share", "mean CLV"], rows)),
+                table: Some(table(
+                    &["segment", "Σ CLV", "share", "Σ CLV per customer"],
+                    rows,
+                )),
                 ..Figure::default()
             });
         }
@@ -950,7 +1006,10 @@ fn clv(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
 
 fn model(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     let Some(mf) = input.table(Table::ModelFit) else {
-        return Ok(vec![Figure::missing("Model fit.", NO_CLV)]);
+        return Ok(vec![Figure::missing(
+            "Model fit.",
+            no_model_table(input, Table::ModelFit),
+        )]);
     };
     let mut out = Vec::new();
     let models = strs(mf, "model")?;
@@ -1047,7 +1106,7 @@ fn model(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
         }
         None => out.push(Figure::missing(
             "Calibration against holdout.",
-            "Not computed because the job sets no clv.holdout_days: there is no holdout period to compare predictions with.",
+            "Not computed because this run wrote no model_diagnostics: the job sets no clv.holdout_days (no holdout period to compare predictions with), or leaves the table out of output.tables.",
         )),
     }
     if let Some(cf) = input.table(Table::CustomerFeatures) {
@@ -1175,7 +1234,9 @@ fn prob_alive(cf: &DataFrame) -> PolarsResult<Vec<Figure>> {
 fn lifecycle(cf: &DataFrame) -> PolarsResult<Vec<Figure>> {
     let mut out = Vec::new();
     let value = if has(cf, "clv") {
-        col("clv").sum()
+        when(col("clv").count().gt(lit(0)))
+            .then(col("clv").sum())
+            .otherwise(lit(NULL).cast(DataType::Float64))
     } else {
         lit(NULL).cast(DataType::Float64)
     };
@@ -1299,6 +1360,9 @@ fn quality(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     }])
 }
 
+/// At most this many values of an attribute in its breakdown chart.
+const MAX_VALUES: usize = 20;
+
 fn breakdowns(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     let Some(ss) = input.table(Table::SegmentSummary) else {
         return Ok(vec![Figure::missing(
@@ -1310,7 +1374,6 @@ fn breakdowns(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     let values = strs(ss, "dimension_value")?;
     let segs = strs(ss, "rfm_segment")?;
     let customers = f64_column(ss, "customers")?;
-    let share = f64_column(ss, "customer_share")?;
     let mut segment_names: Vec<String> = Vec::new();
     let mut dim_names: Vec<String> = Vec::new();
     for i in 0..ss.height() {
@@ -1332,59 +1395,90 @@ fn breakdowns(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
     }
     let mut out = Vec::new();
     for d in &dim_names {
+        // Customers per (value, segment), in order of appearance.
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
         let mut keys: Vec<String> = Vec::new();
-        for i in 0..ss.height() {
-            if dims[i].as_deref() == Some(d.as_str()) {
-                let v = values[i].clone().unwrap_or_default();
-                if !keys.contains(&v) {
-                    keys.push(v);
-                }
-            }
-        }
-        let mut matrix = vec![vec![0.0; keys.len()]; segment_names.len()];
-        let mut counts = vec![vec![0i64; keys.len()]; segment_names.len()];
+        let mut counts: Vec<Vec<i64>> = Vec::new();
+        let seg_index: std::collections::HashMap<&str, usize> = segment_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         for i in 0..ss.height() {
             if dims[i].as_deref() != Some(d.as_str()) {
                 continue;
             }
-            let k = keys
-                .iter()
-                .position(|x| Some(x) == values[i].as_ref())
+            let v = values[i].clone().unwrap_or_default();
+            let k = *index.entry(v.clone()).or_insert_with(|| {
+                keys.push(v);
+                counts.push(vec![0; segment_names.len()]);
+                keys.len() - 1
+            });
+            let sidx = seg_index
+                .get(segs[i].as_deref().unwrap_or_default())
+                .copied()
                 .unwrap_or(0);
-            let s = segment_names
-                .iter()
-                .position(|x| Some(x) == segs[i].as_ref())
-                .unwrap_or(0);
-            matrix[s][k] = if share[i].is_finite() { share[i] } else { 0.0 };
-            counts[s][k] = customers[i] as i64;
+            counts[k][sidx] += customers[i] as i64;
         }
+        // The largest values by customers; the rest in one column.
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(counts[k].iter().sum::<i64>()));
+        let (shown, rest) = order.split_at(order.len().min(MAX_VALUES));
+        let mut labels: Vec<String> = shown.iter().map(|&k| keys[k].clone()).collect();
+        let mut cols: Vec<Vec<i64>> = shown.iter().map(|&k| counts[k].clone()).collect();
+        if !rest.is_empty() {
+            labels.push(format!("other {} values", rest.len()));
+            let mut sum = vec![0i64; segment_names.len()];
+            for &k in rest {
+                for (a, b) in sum.iter_mut().zip(&counts[k]) {
+                    *a += b;
+                }
+            }
+            cols.push(sum);
+        }
+        let totals: Vec<i64> = cols.iter().map(|c| c.iter().sum()).collect();
+        let share = |s: usize, k: usize| {
+            if totals[k] > 0 {
+                cols[k][s] as f64 / totals[k] as f64
+            } else {
+                0.0
+            }
+        };
         let series: Vec<(String, Vec<f64>)> = segment_names
             .iter()
-            .cloned()
-            .zip(matrix.iter().cloned())
+            .enumerate()
+            .map(|(s, n)| (n.clone(), (0..labels.len()).map(|k| share(s, k)).collect()))
             .collect();
         let mut headers = vec!["segment".to_string()];
-        headers.extend(keys.iter().cloned());
+        headers.extend(labels.iter().cloned());
         let rows = segment_names
             .iter()
             .enumerate()
             .map(|(s, name)| {
                 let mut r = vec![text(name.clone())];
-                r.extend((0..keys.len()).map(|k| {
+                r.extend((0..labels.len()).map(|k| {
                     num(
-                        format!("{} ({})", count(counts[s][k]), pct(matrix[s][k])),
-                        matrix[s][k],
+                        format!("{} ({})", count(cols[k][s]), pct(share(s, k))),
+                        share(s, k),
                     )
                 }));
                 r
             })
             .collect();
+        let cut = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " The {MAX_VALUES} largest of {} values are shown, the rest in one column.",
+                keys.len()
+            )
+        };
         out.push(Figure {
             caption: format!(
-                "RFM segment mix per {d}: share of each {d}'s customers in each segment."
+                "RFM segment mix per {d}: share of each {d}'s customers in each segment.{cut}"
             ),
             svg: chart(charts::stacked_bars(
-                &keys,
+                &labels,
                 &series,
                 "share of customers",
                 &pct,

@@ -199,3 +199,76 @@ fn non_finite_values_never_print_as_nan() {
     // Revenue sums the finite amounts only.
     assert_eq!(kpi(&html, "revenue").as_deref(), Some("70"));
 }
+
+#[test]
+fn clv_histogram_keeps_tiny_values_off_the_axis() {
+    // A dead customer's CLV can be 1e-40: the axis spans at most 6 decades below the largest
+    // value and says how many customers lie below it.
+    let mut cf = features(true);
+    cf.with_column(Column::new(
+        "clv".into(),
+        [Some(1e-40), Some(10.0), Some(100.0), Some(-3.0)],
+    ))
+    .unwrap();
+    let html = page(&[(Table::CustomerFeatures, cf)]);
+    assert!(
+        html.contains("not on the axis: 1 customers with a CLV at or below 0")
+            && html.contains("and 1 below 0.0001"),
+        "{}",
+        &html[html.find("Customers by CLV").unwrap_or(0)..][..400]
+    );
+    assert!(!html.contains("0.00 – 0.00"));
+}
+
+#[test]
+fn no_clv_sums_to_nothing_not_zero() {
+    let mut cf = features(true);
+    cf.with_column(Column::new("clv".into(), [None::<f64>; 4]))
+        .unwrap();
+    let html = page(&[(Table::CustomerFeatures, cf)]);
+    // The lifecycle tables' Σ CLV column is "–", never a made-up 0.
+    let lifecycle = &html[html.find("id=\"lifecycle\"").unwrap()..];
+    let lifecycle = &lifecycle[..lifecycle.find("</section>").unwrap()];
+    assert!(lifecycle.contains("<td>–</td></tr>"));
+    assert!(!lifecycle.contains(">0.00</td></tr>"), "{lifecycle}");
+}
+
+#[test]
+fn breakdowns_show_the_largest_values_only() {
+    let n = 25;
+    let dims: Vec<&str> = std::iter::once("all")
+        .chain((0..n).map(|_| "region"))
+        .collect();
+    let values: Vec<Option<String>> = std::iter::once(None)
+        .chain((0..n).map(|i| Some(format!("r{i:02}"))))
+        .collect();
+    let customers: Vec<i64> = std::iter::once(325).chain((0..n).map(|i| i + 1)).collect();
+    let ss = df!(
+        "dimension" => dims,
+        "dimension_value" => values,
+        "rfm_segment" => vec!["Champions"; n as usize + 1],
+        "customers" => customers,
+    )
+    .unwrap();
+    let html = page(&[(Table::SegmentSummary, ss)]);
+    assert!(
+        html.contains("The 20 largest of 25 values are shown, the rest in one column."),
+        "caption"
+    );
+    // The five smallest (1..=5 customers) are together: 15 customers.
+    assert!(html.contains("<th>other 5 values</th>"));
+    assert!(html.contains("15 (100.0 %)"));
+    assert!(!html.contains("<th>r00</th>") && html.contains("<th>r24</th>"));
+}
+
+#[test]
+fn a_table_without_a_column_costs_its_section_only() {
+    // model_fit as written by an older custval (no `boundary` column).
+    let mf = model_fit().drop("boundary").unwrap();
+    let html = page(&[
+        (Table::CustomerFeatures, features(true)),
+        (Table::ModelFit, mf),
+    ]);
+    assert!(html.contains("Not drawn because the published tables do not support it"));
+    assert!(html.contains("id=\"tiers\"") && kpi(&html, "customers").is_some());
+}
