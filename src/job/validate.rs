@@ -166,168 +166,18 @@ pub(super) fn validate(
             return Err(invalid(s.span(), key, "must not be empty".into()));
         }
     }
-    let mut storages: Vec<(&str, &StorageOptions)> = vec![
-        ("source.storage", &file.source.storage),
-        ("output.storage", &file.output.storage),
-    ];
-    if let Some(a) = &file.attributes {
-        storages.push(("attributes.storage", &a.storage));
-    }
-    for (key, o) in storages {
-        if o.timeout_s.is_some_and(|t| !(1..=3600).contains(&t)) {
-            return Err(invalid(
-                key_offset(text, key.split('.').next().unwrap_or(key)),
-                key,
-                format!(
-                    "timeout_s: expected 1 to 3600 seconds, found {}",
-                    o.timeout_s.unwrap_or_default()
-                ),
-            ));
-        }
-        if o.retries.is_some_and(|r| r > 20) {
-            return Err(invalid(
-                key_offset(text, key.split('.').next().unwrap_or(key)),
-                key,
-                format!(
-                    "retries: expected 0 to 20, found {}",
-                    o.retries.unwrap_or_default()
-                ),
-            ));
-        }
-    }
-    let tables: Vec<Table> = match &file.output.tables {
-        None => Table::ALL.to_vec(),
-        Some(t) => {
-            let mut tables = Vec::new();
-            for name in t.get_ref() {
-                match Table::parse(name) {
-                    Some(table) => tables.push(table),
-                    None => {
-                        return Err(invalid(
-                            t.span(),
-                            "output.tables",
-                            format!("unknown table {name:?}; known tables: {}", table_names()),
-                        ))
-                    }
-                }
-            }
-            if t.get_ref().is_empty() {
-                return Err(invalid(
-                    t.span(),
-                    "output.tables",
-                    format!(
-                        "empty: name at least one table, or remove the key to write all ({})",
-                        table_names()
-                    ),
-                ));
-            }
-            tables
-        }
-    };
-    let mut tables = tables;
-    if file.output.report.unwrap_or(true) {
-        tables.push(Table::Report);
-    }
-    if let Some(o) = &overrides.output {
-        if o.trim().is_empty() {
-            return Err(invalid(
-                0..0,
-                "--output",
-                "must not be empty: give an output URI, or leave --output out to use output.uri"
-                    .into(),
-            ));
-        }
-    }
-    // Polars cannot list or glob over HTTP: an HTTP source names one file.
-    let src = file.source.uri.get_ref();
-    if matches!(crate::text::scheme_of(src), Some("http" | "https"))
-        && (src.ends_with('/') || src.contains(['*', '?', '[']))
-    {
-        return Err(invalid(
-            file.source.uri.span(),
-            "source.uri",
-            format!(
-                "{src}: an HTTP(S) source must name one Parquet file (a web server cannot be \
-                 listed); name the file, or copy the folder to object storage"
-            ),
-        ));
-    }
-    // HTTP(S) servers are a read-only source: a publish needs PUT, DELETE and conditional writes.
-    let (out_key, out_uri, out_span) = match &overrides.output {
-        Some(o) => ("--output", o.as_str(), 0..0),
-        None => (
-            "output.uri",
-            file.output.uri.get_ref().as_str(),
-            file.output.uri.span(),
-        ),
-    };
-    if matches!(crate::text::scheme_of(out_uri), Some("http" | "https")) {
-        return Err(invalid(
-            out_span,
-            out_key,
-            format!(
-                "{out_uri}: HTTP(S) can be read from (source, attributes) but not written to; \
-                 write the output to a local path, s3://, gs:// or az://"
-            ),
-        ));
-    }
-    let segments = match &file.rfm.segments {
-        None => crate::segments::rfm::default_rules(),
-        Some(rules) => {
-            let parsed = rules
-                .get_ref()
-                .iter()
-                .map(|r| {
-                    Ok(SegmentRule {
-                        name: r.name.clone(),
-                        r: parse_range(r.r.as_deref())?,
-                        f: parse_range(r.f.as_deref())?,
-                        m: parse_range(r.m.as_deref())?,
-                    })
-                })
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(|m| invalid(rules.span(), "rfm.segments", m))?;
-            if let Some((r, f, m)) = crate::segments::rfm::uncovered(&parsed) {
-                return Err(invalid(
-                    rules.span(),
-                    "rfm.segments",
-                    format!("no rule matches scores R={r} F={f} M={m}; add a catch-all rule (a rule with no r/f/m matches every customer)"),
-                ));
-            }
-            parsed
-        }
-    };
+    validate_storage(&file, &ctx)?;
+    let tables = validate_output(&file, overrides, &ctx)?;
+    validate_source(&file, &ctx)?;
+    let segments = validate_rfm(&file, &ctx)?;
     let tiers = validate_tiers(&file.tiers, &ctx)?;
     let clv = validate_clv(&file.clv, overrides, &ctx)?;
-    if let Some(a) = &file.attributes {
-        for (name, from_tx, from_attr) in [
-            ("region", &file.columns.region, &a.region),
-            ("industry", &file.columns.industry, &a.industry),
-            ("channel", &file.columns.channel, &a.channel),
-        ] {
-            if from_tx.is_some() && from_attr.is_some() {
-                return Err(invalid(
-                    a.uri.span(),
-                    "attributes",
-                    format!("{name} is mapped both in [columns] and in [attributes]; keep one"),
-                ));
-            }
-        }
-    }
+    validate_columns(&file, &ctx)?;
     let behaviour = validate_behaviour(&file, &ctx)?;
     let min_date = file
         .quality
         .validate()
         .map_err(|m| invalid(key_offset(text, "quality"), "quality", m))?;
-    if let Some(tz) = &file.columns.timezone {
-        if tz.parse::<chrono_tz::Tz>().is_err() {
-            return Err(invalid(
-                key_offset(text, "columns.timezone"),
-                "columns.timezone",
-                format!("unknown time zone {tz:?}; use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"Asia/Shanghai\""),
-            ));
-        }
-    }
     Ok(Job {
         name: file.name,
         path: path.to_path_buf(),
@@ -352,6 +202,191 @@ pub(super) fn validate(
         scratch: overrides.scratch.clone(),
         wait: overrides.wait,
     })
+}
+
+/// Storage options of the source, the output and the attributes: timeouts and retries in range.
+fn validate_storage(file: &JobFile, ctx: &Ctx) -> Result<(), JobError> {
+    let text = ctx.text;
+    let mut storages: Vec<(&str, &StorageOptions)> = vec![
+        ("source.storage", &file.source.storage),
+        ("output.storage", &file.output.storage),
+    ];
+    if let Some(a) = &file.attributes {
+        storages.push(("attributes.storage", &a.storage));
+    }
+    for (key, o) in storages {
+        if o.timeout_s.is_some_and(|t| !(1..=3600).contains(&t)) {
+            return Err(ctx.invalid(
+                key_offset(text, key.split('.').next().unwrap_or(key)),
+                key,
+                format!(
+                    "timeout_s: expected 1 to 3600 seconds, found {}",
+                    o.timeout_s.unwrap_or_default()
+                ),
+            ));
+        }
+        if o.retries.is_some_and(|r| r > 20) {
+            return Err(ctx.invalid(
+                key_offset(text, key.split('.').next().unwrap_or(key)),
+                key,
+                format!(
+                    "retries: expected 0 to 20, found {}",
+                    o.retries.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[output]` and `--output`: the tables to write (then the report, unless switched off), and a
+/// writable URI.
+fn validate_output(
+    file: &JobFile,
+    overrides: &Overrides,
+    ctx: &Ctx,
+) -> Result<Vec<Table>, JobError> {
+    let mut tables: Vec<Table> = match &file.output.tables {
+        None => Table::ALL.to_vec(),
+        Some(t) => {
+            let mut tables = Vec::new();
+            for name in t.get_ref() {
+                match Table::parse(name) {
+                    Some(table) => tables.push(table),
+                    None => {
+                        return Err(ctx.invalid(
+                            t.span(),
+                            "output.tables",
+                            format!("unknown table {name:?}; known tables: {}", table_names()),
+                        ))
+                    }
+                }
+            }
+            if t.get_ref().is_empty() {
+                return Err(ctx.invalid(
+                    t.span(),
+                    "output.tables",
+                    format!(
+                        "empty: name at least one table, or remove the key to write all ({})",
+                        table_names()
+                    ),
+                ));
+            }
+            tables
+        }
+    };
+    if file.output.report.unwrap_or(true) {
+        tables.push(Table::Report);
+    }
+    if let Some(o) = &overrides.output {
+        if o.trim().is_empty() {
+            return Err(ctx.invalid(
+                0..0,
+                "--output",
+                "must not be empty: give an output URI, or leave --output out to use output.uri"
+                    .into(),
+            ));
+        }
+    }
+    // HTTP(S) servers are a read-only source: a publish needs PUT, DELETE and conditional writes.
+    let (out_key, out_uri, out_span) = match &overrides.output {
+        Some(o) => ("--output", o.as_str(), 0..0),
+        None => (
+            "output.uri",
+            file.output.uri.get_ref().as_str(),
+            file.output.uri.span(),
+        ),
+    };
+    if matches!(crate::text::scheme_of(out_uri), Some("http" | "https")) {
+        return Err(ctx.invalid(
+            out_span,
+            out_key,
+            format!(
+                "{out_uri}: HTTP(S) can be read from (source, attributes) but not written to; \
+                 write the output to a local path, s3://, gs:// or az://"
+            ),
+        ));
+    }
+    Ok(tables)
+}
+
+/// `[source]`: an HTTP source names one file.
+fn validate_source(file: &JobFile, ctx: &Ctx) -> Result<(), JobError> {
+    // Polars cannot list or glob over HTTP: an HTTP source names one file.
+    let src = file.source.uri.get_ref();
+    if matches!(crate::text::scheme_of(src), Some("http" | "https"))
+        && (src.ends_with('/') || src.contains(['*', '?', '[']))
+    {
+        return Err(ctx.invalid(
+            file.source.uri.span(),
+            "source.uri",
+            format!(
+                "{src}: an HTTP(S) source must name one Parquet file (a web server cannot be \
+                 listed); name the file, or copy the folder to object storage"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `[rfm]`: the segment rules, which must cover every score.
+fn validate_rfm(file: &JobFile, ctx: &Ctx) -> Result<Vec<SegmentRule>, JobError> {
+    Ok(match &file.rfm.segments {
+        None => crate::segments::rfm::default_rules(),
+        Some(rules) => {
+            let parsed = rules
+                .get_ref()
+                .iter()
+                .map(|r| {
+                    Ok(SegmentRule {
+                        name: r.name.clone(),
+                        r: parse_range(r.r.as_deref())?,
+                        f: parse_range(r.f.as_deref())?,
+                        m: parse_range(r.m.as_deref())?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|m| ctx.invalid(rules.span(), "rfm.segments", m))?;
+            if let Some((r, f, m)) = crate::segments::rfm::uncovered(&parsed) {
+                return Err(ctx.invalid(
+                    rules.span(),
+                    "rfm.segments",
+                    format!("no rule matches scores R={r} F={f} M={m}; add a catch-all rule (a rule with no r/f/m matches every customer)"),
+                ));
+            }
+            parsed
+        }
+    })
+}
+
+/// `[columns]` and `[attributes]`: an attribute mapped once, a known time zone.
+fn validate_columns(file: &JobFile, ctx: &Ctx) -> Result<(), JobError> {
+    let text = ctx.text;
+    if let Some(a) = &file.attributes {
+        for (name, from_tx, from_attr) in [
+            ("region", &file.columns.region, &a.region),
+            ("industry", &file.columns.industry, &a.industry),
+            ("channel", &file.columns.channel, &a.channel),
+        ] {
+            if from_tx.is_some() && from_attr.is_some() {
+                return Err(ctx.invalid(
+                    a.uri.span(),
+                    "attributes",
+                    format!("{name} is mapped both in [columns] and in [attributes]; keep one"),
+                ));
+            }
+        }
+    }
+    if let Some(tz) = &file.columns.timezone {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ctx.invalid(
+                key_offset(text, "columns.timezone"),
+                "columns.timezone",
+                format!("unknown time zone {tz:?}; use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"Asia/Shanghai\""),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What every section validator needs to name the file and the line of an error.
