@@ -556,7 +556,7 @@ fn one_date(
     }
     let quarantine = pipeline::merge_quarantine(job, quarantine)?;
     let pipeline::Finished {
-        mut tables,
+        tables,
         rows_in,
         degraded,
     } = pipeline::finish(job, &side, parts, &quality, quarantine, as_of)?;
@@ -565,16 +565,13 @@ fn one_date(
         .find(|(t, _)| *t == Table::CustomerFeatures)
         .map(|(_, df)| df.height())
         .unwrap_or(0);
-    let mut encoded = Vec::new();
-    for (t, df) in &mut *tables {
-        let data = pipeline::to_parquet(df).map_err(pipeline::compute("parquet encoding"))?;
-        encoded.push((*t, df.height(), data));
-    }
-    // The report is drawn from the frames just encoded, i.e. from the published tables.
+    // The report is drawn from the frames about to be encoded, i.e. from the published
+    // tables; before the encoding, so that its work never overlaps the encoded bytes.
     let mut degraded = degraded;
+    let mut page = None;
     if job.writes(Table::Report) {
         let clock = Instant::now();
-        let page = crate::report::render(&crate::report::ReportInput {
+        match crate::report::render(&crate::report::ReportInput {
             job: &job.name,
             as_of,
             state: if degraded.is_empty() {
@@ -583,11 +580,10 @@ fn one_date(
                 crate::report::RunState::Degraded(degraded.clone())
             },
             tables: &tables,
-        });
-        match page {
-            Ok(page) => {
-                tracing::debug!(step = "report", elapsed_s = clock.elapsed().as_secs_f64(), %as_of, bytes = page.len(), "step done");
-                encoded.push((Table::Report, 0, page.into_bytes()));
+        }) {
+            Ok(p) => {
+                tracing::debug!(step = "report", elapsed_s = clock.elapsed().as_secs_f64(), %as_of, bytes = p.len(), "step done");
+                page = Some(p);
             }
             // The tables are still published; the date is marked degraded.
             Err(e) => {
@@ -596,7 +592,15 @@ fn one_date(
             }
         }
     }
-    drop(tables);
+    // Each frame is dropped once encoded: the peak holds one table twice, not all of them.
+    let mut encoded = Vec::new();
+    for (t, mut df) in tables {
+        let data = pipeline::to_parquet(&mut df).map_err(pipeline::compute("parquet encoding"))?;
+        encoded.push((t, df.height(), data));
+    }
+    if let Some(p) = page {
+        encoded.push((Table::Report, 0, p.into_bytes()));
+    }
     let mut parts = Vec::new();
     let mut metrics = Vec::new();
     for (t, rows, data) in encoded {
