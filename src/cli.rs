@@ -230,14 +230,8 @@ pub fn exit_code(e: &RunError) -> u8 {
         RunError::Job(_) => EXIT_BAD_JOB,
         // An I/O failure reading the source (network, permissions) is a storage error that a
         // retry may fix; a missing file, a bad schema or bad data is not.
-        RunError::Source(s) => match &**s {
-            crate::source::SourceError::Read {
-                source: polars::prelude::PolarsError::IO { error, .. },
-                ..
-            } if error.kind() != std::io::ErrorKind::NotFound => EXIT_STORAGE,
-            crate::source::SourceError::Storage(s) if !s.is_not_found() => EXIT_STORAGE,
-            _ => EXIT_BAD_INPUT,
-        },
+        RunError::Source(s) if s.is_storage() => EXIT_STORAGE,
+        RunError::Source(_) => EXIT_BAD_INPUT,
         RunError::Storage(_) => EXIT_STORAGE,
         RunError::Quality(_) => EXIT_BAD_INPUT,
         // The data cannot support the model: a data/setting problem, not a crash.

@@ -54,6 +54,22 @@ pub enum SourceError {
     Storage(#[from] StorageError),
 }
 
+impl SourceError {
+    /// Whether the store failed rather than the data: a retry may help (exit 4). Polars reports
+    /// its own object-store and file-system failures as I/O errors; a missing file is not one
+    /// of them (bad input, exit 3).
+    pub fn is_storage(&self) -> bool {
+        match self {
+            SourceError::Read {
+                source: PolarsError::IO { error, .. },
+                ..
+            } => error.kind() != std::io::ErrorKind::NotFound,
+            SourceError::Storage(s) => !s.is_not_found(),
+            _ => false,
+        }
+    }
+}
+
 pub use crate::storage::commit::InputFile;
 
 /// A lazy, windowed, canonically named transaction scan with its row checks.
