@@ -171,7 +171,8 @@ fn local() -> Backend {
     }
 }
 
-fn s3() -> Backend {
+/// A moto server; with `auth`, one that checks access keys (and knows none).
+fn start_moto(auth: bool) -> (Proc, u16) {
     let port = free_port();
     let mut cmd = Command::new(python());
     cmd.args([
@@ -182,7 +183,15 @@ fn s3() -> Backend {
         "-p",
         &port.to_string(),
     ]);
+    if auth {
+        cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+    }
     let p = start("moto", cmd, port, "pip install -r tests/requirements.txt");
+    (p, port)
+}
+
+fn s3() -> Backend {
+    let (p, port) = start_moto(false);
     let secret = "s3-secret-must-not-leak";
     let store: Arc<dyn ObjectStore> = Arc::new(
         object_store::aws::AmazonS3Builder::new()
@@ -206,23 +215,7 @@ fn s3() -> Backend {
     };
     // A second moto that checks credentials (no unauthenticated action allowed): it knows no
     // access key, so any key is wrong.
-    let auth_port = free_port();
-    let mut cmd = Command::new(python());
-    cmd.args([
-        "-m",
-        "moto.server",
-        "-H",
-        "127.0.0.1",
-        "-p",
-        &auth_port.to_string(),
-    ])
-    .env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
-    let auth = start(
-        "moto",
-        cmd,
-        auth_port,
-        "pip install -r tests/requirements.txt",
-    );
+    let (auth, auth_port) = start_moto(true);
     Backend {
         name: "s3",
         _procs: vec![p, auth],

@@ -177,47 +177,28 @@ fn report_command_rerenders_from_the_tables_alone() {
 fn report_is_per_date_idempotent_and_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = run_in(
-        root(),
-        &[
-            "backfill",
-            "--allow-degraded",
-            "jobs/b2b.toml",
-            "--from",
-            "2024-10-01",
-            "--to",
-            "2024-12-31",
-            "--every",
-            "month",
-            "--output",
-            out.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success());
+    let backfill = [
+        "backfill",
+        "--allow-degraded",
+        "jobs/b2b.toml",
+        "--from",
+        "2024-10-01",
+        "--to",
+        "2024-12-31",
+        "--every",
+        "month",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    assert!(run_in(root(), &backfill).status.success());
     // One page per backfilled date.
     for d in ["2024-10-31", "2024-11-30", "2024-12-31"] {
         assert!(report_path(&out, d).exists(), "no report for {d}");
     }
     let first = std::fs::read(report_path(&out, "2024-12-31")).unwrap();
     // A forced rerun publishes the same page (no run id or timing in it).
-    let o = run_in(
-        root(),
-        &[
-            "backfill",
-            "--allow-degraded",
-            "--force",
-            "jobs/b2b.toml",
-            "--from",
-            "2024-10-01",
-            "--to",
-            "2024-12-31",
-            "--every",
-            "month",
-            "--output",
-            out.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success());
+    let forced = [&backfill[..], &["--force"]].concat();
+    assert!(run_in(root(), &forced).status.success());
     assert!(std::fs::read(report_path(&out, "2024-12-31")).unwrap() == first);
     // `output.report = false`: no report partition.
     let job = std::fs::read_to_string(root().join("jobs/b2b.toml"))

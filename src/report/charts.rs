@@ -161,6 +161,35 @@ pub(crate) fn hbars(
     })
 }
 
+/// A chart with one band per x label and a numeric y axis, its mesh drawn.
+fn over_categories<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    x_labels: &[String],
+    y: std::ops::Range<f64>,
+    y_desc: &str,
+    fmt: &dyn Fn(f64) -> String,
+) -> Result<
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<Bands, RangedCoordf64>>,
+    Box<dyn std::error::Error>,
+> {
+    let mut chart = ChartBuilder::on(root)
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(Bands::new(x_labels.len()), y)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|v| category(x_labels, *v))
+        .y_labels(6)
+        .y_label_formatter(&|v| fmt(*v))
+        .y_desc(y_desc)
+        .label_style((FONT, 12))
+        .max_light_lines(2)
+        .draw()?;
+    Ok(chart)
+}
+
 /// Vertical stacked bars: one bar per x label, one layer per series (values ≥ 0). The legend is
 /// the caller's (HTML, with [`color_hex`]).
 pub(crate) fn stacked_bars(
@@ -175,21 +204,7 @@ pub(crate) fn stacked_bars(
         .collect();
     let (_, hi) = span(totals.iter().copied());
     render(W, 320, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(Bands::new(n), 0.0..hi)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|v| category(x_labels, *v))
-            .y_labels(6)
-            .y_label_formatter(&|v| fmt(*v))
-            .y_desc(y_desc)
-            .label_style((FONT, 12))
-            .max_light_lines(2)
-            .draw()?;
+        let mut chart = over_categories(root, x_labels, 0.0..hi, y_desc, fmt)?;
         let mut base = vec![0.0; n];
         for (k, (_, values)) in series.iter().enumerate() {
             let c = color(k);
@@ -219,24 +234,9 @@ pub(crate) fn lines(
     y_desc: &str,
     fmt: &dyn Fn(f64) -> String,
 ) -> Result<String, String> {
-    let n = x_labels.len();
     let (lo, hi) = span(series.iter().flat_map(|(_, v)| v.iter().flatten().copied()));
     render(W, 320, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(Bands::new(n), lo..hi)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|v| category(x_labels, *v))
-            .y_labels(6)
-            .y_label_formatter(&|v| fmt(*v))
-            .y_desc(y_desc)
-            .label_style((FONT, 12))
-            .max_light_lines(2)
-            .draw()?;
+        let mut chart = over_categories(root, x_labels, lo..hi, y_desc, fmt)?;
         for (k, (_, values)) in series.iter().enumerate() {
             let c = color(k);
             let points: Vec<(f64, Option<f64>)> = values
