@@ -35,15 +35,24 @@ pub const LEASE_TTL_ENV: &str = "CUSTVAL_LEASE_TTL_S";
 
 /// The lease TTL and the renewal interval, from [`LEASE_TTL_ENV`] or the defaults.
 fn lease_timing() -> (u64, u64) {
-    match std::env::var(LEASE_TTL_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        Some(t) => {
-            let t = t.clamp(10, 3600);
-            (t, t / 4)
+    static TIMING: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *TIMING.get_or_init(read_lease_timing)
+}
+
+fn read_lease_timing() -> (u64, u64) {
+    let Ok(raw) = std::env::var(LEASE_TTL_ENV) else {
+        return (LEASE_TTL_S, LEASE_RENEW_S);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(t) if (10..=3600).contains(&t) => (t, t / 4),
+        _ => {
+            // Said, not silently changed.
+            tracing::warn!(
+                value = %raw,
+                "{LEASE_TTL_ENV} must be 10 to 3600 seconds; using the default {LEASE_TTL_S} s"
+            );
+            (LEASE_TTL_S, LEASE_RENEW_S)
         }
-        None => (LEASE_TTL_S, LEASE_RENEW_S),
     }
 }
 
