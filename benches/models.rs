@@ -135,7 +135,8 @@ fn main() {
             &s.tx,
             &s.t,
             &s.m,
-            0.0,
+            // Point values only, as lifetimes: no covariance for intervals.
+            &models::FitOptions::default().with_covariance(false),
         );
         let fit_s = t0.elapsed().as_secs_f64();
         let bg = fits.remove(0).1 .0.expect("BG/NBD fit").map(|p| match p {
@@ -172,7 +173,7 @@ fn main() {
                 "score_seconds": score_s,
                 "total_seconds": fit_s + score_s,
                 "peak_rss_mb": peak_rss_mb(),
-                "bgnbd": { "r": bg.params.r, "alpha": bg.params.alpha, "a": bg.params.a, "b": bg.params.b, "converged": bg.converged },
+                "bgnbd": { "r": bg.params.r, "alpha": bg.params.alpha, "a": bg.params.a, "b": bg.params.b, "converged": bg.converged, "message": bg.message },
                 "gamma_gamma": { "p": gg.params.p, "q": gg.params.q, "v": gg.params.v, "converged": gg.converged },
                 "checksum": checksum,
             })

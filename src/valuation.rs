@@ -177,22 +177,21 @@ pub fn fit_models(
     tx: &[f64],
     t: &[f64],
     m: &[f64],
-    penalizer_coef: f64,
+    opts: &FitOptions,
 ) -> (
     Vec<(ModelKind, Timed<PurchaseModel>)>,
     Timed<GammaGammaParams>,
 ) {
-    let opts = FitOptions::default().with_penalizer_coef(penalizer_coef);
     rayon::join(
         || {
             kinds
                 .par_iter()
-                .map(|&k| (k, fit_purchase(k, x, tx, t, &opts)))
+                .map(|&k| (k, fit_purchase(k, x, tx, t, opts)))
                 .collect()
         },
         || {
             let t0 = Instant::now();
-            (fit_gamma_gamma(x, m, &opts), t0.elapsed().as_secs_f64())
+            (fit_gamma_gamma(x, m, opts), t0.elapsed().as_secs_f64())
         },
     )
 }
@@ -313,7 +312,10 @@ pub fn value_customers(
     let last_year = f64_column(summary, "amount_last_365d")?;
     let n = x.len();
     let kinds = s.model.candidates();
-    let (purchase_fits, (gg, gg_s)) = fit_models(&kinds, &x, &tx, &t, &m, s.penalizer_coef);
+    let opts = FitOptions::default()
+        .with_penalizer_coef(s.penalizer_coef)
+        .with_covariance(s.interval_draws > 0);
+    let (purchase_fits, (gg, gg_s)) = fit_models(&kinds, &x, &tx, &t, &m, &opts);
     let mut fits: Vec<FitRow> = purchase_fits
         .iter()
         .map(|(k, (res, secs))| {

@@ -23,14 +23,14 @@
 //!   or multi-modal likelihoods both land in the same basin.
 //! * **Identical customers** (same `x, t_x, T` bit patterns) are collapsed into weighted rows.
 
-use std::collections::HashMap;
+use polars::prelude::PlHashMap as HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::{covariance, hessian, minimize_bfgs, minimize_bfgs_then_newton};
+use super::optimize::{covariance, hessian, minimize_bfgs, minimize_warm};
 use super::special::{digamma, ln_gamma, sum_series};
 use super::{
-    check_purchase_inputs, stalled_at_precision, FitOptions, FitReport, ModelError,
+    check_purchase_inputs, stalled_at_precision, warm_note, FitOptions, FitReport, ModelError,
     LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
@@ -290,7 +290,24 @@ fn dropout_terms(
     }
 }
 
+/// The mean objective of a fit over `rows`: −ll/W + pen·Σp² as a function of the
+/// log-parameters θ (p = e^θ), with its gradient.
+fn mean_objective(rows: &Rows, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 + '_ {
+    move |theta: &[f64], grad: &mut [f64]| -> f64 {
+        let p = from_log(theta);
+        let (ll, g) = rows.loglik_grad(&p);
+        let natural = [p.r, p.alpha, p.a, p.b];
+        let mut f = -ll / rows.total_weight;
+        for k in 0..4 {
+            grad[k] = -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
+            f += pen * natural[k] * natural[k];
+        }
+        f
+    }
+}
+
 /// Collapsed likelihood rows.
+#[derive(Clone)]
 struct Rows {
     variant: Variant,
     /// Distinct frequencies and the total weight of each.
@@ -312,8 +329,9 @@ struct Rows {
 
 impl Rows {
     fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64, variant: Variant) -> Rows {
-        let mut index: HashMap<(u64, u64, u64), usize> = HashMap::new();
-        let mut freq_index: HashMap<u64, u32> = HashMap::new();
+        let mut index: HashMap<(u64, u64, u64), usize> =
+            HashMap::with_capacity_and_hasher(frequency.len(), Default::default());
+        let mut freq_index: HashMap<u64, u32> = HashMap::default();
         let mut rows = Rows {
             variant,
             freqs: vec![],
@@ -327,7 +345,7 @@ impl Rows {
             txi: vec![],
             ti: vec![],
         };
-        let mut time_index: HashMap<u64, u32> = HashMap::new();
+        let mut time_index: HashMap<u64, u32> = HashMap::default();
         let mut time_of = |v: f64, times: &mut Vec<f64>| -> u32 {
             *time_index.entry(v.to_bits()).or_insert_with(|| {
                 times.push(v);
@@ -336,7 +354,9 @@ impl Rows {
         };
         for i in 0..frequency.len() {
             let key = (frequency[i].to_bits(), recency[i].to_bits(), t[i].to_bits());
-            if let Some(&k) = index.get(&key) {
+            let next = rows.w.len();
+            let k = *index.entry(key).or_insert(next);
+            if k != next {
                 rows.w[k] += 1.0;
                 rows.freq_weight[rows.fi[k] as usize] += 1.0;
                 continue;
@@ -346,7 +366,6 @@ impl Rows {
                 rows.freq_weight.push(0.0);
                 (rows.freqs.len() - 1) as u32
             });
-            index.insert(key, rows.w.len());
             rows.fi.push(f);
             rows.tx.push(recency[i] * scale);
             rows.t.push(t[i] * scale);
@@ -358,6 +377,18 @@ impl Rows {
             rows.freq_weight[f as usize] += 1.0;
         }
         rows
+    }
+
+    /// The same rows with every time multiplied by `scale` (one collapse serves the fit in
+    /// rescaled time and the log-likelihood in the caller's time).
+    fn rescaled(&self, scale: f64) -> Rows {
+        let mul = |v: &[f64]| v.iter().map(|x| x * scale).collect();
+        Rows {
+            tx: mul(&self.tx),
+            t: mul(&self.t),
+            times: mul(&self.times),
+            ..self.clone()
+        }
     }
 
     /// Weighted sum of log-likelihoods and of its gradient w.r.t. `(r, α, a, b)` (natural
@@ -531,20 +562,16 @@ pub(crate) fn fit_variant(
         Variant::Mbg => "MBG/NBD",
     };
     let scale = check_purchase_inputs(model, frequency, recency, t, opts)?;
-    let rows = Rows::build(frequency, recency, t, scale, variant);
+    let full_rows = Rows::build(frequency, recency, t, 1.0, variant);
+    let rows = full_rows.rescaled(scale);
     let pen = opts.penalizer_coef;
-    let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
-        let p = from_log(theta);
-        let (ll, g) = rows.loglik_grad(&p);
-        let natural = [p.r, p.alpha, p.a, p.b];
-        let mut f = -ll / rows.total_weight;
-        for k in 0..4 {
-            // d/dθ of −ll/W + pen·Σp², with p = e^θ.
-            grad[k] = -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
-            f += pen * natural[k] * natural[k];
-        }
-        f
-    };
+    let objective = mean_objective(&rows, pen);
+    let sub_rows = opts
+        .subsample([frequency, recency, t])
+        .map(|[f, r, t]| Rows::build(&f, &r, &t, scale, variant));
+    let sub_objective = sub_rows
+        .as_ref()
+        .map(|r| (mean_objective(r, pen), r.total_weight as usize));
     let start = [0.1; 4];
     // A first budget of RIDGE_CHECK_ITER iterations: a fit still moving after that along one of
     // the two ridges (a → 0, or a, b → ∞ together) goes to the limit tests below instead of
@@ -553,8 +580,9 @@ pub(crate) fn fit_variant(
         let p = from_log(x);
         p.a + p.b > HOMOGENEOUS_AB / 100.0 || p.a / (p.a + p.b) < NO_DROPOUT_SHARE
     };
-    let m = minimize_bfgs_then_newton(
+    let (m, warm) = minimize_warm(
         &objective,
+        sub_objective.as_ref().map(|(o, n)| (o, *n)),
         &start,
         opts.max_iter,
         opts.tolerance,
@@ -566,15 +594,17 @@ pub(crate) fn fit_variant(
         alpha: p.alpha / scale,
         ..p
     };
-    let full_rows = Rows::build(frequency, recency, t, 1.0, variant);
     let mut params = unscaled(scaled);
     let mut ll = full_rows.loglik_grad(&params).0;
     let mut converged = m.converged && ll.is_finite();
     let mut iterations = m.iterations;
     let mut grad_norm = m.grad_norm;
     let mut message = format!(
-        "{} after {} iterations ({} evaluations)",
-        m.reason, m.iterations, m.evaluations
+        "{} after {} iterations ({} evaluations){}",
+        m.reason,
+        m.iterations,
+        m.evaluations,
+        warm_note(warm.as_ref())
     );
     if !on_ridge(&m.x) {
         if let Some(note) = stalled_at_precision(&m, opts.tolerance) {
@@ -628,8 +658,11 @@ pub(crate) fn fit_variant(
             // Only (ln r, ln α) are free at this limit: their 2×2 covariance, embedded with
             // zero variance for ln a = −∞ and the unidentified b.
             let mut f = &nbd_objective;
-            boundary_covariance =
-                covariance(&hessian(&mut f, &n.x), 2, rows.total_weight).map(|c| {
+            boundary_covariance = opts
+                .covariance
+                .then(|| covariance(&hessian(&mut f, &n.x), 2, rows.total_weight))
+                .flatten()
+                .map(|c| {
                     let mut full = vec![0.0; 16];
                     full[0] = c[0];
                     full[1] = c[1];
@@ -663,7 +696,7 @@ pub(crate) fn fit_variant(
             (share / (1.0 - share)).ln(),
         ];
         let h = minimize_bfgs(objective, &start, opts.max_iter, opts.tolerance);
-        let full = Rows::build(frequency, recency, t, 1.0, variant);
+        let full = &full_rows;
         let theta_full = [h.x[0], h.x[1] - scale.ln(), h.x[2]];
         let h_ll = full.homogeneous_loglik_grad(&theta_full).0;
         if h.converged && h_ll.is_finite() && (ll.is_nan() || ll - h_ll < BOUNDARY_LL_GAP) {
@@ -717,7 +750,9 @@ pub(crate) fn fit_variant(
             }
         }
     }
-    let covariance = if converged && boundary.is_none() {
+    let covariance = if !opts.covariance {
+        None
+    } else if converged && boundary.is_none() {
         let mut f = &objective;
         covariance(&hessian(&mut f, &m.x), 4, rows.total_weight)
     } else {

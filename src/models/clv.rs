@@ -140,7 +140,7 @@ fn clv_from_factor<M: PurchaseScore + ?Sized>(
 
 /// Distinct `(x, T)` pairs in first-appearance order, and each customer's pair index.
 pub(crate) fn distinct_pairs(x: &[f64], t: &[f64]) -> (Vec<(f64, f64)>, Vec<u32>) {
-    let mut index: std::collections::HashMap<(u64, u64), u32> = Default::default();
+    let mut index: polars::prelude::PlHashMap<(u64, u64), u32> = Default::default();
     let mut pairs = Vec::new();
     let idx = x
         .iter()

@@ -19,11 +19,11 @@
 //!   negative (`lifetimes` leaves q free by default). If the free fit ends with `q <= 1`, we
 //!   refit with `q = 1 + e^θ` and say so in the report's message: treat such a fit with care.
 
-use std::collections::HashMap;
+use polars::prelude::PlHashMap as HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::{covariance, hessian, minimize_bfgs_then_newton};
+use super::optimize::{covariance, hessian, minimize_warm};
 use super::special::{digamma, ln_gamma};
 use super::{
     check_finite, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
@@ -69,6 +69,32 @@ impl GammaGammaParams {
     }
 }
 
+/// Gamma-Gamma parameters from the log-parameters θ, with q = q_offset + e^θ₁ (offset 0 for
+/// the free fit, 1 for the refit constrained to q > 1).
+fn to_params(th: &[f64], q_offset: f64) -> GammaGammaParams {
+    GammaGammaParams {
+        p: th[0].exp(),
+        q: q_offset + th[1].exp(),
+        v: th[2].exp(),
+    }
+}
+
+/// The mean objective of a fit over `rows`: −ll/W + pen·Σp² over θ, with its gradient.
+fn mean_objective(rows: &Rows, q_offset: f64, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 + '_ {
+    move |th: &[f64], grad: &mut [f64]| -> f64 {
+        let par = to_params(th, q_offset);
+        let (ll, g) = rows.loglik_grad(&par);
+        let natural = [par.p, par.q, par.v];
+        let dnat = [par.p, th[1].exp(), par.v]; // d(natural)/dθ
+        let mut f = -ll / rows.total_weight;
+        for k in 0..3 {
+            grad[k] = (-g[k] / rows.total_weight + 2.0 * pen * natural[k]) * dnat[k];
+            f += pen * natural[k] * natural[k];
+        }
+        f
+    }
+}
+
 struct Rows {
     freqs: Vec<f64>,
     freq_weight: Vec<f64>,
@@ -80,8 +106,9 @@ struct Rows {
 
 impl Rows {
     fn build(pairs: &[(f64, f64)]) -> Rows {
-        let mut index: HashMap<(u64, u64), usize> = HashMap::new();
-        let mut freq_index: HashMap<u64, u32> = HashMap::new();
+        let mut index: HashMap<(u64, u64), usize> =
+            HashMap::with_capacity_and_hasher(pairs.len(), Default::default());
+        let mut freq_index: HashMap<u64, u32> = HashMap::default();
         let mut rows = Rows {
             freqs: vec![],
             freq_weight: vec![],
@@ -194,28 +221,22 @@ pub fn fit_gamma_gamma(
     let mean_m = pairs.iter().map(|&(_, m)| m).sum::<f64>() / pairs.len() as f64;
     let pen = opts.penalizer_coef;
 
+    let sub_pairs: Option<Vec<(f64, f64)>> = opts
+        .subsample_step(pairs.len())
+        .map(|k| pairs.iter().step_by(k).copied().collect());
+    let sub_rows = sub_pairs.as_deref().map(Rows::build);
+
     // q = q_offset + e^θ: offset 0 for the free fit, 1 for the constrained refit.
     let run = |q_offset: f64, start: [f64; 3]| {
-        let to_params = |th: &[f64]| GammaGammaParams {
-            p: th[0].exp(),
-            q: q_offset + th[1].exp(),
-            v: th[2].exp(),
-        };
-        let objective = |th: &[f64], grad: &mut [f64]| -> f64 {
-            let par = to_params(th);
-            let (ll, g) = rows.loglik_grad(&par);
-            let natural = [par.p, par.q, par.v];
-            let dnat = [par.p, th[1].exp(), par.v]; // d(natural)/dθ
-            let mut f = -ll / rows.total_weight;
-            for k in 0..3 {
-                grad[k] = (-g[k] / rows.total_weight + 2.0 * pen * natural[k]) * dnat[k];
-                f += pen * natural[k] * natural[k];
-            }
-            f
-        };
+        let to_params = |th: &[f64]| to_params(th, q_offset);
+        let objective = mean_objective(&rows, q_offset, pen);
+        let sub_objective = sub_rows
+            .as_ref()
+            .map(|r| (mean_objective(r, q_offset, pen), r.total_weight as usize));
         // A stalled fit (the spend likelihood is flat and ill-conditioned) is finished by Newton.
-        let m = minimize_bfgs_then_newton(
+        let (m, _) = minimize_warm(
             &objective,
+            sub_objective.as_ref().map(|(o, n)| (o, *n)),
             &start,
             opts.max_iter,
             opts.tolerance,
@@ -223,7 +244,7 @@ pub fn fit_gamma_gamma(
             |_| true,
         );
         // Covariance of (ln p, ln q, ln v) only for the free fit (θ₁ is ln(q − 1) otherwise).
-        let cov = if q_offset == 0.0 {
+        let cov = if opts.covariance && q_offset == 0.0 {
             let mut f = &objective;
             covariance(&hessian(&mut f, &m.x), 3, rows.total_weight)
         } else {

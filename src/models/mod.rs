@@ -118,6 +118,14 @@ pub struct FitOptions {
     /// Convergence test: largest absolute gradient component of the objective (w.r.t. the
     /// log-parameters). `lifetimes` uses scipy's BFGS with `gtol = 1e-7`, the same test.
     pub tolerance: f64,
+    /// With more than 4 × this many customers, the fit starts from the fit of every k-th
+    /// customer (about this many; [`optimize::minimize_warm`]); 0 = always start cold. The
+    /// optimum is the same (same convergence test); only the number of passes over all
+    /// customers falls.
+    pub warm_start_customers: usize,
+    /// Compute [`FitReport::covariance`] (a numerical Hessian: 2 × parameters more passes over
+    /// all customers); only the prediction intervals need it.
+    pub covariance: bool,
 }
 
 impl Default for FitOptions {
@@ -126,6 +134,8 @@ impl Default for FitOptions {
             penalizer_coef: 0.0,
             max_iter: 500,
             tolerance: 1e-7,
+            warm_start_customers: 50_000,
+            covariance: true,
         }
     }
 }
@@ -145,6 +155,30 @@ impl FitOptions {
     pub fn with_tolerance(mut self, tolerance: f64) -> Self {
         self.tolerance = tolerance;
         self
+    }
+    #[must_use]
+    pub fn with_covariance(mut self, covariance: bool) -> Self {
+        self.covariance = covariance;
+        self
+    }
+    #[must_use]
+    pub fn with_warm_start_customers(mut self, customers: usize) -> Self {
+        self.warm_start_customers = customers;
+        self
+    }
+
+    /// Every k-th customer's `(frequency, recency, T)` when there are more than
+    /// 4 × [`FitOptions::warm_start_customers`], with k chosen to keep about that many. The
+    /// customers arrive in id order, so this is a systematic sample across the ids.
+    pub(crate) fn subsample(&self, columns: [&[f64]; 3]) -> Option<[Vec<f64>; 3]> {
+        let k = self.subsample_step(columns[0].len())?;
+        Some(columns.map(|c| c.iter().step_by(k).copied().collect()))
+    }
+
+    /// The step k of [`FitOptions::subsample`] for `n` customers, or None for a cold start.
+    pub(crate) fn subsample_step(&self, n: usize) -> Option<usize> {
+        let m = self.warm_start_customers;
+        (m > 0 && n > 4 * m).then(|| n.div_ceil(m))
     }
 
     pub(crate) fn validate(&self) -> Result<(), ModelError> {
@@ -248,6 +282,18 @@ pub(crate) const PAR_CHUNK: usize = 4096;
 /// off to a boundary (the likelihood does not identify it) and the fit is reported as not
 /// converged rather than returned as a silent number.
 pub(crate) const LOG_PARAM_LIMIT: f64 = 25.0;
+
+/// The end of a fit's message that says it started from a subsample's fit ("" for a cold
+/// start).
+pub(crate) fn warm_note(warm: Option<&optimize::WarmStart>) -> String {
+    match warm {
+        Some(w) => format!(
+            " over all customers, started from the fit of a {}-customer subsample ({} iterations)",
+            w.customers, w.fit.iterations
+        ),
+        None => String::new(),
+    }
+}
 
 /// A fit that stalls with its gradient within this factor of the tolerance is accepted: on
 /// flat likelihoods over many customers the objective's rounding error (~1e-14 of its value)

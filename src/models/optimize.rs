@@ -121,7 +121,23 @@ fn out_of_iterations(
 }
 
 /// Minimises `f` from `x0`. `f(x, grad)` returns the objective and writes its gradient.
-pub fn minimize_bfgs<F>(mut f: F, x0: &[f64], max_iter: usize, gtol: f64) -> Minimum
+pub fn minimize_bfgs<F>(f: F, x0: &[f64], max_iter: usize, gtol: f64) -> Minimum
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+{
+    minimize_bfgs_from(f, x0, None, max_iter, gtol)
+}
+
+/// [`minimize_bfgs`] starting from the inverse-Hessian approximation `h0` (row-major `n×n`,
+/// positive definite), e.g. the inverse Hessian of the same mean objective over a subsample,
+/// instead of a scaled identity: from a nearby `x0` it then takes Newton-like steps at once.
+pub fn minimize_bfgs_from<F>(
+    mut f: F,
+    x0: &[f64],
+    h0: Option<&[f64]>,
+    max_iter: usize,
+    gtol: f64,
+) -> Minimum
 where
     F: FnMut(&[f64], &mut [f64]) -> f64,
 {
@@ -138,6 +154,10 @@ where
     let mut h = vec![0.0; n * n]; // inverse Hessian approximation, row-major
     identity(&mut h);
     let mut fresh_h = true;
+    if let Some(h0) = h0.filter(|h0| h0.len() == n * n && h0.iter().all(|v| v.is_finite())) {
+        h.copy_from_slice(h0);
+        fresh_h = false;
+    }
     let mut x_new = vec![0.0; n];
     let mut g_new = vec![0.0; n];
     let mut d = vec![0.0; n];
@@ -439,12 +459,76 @@ pub fn minimize_bfgs_then_newton<F>(
 where
     F: Fn(&[f64], &mut [f64]) -> f64,
 {
-    let m = minimize_bfgs(f, x0, max_iter.min(first), gtol);
+    bfgs_then_newton_from(f, x0, None, max_iter, gtol, first, polish)
+}
+
+fn bfgs_then_newton_from<F>(
+    f: &F,
+    x0: &[f64],
+    h0: Option<&[f64]>,
+    max_iter: usize,
+    gtol: f64,
+    first: usize,
+    polish: impl Fn(&[f64]) -> bool,
+) -> Minimum
+where
+    F: Fn(&[f64], &mut [f64]) -> f64,
+{
+    let m = minimize_bfgs_from(f, x0, h0, max_iter.min(first), gtol);
     if m.converged || !polish(&m.x) || max_iter <= m.iterations {
         return m;
     }
     let budget = (max_iter - m.iterations).min(NEWTON_POLISH_ITER);
     chain(&m, minimize_newton(f, &m.x, budget, gtol))
+}
+
+/// The warm start of a fit over many customers: the fit of the same mean objective over a
+/// subsample of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmStart {
+    /// Customers in the subsample.
+    pub customers: usize,
+    /// The subsample's fit.
+    pub fit: Minimum,
+}
+
+/// [`minimize_bfgs_then_newton`] of the mean objective `full`, started at the minimum of `sub`
+/// (the same mean objective over a subsample of the observations; fitted from `x0`) with the
+/// inverse of `sub`'s Hessian there as BFGS's first inverse-Hessian approximation.
+///
+/// Both objectives are means, so their minima differ by the sampling error of the subsample
+/// and their Hessians are alike: the fit over every observation then needs a few iterations
+/// instead of the dozens a cold start takes. The result is the optimum of `full` by the same
+/// convergence test as a cold start. A subsample fit that does not end at a finite point of
+/// `full` is dropped and the fit starts cold from `x0`.
+pub fn minimize_warm<F, G>(
+    full: &F,
+    sub: Option<(&G, usize)>,
+    x0: &[f64],
+    max_iter: usize,
+    gtol: f64,
+    first: usize,
+    polish: impl Fn(&[f64]) -> bool,
+) -> (Minimum, Option<WarmStart>)
+where
+    F: Fn(&[f64], &mut [f64]) -> f64,
+    G: Fn(&[f64], &mut [f64]) -> f64,
+{
+    if let Some((sub, customers)) = sub {
+        let w = bfgs_then_newton_from(sub, x0, None, max_iter, gtol, first, &polish);
+        if w.x.iter().all(|v| v.is_finite()) {
+            let n = x0.len();
+            let mut s = |x: &[f64], g: &mut [f64]| sub(x, g);
+            let inv = covariance(&hessian(&mut s, &w.x), n, 1.0);
+            let m =
+                bfgs_then_newton_from(full, &w.x, inv.as_deref(), max_iter, gtol, first, &polish);
+            if m.reason != StopReason::NonFiniteStart {
+                return (m, Some(WarmStart { customers, fit: w }));
+            }
+        }
+    }
+    let m = bfgs_then_newton_from(full, x0, None, max_iter, gtol, first, &polish);
+    (m, None)
 }
 
 #[cfg(test)]

@@ -35,15 +35,15 @@
 //! and Newton steps for a stalled fit. At the no-dropout boundary (`s → 0`) the model becomes
 //! NBD: `s = 0` is reported, with P(alive) = 1.
 
-use std::collections::HashMap;
+use polars::prelude::PlHashMap as HashMap;
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::optimize::{covariance, hessian, minimize_bfgs_then_newton};
+use super::optimize::{covariance, hessian, minimize_warm};
 use super::special::{digamma, ln_gamma};
 use super::{
-    check_purchase_inputs, stalled_at_precision, FitOptions, FitReport, ModelError,
+    check_purchase_inputs, stalled_at_precision, warm_note, FitOptions, FitReport, ModelError,
     LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
@@ -302,7 +302,24 @@ impl ParetoNbdParams {
     }
 }
 
+/// The mean objective of a fit over `rows`: −ll/W + pen·Σp² as a function of the
+/// log-parameters θ (p = e^θ), with its gradient.
+fn mean_objective(rows: &Rows, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 + '_ {
+    move |theta: &[f64], grad: &mut [f64]| -> f64 {
+        let p = from_log(theta);
+        let (ll, g) = rows.loglik_grad(&p);
+        let natural = [p.r, p.alpha, p.s, p.beta];
+        let mut f = -ll / rows.total_weight;
+        for k in 0..4 {
+            grad[k] = -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
+            f += pen * natural[k] * natural[k];
+        }
+        f
+    }
+}
+
 /// Collapsed likelihood rows.
+#[derive(Clone)]
 struct Rows {
     x: Vec<f64>,
     tx: Vec<f64>,
@@ -313,7 +330,8 @@ struct Rows {
 
 impl Rows {
     fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64) -> Rows {
-        let mut index: HashMap<(u64, u64, u64), usize> = HashMap::new();
+        let mut index: HashMap<(u64, u64, u64), usize> =
+            HashMap::with_capacity_and_hasher(frequency.len(), Default::default());
         let mut rows = Rows {
             x: vec![],
             tx: vec![],
@@ -323,18 +341,28 @@ impl Rows {
         };
         for i in 0..frequency.len() {
             let key = (frequency[i].to_bits(), recency[i].to_bits(), t[i].to_bits());
-            match index.get(&key) {
-                Some(&k) => rows.w[k] += 1.0,
-                None => {
-                    index.insert(key, rows.w.len());
-                    rows.x.push(frequency[i]);
-                    rows.tx.push(recency[i] * scale);
-                    rows.t.push(t[i] * scale);
-                    rows.w.push(1.0);
-                }
+            let next = rows.w.len();
+            let k = *index.entry(key).or_insert(next);
+            if k == next {
+                rows.x.push(frequency[i]);
+                rows.tx.push(recency[i] * scale);
+                rows.t.push(t[i] * scale);
+                rows.w.push(1.0);
+            } else {
+                rows.w[k] += 1.0;
             }
         }
         rows
+    }
+
+    /// The same rows with every time multiplied by `scale`.
+    fn rescaled(&self, scale: f64) -> Rows {
+        let mul = |v: &[f64]| v.iter().map(|x| x * scale).collect();
+        Rows {
+            tx: mul(&self.tx),
+            t: mul(&self.t),
+            ..self.clone()
+        }
     }
 
     /// Weighted log-likelihood and its gradient w.r.t. `(r, α, s, β)`.
@@ -395,22 +423,20 @@ pub fn fit_pareto_nbd(
 ) -> Result<FitReport<ParetoNbdParams>, ModelError> {
     const MODEL: &str = "Pareto/NBD";
     let scale = check_purchase_inputs(MODEL, frequency, recency, t, opts)?;
-    let rows = Rows::build(frequency, recency, t, scale);
+    let full = Rows::build(frequency, recency, t, 1.0);
+    let rows = full.rescaled(scale);
     let pen = opts.penalizer_coef;
-    let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
-        let p = from_log(theta);
-        let (ll, g) = rows.loglik_grad(&p);
-        let natural = [p.r, p.alpha, p.s, p.beta];
-        let mut f = -ll / rows.total_weight;
-        for k in 0..4 {
-            grad[k] = -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
-            f += pen * natural[k] * natural[k];
-        }
-        f
-    };
+    let objective = mean_objective(&rows, pen);
+    let sub_rows = opts
+        .subsample([frequency, recency, t])
+        .map(|[f, r, t]| Rows::build(&f, &r, &t, scale));
+    let sub_objective = sub_rows
+        .as_ref()
+        .map(|r| (mean_objective(r, pen), r.total_weight as usize));
     let at_boundary = |x: &[f64]| x[2].exp() < NO_DROPOUT_S || (x[2] - x[3]).exp() < NO_DROPOUT_S;
-    let m = minimize_bfgs_then_newton(
+    let (m, warm) = minimize_warm(
         &objective,
+        sub_objective.as_ref().map(|(o, n)| (o, *n)),
         &[0.1; 4],
         opts.max_iter,
         opts.tolerance,
@@ -423,13 +449,15 @@ pub fn fit_pareto_nbd(
         beta: p.beta / scale,
         ..p
     };
-    let full = Rows::build(frequency, recency, t, 1.0);
     let mut params = unscale(scaled);
     let mut ll = full.loglik_grad(&params).0;
     let mut converged = m.converged && ll.is_finite();
     let mut message = format!(
-        "{} after {} iterations ({} evaluations)",
-        m.reason, m.iterations, m.evaluations
+        "{} after {} iterations ({} evaluations){}",
+        m.reason,
+        m.iterations,
+        m.evaluations,
+        warm_note(warm.as_ref())
     );
     if let Some(note) = stalled_at_precision(&m, opts.tolerance) {
         converged = ll.is_finite();
@@ -475,7 +503,7 @@ pub fn fit_pareto_nbd(
             }
         }
     }
-    let covariance = if converged && boundary.is_none() {
+    let covariance = if opts.covariance && converged && boundary.is_none() {
         let mut f = &objective;
         covariance(&hessian(&mut f, &m.x), 4, rows.total_weight)
     } else {

@@ -412,3 +412,84 @@ fn recovers_simulated_parameters() {
     assert!(rel_close(p.a, truth.a, 0.15, 0.0), "{p:?}");
     assert!(rel_close(p.b, truth.b, 0.25, 0.0), "{p:?}");
 }
+
+/// Whole-day `(x, t_x, T)` of `n` simulated customers: what the pipeline fits.
+fn whole_days(n: usize, truth: &BgNbdParams, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (x, tx, t) = testdata::simulate_bgnbd(n, truth, 730.0, seed);
+    let floor = |v: Vec<f64>| v.into_iter().map(f64::floor).collect::<Vec<_>>();
+    (x, floor(tx), floor(t))
+}
+
+#[test]
+fn warm_start_reaches_the_cold_optimum() {
+    // 40 000 customers, warm-started from every 10th: the same optimum as a cold start (both
+    // stop at the same gradient test), in fewer passes over all customers.
+    let interior = BgNbdParams {
+        r: 0.5,
+        alpha: 20.0,
+        a: 0.8,
+        b: 3.0,
+    };
+    let (x, tx, t) = whole_days(40_000, &interior, 17);
+    let cold_opts = FitOptions::default().with_warm_start_customers(0);
+    let warm_opts = FitOptions::default().with_warm_start_customers(4_000);
+    type Fit =
+        fn(&[f64], &[f64], &[f64], &FitOptions) -> Result<FitReport<BgNbdParams>, ModelError>;
+    let mbg =
+        |x: &[f64], tx: &[f64], t: &[f64], o: &FitOptions| fit_variant(x, tx, t, o, Variant::Mbg);
+    for (name, fit) in [("bgnbd", fit_bgnbd as Fit), ("mbgnbd", mbg as Fit)] {
+        let cold = fit(&x, &tx, &t, &cold_opts).unwrap();
+        let warm = fit(&x, &tx, &t, &warm_opts).unwrap();
+        assert!(
+            cold.converged && warm.converged,
+            "{name}: {cold:?} {warm:?}"
+        );
+        assert!(!cold.message.contains("subsample"), "{}", cold.message);
+        assert!(
+            warm.message.contains("4000-customer subsample"),
+            "{}",
+            warm.message
+        );
+        let (c, w) = (cold.params, warm.params);
+        for (k, (a, b)) in [(c.r, w.r), (c.alpha, w.alpha), (c.a, w.a), (c.b, w.b)]
+            .into_iter()
+            .enumerate()
+        {
+            assert!(
+                rel_close(b, a, 1e-4, 0.0),
+                "{name} param {k}: {c:?} vs {w:?}"
+            );
+        }
+        assert!(
+            (cold.log_likelihood - warm.log_likelihood).abs() < 1e-6,
+            "{name}: {} vs {}",
+            cold.log_likelihood,
+            warm.log_likelihood
+        );
+        assert!(
+            warm.iterations < cold.iterations,
+            "{name}: {} vs {}",
+            warm.iterations,
+            cold.iterations
+        );
+    }
+    // A warm start on data without dropout still ends at the reported NBD boundary.
+    let no_dropout = BgNbdParams { a: 0.0, ..interior };
+    let (x, tx, t) = whole_days(40_000, &no_dropout, 19);
+    let cold = fit_bgnbd(&x, &tx, &t, &cold_opts).unwrap();
+    let warm = fit_bgnbd(&x, &tx, &t, &warm_opts).unwrap();
+    assert!(
+        warm.boundary
+            .as_deref()
+            .is_some_and(|b| b.contains("no dropout")),
+        "{warm:?}"
+    );
+    assert!(
+        rel_close(warm.params.r, cold.params.r, 1e-4, 0.0),
+        "{cold:?} vs {warm:?}"
+    );
+    assert!(
+        rel_close(warm.params.alpha, cold.params.alpha, 1e-4, 0.0),
+        "{cold:?} vs {warm:?}"
+    );
+}

@@ -247,3 +247,53 @@ fn no_dropout_data_give_the_nbd_limit() {
     );
     assert_eq!(rep.params.prob_alive(3.0, 10.0, 700.0), 1.0);
 }
+
+#[test]
+fn warm_start_reaches_the_cold_optimum() {
+    // 20 000 whole-day customers with dropout, warm-started from every 5th: the optimum of a
+    // cold start, in fewer passes over all customers.
+    let truth = crate::models::BgNbdParams {
+        r: 0.5,
+        alpha: 20.0,
+        a: 0.8,
+        b: 3.0,
+    };
+    let (x, tx, t) = testdata::simulate_bgnbd(20_000, &truth, 730.0, 23);
+    let floor = |v: Vec<f64>| v.into_iter().map(f64::floor).collect::<Vec<_>>();
+    let (tx, t) = (floor(tx), floor(t));
+    let cold = fit_pareto_nbd(
+        &x,
+        &tx,
+        &t,
+        &FitOptions::default().with_warm_start_customers(0),
+    )
+    .unwrap();
+    let warm = fit_pareto_nbd(
+        &x,
+        &tx,
+        &t,
+        &FitOptions::default().with_warm_start_customers(4_000),
+    )
+    .unwrap();
+    assert!(cold.converged && warm.converged, "{cold:?} {warm:?}");
+    assert!(cold.boundary.is_none(), "{cold:?}");
+    assert!(
+        warm.message.contains("4000-customer subsample"),
+        "{}",
+        warm.message
+    );
+    let (c, w) = (cold.params, warm.params);
+    for (a, b) in [(c.r, w.r), (c.alpha, w.alpha), (c.s, w.s), (c.beta, w.beta)] {
+        assert!(rel_close(b, a, 1e-4), "{c:?} vs {w:?}");
+    }
+    assert!(
+        (cold.log_likelihood - warm.log_likelihood).abs() < 1e-6,
+        "{cold:?} {warm:?}"
+    );
+    assert!(
+        warm.iterations < cold.iterations,
+        "{} vs {}",
+        warm.iterations,
+        cold.iterations
+    );
+}
