@@ -23,7 +23,7 @@ use polars::prelude::PlHashMap as HashMap;
 
 use rayon::prelude::*;
 
-use super::optimize::{covariance, hessian, minimize_warm};
+use super::optimize::{covariance, hessian, minimize_bfgs_then_newton};
 use super::special::{digamma, ln_gamma};
 use super::{
     check_finite, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
@@ -221,22 +221,16 @@ pub fn fit_gamma_gamma(
     let mean_m = pairs.iter().map(|&(_, m)| m).sum::<f64>() / pairs.len() as f64;
     let pen = opts.penalizer_coef;
 
-    let sub_pairs: Option<Vec<(f64, f64)>> = opts
-        .subsample_step(pairs.len())
-        .map(|k| pairs.iter().step_by(k).copied().collect());
-    let sub_rows = sub_pairs.as_deref().map(Rows::build);
-
     // q = q_offset + e^θ: offset 0 for the free fit, 1 for the constrained refit.
     let run = |q_offset: f64, start: [f64; 3]| {
         let to_params = |th: &[f64]| to_params(th, q_offset);
         let objective = mean_objective(&rows, q_offset, pen);
-        let sub_objective = sub_rows
-            .as_ref()
-            .map(|r| (mean_objective(r, q_offset, pen), r.total_weight as usize));
         // A stalled fit (the spend likelihood is flat and ill-conditioned) is finished by Newton.
-        let (m, _) = minimize_warm(
+        // No warm start from a subsample here: on the 50 M-row scale workload its flat
+        // likelihood made the warm-started run stall for 150 iterations where a cold start
+        // converges.
+        let m = minimize_bfgs_then_newton(
             &objective,
-            sub_objective.as_ref().map(|(o, n)| (o, *n)),
             &start,
             opts.max_iter,
             opts.tolerance,

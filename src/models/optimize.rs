@@ -492,6 +492,10 @@ pub struct WarmStart {
     pub fit: Minimum,
 }
 
+/// Iterations allowed to a warm-started fit (it usually needs 3-6); one that has not
+/// converged by then is rerun from the cold start.
+pub const WARM_MAX_ITER: usize = 30;
+
 /// [`minimize_bfgs_then_newton`] of the mean objective `full`, started at the minimum of `sub`
 /// (the same mean objective over a subsample of the observations; fitted from `x0`) with the
 /// inverse of `sub`'s Hessian there as BFGS's first inverse-Hessian approximation.
@@ -499,8 +503,9 @@ pub struct WarmStart {
 /// Both objectives are means, so their minima differ by the sampling error of the subsample
 /// and their Hessians are alike: the fit over every observation then needs a few iterations
 /// instead of the dozens a cold start takes. The result is the optimum of `full` by the same
-/// convergence test as a cold start. A subsample fit that does not end at a finite point of
-/// `full` is dropped and the fit starts cold from `x0`.
+/// convergence test as a cold start. When the subsample fit does not end at a finite point of
+/// `full`, or the warm-started fit has not converged within [`WARM_MAX_ITER`] iterations, the
+/// fit starts again, cold, from `x0`: a warm start never gives a worse answer than none.
 pub fn minimize_warm<F, G>(
     full: &F,
     sub: Option<(&G, usize)>,
@@ -520,11 +525,16 @@ where
             let n = x0.len();
             let mut s = |x: &[f64], g: &mut [f64]| sub(x, g);
             let inv = covariance(&hessian(&mut s, &w.x), n, 1.0);
-            let m =
-                bfgs_then_newton_from(full, &w.x, inv.as_deref(), max_iter, gtol, first, &polish);
-            if m.reason != StopReason::NonFiniteStart {
+            let budget = max_iter.min(WARM_MAX_ITER);
+            let m = bfgs_then_newton_from(full, &w.x, inv.as_deref(), budget, gtol, first, &polish);
+            if m.converged {
                 return (m, Some(WarmStart { customers, fit: w }));
             }
+            tracing::debug!(
+                reason = %m.reason,
+                iterations = m.iterations,
+                "warm-started fit did not converge; fitting again from the cold start"
+            );
         }
     }
     let m = bfgs_then_newton_from(full, x0, None, max_iter, gtol, first, &polish);
