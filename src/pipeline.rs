@@ -203,8 +203,8 @@ fn duplicate_rows(rows: &DataFrame, mapped: &[String]) -> PolarsResult<Series> {
         .collect()?;
     let hashes = hashes.column("_h")?.u64()?;
     // Hashes seen more than once, then the rows carrying them: the candidates.
-    let mut seen = std::collections::HashSet::with_capacity(hashes.len());
-    let mut repeated = std::collections::HashSet::new();
+    let mut seen = PlHashSet::with_capacity(hashes.len());
+    let mut repeated = PlHashSet::new();
     for h in hashes.iter().flatten() {
         if !seen.insert(h) {
             repeated.insert(h);
