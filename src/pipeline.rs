@@ -241,7 +241,7 @@ pub fn bucket_daily(
     dates: &[chrono::NaiveDate],
 ) -> PolarsResult<Daily> {
     let opt = optional_columns(job);
-    let rows = rows.collect()?;
+    let rows = summary::with_customer_key(rows.collect()?)?;
     let duplicate = match opt.order_id {
         true => Some(duplicate_rows(&rows, mapped)?),
         false => None,
@@ -273,7 +273,11 @@ pub fn bucket_daily(
         let rejected = lf
             .clone()
             .filter(col("reason").neq(lit(0i32)).and(window_or_null(job, d)))
-            .drop(by_name(["day", "future"], true, false));
+            .drop(by_name(
+                ["day", "future", summary::CUSTOMER_KEY],
+                true,
+                false,
+            ));
         plans.push(quarantine_rows(rejected, cap));
     }
     let opt_state = plans[0].get_current_optimizations();
@@ -346,12 +350,12 @@ pub fn bucket_summary(
         lf = lf
             .join(
                 counts,
-                [col("customer_id")],
-                [col("customer_id")],
+                [col(summary::CUSTOMER_KEY)],
+                [col(summary::CUSTOMER_KEY)],
                 JoinArgs::new(JoinType::Left),
             )
             .with_column(col("categories").fill_null(lit(0i64)))
-            .sort(["customer_id"], SortMultipleOptions::default());
+            .sort([summary::CUSTOMER_KEY], SortMultipleOptions::default());
     }
     let df = lf.collect().map_err(compute("customer summary"))?;
     check_finite(&df)?;
@@ -445,6 +449,10 @@ pub fn date_partial(
         },
         _ => None,
     };
+    // The key ordered this bucket's customers; the merged tables are ordered by id.
+    let summary = summary
+        .drop(summary::CUSTOMER_KEY)
+        .map_err(compute("customer summary"))?;
     Ok(DatePartial {
         summary,
         churn,
@@ -475,13 +483,13 @@ fn holdout_inputs(
                 .gt(lit(cal_end_day))
                 .and(col("day").lt_eq(lit(as_of_day))),
         )
-        .group_by([col("customer_id")])
+        .group_by([col(summary::CUSTOMER_KEY)])
         .agg([len().cast(DataType::Float64).alias("actual")]);
     cal.lazy()
         .join(
             actual,
-            [col("customer_id")],
-            [col("customer_id")],
+            [col(summary::CUSTOMER_KEY)],
+            [col(summary::CUSTOMER_KEY)],
             JoinArgs::new(JoinType::Left),
         )
         .select([
@@ -528,22 +536,19 @@ fn check_finite(summary: &DataFrame) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Stack the bucket frames (each sorted by customer) into one, sorted by customer.
+/// Stack the bucket frames into one, sorted by customer id (each bucket's rows come in the
+/// order of its [`summary::CUSTOMER_KEY`]).
 fn stack_sorted(parts: Vec<DataFrame>, step: &'static str) -> Result<DataFrame, RunError> {
     let mut it = parts.into_iter();
     let Some(mut df) = it.next() else {
         return Ok(DataFrame::empty());
     };
-    let mut n = 1;
     for p in it {
         df.vstack_mut(&p).map_err(compute(step))?;
-        n += 1;
     }
-    if n > 1 {
-        df = df
-            .sort(["customer_id"], SortMultipleOptions::default())
-            .map_err(compute(step))?;
-    }
+    df = df
+        .sort(["customer_id"], SortMultipleOptions::default())
+        .map_err(compute(step))?;
     df.rechunk_mut();
     Ok(df)
 }
