@@ -103,6 +103,18 @@ where
     Ok((x, g, fx))
 }
 
+/// Trial points a line search still evaluates once the decrease they predict is below the
+/// rounding of the objective ([`below_rounding`]): a decrease can then only show by rounding
+/// luck, and shrinking the step further only spends evaluations (on flat likelihoods over
+/// millions of customers that was dozens of passes per iteration).
+const HOPELESS_TRIALS: usize = 4;
+
+/// True when the decrease a line-search step predicts (`step · |slope|`) is below the rounding
+/// of the objective `fx`.
+fn below_rounding(step: f64, slope: f64, fx: f64) -> bool {
+    step * slope.abs() <= 4.0 * f64::EPSILON * fx.abs()
+}
+
 /// The stop after `max_iter` iterations: converged only if the last gradient passed the test.
 fn out_of_iterations(
     x: Vec<f64>,
@@ -186,7 +198,14 @@ where
 
         // Backtracking Armijo line search.
         let mut accepted = false;
+        let mut hopeless = 0;
         for _ in 0..60 {
+            if below_rounding(step, slope, fx) {
+                hopeless += 1;
+                if hopeless > HOPELESS_TRIALS {
+                    break;
+                }
+            }
             x.iter()
                 .zip(&d)
                 .zip(x_new.iter_mut())
@@ -360,7 +379,14 @@ where
             1.0
         };
         let mut accepted = false;
+        let mut hopeless = 0;
         for _ in 0..60 {
+            if below_rounding(step, slope, fx) {
+                hopeless += 1;
+                if hopeless > HOPELESS_TRIALS {
+                    break;
+                }
+            }
             let x_new: Vec<f64> = x.iter().zip(&d).map(|(xi, di)| xi + step * di).collect();
             let f_new = f(&x_new, &mut g_new);
             evaluations += 1;
@@ -611,6 +637,29 @@ mod tests {
         );
         assert_eq!(m.reason, StopReason::NonFiniteStart);
         assert!(!m.converged);
+    }
+
+    #[test]
+    fn a_decrease_below_rounding_stops_the_line_search_early() {
+        // f = 1e10 + 1e-8 (x − 1)² + noise: at x = 0 every step's decrease is below the
+        // rounding noise of f (as in a sum over millions of customers), so no trial point can
+        // show one. The search gives up after a few trials instead of 60 halvings.
+        let f = |x: &[f64], g: &mut [f64]| {
+            g[0] = 2e-8 * (x[0] - 1.0);
+            let noise = if x[0] == 0.0 {
+                0.0
+            } else {
+                1e-5 * (1.0 + (x[0] * 1e6).sin().abs())
+            };
+            1e10 + 1e-8 * (x[0] - 1.0).powi(2) + noise
+        };
+        let m = minimize_bfgs(f, &[0.0], 100, 1e-12);
+        assert_eq!(m.reason, StopReason::LineSearchFailed, "{m:?}");
+        assert!(m.evaluations <= 1 + HOPELESS_TRIALS + 1, "{m:?}");
+        // Newton sees the same: its predicted decrease is below rounding, the optimum as exactly
+        // as double precision can locate it.
+        let n = minimize_newton(f, &[0.0], 100, 1e-12);
+        assert_eq!(n.reason, StopReason::Stationary, "{n:?}");
     }
 
     #[test]
