@@ -431,14 +431,21 @@ pub fn value_customers(
             .with_days_per_month(s.days_per_month)
             .with_time_unit_days(unit_days)
             .with_acquisition_cost(s.acquisition_cost);
-        interval_columns(
+        let t0 = Instant::now();
+        let cols = interval_columns(
             purchase.as_ref().zip(chosen_cov.as_deref()),
             ggp.as_ref().zip(gg_cov.as_deref()),
             s.interval_draws,
             s.purchase_horizon_days / unit_days,
             (&x, &tx, &t, &m),
             &opts,
-        )
+        );
+        tracing::debug!(
+            draws = s.interval_draws,
+            elapsed_s = t0.elapsed().as_secs_f64(),
+            "prediction intervals"
+        );
+        cols
     } else {
         Vec::new()
     };
