@@ -24,9 +24,13 @@ use std::time::Instant;
 /// How often a backfill takes an as-of date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Every {
+    /// Every day of the range.
     Day,
+    /// The last day (Sunday) of every ISO week.
     Week,
+    /// The last day of every calendar month.
     Month,
+    /// The last day of every calendar quarter.
     Quarter,
 }
 
@@ -52,8 +56,11 @@ pub fn as_of_dates(from: NaiveDate, to: NaiveDate, every: Every) -> Vec<NaiveDat
 /// What a plan decided for one date.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DatePlan {
+    /// The as-of date.
     pub as_of: NaiveDate,
+    /// Whether the date's partitions are (re)computed and published; `false` skips the date.
     pub write: bool,
+    /// Why: `--force`, the first table whose partition is missing or stale, or "up to date".
     pub reason: String,
 }
 
@@ -136,23 +143,34 @@ pub fn plan_dates(
 /// What one date produced.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DateOutcome {
+    /// The as-of date.
     pub as_of: NaiveDate,
+    /// Whether the date was published (cleanly or degraded), skipped as up to date, or failed.
     pub status: RunStatus,
+    /// Why the date was degraded, skipped or failed; `None` when it succeeded.
     pub message: Option<String>,
+    /// What each published table wrote; empty for a skipped or failed date.
     pub tables: Vec<pipeline::TableMetrics>,
+    /// Rows of `customer_features`; 0 if the date was skipped or failed or that table not written.
     pub customers: usize,
+    /// Wall-clock seconds spent on the date (0 for a skipped date).
     pub seconds: f64,
 }
 
 /// The result of a multi-date run.
 #[derive(Debug)]
 pub struct Report {
+    /// The job's name.
     pub job: String,
+    /// The id of this run, shared by its rows in the runs table and its manifests.
     pub run_id: String,
+    /// The job's input files (source files, then side inputs), as listed at the start of the run.
     pub input_files: Vec<InputFile>,
+    /// One outcome per requested date, in date order.
     pub dates: Vec<DateOutcome>,
     /// Errors of the failed dates, in date order.
     pub errors: Vec<(NaiveDate, RunError)>,
+    /// Wall-clock seconds of the whole run (planning, scan and every date).
     pub seconds: f64,
 }
 

@@ -17,13 +17,20 @@ use crate::pipeline::RunError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// Exit code 0: success (for `backfill`: every date succeeded or was up to date).
 pub const EXIT_OK: u8 = 0;
+/// Exit code 1: internal error (a bug: please report it with the log).
 pub const EXIT_INTERNAL: u8 = 1;
+/// Exit code 2: bad command line or bad job file; retrying will not help.
 pub const EXIT_BAD_JOB: u8 = 2;
+/// Exit code 3: bad input data (missing column, wrong type, unreadable file, empty window).
 pub const EXIT_BAD_INPUT: u8 = 3;
+/// Exit code 4: storage error (cannot reach, list, read or write the object store or disk).
 pub const EXIT_STORAGE: u8 = 4;
+/// Exit code 5: a backfill finished, but some dates failed or were published degraded.
 pub const EXIT_PARTIAL: u8 = 5;
 
+#[allow(missing_docs)] // clap derives help text from doc comments
 #[derive(Debug, Parser)]
 #[command(
     name = "custval",
@@ -35,16 +42,21 @@ pub struct Cli {
     /// Log format: `text` for terminals, `json` (one object per line) for schedulers.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    #[allow(missing_docs)] // clap derives help text from doc comments
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Format of the log lines written to stderr (`--log-format`).
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
 pub enum LogFormat {
+    /// Human-readable lines for terminals.
     Text,
+    /// One JSON object per line, for schedulers.
     Json,
 }
 
+#[allow(missing_docs)] // clap derives help text from doc comments
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compute every table of JOB as of one date and publish the partitions.
@@ -93,6 +105,7 @@ pub struct RunArgs {
     /// overrides `clv.holdout_days`.
     #[arg(long)]
     pub holdout_days: Option<i64>,
+    #[allow(missing_docs)] // clap derives help text from doc comments
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -115,6 +128,7 @@ pub struct BackfillArgs {
     /// Recompute dates whose partitions are up to date.
     #[arg(long)]
     pub force: bool,
+    #[allow(missing_docs)] // clap derives help text from doc comments
     #[command(flatten)]
     pub exec: ExecArgs,
     /// Exit 0 even when dates were published degraded (a model not fitted, rows rejected);

@@ -56,11 +56,15 @@ pub struct Buckets {
 /// A failure while splitting: writing the scratch directory (storage) or reading the source.
 #[derive(Debug, thiserror::Error)]
 pub enum SplitError {
+    /// Creating the scratch directory `dir` or the run's temporary directory under it failed.
     #[error("scratch directory {dir}: {source}; free space there or pass --scratch DIR")]
     Scratch {
+        /// The scratch directory (`--scratch`) the buckets were to be written under.
         dir: PathBuf,
+        /// The I/O error from the file system.
         source: std::io::Error,
     },
+    /// Reading the source or writing the bucket files with polars failed.
     #[error(transparent)]
     Polars(#[from] PolarsError),
 }

@@ -197,17 +197,20 @@ impl Default for GenerateOptions {
 }
 
 impl GenerateOptions {
+    /// Sets the number of customers.
     #[must_use]
     pub fn with_customers(mut self, n: usize) -> Self {
         self.customers = n;
         self
     }
+    /// Sets the window: first acquisition day `start` and last day `end` (epoch days).
     #[must_use]
     pub fn with_window(mut self, start: i32, end: i32) -> Self {
         self.start = start;
         self.end = end;
         self
     }
+    /// Sets the seed of the random streams.
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -225,16 +228,19 @@ impl GenerateOptions {
         (self.p, self.q, self.v) = (p, q, v);
         self
     }
+    /// Sets whether to simulate business customers (see [`GenerateOptions::b2b`]).
     #[must_use]
     pub fn with_b2b(mut self, b2b: bool) -> Self {
         self.b2b = b2b;
         self
     }
+    /// Sets how acquisition days are spread over the window.
     #[must_use]
     pub fn with_acquisition(mut self, acquisition: Acquisition) -> Self {
         self.acquisition = acquisition;
         self
     }
+    /// Sets when a customer may drop out.
     #[must_use]
     pub fn with_dropout(mut self, dropout: Dropout) -> Self {
         self.dropout = dropout;
@@ -275,14 +281,24 @@ impl GenerateOptions {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GenerateError {
+    /// A population parameter is not a finite number > 0.
     #[error("generate: {name} = {value} is invalid: expected {expected}")]
     InvalidParameter {
+        /// The parameter's name (`r`, `alpha`, `a`, `b`, `p`, `q` or `v`).
         name: &'static str,
+        /// The value given.
         value: f64,
+        /// What the value must be.
         expected: &'static str,
     },
+    /// The window is empty: the start day is after the end day.
     #[error("generate: start day {start} is after end day {end} (epoch days); set start <= end")]
-    EmptyWindow { start: i32, end: i32 },
+    EmptyWindow {
+        /// First possible acquisition day (epoch day).
+        start: i32,
+        /// Last day of the history (epoch day).
+        end: i32,
+    },
 }
 
 /// One row per transaction (order). Rows are grouped by customer, in customer order, and by day
@@ -310,6 +326,7 @@ impl Transactions {
     pub fn len(&self) -> usize {
         self.customer_id.len()
     }
+    /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.customer_id.is_empty()
     }
@@ -318,6 +335,7 @@ impl Transactions {
 /// One row per customer, in customer order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Attributes {
+    /// The customer's id, as in [`Transactions::customer_id`].
     pub customer_id: Vec<String>,
     /// One of [`REGIONS`].
     pub region: Vec<String>,
@@ -556,6 +574,7 @@ pub struct Stats {
     pub total_amount: f64,
     /// Earliest and latest day (`None` when empty).
     pub first_day: Option<i32>,
+    /// Latest day (`None` when empty).
     pub last_day: Option<i32>,
 }
 

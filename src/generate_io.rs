@@ -16,7 +16,9 @@ use polars::prelude::*;
 /// What was written.
 #[derive(Debug, Clone, Copy)]
 pub struct Written {
+    /// Transaction rows written, over all files.
     pub transactions: usize,
+    /// Transaction files written (`part-NNNNN.parquet`); can be fewer than asked for.
     pub files: usize,
 }
 

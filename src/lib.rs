@@ -1,3 +1,4 @@
+#![warn(missing_docs, unreachable_pub)]
 //! custval: Parquet transaction histories → customer-value tables for BI tools.
 //!
 //! Data model: the input is transaction rows (customer, time, amount, ...); every output row is

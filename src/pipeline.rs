@@ -28,42 +28,65 @@ use polars::prelude::*;
 /// A run failure, classified for exit codes.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The job file could not be read, parsed or validated (exit code: bad job).
     #[error(transparent)]
     Job(#[from] crate::job::JobError),
+    /// The input is missing, unreadable or invalid (a storage error when the read itself failed).
     #[error(transparent)]
     Source(Box<SourceError>),
+    /// Reading or writing the output store failed (exit code: storage).
     #[error(transparent)]
     Storage(Box<StorageError>),
+    /// The command-line arguments are unusable (e.g. `--from` after `--to`, no date in the range).
     #[error("{0}")]
     Usage(String),
+    /// Some dates of a backfill failed; the others were published.
     #[error("{} of {total} dates failed ({}); first failure: {first}", failed.len(), failed.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))]
     Partial {
+        /// The dates that failed, in date order.
         failed: Vec<chrono::NaiveDate>,
+        /// The number of dates of the backfill, skipped ones included.
         total: usize,
+        /// The error of the first failed date, with its causes.
         first: String,
     },
+    /// A date's input is too dirty or stale to publish, or a sum overflows.
     #[error(transparent)]
     Quality(#[from] QualityError),
+    /// Some dates were published degraded and `--allow-degraded` was not passed.
     #[error("{} of {total} dates published degraded ({}): {first}; pass --allow-degraded to accept degraded dates", dates.len(), dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))]
     Degraded {
+        /// The dates published degraded, in date order.
         dates: Vec<chrono::NaiveDate>,
+        /// The number of dates of the backfill, skipped ones included.
         total: usize,
+        /// Why the first degraded date is degraded.
         first: String,
     },
+    /// A model could not be fitted and `clv.on_fit_failure = "fail"`.
     #[error(transparent)]
     Model(#[from] crate::valuation::FitFailure),
     /// The models refused a customer's values (e.g. recency larger than T): bad input data.
     #[error("scoring customers: {source}")]
     Score {
+        /// The model's complaint about the customer's values.
         #[source]
         source: crate::models::ModelError,
     },
     /// A command that reads published output found none.
     #[error("no published {what} at {uri}: run or backfill that date first")]
-    NotPublished { what: String, uri: String },
+    NotPublished {
+        /// What was looked for, e.g. `customer_features as of 2024-01-31`.
+        what: String,
+        /// Where it was looked for: the partition's manifest path or URI.
+        uri: String,
+    },
+    /// A polars computation failed: an internal error (exit code 1).
     #[error("computing {step}: {source}")]
     Compute {
+        /// The computation step that failed (e.g. `"customer summary"`).
         step: &'static str,
+        /// The polars error.
         source: PolarsError,
     },
 }
@@ -99,21 +122,32 @@ pub(crate) fn compute(step: &'static str) -> impl FnOnce(PolarsError) -> RunErro
 /// What one table wrote.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TableMetrics {
+    /// The table's name (e.g. `customer_features`).
     pub table: String,
+    /// Rows written (0 for the HTML report).
     pub rows: usize,
+    /// Bytes of the written file (Parquet, or HTML for the report).
     pub bytes: usize,
+    /// The partition written: a local path or URI ending in `as_of=D`.
     pub location: String,
 }
 
 /// The result of a run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
+    /// The job's name.
     pub job: String,
+    /// The as-of date computed, `YYYY-MM-DD`.
     pub as_of: String,
+    /// The run's id ([`new_run_id`]).
     pub run_id: String,
+    /// Customers in `customer_features` (0 when it is not written).
     pub customers: usize,
+    /// The files read: the source's and the side tables'.
     pub input_files: Vec<InputFile>,
+    /// What each published table wrote, in publication order.
     pub tables: Vec<TableMetrics>,
+    /// Wall-clock seconds of the run.
     pub seconds: f64,
     /// `succeeded` or `degraded`.
     pub status: crate::runs::RunStatus,
@@ -157,7 +191,10 @@ pub fn optional_columns(job: &Job) -> summary::Optional {
 /// what the row checks found (see [`crate::quality`]).
 #[derive(Debug, Clone)]
 pub struct Daily {
+    /// Accepted rows per (customer, day) ([`summary::daily_purchases`]).
     pub purchases: DataFrame,
+    /// Distinct (customer, day, category) triples ([`summary::daily_categories`]); `None` when
+    /// no category column is mapped.
     pub categories: Option<DataFrame>,
     /// Rows in the scanned window per day ([`quality::per_day`]).
     pub rows_per_day: DataFrame,
@@ -367,8 +404,11 @@ pub fn bucket_summary(
 pub struct DatePartial {
     /// Customer summary with the activity columns ([`behaviour::ACTIVITY_COLUMNS`]).
     pub summary: DataFrame,
+    /// This bucket's churn-rate counts per period; empty when `churn_rates` is not written.
     pub churn: Vec<ChurnRateRow>,
+    /// This bucket's cohort-triangle cells; empty when `cohort_retention` is not written.
     pub cohorts: Vec<CohortRow>,
+    /// This bucket's annual-retention counts; zero without `[clv]`.
     pub retention: RetentionCounts,
     /// Calibration `frequency`, `recency`, `T` and holdout `actual` purchases per customer.
     pub holdout: Option<DataFrame>,
@@ -701,6 +741,8 @@ impl Holdout {
 /// The tables of one as-of date, ready to publish.
 #[derive(Debug)]
 pub struct Finished {
+    /// Each table of the job that applies, with its frame, in the job's table order (the report
+    /// is drawn by the runner and not included).
     pub tables: Vec<(crate::tables::Table, DataFrame)>,
     /// Source rows used.
     pub rows_in: i64,

@@ -18,8 +18,11 @@ static CONTEXT: Mutex<RunContext> = Mutex::new(RunContext {
 /// What the current run is about, for the final error line of a JSON log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunContext {
+    /// The job's name; `None` when not known (yet).
     pub job: Option<String>,
+    /// The as-of date being computed, `YYYY-MM-DD`; `None` until a single date is being computed.
     pub as_of: Option<String>,
+    /// The run's id; `None` before the run has started.
     pub run_id: Option<String>,
 }
 

@@ -89,6 +89,7 @@ pub enum Action {
 }
 
 impl Action {
+    /// The stable name used in `data_quality.action`: `rejected`, `kept` or `info`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Rejected => "rejected",
@@ -102,14 +103,24 @@ impl Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Check {
+    /// Rejected: the customer id is null.
     NullCustomerId = 1,
+    /// Rejected: the timestamp is null (the row has no day, so it is in every window).
     NullTimestamp = 2,
+    /// Rejected: the row is dated before `quality.min_date`.
     BeforeMinDate = 3,
+    /// Rejected: the amount is null.
     NullAmount = 4,
+    /// Rejected: the amount is NaN or infinite.
     NonFiniteAmount = 5,
+    /// Rejected: the row equals an earlier one in every mapped column (checked only when
+    /// `order_id` is mapped).
     DuplicateRow = 6,
+    /// Kept, flagged: the amount is negative (e.g. a refund).
     NegativeAmount = 10,
+    /// Kept, flagged: the amount is zero.
     ZeroAmount = 11,
+    /// Kept, flagged: the timestamp is after the run's wall-clock time.
     FutureTimestamp = 12,
 }
 
@@ -150,6 +161,7 @@ impl Check {
         self as i32
     }
 
+    /// The check of a [`Check::code`]; `None` for 0 (a used row) or an unknown code.
     pub fn from_code(code: i32) -> Option<Check> {
         Self::REJECTING
             .into_iter()
@@ -157,6 +169,7 @@ impl Check {
             .find(|c| c.code() == code)
     }
 
+    /// What happens to the rows the check finds: [`Action::Rejected`] or [`Action::Kept`].
     pub fn action(self) -> Action {
         if Self::REJECTING.contains(&self) {
             Action::Rejected
@@ -259,9 +272,15 @@ pub fn flagged(checked: LazyFrame, has_order_id: bool) -> PolarsResult<LazyFrame
 /// One row of `data_quality`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckCount {
+    /// The check's name ([`Check::as_str`]), or an info row's: `rows_read`, `rows_in_window`,
+    /// `rows_used`, `empty_file_skipped`.
     pub check: String,
+    /// Rows the check found, or the count the info row gives (0 for `empty_file_skipped`).
     pub rows: i64,
+    /// What happens to those rows.
     pub action: Action,
+    /// One row the check found (`customer_id=C1, timestamp=..., amount=...`), or the skipped
+    /// file; `None` when there is none.
     pub example: Option<String>,
 }
 
@@ -552,25 +571,42 @@ pub fn check_fresh(days: &[i32], as_of: NaiveDate, max_days: i64) -> Result<(), 
 /// A date whose input is too dirty to publish, stale, or a sum that overflows.
 #[derive(Debug, thiserror::Error)]
 pub enum QualityError {
+    /// The newest transaction on or before the as-of date is more than
+    /// `quality.max_staleness_days` older than it, or there is none: the source has not landed.
     #[error("{}; the source has not landed for as_of {as_of}: wait for it and retry, or raise quality.max_staleness_days (now {max_days}) for a source that is not updated daily", match (newest, lag) { (Some(n), Some(l)) => format!("the newest transaction on or before {as_of} is from {n}, {l} days earlier"), _ => format!("no transaction on or before {as_of}") })]
     Stale {
+        /// The as-of date being computed.
         as_of: NaiveDate,
+        /// The day of the newest transaction on or before `as_of`; `None` when there is none.
         newest: Option<NaiveDate>,
+        /// Days from `newest` to `as_of`; `None` when there is no such transaction.
         lag: Option<i64>,
+        /// The allowed lag in days: `quality.max_staleness_days`.
         max_days: i64,
     },
+    /// The share of rejected rows in the date's window is above `quality.max_rejected_share`.
     #[error("{rejected} of {rows} rows in the window rejected ({:.2}%, above quality.max_rejected_share = {max_share}): {detail}; fix the source, or raise quality.max_rejected_share in the job file to accept it", share * 100.0)]
     TooManyRejected {
+        /// Rows rejected by any check.
         rejected: i64,
+        /// Rows in the date's window, rows with a null timestamp included.
         rows: i64,
+        /// `rejected / rows`, between 0 and 1.
         share: f64,
+        /// The threshold: `quality.max_rejected_share`.
         max_share: f64,
+        /// Rejected rows per check, e.g. `12 null_customer_id, 4 non_finite_amount`.
         detail: String,
     },
+    /// A customer's sum of finite amounts is not finite (beyond ±1.8e308): corrupt amounts in the
+    /// source.
     #[error("{column} of customer {customer:?} overflows to {value} (finite amounts whose sum exceeds ±1.8e308); check the source's amount column for corrupt values")]
     Overflow {
+        /// The customer's id.
         customer: String,
+        /// The customer-summary column that overflowed (e.g. `total_amount`, `monetary`).
         column: String,
+        /// The non-finite value it reached (`inf`, `-inf` or NaN).
         value: f64,
     },
 }

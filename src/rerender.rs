@@ -16,7 +16,9 @@ use polars::prelude::*;
 /// Where the report went.
 #[derive(Debug)]
 pub struct Rendered {
+    /// The published page: a local path or URI ending in `report/as_of=D/index.html`.
     pub location: String,
+    /// Size of the HTML page in bytes.
     pub bytes: usize,
     /// The tables it was drawn from.
     pub tables: Vec<Table>,

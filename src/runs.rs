@@ -47,16 +47,27 @@ impl std::fmt::Display for RunStatus {
 /// One row of the runs table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RunRow {
+    /// Id of the invocation (UTC time plus random bits), shared by all its dates.
     pub run_id: String,
+    /// Name of the job (`name` in the job file).
     pub job: String,
+    /// Hash of the effective job settings (`Job::settings_hash`).
     pub job_hash: String,
+    /// The as-of date of this row.
     pub as_of: NaiveDate,
+    /// What happened to the date.
     pub status: RunStatus,
+    /// When the date's work started (UTC).
     pub started: DateTime<Utc>,
+    /// When the date's work finished (UTC).
     pub finished: DateTime<Utc>,
+    /// Source rows in the date's window; 0 when the date was skipped or failed.
     pub rows_in: i64,
+    /// Rows written over all tables; 0 when the date was skipped or failed.
     pub rows_out: i64,
+    /// Total size of the input files in bytes; `None` when a size is unknown or nothing was read.
     pub bytes_read: Option<i64>,
+    /// Why the date was degraded, skipped or failed; `None` on success.
     pub message: Option<String>,
 }
 

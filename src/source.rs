@@ -23,32 +23,72 @@ use polars::prelude::*;
 /// A problem with the input data, naming the URI, the column and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// Polars could not open or read the Parquet data at `uri`.
     #[error("{uri}: cannot read Parquet: {source}")]
-    Read { uri: String, source: PolarsError },
+    Read {
+        /// The file, dataset or side table that could not be read.
+        uri: String,
+        /// The polars error (an I/O error when the store itself failed).
+        source: PolarsError,
+    },
+    /// A column the job file maps is not in the file's schema.
     #[error("{uri}: column {column:?} ({key}) not found{hint}; available columns: {available}")]
     MissingColumn {
+        /// The file or dataset whose schema lacks the column.
         uri: String,
+        /// The job-file key that maps the column, e.g. `columns.amount`.
         key: String,
+        /// The column name the job file gives.
         column: String,
+        /// ` (did you mean "x"?)` when a column has a close name, else empty.
         hint: String,
+        /// The columns the schema has, comma-separated.
         available: String,
     },
+    /// A mapped column has a type the job cannot use (e.g. a text amount).
     #[error("{uri}: column {column:?} ({key}) has type {found}, expected {expected}")]
     WrongType {
+        /// The dataset whose schema has the wrong type.
         uri: String,
+        /// The job-file key that maps the column, e.g. `columns.timestamp`.
         key: String,
+        /// The column name the job file gives.
         column: String,
+        /// The column's type in the schema.
         found: String,
+        /// The types accepted, with a hint on how to store the column.
         expected: String,
     },
+    /// No transaction is accepted in the date's window, so there is no customer to value.
     #[error("{uri}: no transactions in the window {window}; check as_of / lookback_days, or that the source holds data for these dates")]
-    EmptyWindow { uri: String, window: String },
+    EmptyWindow {
+        /// The source URI (`source.uri`).
+        uri: String,
+        /// The date's window: `start..=as_of`, or `..=as_of` without a lookback.
+        window: String,
+    },
+    /// The source lists no Parquet file with data (none, or only zero-byte ones).
     #[error("{uri}: no non-empty Parquet files found; check source.uri")]
-    NoFiles { uri: String },
+    NoFiles {
+        /// The source URI (`source.uri`).
+        uri: String,
+    },
+    /// A source file cannot be read as Parquet (found by [`diagnose_files`]).
     #[error("{file}: not a readable Parquet file ({reason}); remove or rewrite it")]
-    CorruptFile { file: String, reason: String },
+    CorruptFile {
+        /// The file's URI.
+        file: String,
+        /// Polars' message, cleaned up ([`clean_polars_message`]).
+        reason: String,
+    },
+    /// A mapped column has a type in one file that does not match its type in the first file.
     #[error("{file}: {message}; rewrite the file with the same type (numeric widenings such as int to float are accepted)")]
-    SchemaDrift { file: String, message: String },
+    SchemaDrift {
+        /// The file's URI.
+        file: String,
+        /// Which column has which type in this file and in the first file.
+        message: String,
+    },
     /// Listing or inspecting the source through the object store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -74,6 +114,7 @@ pub use crate::storage::commit::InputFile;
 
 /// A lazy, windowed, canonically named transaction scan with its row checks.
 pub struct Scan {
+    /// The source URI (`source.uri`).
     pub uri: String,
     /// Every row in the window (and every row with a null timestamp): `customer_id`, `ts` (the
     /// raw timestamp), `day`, `amount`, the mapped optional columns, and `future` (Boolean: the
@@ -219,8 +260,11 @@ pub fn count_rows(job: &Job, files: &[InputFile]) -> Option<i64> {
 /// `value`: rows counted).
 #[derive(Debug, Clone, Default)]
 pub struct SideTables {
+    /// `[attributes]`: `customer_id` and the mapped attributes (String); `None` without it.
     pub attributes: Option<DataFrame>,
+    /// Mean satisfaction `value` per customer, clamped to [0, 1]; `None` when not configured.
     pub satisfaction: Option<DataFrame>,
+    /// Interaction rows per customer (`value`, Float64); `None` when not configured.
     pub interactions: Option<DataFrame>,
 }
 

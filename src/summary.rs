@@ -30,11 +30,17 @@ use polars::prelude::*;
 /// Which optional canonical columns the transactions carry.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Optional {
+    /// An `order_id` column (`columns.order_id`): `orders` counts distinct ids per day.
     pub order_id: bool,
+    /// A `quantity` column (`columns.quantity`), summed.
     pub quantity: bool,
+    /// A `category` column (`columns.category`): `categories` counts distinct values.
     pub category: bool,
+    /// A `region` column (`columns.region`): the last value of the day is kept.
     pub region: bool,
+    /// An `industry` column (`columns.industry`): the last value of the day is kept.
     pub industry: bool,
+    /// A `channel` column (`columns.channel`): the last value of the day is kept.
     pub channel: bool,
 }
 
@@ -260,6 +266,7 @@ pub struct RetentionCounts {
 }
 
 impl RetentionCounts {
+    /// Counts of the customers of both `self` and `o` (disjoint sets, e.g. two buckets).
     pub fn merge(self, o: RetentionCounts) -> RetentionCounts {
         RetentionCounts {
             data_first: match (self.data_first, o.data_first) {

@@ -63,17 +63,30 @@ pub enum OnFitFailure {
 /// Validated CLV settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClvSettings {
+    /// The purchase model(s) to fit (`clv.model`).
     pub model: ModelChoice,
+    /// What a date does when a model cannot be fitted (`clv.on_fit_failure`).
     pub on_fit_failure: OnFitFailure,
+    /// Months of future purchases the discounted `clv` sums over (`H`).
     pub horizon_months: u32,
+    /// Monthly discount rate `d` of `clv`: given, or derived from the annual rate.
     pub monthly_discount_rate: f64,
+    /// Annual discount rate `i` of `clv_simple`: given, or derived from the monthly rate.
     pub annual_discount_rate: f64,
+    /// Share of spend that is profit, applied to `clv` and `clv_simple`.
     pub margin: f64,
+    /// Subtracted once from each customer's `clv`.
     pub acquisition_cost: f64,
+    /// Days in a CLV month step (`M`).
     pub days_per_month: f64,
+    /// Horizon of the `expected_purchases` column, in days.
     pub purchase_horizon_days: f64,
+    /// L2 penalty of the model fits (lifetimes' `penalizer_coef`).
     pub penalizer_coef: f64,
+    /// Annual retention rate `r` of `clv_simple`; `None`: measured on the data.
     pub retention_rate: Option<f64>,
+    /// Days held out for `model_diagnostics` (`--holdout-days` or `clv.holdout_days`); `None`:
+    /// no holdout.
     pub holdout_days: Option<i64>,
     /// Parameter draws behind the `_p05`/`_p95` columns; 0 = no intervals.
     pub interval_draws: usize,
@@ -92,10 +105,13 @@ pub struct FitFailure {
 /// Errors of [`value_customers`].
 #[derive(Debug, thiserror::Error)]
 pub enum ValuationError {
+    /// A model could not be fitted and `clv.on_fit_failure = "fail"`.
     #[error(transparent)]
     Fit(#[from] FitFailure),
+    /// A summary column is missing or not numeric.
     #[error(transparent)]
     Frame(#[from] PolarsError),
+    /// The models refused a customer's values while scoring (e.g. recency larger than T).
     #[error("scoring customers: {0}")]
     Score(#[from] ModelError),
 }
@@ -107,36 +123,53 @@ pub struct FitRow {
     pub model: &'static str,
     /// Named parameters; `None` for a parameter the fit does not identify.
     pub params: Vec<(&'static str, Option<f64>)>,
+    /// Log-likelihood at the fitted parameters; `None` when the fit failed or it is not finite.
     pub log_likelihood: Option<f64>,
     /// `2k − 2 LL` and `k ln n − 2 LL` (k parameters, n customers in the likelihood).
     pub aic: Option<f64>,
+    /// Bayesian information criterion (see `aic`); lower is better.
     pub bic: Option<f64>,
     /// Mean absolute error of the predicted repeat purchases in the holdout (fitted on the
     /// calibration window), when the job has a holdout.
     pub holdout_mae: Option<f64>,
+    /// Optimiser iterations used (0 when the fit failed).
     pub iterations: i64,
+    /// Whether the optimiser converged; only converged fits with a finite likelihood are used.
     pub converged: bool,
     /// Whether this model's values are the ones in `customer_features`.
     pub chosen: bool,
     /// What limit the fit reached, if any (see [`models::FitReport::boundary`]).
     pub boundary: Option<String>,
+    /// Customers in the likelihood (Gamma-Gamma: repeat buyers with positive spend); every
+    /// customer when the fit failed.
     pub customers: i64,
+    /// Distinct likelihood rows after collapsing identical customers (0 when the fit failed).
     pub distinct_rows: i64,
+    /// Wall-clock seconds of the fit.
     pub fit_seconds: f64,
+    /// Why the optimiser stopped, plus any warning; the error when the fit failed.
     pub message: String,
 }
 
 /// Per-customer model columns (None where the model is unavailable) and the fit rows.
 #[derive(Debug, Clone, Default)]
 pub struct Valuation {
+    /// P(alive) of each customer as of the date, in the summary's row order.
     pub prob_alive: Vec<Option<f64>>,
+    /// Expected purchases of each customer in the next `purchase_horizon_days` days.
     pub expected_purchases: Vec<Option<f64>>,
+    /// Expected spend per purchase of each customer (Gamma-Gamma; the population mean for one-time
+    /// buyers).
     pub expected_spend: Vec<Option<f64>>,
+    /// Discounted CLV of each customer over `horizon_months` (see the module doc).
     pub clv: Vec<Option<f64>>,
+    /// Simple retention CLV of each customer; `None` when no retention rate is known.
     pub clv_simple: Vec<Option<f64>>,
+    /// The `model_fit` rows: one per purchase-model candidate, then Gamma-Gamma.
     pub fits: Vec<FitRow>,
     /// The chosen purchase model, if one could be fitted.
     pub purchase: Option<PurchaseModel>,
+    /// The fitted Gamma-Gamma spend model, if it could be fitted.
     pub gamma_gamma: Option<GammaGammaParams>,
     /// Why the result is degraded (a model left null under `on_fit_failure = "null"`).
     pub degraded: Vec<String>,
@@ -579,13 +612,21 @@ pub fn holdout_predictions(
 /// Returns one row per calibration frequency bucket (`0`..`6`, `7+`) and one `all` row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiagnosticRow {
+    /// The calibration-frequency bucket: `"0"` .. `"6"`, `"7+"` or `"all"`.
     pub bucket: String,
+    /// Customers in the bucket.
     pub customers: i64,
+    /// Mean actual repeat purchases in the holdout.
     pub mean_actual: f64,
+    /// Mean predicted repeat purchases in the holdout.
     pub mean_predicted: f64,
+    /// Mean absolute error of the predictions.
     pub mae: f64,
+    /// Root mean squared error of the predictions.
     pub rmse: f64,
+    /// `mean_predicted − mean_actual`: positive when the model over-predicts.
     pub bias: f64,
+    /// Pearson correlation of actual and predicted; `None` when either is constant.
     pub correlation: Option<f64>,
 }
 
@@ -697,10 +738,14 @@ pub const MAX_INTERVAL_DRAWS: usize = 10_000;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelFile {
+    /// `"auto"` (default): fit every model and keep the best ([`ModelChoice::Auto`]).
     #[default]
     Auto,
+    /// `"bgnbd"`: BG/NBD only.
     Bgnbd,
+    /// `"mbgnbd"`: MBG/NBD only.
     Mbgnbd,
+    /// `"pareto_nbd"`: Pareto/NBD only.
     ParetoNbd,
 }
 
@@ -720,8 +765,10 @@ impl ModelFile {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnFitFailureFile {
+    /// `"fail"` (default): the date fails ([`OnFitFailure::Fail`]).
     #[default]
     Fail,
+    /// `"null"`: the model columns are left null ([`OnFitFailure::Null`]).
     Null,
 }
 

@@ -86,9 +86,13 @@ impl ActivityOptions {
 /// Early warning of churn, from how far `days_since_last` is into the churn threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EarlyWarning {
+    /// `"ok"`: the silence is at most `watch_at` of the threshold.
     Ok,
+    /// `"watch"`: the silence is above `watch_at` and at most `at_risk_at` of the threshold.
     Watch,
+    /// `"at risk"`: the silence is above `at_risk_at` of the threshold but not above it.
     AtRisk,
+    /// `"churned"`: the silence is longer than the threshold (exactly when `churned`).
     Churned,
 }
 
@@ -107,10 +111,15 @@ impl EarlyWarning {
 /// Lifecycle stage (first matching rule of the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleStage {
+    /// `"new"`: tenure below `new_customer_days`.
     New,
+    /// `"developing"`: tenure below `developing_days`, spend not declining.
     Developing,
+    /// `"stable"`: none of the other stages applies.
     Stable,
+    /// `"declining"`: spend trend below `declining_trend` (tenure at least `new_customer_days`).
     Declining,
+    /// `"churned"`: `days_since_last` above the inactivity threshold.
     Churned,
 }
 
@@ -130,18 +139,31 @@ impl LifecycleStage {
 /// Activity features of one customer; see the module doc for each rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CustomerActivity {
+    /// Days from the last purchase day to D.
     pub days_since_last: i32,
+    /// Median gap between consecutive purchase days; `None` with fewer than 2 purchase days.
     pub median_gap_days: Option<f64>,
+    /// Population standard deviation of the gaps / their mean; `None` under 3 purchase days.
     pub gap_cv: Option<f64>,
+    /// Days from the first purchase day (in the window) to D.
     pub tenure_days: i32,
+    /// Periods with a purchase / periods from the first purchase's period to D's, both included.
     pub active_period_share: f64,
+    /// Days of silence beyond which the customer is churned: max(k × median gap, floor).
     pub inactivity_threshold_days: f64,
+    /// `days_since_last` is above `inactivity_threshold_days`.
     pub churned: bool,
+    /// Not churned now, but some gap between purchase days was above the threshold.
     pub reactivated: bool,
+    /// Amount of the purchase days on or after mid = (start + D) / 2 (see the module doc).
     pub recent_amount: f64,
+    /// Amount of the purchase days before mid = (start + D) / 2.
     pub earlier_amount: f64,
+    /// Spend trend (recent − earlier) / earlier; `None` when `earlier_amount` ≤ 0.
     pub trend: Option<f64>,
+    /// Early-warning status from `days_since_last` / threshold.
     pub early_warning: EarlyWarning,
+    /// Lifecycle stage (first matching rule of the module doc).
     pub lifecycle: LifecycleStage,
 }
 

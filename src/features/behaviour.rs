@@ -19,7 +19,9 @@ use polars::prelude::*;
 pub struct DailySlices {
     /// Dense customer index, ascending (0, 0, 1, 2, 2, ...).
     pub customer: Vec<u32>,
+    /// Purchase day of each row, as an epoch day (days since 1970-01-01).
     pub day: Vec<i32>,
+    /// Amount of each row's day (the customer's transactions of that day summed).
     pub amount: Vec<f64>,
     /// Customer `i` owns rows `offsets[i]..offsets[i + 1]`.
     pub offsets: Vec<usize>,

@@ -61,6 +61,7 @@ pub struct DailyColumns<'a> {
 /// Options of [`churn_rates`] and [`cohort_retention`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChurnOptions {
+    /// Length of the periods (`churn.period`).
     pub period: Period,
     /// First day of the window, if bounded.
     pub window_start: Option<i32>,
@@ -74,21 +75,37 @@ pub struct ChurnOptions {
 /// One row of the churn-rate table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChurnRateRow {
+    /// Index of the period ([`Period::index`]).
     pub period_index: i32,
+    /// First epoch day of the period.
     pub period_start: i32,
+    /// Label of the period, e.g. `2024-01` ([`Period::label`]).
     pub period_label: String,
+    /// Customers active in the previous period.
     pub active_start: u64,
+    /// Customers active in the previous period and in this one.
     pub retained: u64,
+    /// Customers active in the previous period but not in this one.
     pub churned: u64,
+    /// Customers active in the period, not in the previous one, whose first purchase falls in it.
     pub new: u64,
+    /// Customers active in the period, not in the previous one, who first bought earlier.
     pub reactivated: u64,
+    /// Customers active in the period: `retained + new + reactivated`.
     pub active: u64,
+    /// `churned / active_start`; `None` when `active_start` is 0.
     pub churn_rate: Option<f64>,
+    /// `retained / active_start`; `None` when `active_start` is 0.
     pub retention_rate: Option<f64>,
+    /// All amounts of the purchase days in the period.
     pub revenue: f64,
+    /// What the retained customers spent in the period.
     pub revenue_retained: f64,
+    /// What the new customers spent in the period.
     pub revenue_new: f64,
+    /// What the reactivated customers spent in the period.
     pub revenue_reactivated: f64,
+    /// What the churned customers spent in the previous period.
     pub revenue_churned_prev: f64,
     /// D's period, when D is not its last day.
     pub partial: bool,
@@ -97,14 +114,23 @@ pub struct ChurnRateRow {
 /// One cell of the cohort triangle.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CohortRow {
+    /// Index of the cohort's period: the period of its customers' first purchase.
     pub cohort_index: i32,
+    /// Label of the cohort's period, e.g. `2024-01`.
     pub cohort_label: String,
+    /// Customers whose first purchase falls in the cohort's period.
     pub cohort_size: u64,
+    /// k: periods from the cohort's period to this cell's period (0 = the cohort's own period).
     pub period_offset: i32,
+    /// Label of this cell's period (cohort + `period_offset`).
     pub period_label: String,
+    /// Cohort customers active in this cell's period.
     pub active: u64,
+    /// `active / cohort_size`.
     pub retention: f64,
+    /// What the cohort's customers spent in this cell's period.
     pub revenue: f64,
+    /// Revenue of offsets `0..=period_offset` / `cohort_size`.
     pub cumulative_revenue_per_customer: f64,
     /// The cell's period is D's period and D is not its last day.
     pub partial: bool,

@@ -66,10 +66,15 @@ pub fn percentile_ranks(values: &[f64]) -> Vec<f64> {
 /// Weights of the loyalty components.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoyaltyWeights {
+    /// Weight of the repeat rate (frequency / purchase days). Default 0.25.
     pub repeat_rate: f64,
+    /// Weight of the regularity 1 / (1 + gap CV). Default 0.2.
     pub regularity: f64,
+    /// Weight of the percentile rank of tenure days. Default 0.2.
     pub tenure: f64,
+    /// Weight of the share of periods with a purchase. Default 0.25.
     pub active_share: f64,
+    /// Weight of the percentile rank of distinct categories; dropped when unmapped. Default 0.1.
     pub breadth: f64,
 }
 
@@ -123,6 +128,7 @@ pub struct LoyaltyInputs<'a> {
     pub repeat_rate: &'a [f64],
     /// Coefficient of variation of the gaps between purchase days.
     pub gap_cv: &'a [Option<f64>],
+    /// Tenure: days from the first purchase to the as-of date.
     pub tenure_days: &'a [f64],
     /// Share of periods with a purchase, in [0, 1].
     pub active_share: &'a [f64],
@@ -195,11 +201,17 @@ pub fn tier(score: f64) -> &'static str {
 /// Weights of the relationship components.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RelationshipWeights {
+    /// Weight of the loyalty score / 100. Default 0.35.
     pub loyalty: f64,
+    /// Weight of the percentile rank of purchase days per 30 days of tenure. Default 0.2.
     pub interaction: f64,
+    /// Weight of the mean percentile rank of tenure days and orders. Default 0.25.
     pub depth: f64,
+    /// Weight of the mean rank of distinct categories and channels, of those given. Default 0.2.
     pub breadth: f64,
+    /// Weight of the scaled satisfaction; dropped when absent. Default 0.
     pub satisfaction: f64,
+    /// Weight of the percentile rank of service interactions; dropped when absent. Default 0.
     pub interactions: f64,
 }
 
@@ -237,8 +249,11 @@ impl RelationshipWeights {
 pub struct RelationshipInputs<'a> {
     /// Loyalty score 0–100.
     pub loyalty: &'a [f64],
+    /// Distinct purchase days.
     pub purchase_days: &'a [f64],
+    /// Tenure: days from the first purchase to the as-of date.
     pub tenure_days: &'a [f64],
+    /// Orders: distinct order ids per day summed over days, or one per transaction row.
     pub orders: &'a [f64],
     /// Distinct categories, when mapped.
     pub categories: Option<&'a [f64]>,

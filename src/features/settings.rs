@@ -50,10 +50,16 @@ impl Default for ChurnFile {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoyaltyFile {
+    /// Weight of the repeat rate (frequency / purchase days), ≥ 0. Default 0.25.
     pub repeat_rate: f64,
+    /// Weight of the regularity 1 / (1 + gap CV), ≥ 0. Default 0.2.
     pub regularity: f64,
+    /// Weight of the percentile rank of tenure, ≥ 0. Default 0.2.
     pub tenure: f64,
+    /// Weight of the share of periods with a purchase, ≥ 0. Default 0.25.
     pub active_share: f64,
+    /// Weight of the percentile rank of distinct categories, ≥ 0; dropped when `columns.category`
+    /// is not mapped. Default 0.1.
     pub breadth: f64,
 }
 
@@ -76,6 +82,7 @@ impl Default for LoyaltyFile {
 pub struct SatisfactionTable {
     /// URI of a Parquet table (same forms as `source.uri`).
     pub uri: String,
+    /// Storage options for `uri` (same keys as `source.storage`).
     #[serde(default)]
     pub storage: StorageOptions,
     /// Customer id column.
@@ -99,6 +106,7 @@ pub struct SatisfactionTable {
 pub struct InteractionsTable {
     /// URI of a Parquet table (same forms as `source.uri`).
     pub uri: String,
+    /// Storage options for `uri` (same keys as `source.storage`).
     #[serde(default)]
     pub storage: StorageOptions,
     /// Customer id column.
@@ -115,9 +123,14 @@ fn ten() -> f64 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelationshipFile {
+    /// Weight of the loyalty score, ≥ 0. Default 0.35.
     pub loyalty: f64,
+    /// Weight of the percentile rank of purchase days per 30 days of tenure, ≥ 0. Default 0.2.
     pub interaction: f64,
+    /// Weight of the mean percentile rank of tenure and orders, ≥ 0. Default 0.25.
     pub depth: f64,
+    /// Weight of the percentile rank of distinct categories, ≥ 0; dropped when `columns.category`
+    /// is not mapped. Default 0.2.
     pub breadth: f64,
     /// A satisfaction / NPS table: mean score per customer, scaled to [0, 1].
     pub satisfaction: Option<SatisfactionTable>,
@@ -153,13 +166,18 @@ pub struct MatrixFile {
 /// Validated behaviour settings (churn, loyalty, relationship, matrix).
 #[derive(Debug, Clone, Serialize)]
 pub struct BehaviourSettings {
+    /// `[churn]`: activity periods, churn and lifecycle rules.
     pub churn: ChurnFile,
+    /// `[loyalty]`: weights of the loyalty score.
     pub loyalty: LoyaltyFile,
+    /// `[relationship]`: weights of the relationship score and its optional extra inputs.
     pub relationship: RelationshipFile,
+    /// `[matrix]`: thresholds of the value × relationship matrix.
     pub matrix: MatrixFile,
 }
 
 impl BehaviourSettings {
+    /// The activity period (`churn.period`) of the period tables and `active_period_share`.
     pub fn period(&self) -> super::periods::Period {
         self.churn.period
     }

@@ -4,7 +4,7 @@
 //! Every key is documented once, on its field; the README's job-file table repeats those docs. Unknown keys, missing keys and bad values are errors naming the file, the line and
 //! the key (toml's spans give the line; see [`JobError`]).
 //!
-//! Layout: [`schema`] (the file's serde types and defaults), [`validate`] (file → [`Job`]),
+//! Layout: `schema` (the file's serde types and defaults), `validate` (file → [`Job`]),
 //! this module (the [`Job`] itself, loading, errors).
 
 mod schema;
@@ -21,22 +21,34 @@ use std::path::{Path, PathBuf};
 /// A problem with the job file. Rendered as `file:line: key: what was expected, what was found`.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// The job file could not be read.
     #[error("{path}: cannot read the job file: {source}")]
     Read {
+        /// Path of the job file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The job file is not valid TOML, or a key is unknown, missing or of the wrong type.
     #[error("{path}:{line}: {message}")]
     Parse {
+        /// Path of the job file.
         path: PathBuf,
+        /// 1-based line of the problem (1 when toml gives no position).
         line: usize,
+        /// The TOML parser's message, with a "did you mean" hint for a misspelt key.
         message: String,
     },
+    /// A key has a value that parses but is not allowed.
     #[error("{path}:{line}: {key}: {message}")]
     Invalid {
+        /// Path of the job file.
         path: PathBuf,
+        /// 1-based line of the key (or of its table).
         line: usize,
+        /// Dotted name of the key or table, e.g. `churn.inactivity_days`.
         key: String,
+        /// What was expected and what was found.
         message: String,
     },
 }
@@ -55,24 +67,35 @@ pub use crate::tables::Table;
 /// A validated job: what `pipeline` runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
+    /// `name`: the job name, recorded in manifests and the runs table.
     pub name: String,
     /// Where the job file was read from (for messages).
     pub path: PathBuf,
+    /// The as-of date: `--as-of`, else `as_of` of the job file.
     pub as_of: NaiveDate,
+    /// `lookback_days`: only purchases in `(as_of − N, as_of]` count; `None`: the whole history.
     pub lookback_days: Option<i64>,
     /// Days per BTYD time unit: 1 or 7.
     pub unit_days: f64,
+    /// `[source]`: where the transactions are read from.
     pub source: SourceFile,
+    /// `[columns]`: the column mapping of the transactions.
     pub columns: ColumnsFile,
+    /// `[attributes]`: the customer-attribute table, if any.
     pub attributes: Option<AttributesFile>,
+    /// Output root URI: `--output` as given, else `output.uri` (relative to the job file).
     pub output_uri: String,
+    /// `output.storage`: storage options of the output.
     pub output_storage: StorageOptions,
     /// The tables to write, then [`Table::Report`] when `output.report` is on.
     pub tables: Vec<Table>,
+    /// `rfm.segments`: the RFM segment rules, first match wins.
     pub segments: Vec<SegmentRule>,
+    /// `[tiers]`: the value-tier method and its thresholds.
     pub tiers: TierMethod,
     /// `None` when `clv.enabled = false`.
     pub clv: Option<ClvSettings>,
+    /// `[churn]`, `[loyalty]`, `[relationship]` and `[matrix]` settings.
     pub behaviour: BehaviourSettings,
     /// Row checks and the rejected-row threshold.
     pub quality: crate::quality::QualityOptions,
@@ -149,8 +172,11 @@ impl Job {
 /// Overrides from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--as-of`: replaces `as_of` of the job file.
     pub as_of: Option<NaiveDate>,
+    /// `--output`: replaces `output.uri`.
     pub output: Option<String>,
+    /// `--holdout-days`: replaces `clv.holdout_days`.
     pub holdout_days: Option<i64>,
     /// `--scratch`: where large sources are split into customer buckets.
     pub scratch: Option<PathBuf>,

@@ -64,6 +64,7 @@ pub struct ColumnsFile {
 pub struct AttributesFile {
     /// URI of the attributes table (same forms as `source.uri`).
     pub uri: Spanned<String>,
+    /// Storage options for `uri` (see [`StorageOptions`]).
     #[serde(default)]
     pub storage: StorageOptions,
     /// Customer id column in the attributes table.
@@ -82,6 +83,7 @@ pub struct AttributesFile {
 pub struct OutputFile {
     /// Root URI of the output; each table goes to `<uri>/<table>/as_of=YYYY-MM-DD/`.
     pub uri: Spanned<String>,
+    /// Storage options for `uri` (see [`StorageOptions`]); `--output` does not change them.
     #[serde(default)]
     pub storage: StorageOptions,
     /// Tables to write. Default: all tables.
@@ -104,24 +106,36 @@ pub struct JobFile {
     /// Time unit of the BTYD inputs `recency` and `T`: `"day"` (default) or `"week"` (= 7 days).
     #[serde(default)]
     pub time_unit: TimeUnit,
+    /// `[source]`: where the transactions live. Required.
     pub source: SourceFile,
+    /// `[columns]`: which source columns mean what. Required.
     pub columns: ColumnsFile,
+    /// `[attributes]`: an optional customer-attribute table, joined on customer id.
     pub attributes: Option<AttributesFile>,
+    /// `[output]`: where the tables go. Required.
     pub output: OutputFile,
+    /// `[rfm]`: the RFM segment rules. Default: the 11 classic segments.
     #[serde(default)]
     pub rfm: RfmFile,
+    /// `[tiers]`: the value-tier method and its thresholds. Default: `"pareto"`.
     #[serde(default)]
     pub tiers: TiersFile,
+    /// `[clv]`: the lifetime-value models and their settings. Default: enabled, `model = "auto"`.
     #[serde(default)]
     pub clv: ClvFile,
+    /// `[churn]`: activity periods, churn and lifecycle rules.
     #[serde(default)]
     pub churn: ChurnFile,
+    /// `[loyalty]`: weights of the 0–100 loyalty score.
     #[serde(default)]
     pub loyalty: LoyaltyFile,
+    /// `[relationship]`: weights of the 0–100 relationship score and its optional extra inputs.
     #[serde(default)]
     pub relationship: RelationshipFile,
+    /// `[matrix]`: thresholds of the value × relationship matrix. Default: the medians.
     #[serde(default)]
     pub matrix: MatrixFile,
+    /// `[quality]`: row checks, the rejected-row threshold and the freshness limit.
     #[serde(default)]
     pub quality: crate::quality::QualityOptions,
 }
@@ -130,8 +144,10 @@ pub struct JobFile {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeUnit {
+    /// `"day"` (default): `recency` and `T` in days.
     #[default]
     Day,
+    /// `"week"`: `recency` and `T` in weeks (days / 7).
     Week,
 }
 

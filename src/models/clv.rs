@@ -51,31 +51,37 @@ impl Default for ClvOptions {
 }
 
 impl ClvOptions {
+    /// Sets the number of monthly steps `H`.
     #[must_use]
     pub fn with_horizon_months(mut self, v: u32) -> Self {
         self.horizon_months = v;
         self
     }
+    /// Sets the discount rate per month `d`.
     #[must_use]
     pub fn with_monthly_discount_rate(mut self, v: f64) -> Self {
         self.monthly_discount_rate = v;
         self
     }
+    /// Sets the share of spend that is profit.
     #[must_use]
     pub fn with_margin(mut self, v: f64) -> Self {
         self.margin = v;
         self
     }
+    /// Sets the length of a month in days.
     #[must_use]
     pub fn with_days_per_month(mut self, v: f64) -> Self {
         self.days_per_month = v;
         self
     }
+    /// Sets the length of the model's time unit in days.
     #[must_use]
     pub fn with_time_unit_days(mut self, v: f64) -> Self {
         self.time_unit_days = v;
         self
     }
+    /// Sets the cost subtracted once from each customer's CLV.
     #[must_use]
     pub fn with_acquisition_cost(mut self, v: f64) -> Self {
         self.acquisition_cost = v;

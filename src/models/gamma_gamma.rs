@@ -33,8 +33,11 @@ use super::{
 /// Gamma-Gamma parameters (`v` is γ in the note), in the currency of the data.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GammaGammaParams {
+    /// Shape p of the Gamma distribution of a customer's transaction values (rate ν).
     pub p: f64,
+    /// Shape q of the Gamma distribution of ν across customers.
     pub q: f64,
+    /// Rate γ of the Gamma distribution of ν across customers, in currency units.
     pub v: f64,
 }
 

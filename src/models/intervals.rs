@@ -126,14 +126,18 @@ impl GammaGammaParams {
 /// 5th and 95th percentiles per customer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Band {
+    /// 5th percentile of each customer's values, in input order.
     pub p05: Vec<f64>,
+    /// 95th percentile of each customer's values, in input order.
     pub p95: Vec<f64>,
 }
 
 /// The interval columns of every customer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Intervals {
+    /// Band of the probability that the customer is alive at `T`.
     pub prob_alive: Band,
+    /// Band of the expected purchases in the next `horizon` time units.
     pub expected_purchases: Band,
     /// With a spend model only.
     pub clv: Option<Band>,

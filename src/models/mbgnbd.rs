@@ -23,9 +23,13 @@ use super::{FitOptions, FitReport, ModelError};
 /// BG/NBD's: Gamma(r, α) purchase rates, Beta(a, b) dropout probabilities).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MbgNbdParams {
+    /// Shape of the Gamma distribution of purchase rates λ.
     pub r: f64,
+    /// Scale (in time units) of the Gamma distribution of purchase rates λ.
     pub alpha: f64,
+    /// First shape of the Beta distribution of dropout probabilities p.
     pub a: f64,
+    /// Second shape of the Beta distribution of dropout probabilities p.
     pub b: f64,
 }
 

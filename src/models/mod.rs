@@ -63,43 +63,64 @@ pub enum ModelError {
     /// Two input columns have different lengths.
     #[error("input columns differ in length: {first} has {first_len} rows but {second} has {second_len}")]
     LengthMismatch {
+        /// Name of the first column.
         first: &'static str,
+        /// Length of the first column.
         first_len: usize,
+        /// Name of the column whose length differs.
         second: &'static str,
+        /// Length of that column.
         second_len: usize,
     },
     /// One customer's value is invalid.
     #[error("customer at row {index}: {field} = {value} is invalid: {reason}")]
     InvalidInput {
+        /// 0-based row of the customer.
         index: usize,
+        /// Name of the invalid input (e.g. `frequency`).
         field: &'static str,
+        /// The invalid value.
         value: f64,
+        /// Which constraint the value breaks.
         reason: &'static str,
     },
     /// No rows at all.
     #[error("{model}: no customers to fit (the input is empty)")]
-    Empty { model: &'static str },
+    Empty {
+        /// The model that was to be fitted.
+        model: &'static str,
+    },
     /// The data cannot identify the model (e.g. nobody purchased twice).
     #[error("{model}: cannot be fitted on these {customers} customers: {reason}")]
     NotIdentified {
+        /// The model that cannot be fitted.
         model: &'static str,
+        /// Number of customers in the input.
         customers: usize,
+        /// Why the data do not identify the model.
         reason: &'static str,
     },
     /// A fit that stopped before the convergence test passed, turned into an error by
     /// [`FitReport::into_converged`].
     #[error("{model} did not converge after {iterations} iterations (gradient norm {grad_norm:.3e}): {message}; try penalizer_coef = 0.001 or more, or a larger max_iter")]
     NotConverged {
+        /// The model that was fitted.
         model: &'static str,
+        /// Iterations used.
         iterations: usize,
+        /// Largest absolute gradient component at the stop (what the convergence test checks).
         grad_norm: f64,
+        /// Why the minimiser stopped.
         message: String,
     },
     /// A fitting option is out of range.
     #[error("invalid fit option {name} = {value}: {reason}")]
     InvalidOption {
+        /// The option's name.
         name: &'static str,
+        /// The value given.
         value: f64,
+        /// What the value must be.
         reason: &'static str,
     },
 }
@@ -141,26 +162,31 @@ impl Default for FitOptions {
 }
 
 impl FitOptions {
+    /// Sets the L2 penalty on the parameters.
     #[must_use]
     pub fn with_penalizer_coef(mut self, penalizer_coef: f64) -> Self {
         self.penalizer_coef = penalizer_coef;
         self
     }
+    /// Sets the maximum number of quasi-Newton iterations.
     #[must_use]
     pub fn with_max_iter(mut self, max_iter: usize) -> Self {
         self.max_iter = max_iter;
         self
     }
+    /// Sets the convergence tolerance on the largest gradient component.
     #[must_use]
     pub fn with_tolerance(mut self, tolerance: f64) -> Self {
         self.tolerance = tolerance;
         self
     }
+    /// Sets whether to compute [`FitReport::covariance`].
     #[must_use]
     pub fn with_covariance(mut self, covariance: bool) -> Self {
         self.covariance = covariance;
         self
     }
+    /// Sets the size of the warm-start sample (0 = always start cold).
     #[must_use]
     pub fn with_warm_start_customers(mut self, customers: usize) -> Self {
         self.warm_start_customers = customers;

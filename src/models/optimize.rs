@@ -53,15 +53,19 @@ impl std::fmt::Display for StopReason {
 /// Result of [`minimize_bfgs`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Minimum {
+    /// The point where the minimiser stopped.
     pub x: Vec<f64>,
+    /// The objective at `x`.
     pub f: f64,
     /// Infinity norm of the gradient at `x`.
     pub grad_norm: f64,
+    /// Iterations performed.
     pub iterations: usize,
     /// Objective + gradient evaluations.
     pub evaluations: usize,
     /// `reason` is `GradientTolerance` or `Stationary`.
     pub converged: bool,
+    /// Why the minimiser stopped.
     pub reason: StopReason,
 }
 

@@ -97,12 +97,16 @@ impl PurchaseScore for ParetoNbdParams {
 /// A fitted purchase model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PurchaseModel {
+    /// A fitted BG/NBD model.
     BgNbd(BgNbdParams),
+    /// A fitted MBG/NBD model.
     MbgNbd(MbgNbdParams),
+    /// A fitted Pareto/NBD model.
     ParetoNbd(ParetoNbdParams),
 }
 
 impl PurchaseModel {
+    /// Which model this is.
     pub fn kind(&self) -> ModelKind {
         match self {
             PurchaseModel::BgNbd(_) => ModelKind::BgNbd,

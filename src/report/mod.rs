@@ -1,7 +1,7 @@
 //! The run report: one self-contained HTML page per as-of date, built from the output tables
 //! only (so `custval report` can re-render it from what was published).
 //!
-//! Inline CSS, inline SVG charts ([`charts`], plotters), a minijinja template; no JavaScript and
+//! Inline CSS, inline SVG charts (`charts`, plotters), a minijinja template; no JavaScript and
 //! no external resource. Every figure has a one-line caption and a small table of its numbers;
 //! a piece that cannot be drawn (no models, no holdout, no attributes) says why instead.
 
@@ -36,6 +36,7 @@ pub const CUSTOMER_COLUMNS: [&str; 11] = [
 /// What the run log says about the run behind the tables.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
+    /// Published, nothing to report.
     Succeeded,
     /// Published, but degraded: the reasons.
     Degraded(Vec<String>),
@@ -46,8 +47,11 @@ pub enum RunState {
 /// Everything the report is drawn from. The page carries no run id or timing, so a rerun that
 /// publishes identical tables publishes an identical page.
 pub struct ReportInput<'a> {
+    /// The job's name.
     pub job: &'a str,
+    /// The as-of date of the tables.
     pub as_of: chrono::NaiveDate,
+    /// What the run log says about the run that published the tables.
     pub state: RunState,
     /// The published tables of the date (any subset).
     pub tables: &'a [(Table, DataFrame)],

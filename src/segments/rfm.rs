@@ -19,6 +19,7 @@ use toml::Spanned;
 pub struct ScoreRange(pub u8, pub u8);
 
 impl ScoreRange {
+    /// Whether score `s` lies in the range.
     pub fn contains(&self, s: u8) -> bool {
         self.0 <= s && s <= self.1
     }
@@ -27,9 +28,13 @@ impl ScoreRange {
 /// A validated segment rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SegmentRule {
+    /// The segment name written to `rfm_segment`.
     pub name: String,
+    /// Recency scores the rule matches.
     pub r: ScoreRange,
+    /// Frequency scores the rule matches.
     pub f: ScoreRange,
+    /// Monetary scores the rule matches.
     pub m: ScoreRange,
 }
 
@@ -82,9 +87,13 @@ pub fn uncovered(rules: &[SegmentRule]) -> Option<(u8, u8, u8)> {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentRuleFile {
+    /// The segment name written to `rfm_segment`.
     pub name: String,
+    /// Recency scores, `"N"` or `"N-M"` within 1–5; any score when missing.
     pub r: Option<String>,
+    /// Frequency scores, written as for `r`.
     pub f: Option<String>,
+    /// Monetary scores, written as for `r`.
     pub m: Option<String>,
 }
 

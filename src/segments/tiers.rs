@@ -13,8 +13,20 @@ use serde::{Deserialize, Serialize};
 /// Value-tier settings after validation.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum TierMethod {
-    Pareto { high: f64, medium: f64 },
-    Percentile { high: f64, medium: f64 },
+    /// Tiers by cumulative revenue share, customers ranked by value.
+    Pareto {
+        /// A customer is `high` while the revenue share of the customers before it is below this.
+        high: f64,
+        /// Otherwise `medium` while that share is below this, else `low`.
+        medium: f64,
+    },
+    /// Tiers by rank: fractions of customers, ranked by value.
+    Percentile {
+        /// Fraction of customers, from the top, that is `high`.
+        high: f64,
+        /// Fraction of customers, after the `high` ones, that is `medium`.
+        medium: f64,
+    },
 }
 
 /// Tier of each customer, in input order.
@@ -84,8 +96,10 @@ pub struct TiersFile {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TierMethodName {
+    /// Tiers by cumulative revenue share ([`TierMethod::Pareto`]).
     #[default]
     Pareto,
+    /// Tiers by fractions of customers ([`TierMethod::Percentile`]).
     Percentile,
 }
 

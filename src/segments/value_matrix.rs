@@ -34,13 +34,18 @@ pub fn median(values: &[f64]) -> f64 {
 /// A quadrant of the value × relationship matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Quadrant {
+    /// High value, strong relationship: keep and personalise.
     HighStrong,
+    /// High value, weak relationship: strengthen the relationship.
     HighWeak,
+    /// Low value, strong relationship: grow the value.
     LowStrong,
+    /// Low value, weak relationship: serve at low cost.
     LowWeak,
 }
 
 impl Quadrant {
+    /// The four quadrants, high value first.
     pub const ALL: [Quadrant; 4] = [
         Quadrant::HighStrong,
         Quadrant::HighWeak,

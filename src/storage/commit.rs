@@ -33,12 +33,15 @@ use std::path::{Path, PathBuf};
 
 /// Name of the single data file of a partition.
 pub const DATA_FILE: &str = "part-00000.parquet";
+/// Name of a partition's manifest file ([`Manifest`]).
 pub const MANIFEST: &str = "_manifest.json";
 
 /// One input file, for manifests and resumability.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct InputFile {
+    /// The file's URI (or local path), as listed.
     pub uri: String,
+    /// Size in bytes; `None` when a local file's metadata cannot be read.
     pub bytes: Option<u64>,
     /// Last modification time (local files), seconds since 1970-01-01.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,7 +54,9 @@ pub struct InputFile {
 /// A data file of a partition, as the manifest lists it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct ManifestFile {
+    /// File name inside the partition folder.
     pub name: String,
+    /// Size in bytes.
     pub bytes: u64,
 }
 
@@ -60,20 +65,31 @@ pub struct ManifestFile {
 /// data object still has the size (and, on object stores, the ETag) recorded here.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Manifest {
+    /// Name of the job that wrote the partition.
     pub job: String,
+    /// Path of the job file the job was loaded from.
     pub job_file: String,
     /// Hash of the settings that determine the output ([`crate::job::Job::settings_hash`]).
     pub job_hash: String,
+    /// The table's name.
     pub table: String,
+    /// The as-of date, `YYYY-MM-DD`.
     pub as_of: String,
+    /// Id of the run that wrote the partition.
     pub run_id: String,
+    /// Rows in the data file (0 for the report).
     pub rows: usize,
     /// Source rows used for the date.
     pub rows_in: i64,
+    /// The partition's data files (one).
     pub files: Vec<ManifestFile>,
+    /// Every input of the job (source files, then side tables), as listed by the run.
     pub input_files: Vec<InputFile>,
+    /// Version of custval that wrote the partition.
     pub custval_version: String,
+    /// When the date's computation started (RFC 3339, UTC).
     pub started_at: String,
+    /// Seconds from that start until the partition was ready to publish.
     pub duration_seconds: f64,
     /// ETag of the data object (object stores), set when it is published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,15 +107,19 @@ impl Manifest {
         serde_json::to_vec_pretty(self).expect("a manifest serializes")
     }
 }
+/// Name of the empty marker file written last: the partition is complete.
 pub const SUCCESS: &str = "_SUCCESS";
 
 /// One table's partition content, ready to publish.
 #[derive(Debug, Clone)]
 pub struct PartitionContent {
+    /// The table's name (its folder under the output root).
     pub table: String,
     /// The data file's name: [`DATA_FILE`] for tables, `index.html` for the report.
     pub file: &'static str,
+    /// The data file's content.
     pub data: Vec<u8>,
+    /// The manifest written next to it.
     pub manifest: Manifest,
 }
 

@@ -20,27 +20,50 @@ use std::sync::{Arc, OnceLock};
 /// A storage failure, naming the URI and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The URI's scheme is not one custval can read or write.
     #[error("{uri}: unsupported URI scheme {scheme:?}; use a local path, file://, s3://, gs://, az://, abfss:// or https://")]
-    Scheme { uri: String, scheme: String },
+    Scheme {
+        /// The URI as given.
+        uri: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// The object store for the URI cannot be set up (bad URL or settings).
     #[error("{uri}: cannot configure the object store: {source}")]
     Config {
+        /// The URI as given.
         uri: String,
+        /// The object store's error.
         source: object_store::Error,
     },
+    /// An object-store operation failed.
     #[error("{uri}: {op} failed: {source}")]
     Object {
+        /// URI of the object.
         uri: String,
+        /// The operation (e.g. `get`, `put`, `list`).
         op: &'static str,
+        /// The object store's error.
         source: object_store::Error,
     },
+    /// A local file-system operation failed.
     #[error("{path}: {op} failed: {source}")]
     Local {
+        /// The file or directory.
         path: PathBuf,
+        /// The operation (e.g. `read`, `write`, `lock`).
         op: &'static str,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Another run of the same job holds the run lock, and the run was not told to wait.
     #[error("another run of this job is in progress (run {holder}, lock {path}); wait for it, or pass --wait")]
-    Locked { path: PathBuf, holder: String },
+    Locked {
+        /// The lock file, or the lease object on object stores.
+        path: PathBuf,
+        /// Run id of the holder (on object stores, with how long its lease stays valid).
+        holder: String,
+    },
 }
 
 pub use crate::store_options::{
@@ -88,11 +111,15 @@ impl ClientSettings for StorageOptions {
 /// Where output goes: a local directory or a prefix in an object store.
 #[derive(Debug, Clone)]
 pub enum Location {
+    /// A local directory.
     Local(PathBuf),
+    /// A prefix in an object store.
     Remote {
         /// The URI as given (for messages).
         uri: String,
+        /// The store's client, built from the URI and the storage options.
         store: Arc<dyn ObjectStore>,
+        /// The URI's path inside the store: every output object is below it.
         prefix: ObjPath,
     },
 }

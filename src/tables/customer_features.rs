@@ -26,8 +26,11 @@ use polars::prelude::*;
 /// The settings `customer_features` needs: segment rules, value tiers and matrix thresholds.
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureSettings<'a> {
+    /// RFM segment rules, in match order.
     pub segments: &'a [SegmentRule],
+    /// How value tiers are assigned.
     pub tiers: &'a TierMethod,
+    /// Thresholds of the value × relationship matrix (`None`: the population median).
     pub matrix: &'a MatrixFile,
 }
 

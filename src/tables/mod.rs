@@ -13,14 +13,23 @@ pub mod value_matrix;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Table {
+    /// `customer_features`: one row per customer.
     CustomerFeatures,
+    /// `segment_summary`: one row per RFM segment, for the whole base and per attribute.
     SegmentSummary,
+    /// `model_fit`: one row per fitted model (with `[clv]`).
     ModelFit,
+    /// `model_diagnostics`: holdout calibration of the purchase model (with `clv.holdout_days`).
     ModelDiagnostics,
+    /// `churn_rates`: one row per period of the window.
     ChurnRates,
+    /// `cohort_retention`: the cohort retention triangle.
     CohortRetention,
+    /// `value_matrix`: the value × relationship matrix, for the whole base and per attribute.
     ValueMatrix,
+    /// `data_quality`: rows, share and action of each row check in the date's window.
     DataQuality,
+    /// `quarantine`: the rejected rows of the date's window (capped).
     Quarantine,
     /// The run report, `report/as_of=D/index.html` (not a Parquet table; not in [`Table::ALL`],
     /// switched by `output.report`).
