@@ -17,13 +17,13 @@ use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// Source rows per bucket: the bucket count is `rows / ROWS_PER_BUCKET`, rounded up.
-pub const ROWS_PER_BUCKET: u64 = 2_000_000;
+pub(crate) const ROWS_PER_BUCKET: u64 = 2_000_000;
 /// At most this many buckets (files open at once while splitting).
-pub const MAX_BUCKETS: usize = 128;
+pub(crate) const MAX_BUCKETS: usize = 128;
 
 /// The number of buckets for a source of `rows` rows (1 when unknown). The environment
 /// variable `CUSTVAL_ROWS_PER_BUCKET` overrides [`ROWS_PER_BUCKET`] (for tests and tuning).
-pub fn bucket_count(rows: Option<i64>) -> usize {
+pub(crate) fn bucket_count(rows: Option<i64>) -> usize {
     let per = std::env::var("CUSTVAL_ROWS_PER_BUCKET")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -39,13 +39,13 @@ fn buckets_for(rows: Option<i64>, per_bucket: u64) -> usize {
 
 /// The bucket of each row: a fixed-seed hash of the customer id, so that reruns put every
 /// customer in the same bucket.
-pub fn bucket_expr(n: usize) -> Expr {
+pub(crate) fn bucket_expr(n: usize) -> Expr {
     (col("customer_id").hash(0x5eed_c057, 0x0c0f_fee5, 0xba5e_ba11, 0x0dd_ba11) % lit(n as u64))
         .alias("bucket")
 }
 
 /// The scan's rows, split by customer bucket.
-pub struct Buckets {
+pub(crate) struct Buckets {
     n: usize,
     /// One bucket: the scan itself.
     whole: Option<LazyFrame>,
@@ -55,7 +55,7 @@ pub struct Buckets {
 
 /// A failure while splitting: writing the scratch directory (storage) or reading the source.
 #[derive(Debug, thiserror::Error)]
-pub enum SplitError {
+pub(crate) enum SplitError {
     /// Creating the scratch directory `dir` or the run's temporary directory under it failed.
     #[error("scratch directory {dir}: {source}; free space there or pass --scratch DIR")]
     Scratch {
@@ -72,7 +72,7 @@ pub enum SplitError {
 impl Buckets {
     /// Split `rows` (the scan of [`crate::source::scan_files`]) into `n` buckets under
     /// `scratch`. With `n == 1` nothing is written.
-    pub fn split(rows: LazyFrame, n: usize, scratch: &Path) -> Result<Buckets, SplitError> {
+    pub(crate) fn split(rows: LazyFrame, n: usize, scratch: &Path) -> Result<Buckets, SplitError> {
         if n <= 1 {
             return Ok(Buckets {
                 n: 1,
@@ -125,17 +125,12 @@ impl Buckets {
     }
 
     /// The number of buckets.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.n
     }
 
-    /// Never empty: at least one bucket.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// The rows of bucket `i`, or None when no customer hashed to it.
-    pub fn rows(&self, i: usize) -> PolarsResult<Option<LazyFrame>> {
+    pub(crate) fn rows(&self, i: usize) -> PolarsResult<Option<LazyFrame>> {
         if let Some(lf) = &self.whole {
             return Ok(Some(lf.clone()));
         }
@@ -159,7 +154,8 @@ impl Buckets {
     }
 
     /// The scratch directory, when the rows were split.
-    pub fn scratch_dir(&self) -> Option<&Path> {
+    #[cfg(test)]
+    pub(crate) fn scratch_dir(&self) -> Option<&Path> {
         self.dir.as_ref().map(|d| d.path())
     }
 }

@@ -17,12 +17,12 @@
 //! leaves: columns, text, store_options, progress, runs
 //! ```
 //!
-//! Per date: the source rows of each customer bucket are checked ([`quality`]) and reduced to a
-//! per-customer, per-day table; each date's part of every bucket ([`pipeline::date_partial`])
-//! is merged into the customer summary ([`summary`]), the purchase and spend models are fitted
-//! and customers valued ([`valuation`], [`models`]), behaviour features ([`features`]) and
-//! segments ([`segments`]) computed, the output tables built ([`tables`]) and published by
-//! [`storage`]'s commit protocol. The domain modules take and return frames or plain structs
+//! Per date: the source rows of each customer bucket are checked (`quality`) and reduced to a
+//! per-customer, per-day table; each date's part of every bucket (`pipeline::date_partial`)
+//! is merged into the customer summary (`summary`), the purchase and spend models are fitted
+//! and customers valued ([`valuation`], [`models`]), behaviour features (`features`) and
+//! segments (`segments`) computed, the output tables built (`tables`) and published by
+//! `storage`'s commit protocol. The domain modules take and return frames or plain structs
 //! and import neither the job file, the CLI, the runner nor the storage layer.
 //!
 //! ```no_run
@@ -37,25 +37,25 @@
 
 pub mod backfill;
 pub mod cli;
-pub mod columns;
-pub mod compact;
-pub mod features;
+pub(crate) mod columns;
+pub(crate) mod compact;
+pub(crate) mod features;
 pub mod generate;
 pub mod generate_io;
 pub mod job;
 pub mod models;
-pub mod pipeline;
-pub mod plan;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
 pub mod progress;
-pub mod quality;
-pub mod report;
-pub mod rerender;
-pub mod runs;
-pub mod segments;
+pub(crate) mod quality;
+pub(crate) mod report;
+pub(crate) mod rerender;
+pub(crate) mod runs;
+pub(crate) mod segments;
 pub mod source;
-pub mod storage;
+pub(crate) mod storage;
 pub mod store_options;
-pub mod summary;
-pub mod tables;
-pub mod text;
+pub(crate) mod summary;
+pub(crate) mod tables;
+pub(crate) mod text;
 pub mod valuation;

@@ -156,7 +156,7 @@ pub struct RunReport {
 }
 
 /// A new run id: UTC time plus random bits, unique per run.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -174,7 +174,7 @@ pub fn new_run_id() -> String {
 }
 
 /// Optional columns the job maps.
-pub fn optional_columns(job: &Job) -> summary::Optional {
+pub(crate) fn optional_columns(job: &Job) -> summary::Optional {
     let c = &job.columns;
     summary::Optional {
         order_id: c.order_id.is_some(),
@@ -190,7 +190,7 @@ pub fn optional_columns(job: &Job) -> summary::Optional {
 /// and day, and, when categories are mapped, the distinct (customer, day, category) triples; plus
 /// what the row checks found (see [`crate::quality`]).
 #[derive(Debug, Clone)]
-pub struct Daily {
+pub(crate) struct Daily {
     /// Accepted rows per (customer, day) ([`summary::daily_purchases`]).
     pub purchases: DataFrame,
     /// Distinct (customer, day, category) triples ([`summary::daily_categories`]); `None` when
@@ -271,7 +271,7 @@ fn duplicate_rows(rows: &DataFrame, mapped: &[String]) -> PolarsResult<Series> {
 /// The compact tables of one customer bucket: its scan rows (`rows`, from
 /// [`source::scan_files`]) checked and aggregated in one pass. `mapped` names the columns a
 /// duplicate repeats; `dates` are the as-of dates whose quarantine is kept.
-pub fn bucket_daily(
+pub(crate) fn bucket_daily(
     job: &Job,
     rows: LazyFrame,
     mapped: &[String],
@@ -340,7 +340,10 @@ pub fn bucket_daily(
 }
 
 /// The quarantine of `as_of` from every bucket's rejected rows: sorted, capped, with reasons.
-pub fn merge_quarantine(job: &Job, parts: Vec<DataFrame>) -> Result<Option<DataFrame>, RunError> {
+pub(crate) fn merge_quarantine(
+    job: &Job,
+    parts: Vec<DataFrame>,
+) -> Result<Option<DataFrame>, RunError> {
     if parts.is_empty() {
         return Ok(None);
     }
@@ -356,7 +359,7 @@ pub fn merge_quarantine(job: &Job, parts: Vec<DataFrame>) -> Result<Option<DataF
 }
 
 /// The data quality of the window ending `as_of`, from every bucket's per-day counts.
-pub fn merge_quality(
+pub(crate) fn merge_quality(
     job: &Job,
     per_day: &DataFrame,
     flagged: &DataFrame,
@@ -369,7 +372,7 @@ pub fn merge_quality(
 
 /// The customer summary of one bucket as of `as_of` from its daily tables, sorted by customer,
 /// with `categories` when mapped (no attributes: they are joined after the merge).
-pub fn bucket_summary(
+pub(crate) fn bucket_summary(
     job: &Job,
     daily: &Daily,
     as_of: chrono::NaiveDate,
@@ -401,7 +404,7 @@ pub fn bucket_summary(
 
 /// What one bucket contributes to one as-of date. Every part is additive across buckets.
 #[derive(Debug, Clone)]
-pub struct DatePartial {
+pub(crate) struct DatePartial {
     /// Customer summary with the activity columns ([`behaviour::ACTIVITY_COLUMNS`]).
     pub summary: DataFrame,
     /// This bucket's churn-rate counts per period; empty when `churn_rates` is not written.
@@ -429,7 +432,7 @@ fn wants(job: &Job, table: tables::Table) -> bool {
 }
 
 /// One bucket's part of the tables as of `as_of`.
-pub fn date_partial(
+pub(crate) fn date_partial(
     job: &Job,
     daily: &Daily,
     as_of: chrono::NaiveDate,
@@ -740,7 +743,7 @@ impl Holdout {
 
 /// The tables of one as-of date, ready to publish.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// Each table of the job that applies, with its frame, in the job's table order (the report
     /// is drawn by the runner and not included).
     pub tables: Vec<(crate::tables::Table, DataFrame)>,
@@ -753,7 +756,7 @@ pub struct Finished {
 
 /// Compute all tables of `as_of` from every bucket's part (in bucket order), the side tables,
 /// the date's data quality and quarantine.
-pub fn finish(
+pub(crate) fn finish(
     job: &Job,
     side: &SideTables,
     parts: Vec<DatePartial>,
@@ -911,7 +914,7 @@ pub fn finish(
 }
 
 /// Encode a frame as Parquet (zstd, statistics on).
-pub fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
+pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))

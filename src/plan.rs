@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 /// Row groups of a local Parquet file, and how many may hold days in `[start, end]` according
 /// to the timestamp column's statistics (`None` when the file or its statistics are unreadable).
-pub fn row_groups_in_window(
+pub(crate) fn row_groups_in_window(
     path: &str,
     column: &str,
     start: Option<i32>,
@@ -52,7 +52,11 @@ pub fn row_groups_in_window(
 }
 
 /// Print the plan for `dates` on stdout.
-pub fn print_plan(job: &Job, dates: &[NaiveDate], force: bool) -> Result<Vec<DatePlan>, RunError> {
+pub(crate) fn print_plan(
+    job: &Job,
+    dates: &[NaiveDate],
+    force: bool,
+) -> Result<Vec<DatePlan>, RunError> {
     let loc = storage::open(&job.output_uri, &job.output_storage)?;
     let inputs: Vec<InputFile> = source::job_input_files(job)?;
     let (first, last) = (

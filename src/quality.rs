@@ -49,7 +49,7 @@ impl Default for QualityOptions {
 }
 
 /// The largest `max_quarantine_rows` accepted (the quarantine is held in memory per date).
-pub const MAX_QUARANTINE_ROWS: u64 = 10_000_000;
+pub(crate) const MAX_QUARANTINE_ROWS: u64 = 10_000_000;
 
 impl QualityOptions {
     /// Check the values; the message names the key.
@@ -79,7 +79,7 @@ impl QualityOptions {
 
 /// What happens to the rows a check finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Not used: counted, quarantined, and part of the rejected share.
     Rejected,
     /// Used as they are, counted because they are worth knowing about.
@@ -90,7 +90,7 @@ pub enum Action {
 
 impl Action {
     /// The stable name used in `data_quality.action`: `rejected`, `kept` or `info`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Rejected => "rejected",
             Action::Kept => "kept",
@@ -102,7 +102,7 @@ impl Action {
 /// A row check. The discriminant is the code carried in the scan's `reason` / `check` columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
-pub enum Check {
+pub(crate) enum Check {
     /// Rejected: the customer id is null.
     NullCustomerId = 1,
     /// Rejected: the timestamp is null (the row has no day, so it is in every window).
@@ -126,7 +126,7 @@ pub enum Check {
 
 impl Check {
     /// Checks that reject a row, in the order they are tried (a row gets the first that fails).
-    pub const REJECTING: [Check; 6] = [
+    pub(crate) const REJECTING: [Check; 6] = [
         Check::NullCustomerId,
         Check::NullTimestamp,
         Check::BeforeMinDate,
@@ -135,14 +135,14 @@ impl Check {
         Check::DuplicateRow,
     ];
     /// Checks that flag a used row without rejecting it.
-    pub const NOTABLE: [Check; 3] = [
+    pub(crate) const NOTABLE: [Check; 3] = [
         Check::NegativeAmount,
         Check::ZeroAmount,
         Check::FutureTimestamp,
     ];
 
     /// The stable name used in `data_quality.check` and `quarantine.reason`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Check::NullCustomerId => "null_customer_id",
             Check::NullTimestamp => "null_timestamp",
@@ -157,12 +157,12 @@ impl Check {
     }
 
     /// The code in the scan's Int32 `reason` / `check` columns.
-    pub fn code(self) -> i32 {
+    pub(crate) fn code(self) -> i32 {
         self as i32
     }
 
     /// The check of a [`Check::code`]; `None` for 0 (a used row) or an unknown code.
-    pub fn from_code(code: i32) -> Option<Check> {
+    pub(crate) fn from_code(code: i32) -> Option<Check> {
         Self::REJECTING
             .into_iter()
             .chain(Self::NOTABLE)
@@ -170,7 +170,7 @@ impl Check {
     }
 
     /// What happens to the rows the check finds: [`Action::Rejected`] or [`Action::Kept`].
-    pub fn action(self) -> Action {
+    pub(crate) fn action(self) -> Action {
         if Self::REJECTING.contains(&self) {
             Action::Rejected
         } else {
@@ -182,7 +182,7 @@ impl Check {
 /// The `reason` column (Int32): 0 for a row that is used, else the code of the first rejecting check.
 /// Reads the canonical `customer_id`, `day` and `amount`; `duplicate` is a Boolean expression
 /// true for a row equal to an earlier one in every mapped column (None: not checked).
-pub fn reason_expr(min_day: i32, duplicate: Option<Expr>) -> Expr {
+pub(crate) fn reason_expr(min_day: i32, duplicate: Option<Expr>) -> Expr {
     let code = |c: Check| lit(c.code());
     let mut e = when(col("customer_id").is_null())
         .then(code(Check::NullCustomerId))
@@ -201,7 +201,7 @@ pub fn reason_expr(min_day: i32, duplicate: Option<Expr>) -> Expr {
 }
 
 /// Rows in the window per day (`day` null: rows with a null timestamp).
-pub fn per_day(checked: LazyFrame) -> LazyFrame {
+pub(crate) fn per_day(checked: LazyFrame) -> LazyFrame {
     checked
         .group_by([col("day")])
         .agg([len().cast(DataType::Int64).alias("rows")])
@@ -213,7 +213,7 @@ const EXAMPLE_COLUMNS: [&str; 4] = ["customer_id", "ts", "amount", "order_id"];
 /// The `duplicate` input of [`reason_expr`]: a row equal to an earlier one in every one of
 /// `mapped` columns. Only meaningful when rows carry an order id (without one, identical rows are
 /// legitimate repeat purchases); rows of one customer must be in one frame.
-pub fn duplicate_expr(mapped: &[String]) -> Expr {
+pub(crate) fn duplicate_expr(mapped: &[String]) -> Expr {
     as_struct(mapped.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
         .is_first_distinct()
         .not()
@@ -222,7 +222,7 @@ pub fn duplicate_expr(mapped: &[String]) -> Expr {
 /// Rows each check finds per day, with the first such row's key columns as an example.
 /// Reads the Boolean `future` column (a timestamp after the run's wall-clock time);
 /// `has_order_id` says whether `order_id` is a column.
-pub fn flagged(checked: LazyFrame, has_order_id: bool) -> PolarsResult<LazyFrame> {
+pub(crate) fn flagged(checked: LazyFrame, has_order_id: bool) -> PolarsResult<LazyFrame> {
     let future = col("future");
     let used = col("reason").eq(lit(0i32));
     let tag =
@@ -271,7 +271,7 @@ pub fn flagged(checked: LazyFrame, has_order_id: bool) -> PolarsResult<LazyFrame
 
 /// One row of `data_quality`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CheckCount {
+pub(crate) struct CheckCount {
     /// The check's name ([`Check::as_str`]), or an info row's: `rows_read`, `rows_in_window`,
     /// `rows_used`, `empty_file_skipped`.
     pub check: String,
@@ -286,7 +286,7 @@ pub struct CheckCount {
 
 /// The data quality of one as-of date: what `data_quality` holds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct QualityReport {
+pub(crate) struct QualityReport {
     /// Rows in the source files (all dates; the window is pushed into the scan, so most of
     /// them need not be decoded). None when a file's row count is unknown.
     pub rows_read: Option<i64>,
@@ -308,7 +308,7 @@ fn in_window(day: Option<i32>, start: Option<i32>, end: i32) -> bool {
 impl QualityReport {
     /// Sum the per-day tables of [`per_day`] and [`flagged`] over the window `[start, end]`
     /// (start None = unbounded).
-    pub fn for_window(
+    pub(crate) fn for_window(
         per_day: &DataFrame,
         flagged: &DataFrame,
         start: Option<i32>,
@@ -371,7 +371,7 @@ impl QualityReport {
     }
 
     /// Rows rejected by any check.
-    pub fn rejected(&self) -> i64 {
+    pub(crate) fn rejected(&self) -> i64 {
         self.checks
             .iter()
             .filter(|(c, _, _)| c.action() == Action::Rejected)
@@ -380,12 +380,12 @@ impl QualityReport {
     }
 
     /// Rows that go into the daily table: in the window and not rejected.
-    pub fn rows_used(&self) -> i64 {
+    pub(crate) fn rows_used(&self) -> i64 {
         self.rows_in_window - self.rejected()
     }
 
     /// Rejected rows as a share of the rows in the window (0 for an empty window).
-    pub fn rejected_share(&self) -> f64 {
+    pub(crate) fn rejected_share(&self) -> f64 {
         if self.rows_in_window == 0 {
             0.0
         } else {
@@ -394,7 +394,7 @@ impl QualityReport {
     }
 
     /// `12 null_customer_id, 4 non_finite_amount` (rejecting checks with rows only).
-    pub fn rejected_text(&self) -> String {
+    pub(crate) fn rejected_text(&self) -> String {
         self.checks
             .iter()
             .filter(|(c, n, _)| c.action() == Action::Rejected && *n > 0)
@@ -404,7 +404,7 @@ impl QualityReport {
     }
 
     /// Fail when the rejected share is above `max_share`.
-    pub fn check_threshold(&self, max_share: f64) -> Result<(), QualityError> {
+    pub(crate) fn check_threshold(&self, max_share: f64) -> Result<(), QualityError> {
         let share = self.rejected_share();
         if share > max_share {
             return Err(QualityError::TooManyRejected {
@@ -419,7 +419,7 @@ impl QualityReport {
     }
 
     /// The rows of `data_quality`, in their stable order.
-    pub fn rows(&self) -> Vec<CheckCount> {
+    pub(crate) fn rows(&self) -> Vec<CheckCount> {
         let info = |check: &str, rows: i64, example: Option<String>| CheckCount {
             check: check.into(),
             rows,
@@ -448,7 +448,7 @@ impl QualityReport {
 
     /// The `data_quality` table: `check`, `rows`, `share` (of the rows in the window), `action`,
     /// `example`.
-    pub fn table(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn table(&self) -> PolarsResult<DataFrame> {
         let rows = self.rows();
         let total = self.rows_in_window;
         df!(
@@ -506,7 +506,7 @@ fn render_example(flagged: &DataFrame, i: usize) -> PolarsResult<String> {
 
 /// The `quarantine` table from collected rejected rows: their canonical columns (`ts` renamed
 /// `timestamp`, in the source's own type) and `reason` as its stable name.
-pub fn quarantine_table(rejected: DataFrame) -> PolarsResult<DataFrame> {
+pub(crate) fn quarantine_table(rejected: DataFrame) -> PolarsResult<DataFrame> {
     let names: Vec<String> = [
         "customer_id",
         "ts",
@@ -542,14 +542,18 @@ pub fn quarantine_table(rejected: DataFrame) -> PolarsResult<DataFrame> {
 }
 
 /// The newest day in `days` (sorted ascending) on or before `as_of_day`.
-pub fn newest_on_or_before(days: &[i32], as_of_day: i32) -> Option<i32> {
+pub(crate) fn newest_on_or_before(days: &[i32], as_of_day: i32) -> Option<i32> {
     let k = days.partition_point(|&d| d <= as_of_day);
     k.checked_sub(1).map(|i| days[i])
 }
 
 /// Fail when the newest transaction on or before `as_of` (from `days`, the sorted days with
 /// data) is more than `max_days` older than `as_of`.
-pub fn check_fresh(days: &[i32], as_of: NaiveDate, max_days: i64) -> Result<(), QualityError> {
+pub(crate) fn check_fresh(
+    days: &[i32],
+    as_of: NaiveDate,
+    max_days: i64,
+) -> Result<(), QualityError> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let as_of_day = (as_of - epoch).num_days();
     let newest = newest_on_or_before(

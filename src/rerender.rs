@@ -15,7 +15,7 @@ use polars::prelude::*;
 
 /// Where the report went.
 #[derive(Debug)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     /// The published page: a local path or URI ending in `report/as_of=D/index.html`.
     pub location: String,
     /// Size of the HTML page in bytes.
@@ -48,7 +48,7 @@ fn read_frame(
 }
 
 /// Re-render and publish the report of `as_of` from the published tables of `job`.
-pub fn rerender(job: &Job, as_of: NaiveDate) -> Result<Rendered, RunError> {
+pub(crate) fn rerender(job: &Job, as_of: NaiveDate) -> Result<Rendered, RunError> {
     let t0 = std::time::Instant::now();
     let started_at = chrono::Utc::now();
     let loc = storage::open(&job.output_uri, &job.output_storage)?;

@@ -46,7 +46,7 @@ impl std::fmt::Display for RunStatus {
 
 /// One row of the runs table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RunRow {
+pub(crate) struct RunRow {
     /// Id of the invocation (UTC time plus random bits), shared by all its dates.
     pub run_id: String,
     /// Name of the job (`name` in the job file).
@@ -72,7 +72,7 @@ pub struct RunRow {
 }
 
 /// The runs-table frame of some rows.
-pub fn build(rows: &[RunRow]) -> PolarsResult<DataFrame> {
+pub(crate) fn build(rows: &[RunRow]) -> PolarsResult<DataFrame> {
     let micros = |t: &DateTime<Utc>| t.timestamp_micros();
     let ts = |name: &str, v: Vec<i64>| -> PolarsResult<Column> {
         Column::new(name.into(), v).cast(&DataType::Datetime(
@@ -133,6 +133,6 @@ pub fn build(rows: &[RunRow]) -> PolarsResult<DataFrame> {
 }
 
 /// Relative path of a run row's file.
-pub fn file_name(run_id: &str, as_of: NaiveDate) -> String {
+pub(crate) fn file_name(run_id: &str, as_of: NaiveDate) -> String {
     format!("runs/{run_id}_{as_of}.parquet")
 }

@@ -10,7 +10,7 @@
 //! timestamp), `day` (Int32, days since 1970-01-01 of the purchase's calendar day in the job's
 //! business time zone `columns.timezone`), `amount` (Float64) and, when mapped, `order_id`,
 //! `quantity`, `category`, `region`, `industry`, `channel`, plus the row checks' `reason`
-//! ([`crate::quality`]). No row is dropped here: rejected rows are counted and quarantined by the
+//! (`crate::quality`). No row is dropped here: rejected rows are counted and quarantined by the
 //! pipeline. Files are scanned from the listing (zero-byte files skipped and reported); when the
 //! dataset cannot be read, [`diagnose_files`] names the file at fault.
 
@@ -119,7 +119,7 @@ pub struct Scan {
     /// Every row in the window (and every row with a null timestamp): `customer_id`, `ts` (the
     /// raw timestamp), `day`, `amount`, the mapped optional columns, and `future` (Boolean: the
     /// timestamp is after the run's wall-clock time). Row checks are added per customer bucket
-    /// ([`crate::quality::reason_expr`]).
+    /// (`crate::quality::reason_expr`).
     pub lf: LazyFrame,
     /// The canonical names of the mapped columns (`customer_id`, `ts`, `amount`, then the
     /// optional ones present): what a duplicate row repeats.
@@ -598,7 +598,7 @@ pub fn open_files(job: &Job, uri: &str, files: &[&InputFile]) -> Result<LazyFram
 
 /// Open the job's transactions from its listed `files` for the inclusive window `[start, end]`
 /// (start `None` = unbounded): canonical columns, the raw timestamp `ts` and the `future` flag.
-/// Every row in the window is kept, rows that the checks of [`crate::quality`] will reject and
+/// Every row in the window is kept, rows that the checks of `crate::quality` will reject and
 /// rows with a null timestamp included; zero-byte files are skipped and listed.
 pub fn scan_files(
     job: &Job,

@@ -29,7 +29,7 @@ use polars::prelude::*;
 
 /// Which optional canonical columns the transactions carry.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Optional {
+pub(crate) struct Optional {
     /// An `order_id` column (`columns.order_id`): `orders` counts distinct ids per day.
     pub order_id: bool,
     /// A `quantity` column (`columns.quantity`), summed.
@@ -45,7 +45,7 @@ pub struct Optional {
 }
 
 /// The column the per-customer steps group and sort by ([`with_customer_key`]).
-pub const CUSTOMER_KEY: &str = "customer_key";
+pub(crate) const CUSTOMER_KEY: &str = "customer_key";
 
 /// `rows` with [`CUSTOMER_KEY`]: a fixed-seed 64-bit hash of `customer_id` when it tells every
 /// customer of these rows apart, else `customer_id` itself.
@@ -56,7 +56,7 @@ pub const CUSTOMER_KEY: &str = "customer_key";
 /// bucket of 100,000 customers, falls back to the string). Results never depend on the choice:
 /// the key only orders customers within a bucket, and the merged tables are sorted by
 /// `customer_id`.
-pub fn with_customer_key(rows: DataFrame) -> PolarsResult<DataFrame> {
+pub(crate) fn with_customer_key(rows: DataFrame) -> PolarsResult<DataFrame> {
     let hash = col("customer_id").hash(0x6b65_7921, 0x0c05_7e11, 0xd157_1c7e, 0x5eed_1d5a);
     with_key_from(rows, hash)
 }
@@ -90,7 +90,7 @@ fn with_key_from(rows: DataFrame, hash: Expr) -> PolarsResult<DataFrame> {
 /// rows, Int64),
 /// `orders` (Int64), and when present `quantity` (sum), `region`, `industry`, `channel` (last
 /// non-null value that day). Categories go to [`daily_categories`], so no list column is built.
-pub fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
+pub(crate) fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
     let mut aggs = vec![
         col("customer_id").first().alias("customer_id"),
         col("amount").sum().alias("amount"),
@@ -125,7 +125,7 @@ pub fn daily_purchases(tx: LazyFrame, opt: Optional) -> LazyFrame {
 /// Daily purchases (from [`daily_purchases`], any superset of the window) → the customer summary
 /// as of `as_of_day`, over days in `[start_day, as_of_day]` (`start_day` None = unbounded).
 /// `categories` is joined on by the caller from [`category_counts`].
-pub fn customer_summary(
+pub(crate) fn customer_summary(
     daily: LazyFrame,
     start_day: Option<i32>,
     as_of_day: i32,
@@ -212,14 +212,18 @@ pub fn customer_summary(
 
 /// Distinct (customer, day, category) triples of the raw transactions: the compact input of the
 /// `categories` count, kept apart from the daily purchases so that no list column is built.
-pub fn daily_categories(tx: LazyFrame) -> LazyFrame {
+pub(crate) fn daily_categories(tx: LazyFrame) -> LazyFrame {
     tx.select([col(CUSTOMER_KEY), col("day"), col("category")])
         .drop_nulls(None)
         .unique(None, UniqueKeepStrategy::Any)
 }
 
 /// Distinct categories per customer over days in `[start_day, as_of_day]`.
-pub fn category_counts(cats: LazyFrame, start_day: Option<i32>, as_of_day: i32) -> LazyFrame {
+pub(crate) fn category_counts(
+    cats: LazyFrame,
+    start_day: Option<i32>,
+    as_of_day: i32,
+) -> LazyFrame {
     let mut keep = col("day").lt_eq(lit(as_of_day));
     if let Some(s) = start_day {
         keep = keep.and(col("day").gt_eq(lit(s)));
@@ -232,7 +236,7 @@ pub fn category_counts(cats: LazyFrame, start_day: Option<i32>, as_of_day: i32) 
 }
 
 /// Columns of the customer summary in their documented order (those present are kept).
-pub const SUMMARY_ORDER: [&str; 18] = [
+pub(crate) const SUMMARY_ORDER: [&str; 18] = [
     "customer_id",
     "region",
     "industry",
@@ -256,7 +260,7 @@ pub const SUMMARY_ORDER: [&str; 18] = [
 /// Partial counts of [`annual_retention`] over some of the customers: additive across customer
 /// buckets ([`RetentionCounts::merge`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RetentionCounts {
+pub(crate) struct RetentionCounts {
     /// First purchase day in the window, over these customers.
     pub data_first: Option<i32>,
     /// Customers who bought in the earlier year.
@@ -267,7 +271,7 @@ pub struct RetentionCounts {
 
 impl RetentionCounts {
     /// Counts of the customers of both `self` and `o` (disjoint sets, e.g. two buckets).
-    pub fn merge(self, o: RetentionCounts) -> RetentionCounts {
+    pub(crate) fn merge(self, o: RetentionCounts) -> RetentionCounts {
         RetentionCounts {
             data_first: match (self.data_first, o.data_first) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -280,7 +284,7 @@ impl RetentionCounts {
 
     /// The rate: `None` when the data in the window do not cover the earlier year, or nobody
     /// bought in it.
-    pub fn rate(&self, as_of_day: i32) -> Option<f64> {
+    pub(crate) fn rate(&self, as_of_day: i32) -> Option<f64> {
         if self.data_first.is_none_or(|f| f > as_of_day - 729) {
             return None;
         }
@@ -292,7 +296,8 @@ impl RetentionCounts {
 /// before the last one (days `(D−730, D−365]`), the share who bought again in the last year
 /// (`(D−365, D]`). `None` when nobody bought in that earlier year (history too short). Only
 /// days inside the job's window (from `start_day`) count.
-pub fn annual_retention(
+#[cfg(test)]
+pub(crate) fn annual_retention(
     daily: LazyFrame,
     start_day: Option<i32>,
     as_of_day: i32,
@@ -301,7 +306,7 @@ pub fn annual_retention(
 }
 
 /// The counts behind [`annual_retention`] over the customers of `daily`.
-pub fn retention_counts(
+pub(crate) fn retention_counts(
     daily: LazyFrame,
     start_day: Option<i32>,
     as_of_day: i32,

@@ -1,7 +1,7 @@
 //! Small text helpers shared by the job file, the source checks and storage.
 
 /// Levenshtein edit distance, for "did you mean" hints.
-pub fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -16,12 +16,12 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// A URI's scheme, or `None` for a plain local path.
-pub fn scheme_of(uri: &str) -> Option<&str> {
+pub(crate) fn scheme_of(uri: &str) -> Option<&str> {
     let (scheme, rest) = uri.split_once("://")?;
     (!scheme.is_empty() && rest.len() + scheme.len() + 3 == uri.len()).then_some(scheme)
 }
 
 /// Is `uri` on the local file system?
-pub fn is_local(uri: &str) -> bool {
+pub(crate) fn is_local(uri: &str) -> bool {
     matches!(scheme_of(uri), None | Some("file"))
 }

@@ -41,7 +41,7 @@ use super::periods::Period;
 
 /// Options of [`customer_activity`]; [`ActivityOptions::new`] sets the defaults.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ActivityOptions {
+pub(crate) struct ActivityOptions {
     /// D: the as-of epoch day.
     pub as_of: i32,
     /// First day of the job's window, if bounded.
@@ -67,7 +67,8 @@ pub struct ActivityOptions {
 impl ActivityOptions {
     /// Defaults: monthly periods, no window, k = 3, floor 90 days, new < 90 days, developing
     /// < 365 days, declining below −0.3, watch above 0.5 and at risk above 0.75 of the threshold.
-    pub fn new(as_of: i32) -> ActivityOptions {
+    #[cfg(test)]
+    pub(crate) fn new(as_of: i32) -> ActivityOptions {
         ActivityOptions {
             as_of,
             window_start: None,
@@ -85,7 +86,7 @@ impl ActivityOptions {
 
 /// Early warning of churn, from how far `days_since_last` is into the churn threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EarlyWarning {
+pub(crate) enum EarlyWarning {
     /// `"ok"`: the silence is at most `watch_at` of the threshold.
     Ok,
     /// `"watch"`: the silence is above `watch_at` and at most `at_risk_at` of the threshold.
@@ -98,7 +99,7 @@ pub enum EarlyWarning {
 
 impl EarlyWarning {
     /// The value in `customer_features.early_warning`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EarlyWarning::Ok => "ok",
             EarlyWarning::Watch => "watch",
@@ -110,7 +111,7 @@ impl EarlyWarning {
 
 /// Lifecycle stage (first matching rule of the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LifecycleStage {
+pub(crate) enum LifecycleStage {
     /// `"new"`: tenure below `new_customer_days`.
     New,
     /// `"developing"`: tenure below `developing_days`, spend not declining.
@@ -125,7 +126,7 @@ pub enum LifecycleStage {
 
 impl LifecycleStage {
     /// The value in `customer_features.lifecycle_stage`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LifecycleStage::New => "new",
             LifecycleStage::Developing => "developing",
@@ -138,7 +139,7 @@ impl LifecycleStage {
 
 /// Activity features of one customer; see the module doc for each rule.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CustomerActivity {
+pub(crate) struct CustomerActivity {
     /// Days from the last purchase day to D.
     pub days_since_last: i32,
     /// Median gap between consecutive purchase days; `None` with fewer than 2 purchase days.
@@ -179,7 +180,7 @@ fn median_of_sorted(v: &[f64]) -> f64 {
 /// Activity features of one customer. `days` are its sorted distinct purchase days (at least
 /// one, all `<= opts.as_of`) and `amounts` the amount of each day. Panics on empty or
 /// mismatched input.
-pub fn customer_activity(
+pub(crate) fn customer_activity(
     days: &[i32],
     amounts: &[f64],
     opts: &ActivityOptions,
@@ -278,7 +279,7 @@ pub fn customer_activity(
 /// [`customer_activity`] for every customer, in parallel. Customer i owns
 /// `days[offsets[i]..offsets[i + 1]]` (and the same range of `amounts`), so `offsets` has one
 /// more entry than there are customers and starts at 0.
-pub fn activities(
+pub(crate) fn activities(
     days: &[i32],
     amounts: &[f64],
     offsets: &[usize],
@@ -292,15 +293,6 @@ pub fn activities(
         .par_windows(2)
         .map(|w| customer_activity(&days[w[0]..w[1]], &amounts[w[0]..w[1]], opts))
         .collect()
-}
-
-/// Share of customers with at least 2 purchase days (0 when there are no customers).
-pub fn base_repeat_rate(purchase_days: &[i64]) -> f64 {
-    if purchase_days.is_empty() {
-        return 0.0;
-    }
-    let repeat = purchase_days.iter().filter(|&&n| n >= 2).count();
-    repeat as f64 / purchase_days.len() as f64
 }
 
 #[cfg(test)]
@@ -436,11 +428,5 @@ mod tests {
             assert_eq!(all[i], one);
         }
         assert!(activities(&[], &[], &[0], &o).is_empty());
-    }
-
-    #[test]
-    fn repeat_rate() {
-        assert_eq!(base_repeat_rate(&[1, 2, 5, 1]), 0.5);
-        assert_eq!(base_repeat_rate(&[]), 0.0);
     }
 }

@@ -16,7 +16,7 @@ use polars::prelude::*;
 
 /// Daily purchases as plain columns with per-customer offsets.
 #[derive(Debug, Clone, Default)]
-pub struct DailySlices {
+pub(crate) struct DailySlices {
     /// Dense customer index, ascending (0, 0, 1, 2, 2, ...).
     pub customer: Vec<u32>,
     /// Purchase day of each row, as an epoch day (days since 1970-01-01).
@@ -30,7 +30,7 @@ pub struct DailySlices {
 /// Split a daily-purchases frame (sorted by customer id and day, restricted to the summary's
 /// window) into [`DailySlices`]. Customer `i` of the summary has `purchase_days` rows, so the
 /// offsets are their running sum: no string comparisons.
-pub fn daily_slices(daily: &DataFrame, summary: &DataFrame) -> PolarsResult<DailySlices> {
+pub(crate) fn daily_slices(daily: &DataFrame, summary: &DataFrame) -> PolarsResult<DailySlices> {
     let day: Vec<i32> = daily
         .column("day")?
         .i32()?
@@ -67,7 +67,7 @@ pub fn daily_slices(daily: &DataFrame, summary: &DataFrame) -> PolarsResult<Dail
 
 /// Optional extra inputs aligned with the summary rows.
 #[derive(Debug, Clone, Default)]
-pub struct ExtraInputs {
+pub(crate) struct ExtraInputs {
     /// Satisfaction scaled to [0, 1]; `None` for a customer without an answer.
     pub satisfaction: Option<Vec<Option<f64>>>,
     /// Interactions counted per customer.
@@ -80,7 +80,7 @@ fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
 
 /// The per-customer activity columns, computed per customer bucket from its daily rows; they
 /// travel with the summary until [`behaviour_columns`] puts them in output order.
-pub const ACTIVITY_COLUMNS: [&str; 10] = [
+pub(crate) const ACTIVITY_COLUMNS: [&str; 10] = [
     "median_gap_days",
     "gap_cv",
     "tenure_days",
@@ -95,7 +95,7 @@ pub const ACTIVITY_COLUMNS: [&str; 10] = [
 
 /// The activity columns ([`ACTIVITY_COLUMNS`]) of the customers of `summary` from their daily
 /// rows `slices`: everything of the behaviour that needs the daily rows.
-pub fn activity_columns(
+pub(crate) fn activity_columns(
     summary: &DataFrame,
     slices: &DailySlices,
     s: &BehaviourSettings,
@@ -176,7 +176,7 @@ pub fn activity_columns(
 /// The behaviour columns, in output order, from a summary that carries the
 /// [`ACTIVITY_COLUMNS`] (for every customer: the loyalty and relationship scores rank customers
 /// against each other).
-pub fn behaviour_columns(
+pub(crate) fn behaviour_columns(
     summary: &DataFrame,
     s: &BehaviourSettings,
     extra: &ExtraInputs,

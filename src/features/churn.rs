@@ -49,7 +49,7 @@ use super::periods::Period;
 
 /// Daily purchase columns, one row per customer and purchase day.
 #[derive(Clone, Copy, Debug)]
-pub struct DailyColumns<'a> {
+pub(crate) struct DailyColumns<'a> {
     /// Dense customer index, sorted ascending.
     pub customer: &'a [u32],
     /// Epoch day, sorted within each customer, all ≤ `as_of`.
@@ -60,7 +60,7 @@ pub struct DailyColumns<'a> {
 
 /// Options of [`churn_rates`] and [`cohort_retention`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct ChurnOptions {
+pub(crate) struct ChurnOptions {
     /// Length of the periods (`churn.period`).
     pub period: Period,
     /// First day of the window, if bounded.
@@ -74,7 +74,7 @@ pub struct ChurnOptions {
 
 /// One row of the churn-rate table.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ChurnRateRow {
+pub(crate) struct ChurnRateRow {
     /// Index of the period ([`Period::index`]).
     pub period_index: i32,
     /// First epoch day of the period.
@@ -113,7 +113,7 @@ pub struct ChurnRateRow {
 
 /// One cell of the cohort triangle.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CohortRow {
+pub(crate) struct CohortRow {
     /// Index of the cohort's period: the period of its customers' first purchase.
     pub cohort_index: i32,
     /// Label of the cohort's period, e.g. `2024-01`.
@@ -255,7 +255,7 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
 }
 
 /// The churn-rate table, one row per period, ascending; see the module doc.
-pub fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<ChurnRateRow> {
+pub(crate) fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<ChurnRateRow> {
     let ranges = customer_ranges(cols);
     let p = opts.period;
     let last = p.index(opts.as_of);
@@ -362,7 +362,7 @@ pub fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<ChurnRateRow
 type CohortAcc = Vec<(u64, Vec<(u64, f64)>)>;
 
 /// The cohort retention triangle, ordered by cohort then offset; see the module doc.
-pub fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<CohortRow> {
+pub(crate) fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<CohortRow> {
     let ranges = customer_ranges(cols);
     let p = opts.period;
     let last = p.index(opts.as_of);
@@ -449,7 +449,7 @@ pub fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<CohortR
 /// Merge the churn-rate tables of disjoint sets of customers (customer buckets): counts and
 /// revenues add up per period, the rates are recomputed. Parts are added in the order given, so
 /// the float sums are the same on every run.
-pub fn merge_churn_rates(parts: Vec<Vec<ChurnRateRow>>) -> Vec<ChurnRateRow> {
+pub(crate) fn merge_churn_rates(parts: Vec<Vec<ChurnRateRow>>) -> Vec<ChurnRateRow> {
     if parts.len() <= 1 {
         return parts.into_iter().next().unwrap_or_default();
     }
@@ -487,7 +487,7 @@ pub fn merge_churn_rates(parts: Vec<Vec<ChurnRateRow>>) -> Vec<ChurnRateRow> {
 /// Merge the cohort triangles of disjoint sets of customers (customer buckets): cohort sizes,
 /// active counts and revenues add up per cell; retention and cumulative revenue per customer
 /// are recomputed.
-pub fn merge_cohorts(parts: Vec<Vec<CohortRow>>) -> Vec<CohortRow> {
+pub(crate) fn merge_cohorts(parts: Vec<Vec<CohortRow>>) -> Vec<CohortRow> {
     if parts.len() <= 1 {
         return parts.into_iter().next().unwrap_or_default();
     }

@@ -36,7 +36,7 @@
 //! them *and* gives them a weight.
 
 /// Percentile ranks in [0, 1], in input order; see the module doc for the rule.
-pub fn percentile_ranks(values: &[f64]) -> Vec<f64> {
+pub(crate) fn percentile_ranks(values: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; values.len()];
     let mut order: Vec<usize> = (0..values.len()).filter(|&i| !values[i].is_nan()).collect();
     let m = order.len();
@@ -65,7 +65,7 @@ pub fn percentile_ranks(values: &[f64]) -> Vec<f64> {
 
 /// Weights of the loyalty components.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LoyaltyWeights {
+pub(crate) struct LoyaltyWeights {
     /// Weight of the repeat rate (frequency / purchase days). Default 0.25.
     pub repeat_rate: f64,
     /// Weight of the regularity 1 / (1 + gap CV). Default 0.2.
@@ -93,7 +93,7 @@ impl Default for LoyaltyWeights {
 impl LoyaltyWeights {
     /// Checks that every weight is finite and ≥ 0 and that the weights other than `breadth`
     /// (which may be dropped) sum to more than 0.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let all = [
             ("repeat_rate", self.repeat_rate),
             ("regularity", self.regularity),
@@ -123,7 +123,7 @@ fn check_weights(all: &[(&str, f64)], always_present: usize) -> Result<(), Strin
 
 /// Per-customer inputs of [`loyalty_scores`]; all slices have one entry per customer.
 #[derive(Clone, Copy, Debug)]
-pub struct LoyaltyInputs<'a> {
+pub(crate) struct LoyaltyInputs<'a> {
     /// frequency / purchase days, in [0, 1).
     pub repeat_rate: &'a [f64],
     /// Coefficient of variation of the gaps between purchase days.
@@ -138,7 +138,7 @@ pub struct LoyaltyInputs<'a> {
 
 /// Customer-level repeat rate = frequency / purchase days = (purchase days − 1) / purchase days;
 /// 0 for no purchase days.
-pub fn repeat_rate(purchase_days: i64) -> f64 {
+pub(crate) fn repeat_rate(purchase_days: i64) -> f64 {
     if purchase_days <= 0 {
         0.0
     } else {
@@ -159,7 +159,7 @@ fn weighted(components: &[(f64, &[f64])], n: usize) -> Vec<f64> {
 
 /// Loyalty score 0–100 of each customer, in input order. Panics when the slices differ in
 /// length or the weights of the present components sum to 0 (see [`LoyaltyWeights::validate`]).
-pub fn loyalty_scores(inputs: &LoyaltyInputs, w: &LoyaltyWeights) -> Vec<f64> {
+pub(crate) fn loyalty_scores(inputs: &LoyaltyInputs, w: &LoyaltyWeights) -> Vec<f64> {
     let n = inputs.repeat_rate.len();
     assert!(
         inputs.gap_cv.len() == n
@@ -188,7 +188,7 @@ pub fn loyalty_scores(inputs: &LoyaltyInputs, w: &LoyaltyWeights) -> Vec<f64> {
 }
 
 /// Loyalty tier: `"high"` if score ≥ 67, `"medium"` if ≥ 33, else `"low"`.
-pub fn tier(score: f64) -> &'static str {
+pub(crate) fn tier(score: f64) -> &'static str {
     if score >= 67.0 {
         "high"
     } else if score >= 33.0 {
@@ -200,7 +200,7 @@ pub fn tier(score: f64) -> &'static str {
 
 /// Weights of the relationship components.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RelationshipWeights {
+pub(crate) struct RelationshipWeights {
     /// Weight of the loyalty score / 100. Default 0.35.
     pub loyalty: f64,
     /// Weight of the percentile rank of purchase days per 30 days of tenure. Default 0.2.
@@ -231,7 +231,7 @@ impl Default for RelationshipWeights {
 impl RelationshipWeights {
     /// Checks that every weight is finite and ≥ 0 and that loyalty, interaction and depth
     /// (always present) do not all weigh 0.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let all = [
             ("loyalty", self.loyalty),
             ("interaction", self.interaction),
@@ -246,7 +246,7 @@ impl RelationshipWeights {
 
 /// Per-customer inputs of [`relationship_scores`]; all slices have one entry per customer.
 #[derive(Clone, Copy, Debug)]
-pub struct RelationshipInputs<'a> {
+pub(crate) struct RelationshipInputs<'a> {
     /// Loyalty score 0–100.
     pub loyalty: &'a [f64],
     /// Distinct purchase days.
@@ -268,7 +268,10 @@ pub struct RelationshipInputs<'a> {
 
 /// Relationship-quality score 0–100 of each customer, in input order; see the module doc.
 /// Panics when the slices differ in length or the present weights sum to 0.
-pub fn relationship_scores(inputs: &RelationshipInputs, w: &RelationshipWeights) -> Vec<f64> {
+pub(crate) fn relationship_scores(
+    inputs: &RelationshipInputs,
+    w: &RelationshipWeights,
+) -> Vec<f64> {
     let n = inputs.loyalty.len();
     let same = |len: usize| len == n;
     assert!(

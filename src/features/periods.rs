@@ -22,7 +22,7 @@ use chrono::{Datelike, NaiveDate};
 const UNIX_EPOCH_FROM_CE: i32 = 719_163;
 
 /// Epoch day of a calendar date. Panics on an invalid date (a bug in the caller).
-pub fn epoch_day(year: i32, month: u32, day: u32) -> i32 {
+pub(crate) fn epoch_day(year: i32, month: u32, day: u32) -> i32 {
     let d = NaiveDate::from_ymd_opt(year, month, day)
         .unwrap_or_else(|| panic!("invalid date {year}-{month}-{day}"));
     from_date(d)
@@ -124,7 +124,7 @@ impl Period {
 
 /// The last day of every period whose last day lies in `[from, to]`, ascending. Empty when
 /// `from > to` or when no period ends inside the range.
-pub fn as_of_dates(from: i32, to: i32, period: Period) -> Vec<i32> {
+pub(crate) fn as_of_dates(from: i32, to: i32, period: Period) -> Vec<i32> {
     if from > to {
         return Vec::new();
     }

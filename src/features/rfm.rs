@@ -15,7 +15,7 @@
 
 /// 1–5 scores of `values`, higher value → higher score, with the tie rule above.
 /// NaN values get score 1.
-pub fn quintile_scores(values: &[f64]) -> Vec<u8> {
+pub(crate) fn quintile_scores(values: &[f64]) -> Vec<u8> {
     let n = values.len();
     let mut order: Vec<usize> = (0..n).collect();
     let key = |i: usize| {
@@ -45,7 +45,7 @@ pub fn quintile_scores(values: &[f64]) -> Vec<u8> {
 }
 
 /// The RFM code, e.g. `"543"`.
-pub fn rfm_code(r: u8, f: u8, m: u8) -> String {
+pub(crate) fn rfm_code(r: u8, f: u8, m: u8) -> String {
     format!("{r}{f}{m}")
 }
 

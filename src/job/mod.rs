@@ -59,7 +59,7 @@ pub use crate::features::settings::{
 };
 pub use crate::segments::rfm::{ScoreRange, SegmentRule};
 pub use crate::segments::tiers::TierMethod;
-pub use crate::storage::StorageOptions;
+pub use crate::store_options::StorageOptions;
 pub use crate::valuation::ClvSettings;
 
 pub use crate::tables::Table;

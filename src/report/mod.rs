@@ -15,11 +15,8 @@ use crate::tables::Table;
 use polars::prelude::*;
 use serde::Serialize;
 
-/// The file name of the report inside its partition (`report/as_of=D/index.html`).
-pub const FILE_NAME: &str = "index.html";
-
 /// The `customer_features` columns the report reads (a re-render reads only these).
-pub const CUSTOMER_COLUMNS: [&str; 11] = [
+pub(crate) const CUSTOMER_COLUMNS: [&str; 11] = [
     "total_amount",
     "amount_last_365d",
     "frequency",
@@ -35,7 +32,7 @@ pub const CUSTOMER_COLUMNS: [&str; 11] = [
 
 /// What the run log says about the run behind the tables.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RunState {
+pub(crate) enum RunState {
     /// Published, nothing to report.
     Succeeded,
     /// Published, but degraded: the reasons.
@@ -46,7 +43,7 @@ pub enum RunState {
 
 /// Everything the report is drawn from. The page carries no run id or timing, so a rerun that
 /// publishes identical tables publishes an identical page.
-pub struct ReportInput<'a> {
+pub(crate) struct ReportInput<'a> {
     /// The job's name.
     pub job: &'a str,
     /// The as-of date of the tables.
@@ -149,7 +146,7 @@ struct Page<'a> {
 const TEMPLATE: &str = include_str!("page.html");
 
 /// Render the report page.
-pub fn render(input: &ReportInput) -> PolarsResult<String> {
+pub(crate) fn render(input: &ReportInput) -> PolarsResult<String> {
     let (status, reasons) = match &input.state {
         RunState::Succeeded => ("succeeded", Vec::new()),
         RunState::Degraded(r) => ("degraded", r.clone()),

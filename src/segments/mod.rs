@@ -1,6 +1,6 @@
 //! Segments: named RFM segments, value tiers and the value × relationship matrix. Pure functions
 //! over plain slices.
 
-pub mod rfm;
-pub mod tiers;
-pub mod value_matrix;
+pub(crate) mod rfm;
+pub(crate) mod tiers;
+pub(crate) mod value_matrix;

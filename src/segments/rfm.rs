@@ -39,7 +39,7 @@ pub struct SegmentRule {
 }
 
 /// The default rules, in match order.
-pub fn default_rules() -> Vec<SegmentRule> {
+pub(crate) fn default_rules() -> Vec<SegmentRule> {
     let rule = |name: &str, r: (u8, u8), f: (u8, u8)| SegmentRule {
         name: name.to_string(),
         r: ScoreRange(r.0, r.1),
@@ -62,7 +62,7 @@ pub fn default_rules() -> Vec<SegmentRule> {
 }
 
 /// The segment of one customer's scores, or `None` if no rule matches.
-pub fn segment_of(rules: &[SegmentRule], r: u8, f: u8, m: u8) -> Option<&str> {
+pub(crate) fn segment_of(rules: &[SegmentRule], r: u8, f: u8, m: u8) -> Option<&str> {
     rules
         .iter()
         .find(|s| s.r.contains(r) && s.f.contains(f) && s.m.contains(m))
@@ -70,7 +70,7 @@ pub fn segment_of(rules: &[SegmentRule], r: u8, f: u8, m: u8) -> Option<&str> {
 }
 
 /// The first (R, F, M) score combination that no rule matches.
-pub fn uncovered(rules: &[SegmentRule]) -> Option<(u8, u8, u8)> {
+pub(crate) fn uncovered(rules: &[SegmentRule]) -> Option<(u8, u8, u8)> {
     for r in 1..=5 {
         for f in 1..=5 {
             for m in 1..=5 {

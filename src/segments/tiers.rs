@@ -30,7 +30,7 @@ pub enum TierMethod {
 }
 
 /// Tier of each customer, in input order.
-pub fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> Vec<&'static str> {
+pub(crate) fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> Vec<&'static str> {
     let n = value.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| {

@@ -17,7 +17,7 @@
 
 /// Median of the non-NaN values: the middle value, or the mean of the two middle values for an
 /// even count; NaN when there is no value.
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
     if v.is_empty() {
         return f64::NAN;
@@ -33,7 +33,7 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// A quadrant of the value × relationship matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Quadrant {
+pub(crate) enum Quadrant {
     /// High value, strong relationship: keep and personalise.
     HighStrong,
     /// High value, weak relationship: strengthen the relationship.
@@ -46,7 +46,7 @@ pub enum Quadrant {
 
 impl Quadrant {
     /// The four quadrants, high value first.
-    pub const ALL: [Quadrant; 4] = [
+    pub(crate) const ALL: [Quadrant; 4] = [
         Quadrant::HighStrong,
         Quadrant::HighWeak,
         Quadrant::LowStrong,
@@ -54,7 +54,7 @@ impl Quadrant {
     ];
 
     /// The label written to `value_quadrant` (a stable output value).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Quadrant::HighStrong => "high value / strong relationship",
             Quadrant::HighWeak => "high value / weak relationship",
@@ -64,7 +64,7 @@ impl Quadrant {
     }
 
     /// The recommended action (`recommended_action`, `value_matrix.action`).
-    pub fn action(self) -> &'static str {
+    pub(crate) fn action(self) -> &'static str {
         match self {
             Quadrant::HighStrong => "keep and personalise",
             Quadrant::HighWeak => "strengthen the relationship",
@@ -74,13 +74,13 @@ impl Quadrant {
     }
 
     /// The quadrant of a label written by [`Quadrant::as_str`].
-    pub fn parse(label: &str) -> Option<Quadrant> {
+    pub(crate) fn parse(label: &str) -> Option<Quadrant> {
         Self::ALL.into_iter().find(|q| q.as_str() == label)
     }
 }
 
 /// Quadrant of each customer, in input order. Panics when the slices differ in length.
-pub fn quadrants(
+pub(crate) fn quadrants(
     value: &[f64],
     relationship: &[f64],
     value_threshold: f64,

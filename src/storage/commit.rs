@@ -31,10 +31,12 @@ use super::{child, runtime, Location, StorageError};
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 
-/// Name of the single data file of a partition.
-pub const DATA_FILE: &str = "part-00000.parquet";
+/// Name of the single data file of a partition (in the tests; tables name theirs by
+/// `Table::file_name`).
+#[cfg(test)]
+pub(crate) const DATA_FILE: &str = "part-00000.parquet";
 /// Name of a partition's manifest file ([`Manifest`]).
-pub const MANIFEST: &str = "_manifest.json";
+pub(crate) const MANIFEST: &str = "_manifest.json";
 
 /// One input file, for manifests and resumability.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -53,7 +55,7 @@ pub struct InputFile {
 
 /// A data file of a partition, as the manifest lists it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct ManifestFile {
+pub(crate) struct ManifestFile {
     /// File name inside the partition folder.
     pub name: String,
     /// Size in bytes.
@@ -64,7 +66,7 @@ pub struct ManifestFile {
 /// partition only when its manifest parses, names the same job hash and input files, and its
 /// data object still has the size (and, on object stores, the ETag) recorded here.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// Name of the job that wrote the partition.
     pub job: String,
     /// Path of the job file the job was loaded from.
@@ -98,21 +100,21 @@ pub struct Manifest {
 
 impl Manifest {
     /// Parse a manifest; `None` when it is not one (corrupt, truncated, another shape).
-    pub fn parse(bytes: &[u8]) -> Option<Manifest> {
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Manifest> {
         serde_json::from_slice(bytes).ok()
     }
 
     /// Pretty JSON.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("a manifest serializes")
     }
 }
 /// Name of the empty marker file written last: the partition is complete.
-pub const SUCCESS: &str = "_SUCCESS";
+pub(crate) const SUCCESS: &str = "_SUCCESS";
 
 /// One table's partition content, ready to publish.
 #[derive(Debug, Clone)]
-pub struct PartitionContent {
+pub(crate) struct PartitionContent {
     /// The table's name (its folder under the output root).
     pub table: String,
     /// The data file's name: [`DATA_FILE`] for tables, `index.html` for the report.
@@ -124,12 +126,12 @@ pub struct PartitionContent {
 }
 
 /// The partition folder of `table` as of `as_of`, relative to the output root.
-pub fn partition_dir(table: &str, as_of: NaiveDate) -> String {
+pub(crate) fn partition_dir(table: &str, as_of: NaiveDate) -> String {
     format!("{table}/as_of={}", as_of.format("%Y-%m-%d"))
 }
 
 /// Publish all partitions of one run. See the module doc for what readers see.
-pub fn publish(
+pub(crate) fn publish(
     loc: &Location,
     run_id: &str,
     as_of: NaiveDate,

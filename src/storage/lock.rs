@@ -26,12 +26,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Seconds a lease on an object store stays valid without renewal (default).
-pub const LEASE_TTL_S: u64 = 120;
+pub(crate) const LEASE_TTL_S: u64 = 120;
 /// Seconds between lease renewals (default: a quarter of the TTL).
-pub const LEASE_RENEW_S: u64 = 30;
+pub(crate) const LEASE_RENEW_S: u64 = 30;
 /// Environment variable that sets the lease TTL, 10 to 3600 s: how long a killed run blocks the
 /// next one. Renewals come every quarter of it.
-pub const LEASE_TTL_ENV: &str = "CUSTVAL_LEASE_TTL_S";
+pub(crate) const LEASE_TTL_ENV: &str = "CUSTVAL_LEASE_TTL_S";
 
 /// The lease TTL and the renewal interval, from [`LEASE_TTL_ENV`] or the defaults.
 fn lease_timing() -> (u64, u64) {
@@ -206,7 +206,7 @@ fn acquire_lease(
 
 /// Locks held by a live run; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     _job: Option<File>,
     staging: Option<(File, PathBuf)>,
     _lease: Option<Lease>,
@@ -274,7 +274,7 @@ fn safe(name: &str) -> String {
 /// Take the run lock of `job` on a local output (nothing on object stores), then remove the
 /// staging leftovers of dead runs. Fails with [`StorageError::Locked`] when another run of the
 /// job holds the lock, unless `wait`.
-pub fn acquire(
+pub(crate) fn acquire(
     loc: &Location,
     job: &str,
     run_id: &str,
@@ -331,7 +331,7 @@ pub fn acquire(
 
 /// Staging directories under `root` (and their lock files) whose run is dead, with `live`
 /// telling whether a run still holds them.
-pub fn leftovers(root: &Path) -> Vec<(PathBuf, bool)> {
+pub(crate) fn leftovers(root: &Path) -> Vec<(PathBuf, bool)> {
     let staging = root.join("_staging");
     let Ok(rd) = std::fs::read_dir(&staging) else {
         return Vec::new();

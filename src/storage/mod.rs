@@ -9,8 +9,8 @@
 //! `GOOGLE_APPLICATION_CREDENTIALS`, `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...).
 //! Nothing in this module logs option values.
 
-pub mod commit;
-pub mod lock;
+pub(crate) mod commit;
+pub(crate) mod lock;
 
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStore;
@@ -66,9 +66,7 @@ pub enum StorageError {
     },
 }
 
-pub use crate::store_options::{
-    StorageOptions, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, RETRY_WINDOW_S,
-};
+pub(crate) use crate::store_options::{StorageOptions, RETRY_WINDOW_S};
 
 impl StorageError {
     /// The object or file does not exist: bad input (the URI is wrong), not an outage.
@@ -134,10 +132,10 @@ impl Location {
     }
 }
 
-pub use crate::text::{is_local, scheme_of};
+pub(crate) use crate::text::{is_local, scheme_of};
 
 /// Absolute local path of a local URI.
-pub fn local_path(uri: &str) -> PathBuf {
+pub(crate) fn local_path(uri: &str) -> PathBuf {
     let p = PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri));
     if p.is_absolute() {
         p
@@ -147,7 +145,7 @@ pub fn local_path(uri: &str) -> PathBuf {
 }
 
 /// Open an output location.
-pub fn open(uri: &str, opts: &StorageOptions) -> Result<Location, StorageError> {
+pub(crate) fn open(uri: &str, opts: &StorageOptions) -> Result<Location, StorageError> {
     if is_local(uri) {
         return Ok(Location::Local(local_path(uri)));
     }
@@ -229,7 +227,7 @@ pub fn open(uri: &str, opts: &StorageOptions) -> Result<Location, StorageError> 
 }
 
 /// polars cloud options for reading `uri` with `opts` (None for local paths).
-pub fn polars_cloud_options(
+pub(crate) fn polars_cloud_options(
     uri: &str,
     opts: &StorageOptions,
 ) -> polars::prelude::PolarsResult<Option<polars::prelude::cloud::CloudOptions>> {
@@ -272,7 +270,7 @@ pub fn polars_cloud_options(
 }
 
 /// The shared tokio runtime for object-store calls (polars keeps its own).
-pub fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -284,7 +282,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Read a small object (or local file) below `loc`, `None` when it does not exist.
-pub fn read_optional(loc: &Location, rel: &str) -> Result<Option<Vec<u8>>, StorageError> {
+pub(crate) fn read_optional(loc: &Location, rel: &str) -> Result<Option<Vec<u8>>, StorageError> {
     match loc {
         Location::Local(root) => {
             let p = root.join(rel);
@@ -319,7 +317,7 @@ pub fn read_optional(loc: &Location, rel: &str) -> Result<Option<Vec<u8>>, Stora
 }
 
 /// Write one object (or local file, atomically via a temp file and rename) below `loc`.
-pub fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+pub(crate) fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
     match loc {
         Location::Local(root) => {
             let p = root.join(rel);
@@ -353,7 +351,7 @@ pub fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), StorageError
 
 /// Check that `loc` can be written: write a marker object below it and remove it again (for
 /// `validate`, so that an unwritable or unreachable output fails before the nightly run does).
-pub fn check_writable(loc: &Location) -> Result<(), StorageError> {
+pub(crate) fn check_writable(loc: &Location) -> Result<(), StorageError> {
     let rel = format!("_custval_write_check_{}", std::process::id());
     let existed = matches!(loc, Location::Local(root) if root.exists());
     put(loc, &rel, b"custval validate".to_vec())?;
@@ -385,7 +383,10 @@ pub fn check_writable(loc: &Location) -> Result<(), StorageError> {
 }
 
 /// Size and ETag of the object (or local file) `rel` below `loc`; None when it does not exist.
-pub fn head(loc: &Location, rel: &str) -> Result<Option<(u64, Option<String>)>, StorageError> {
+pub(crate) fn head(
+    loc: &Location,
+    rel: &str,
+) -> Result<Option<(u64, Option<String>)>, StorageError> {
     match loc {
         Location::Local(root) => {
             let p = root.join(rel);
@@ -415,7 +416,7 @@ pub fn head(loc: &Location, rel: &str) -> Result<Option<(u64, Option<String>)>, 
 }
 
 /// Size and ETag of one object given by its full URI.
-pub fn object_meta(
+pub(crate) fn object_meta(
     uri: &str,
     opts: &StorageOptions,
 ) -> Result<(u64, Option<String>), StorageError> {
@@ -442,7 +443,7 @@ pub fn object_meta(
 
 /// Zero-byte files under a source URI (a file, a directory or an object-store prefix; glob
 /// patterns are not searched). Polars' listing skips them silently; custval reports them.
-pub fn empty_files(uri: &str, opts: &StorageOptions) -> Result<Vec<String>, StorageError> {
+pub(crate) fn empty_files(uri: &str, opts: &StorageOptions) -> Result<Vec<String>, StorageError> {
     if uri.contains(['*', '?', '[']) {
         return Ok(Vec::new());
     }
@@ -512,7 +513,7 @@ pub fn empty_files(uri: &str, opts: &StorageOptions) -> Result<Vec<String>, Stor
 }
 
 /// `prefix/rel` as an object path (rel uses `/`).
-pub fn child(prefix: &ObjPath, rel: &str) -> ObjPath {
+pub(crate) fn child(prefix: &ObjPath, rel: &str) -> ObjPath {
     rel.split('/')
         .filter(|s| !s.is_empty())
         .fold(prefix.clone(), |p, part| p.join(part))

@@ -7,14 +7,14 @@
 use polars::prelude::*;
 
 /// Attributes that give breakdowns, in output order.
-pub const DIMENSIONS: [&str; 3] = ["region", "industry", "channel"];
+pub(crate) const DIMENSIONS: [&str; 3] = ["region", "industry", "channel"];
 
 /// `aggs` grouped by `key`, once over the whole base (`dimension = "all"`) and once per
 /// attribute column present, stacked: columns `dimension_rank` (a helper: drop it after
 /// sorting), `dimension`, `dimension_value`, `key` and the aggregates. Each dimension is grouped
 /// on its own and only the small results are stacked, so memory stays near one pass over the
 /// customer rows.
-pub fn aggregate(df: &DataFrame, key: &str, aggs: &[Expr]) -> PolarsResult<LazyFrame> {
+pub(crate) fn aggregate(df: &DataFrame, key: &str, aggs: &[Expr]) -> PolarsResult<LazyFrame> {
     let base = df.clone().lazy();
     let mut parts = vec![base.clone().group_by([col(key)]).agg(aggs).with_columns([
         lit("all").alias("dimension"),
@@ -57,7 +57,7 @@ pub fn aggregate(df: &DataFrame, key: &str, aggs: &[Expr]) -> PolarsResult<LazyF
 }
 
 /// The grouping keys of a breakdown.
-pub fn keys(key: &str) -> Vec<Expr> {
+pub(crate) fn keys(key: &str) -> Vec<Expr> {
     vec![
         col("dimension_rank"),
         col("dimension"),
@@ -67,7 +67,7 @@ pub fn keys(key: &str) -> Vec<Expr> {
 }
 
 /// `name / sum(name)` within the breakdown group, null when the group's sum is 0.
-pub fn share(name: &str, alias: &str) -> PolarsResult<Expr> {
+pub(crate) fn share(name: &str, alias: &str) -> PolarsResult<Expr> {
     let total = col(name)
         .sum()
         .over([col("dimension"), col("dimension_value")])?;

@@ -12,7 +12,7 @@ use crate::features::churn::ChurnRateRow;
 use polars::prelude::*;
 
 /// Build the table from the rows.
-pub fn build(rows: &[ChurnRateRow]) -> PolarsResult<DataFrame> {
+pub(crate) fn build(rows: &[ChurnRateRow]) -> PolarsResult<DataFrame> {
     let u = |g: fn(&ChurnRateRow) -> u64| rows.iter().map(|r| g(r) as i64).collect::<Vec<_>>();
     let f = |g: fn(&ChurnRateRow) -> f64| rows.iter().map(g).collect::<Vec<_>>();
     DataFrame::new_infer_height(vec![

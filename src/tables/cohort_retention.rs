@@ -11,7 +11,7 @@ use crate::features::churn::CohortRow;
 use polars::prelude::*;
 
 /// Build the table from the rows.
-pub fn build(rows: &[CohortRow]) -> PolarsResult<DataFrame> {
+pub(crate) fn build(rows: &[CohortRow]) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
         Column::new(
             "cohort".into(),

@@ -25,7 +25,7 @@ use polars::prelude::*;
 
 /// The settings `customer_features` needs: segment rules, value tiers and matrix thresholds.
 #[derive(Debug, Clone, Copy)]
-pub struct FeatureSettings<'a> {
+pub(crate) struct FeatureSettings<'a> {
     /// RFM segment rules, in match order.
     pub segments: &'a [SegmentRule],
     /// How value tiers are assigned.
@@ -35,7 +35,7 @@ pub struct FeatureSettings<'a> {
 }
 
 /// Add RFM scores, code, segment and value tier to the customer summary.
-pub fn build(
+pub(crate) fn build(
     mut summary: DataFrame,
     settings: FeatureSettings<'_>,
     valuation: Option<&Valuation>,

@@ -1,13 +1,13 @@
 //! Output tables: one builder per table. Each states its grain, columns and partition key.
 
-pub mod breakdown;
-pub mod churn_rates;
-pub mod cohort_retention;
-pub mod customer_features;
-pub mod model_diagnostics;
-pub mod model_fit;
-pub mod segment_summary;
-pub mod value_matrix;
+pub(crate) mod breakdown;
+pub(crate) mod churn_rates;
+pub(crate) mod cohort_retention;
+pub(crate) mod customer_features;
+pub(crate) mod model_diagnostics;
+pub(crate) mod model_fit;
+pub(crate) mod segment_summary;
+pub(crate) mod value_matrix;
 
 /// The output tables custval knows, in the order a run writes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

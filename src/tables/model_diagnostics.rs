@@ -16,7 +16,7 @@ use crate::valuation::DiagnosticRow;
 use polars::prelude::*;
 
 /// Build the table.
-pub fn build(
+pub(crate) fn build(
     rows: &[DiagnosticRow],
     holdout_days: i64,
     calibration_end_day: i32,

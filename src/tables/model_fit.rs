@@ -17,7 +17,7 @@ use crate::valuation::FitRow;
 use polars::prelude::*;
 
 /// Build the table from the fit rows.
-pub fn build(fits: &[FitRow], unit_days: f64) -> PolarsResult<DataFrame> {
+pub(crate) fn build(fits: &[FitRow], unit_days: f64) -> PolarsResult<DataFrame> {
     let param = |name: &str| -> Column {
         let v: Vec<Option<f64>> = fits
             .iter()

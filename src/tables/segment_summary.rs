@@ -21,7 +21,7 @@ fn mean(name: &str, alias: &str) -> Expr {
 }
 
 /// Aggregate customer features by segment.
-pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
+pub(crate) fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
     let has_clv = features.column("clv").is_ok();
     let mut aggs = vec![
         len().cast(DataType::Int64).alias("customers"),

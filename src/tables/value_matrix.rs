@@ -14,7 +14,7 @@ use crate::segments::value_matrix::Quadrant;
 use polars::prelude::*;
 
 /// Aggregate customer features by quadrant.
-pub fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
+pub(crate) fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
     let has_clv = features.column("clv").is_ok();
     let mut aggs = vec![
         len().cast(DataType::Int64).alias("customers"),
