@@ -30,8 +30,8 @@ use rayon::prelude::*;
 use super::optimize::{covariance, hessian, minimize_bfgs, minimize_warm};
 use super::special::{digamma, ln_gamma, sum_series};
 use super::{
-    check_purchase_inputs, stalled_at_precision, warm_note, FitOptions, FitReport, ModelError,
-    LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_purchase_inputs, penalized_mean, stalled_at_precision, warm_note, FitOptions, FitReport,
+    ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Which of the two Beta-geometric dropout models the shared likelihood code computes.
@@ -296,13 +296,14 @@ fn mean_objective(rows: &Rows, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 +
     move |theta: &[f64], grad: &mut [f64]| -> f64 {
         let p = from_log(theta);
         let (ll, g) = rows.loglik_grad(&p);
-        let natural = [p.r, p.alpha, p.a, p.b];
-        let mut f = -ll / rows.total_weight;
-        for k in 0..4 {
-            grad[k] = -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
-            f += pen * natural[k] * natural[k];
-        }
-        f
+        penalized_mean(
+            ll,
+            &g,
+            &[p.r, p.alpha, p.a, p.b],
+            rows.total_weight,
+            pen,
+            grad,
+        )
     }
 }
 
@@ -623,14 +624,7 @@ pub(crate) fn fit_variant(
         let nbd_objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
             let (r, alpha) = (theta[0].exp(), theta[1].exp());
             let (ll, g) = rows.nbd_loglik_grad(r, alpha);
-            let natural = [r, alpha];
-            let mut f = -ll / rows.total_weight;
-            for k in 0..2 {
-                grad[k] =
-                    -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
-                f += pen * natural[k] * natural[k];
-            }
-            f
+            penalized_mean(ll, &g, &[r, alpha], rows.total_weight, pen, grad)
         };
         let start = [m.x[0].clamp(-5.0, 5.0), m.x[1].clamp(-10.0, 10.0)];
         let n = minimize_bfgs(&nbd_objective, &start, opts.max_iter, opts.tolerance);

@@ -235,6 +235,7 @@ pub fn fit_gamma_gamma(
         let m = minimize_bfgs_then_newton(
             &objective,
             &start,
+            None,
             opts.max_iter,
             opts.tolerance,
             100,

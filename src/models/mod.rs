@@ -309,13 +309,38 @@ pub(crate) const PAR_CHUNK: usize = 4096;
 /// converged rather than returned as a silent number.
 pub(crate) const LOG_PARAM_LIMIT: f64 = 25.0;
 
+/// The mean objective `−ll/W + pen·Σp²` of a fit over log-parameters θ (p = e^θ, the natural
+/// parameters), from the log-likelihood `ll` over `weight` customers and its gradient `g`
+/// w.r.t. p; writes the objective's gradient w.r.t. θ into `grad`. The penalty is lifetimes'.
+pub(crate) fn penalized_mean(
+    ll: f64,
+    g: &[f64],
+    p: &[f64],
+    weight: f64,
+    pen: f64,
+    grad: &mut [f64],
+) -> f64 {
+    let mut f = -ll / weight;
+    for k in 0..p.len() {
+        grad[k] = -g[k] * p[k] / weight + 2.0 * pen * p[k] * p[k];
+        f += pen * p[k] * p[k];
+    }
+    f
+}
+
 /// The end of a fit's message that says it started from a subsample's fit ("" for a cold
 /// start).
 pub(crate) fn warm_note(warm: Option<&optimize::WarmStart>) -> String {
     match warm {
-        Some(w) => format!(
+        Some(w) if w.used => format!(
             " over all customers, started from the fit of a {}-customer subsample ({} iterations)",
             w.customers, w.fit.iterations
+        ),
+        Some(w) => format!(
+            " from the cold start (a warm start from the fit of a {}-customer subsample did not \
+             converge within {} iterations)",
+            w.customers,
+            optimize::WARM_MAX_ITER
         ),
         None => String::new(),
     }

@@ -475,24 +475,11 @@ pub fn chain(first: &Minimum, then: Minimum) -> Minimum {
 /// Newton iterations allowed to finish a stalled BFGS run.
 pub const NEWTON_POLISH_ITER: usize = 50;
 
-/// BFGS for at most `first` iterations; a run that has not converged by then and that
-/// `polish(&x)` accepts (an interior point, not a ridge running to a boundary) is finished by
-/// Newton steps, at most [`NEWTON_POLISH_ITER`] and within `max_iter` in all.
+/// BFGS (from the inverse-Hessian estimate `h0`, else a scaled identity) for at most `first`
+/// iterations; a run that has not converged by then and that `polish(&x)` accepts (an interior
+/// point, not a ridge running to a boundary) is finished by Newton steps, at most
+/// [`NEWTON_POLISH_ITER`] and within `max_iter` in all.
 pub fn minimize_bfgs_then_newton<F>(
-    f: &F,
-    x0: &[f64],
-    max_iter: usize,
-    gtol: f64,
-    first: usize,
-    polish: impl Fn(&[f64]) -> bool,
-) -> Minimum
-where
-    F: Fn(&[f64], &mut [f64]) -> f64,
-{
-    bfgs_then_newton_from(f, x0, None, max_iter, gtol, first, polish)
-}
-
-fn bfgs_then_newton_from<F>(
     f: &F,
     x0: &[f64],
     h0: Option<&[f64]>,
@@ -520,6 +507,10 @@ pub struct WarmStart {
     pub customers: usize,
     /// The subsample's fit.
     pub fit: Minimum,
+    /// Whether the result started from it (false: the subsample's fit was not finite or the
+    /// warm-started fit had not converged in [`WARM_MAX_ITER`] iterations, and the result comes
+    /// from the cold start; the fit's message says so).
+    pub used: bool,
 }
 
 /// Iterations allowed to a warm-started fit (it usually needs 3-6); one that has not
@@ -549,26 +540,36 @@ where
     F: Fn(&[f64], &mut [f64]) -> f64,
     G: Fn(&[f64], &mut [f64]) -> f64,
 {
+    let mut abandoned = None;
     if let Some((sub, customers)) = sub {
-        let w = bfgs_then_newton_from(sub, x0, None, max_iter, gtol, first, &polish);
+        let w = minimize_bfgs_then_newton(sub, x0, None, max_iter, gtol, first, &polish);
         if w.x.iter().all(|v| v.is_finite()) {
             let n = x0.len();
             let mut s = |x: &[f64], g: &mut [f64]| sub(x, g);
             let inv = covariance(&hessian(&mut s, &w.x), n, 1.0);
             let budget = max_iter.min(WARM_MAX_ITER);
-            let m = bfgs_then_newton_from(full, &w.x, inv.as_deref(), budget, gtol, first, &polish);
+            let m =
+                minimize_bfgs_then_newton(full, &w.x, inv.as_deref(), budget, gtol, first, &polish);
             if m.converged {
-                return (m, Some(WarmStart { customers, fit: w }));
+                let used = true;
+                return (
+                    m,
+                    Some(WarmStart {
+                        customers,
+                        fit: w,
+                        used,
+                    }),
+                );
             }
-            tracing::debug!(
-                reason = %m.reason,
-                iterations = m.iterations,
-                "warm-started fit did not converge; fitting again from the cold start"
-            );
         }
+        abandoned = Some(WarmStart {
+            customers,
+            fit: w,
+            used: false,
+        });
     }
-    let m = bfgs_then_newton_from(full, x0, None, max_iter, gtol, first, &polish);
-    (m, None)
+    let m = minimize_bfgs_then_newton(full, x0, None, max_iter, gtol, first, &polish);
+    (m, abandoned)
 }
 
 #[cfg(test)]
@@ -664,6 +665,41 @@ mod tests {
         // as double precision can locate it.
         let n = minimize_newton(f, &[0.0], 100, 1e-12);
         assert_eq!(n.reason, StopReason::Stationary, "{n:?}");
+    }
+
+    #[test]
+    fn warm_start_is_used_when_it_converges_and_reported_when_not() {
+        // Full objective (x − 1)², finite only below x = 5.
+        let full = |x: &[f64], g: &mut [f64]| {
+            g[0] = 2.0 * (x[0] - 1.0);
+            if x[0] < 5.0 {
+                (x[0] - 1.0).powi(2)
+            } else {
+                f64::INFINITY
+            }
+        };
+        // A subsample whose optimum lies near the full one: the result starts from it.
+        let near = |x: &[f64], g: &mut [f64]| {
+            g[0] = 2.0 * (x[0] - 1.1);
+            (x[0] - 1.1).powi(2)
+        };
+        let (m, w) = minimize_warm(&full, Some((&near, 10)), &[-3.0], 100, 1e-10, 100, |_| true);
+        assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
+        assert!(
+            w.as_ref().is_some_and(|w| w.used && w.customers == 10),
+            "{w:?}"
+        );
+        // One whose optimum (x = 10) is not even finite for the full objective: the fit starts
+        // again from the cold start, reaches the same optimum, and says the warm start was not
+        // used.
+        let far = |x: &[f64], g: &mut [f64]| {
+            g[0] = 2.0 * (x[0] - 10.0);
+            (x[0] - 10.0).powi(2)
+        };
+        let (m, w) = minimize_warm(&full, Some((&far, 10)), &[-3.0], 100, 1e-10, 100, |_| true);
+        assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
+        assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
+        assert!(super::super::warm_note(w.as_ref()).contains("from the cold start"));
     }
 
     #[test]

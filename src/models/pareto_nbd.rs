@@ -43,8 +43,8 @@ use rayon::prelude::*;
 use super::optimize::{covariance, hessian, minimize_warm};
 use super::special::{digamma, ln_gamma};
 use super::{
-    check_purchase_inputs, stalled_at_precision, warm_note, FitOptions, FitReport, ModelError,
-    LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_purchase_inputs, penalized_mean, stalled_at_precision, warm_note, FitOptions, FitReport,
+    ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Pareto/NBD parameters, in the time unit of the data they were fitted on.
@@ -308,13 +308,14 @@ fn mean_objective(rows: &Rows, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 +
     move |theta: &[f64], grad: &mut [f64]| -> f64 {
         let p = from_log(theta);
         let (ll, g) = rows.loglik_grad(&p);
-        let natural = [p.r, p.alpha, p.s, p.beta];
-        let mut f = -ll / rows.total_weight;
-        for k in 0..4 {
-            grad[k] = -g[k] * natural[k] / rows.total_weight + 2.0 * pen * natural[k] * natural[k];
-            f += pen * natural[k] * natural[k];
-        }
-        f
+        penalized_mean(
+            ll,
+            &g,
+            &[p.r, p.alpha, p.s, p.beta],
+            rows.total_weight,
+            pen,
+            grad,
+        )
     }
 }
 
