@@ -8,7 +8,9 @@
 //! fixed seed; recency and T are whole days as in real summaries. `--summary-out` writes the
 //! first size's summary as Parquet (frequency, recency, T, monetary) so that
 //! `benches/run_lifetimes_bench.sh` can time lifetimes on the same customers.
-//! Prints one JSON line per size: customers, distinct rows, fit and score seconds, peak RSS.
+//! Prints one JSON line per size: customers, distinct rows, fit and score seconds, peak RSS, and
+//! the seconds of the 200-draw prediction intervals (`intervals_seconds`, timed apart from the
+//! point values and not part of the lifetimes comparison) with their ratio to point scoring.
 
 use custval::models::{self, ClvOptions};
 use rand::{Rng, SeedableRng};
@@ -159,6 +161,55 @@ fn main() {
         )
         .unwrap();
         let score_s = t1.elapsed().as_secs_f64();
+        // Prediction intervals as `custval run` draws them (200 draws of the purchase and spend
+        // parameters), timed apart: fit with covariance, then the bands. Issue 14 asks that the
+        // bands cost at most 1x the point scoring above.
+        let (cov_fits, (gg_cov, _)) = custval::valuation::fit_models(
+            &[models::ModelKind::BgNbd],
+            &s.x,
+            &s.tx,
+            &s.t,
+            &s.m,
+            &models::FitOptions::default(),
+        );
+        let bg_cov = cov_fits[0].1 .0.as_ref().expect("BG/NBD fit");
+        let gg_cov = gg_cov.expect("Gamma-Gamma fit");
+        let draws = 200;
+        let pd: Vec<models::PurchaseModel> = models::intervals::draw_log_params(
+            &bg_cov.params.log_params(),
+            bg_cov.covariance.as_ref().expect("covariance"),
+            draws,
+            1,
+        )
+        .expect("positive definite covariance")
+        .iter()
+        .map(|th| models::PurchaseModel::from_log_params(models::ModelKind::BgNbd, th))
+        .collect();
+        let gd: Vec<models::GammaGammaParams> = models::intervals::draw_log_params(
+            &gg_cov.params.log_params(),
+            gg_cov.covariance.as_ref().expect("covariance"),
+            draws,
+            2,
+        )
+        .expect("positive definite covariance")
+        .iter()
+        .map(|th| models::GammaGammaParams::from_log_params(th))
+        .collect();
+        let t2 = Instant::now();
+        let iv = models::intervals::customer_intervals(
+            &pd,
+            Some(&gd),
+            30.0,
+            &s.x,
+            &s.tx,
+            &s.t,
+            &s.m,
+            &ClvOptions::default(),
+        );
+        let intervals_s = t2.elapsed().as_secs_f64();
+        let iv_checksum: f64 = iv.prob_alive.p05.iter().sum::<f64>()
+            + iv.expected_purchases.p95.iter().sum::<f64>()
+            + iv.clv.as_ref().map_or(0.0, |b| b.p95.iter().sum::<f64>());
         let checksum: f64 =
             pa.iter().sum::<f64>() + ep.iter().sum::<f64>() + clv.iter().sum::<f64>();
         println!(
@@ -176,6 +227,10 @@ fn main() {
                 "bgnbd": { "r": bg.params.r, "alpha": bg.params.alpha, "a": bg.params.a, "b": bg.params.b, "converged": bg.converged, "message": bg.message },
                 "gamma_gamma": { "p": gg.params.p, "q": gg.params.q, "v": gg.params.v, "converged": gg.converged },
                 "checksum": checksum,
+                "interval_draws": draws,
+                "intervals_seconds": intervals_s,
+                "intervals_over_score": intervals_s / score_s,
+                "intervals_checksum": iv_checksum,
             })
         );
     }

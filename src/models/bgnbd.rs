@@ -28,7 +28,7 @@ use polars::prelude::PlHashMap as HashMap;
 use rayon::prelude::*;
 
 use super::optimize::{covariance, hessian, minimize_bfgs, minimize_warm};
-use super::special::{digamma, ln_gamma, sum_series};
+use super::special::{digamma, ln_gamma, sum_power_series_multi, sum_series, MAX_MULTI};
 use super::{
     check_purchase_inputs, penalized_mean, stalled_at_precision, warm_note, FitOptions, FitReport,
     ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
@@ -164,14 +164,25 @@ impl BgNbdParams {
             return -(-(r + x) * (p * t / (alpha + big_t)).ln_1p()).exp_m1() / p;
         }
         let z = t / (alpha + big_t + t);
-        let ln_1mz = -(t / (alpha + big_t)).ln_1p();
-        let big_a = a + b - 1.0 - r; // C − A in Euler's form
-        let big_b = a - 1.0; // C − B
-        let big_c = a + b + x - 1.0;
+        let (big_a, big_b, big_c) = self.euler_abc(x);
         // U = Σ_{n≥1} (A)_n (B+1)_{n−1} / ((C)_n n!) zⁿ, so that F = 1 + B·U.
         let u = sum_series(big_a * z / big_c, 1, z, |n| {
             (big_a + n) * (big_b + n) / ((big_c + n) * (n + 1.0)) * z
         });
+        self.expected_from_series(t, big_t, x, u)
+    }
+
+    /// `(C−A, C−B, C)` of the Euler-transformed series of
+    /// [`expected_purchases_if_alive`](Self::expected_purchases_if_alive).
+    fn euler_abc(&self, x: f64) -> (f64, f64, f64) {
+        let Self { r, a, b, .. } = *self;
+        (a + b - 1.0 - r, a - 1.0, a + b + x - 1.0)
+    }
+
+    /// Expected purchases if alive over `t` from the series sum `U` at `z = t/(α+T+t)`.
+    fn expected_from_series(&self, t: f64, big_t: f64, x: f64, u: f64) -> f64 {
+        let (_, big_b, big_c) = self.euler_abc(x);
+        let ln_1mz = -(t / (self.alpha + big_t)).ln_1p();
         let bracket_over_b = if big_b == 0.0 {
             -(ln_1mz + u)
         } else if 1.0 + big_b * u > 0.0 {
@@ -180,6 +191,44 @@ impl BgNbdParams {
             (1.0 - (big_b * ln_1mz).exp() * (1.0 + big_b * u)) / big_b
         };
         big_c * bracket_over_b
+    }
+
+    /// [`expected_purchases_if_alive`](Self::expected_purchases_if_alive) at several
+    /// horizons `ts` (ascending, at most [`MAX_MULTI`]) for one `(x, T)`: the series for all
+    /// horizons share their coefficients, so this costs little more than the longest one.
+    pub fn expected_purchases_if_alive_many(
+        &self,
+        ts: &[f64],
+        x: f64,
+        big_t: f64,
+        out: &mut [f64],
+    ) {
+        let Self { alpha, a, b, .. } = *self;
+        if a == 0.0
+            || a + b >= HOMOGENEOUS_AB
+            || ts.len() > MAX_MULTI
+            || ts.iter().any(|&t| t <= 0.0)
+        {
+            for (o, &t) in out.iter_mut().zip(ts) {
+                *o = self.expected_purchases_if_alive(t, x, big_t);
+            }
+            return;
+        }
+        let (big_a, big_b, big_c) = self.euler_abc(x);
+        let mut zs = [0.0; MAX_MULTI];
+        for (z, &t) in zs.iter_mut().zip(ts) {
+            *z = t / (alpha + big_t + t);
+        }
+        sum_power_series_multi(
+            big_a / big_c,
+            1,
+            &zs[..ts.len()],
+            |n| (big_a + n) * (big_b + n) / ((big_c + n) * (n + 1.0)),
+            out,
+        );
+        for (o, &t) in out.iter_mut().zip(ts) {
+            *o = self.expected_from_series(t, big_t, x, *o);
+        }
     }
 
     /// The denominator of eq. 10 as a weight in [0, 1]: P(alive) for `x > 0`, 1 for `x = 0`.

@@ -117,17 +117,33 @@ pub(crate) fn discount_factor<M: PurchaseScore + ?Sized>(
     opts: &ClvOptions,
 ) -> f64 {
     let month = opts.days_per_month / opts.time_unit_days;
+    let months = opts.horizon_months as usize;
+    // The cumulative expectations at every month end, by batches of series that share their
+    // coefficients.
+    let mut ts = [0.0; BATCH];
+    let mut cums = [0.0; BATCH];
     let mut sum = 0.0;
     let mut prev = 0.0;
     let mut discount = 1.0;
-    for k in 1..=opts.horizon_months {
-        let cum = bg.expected_purchases_if_alive(k as f64 * month, x, t);
-        discount /= 1.0 + opts.monthly_discount_rate;
-        sum += (cum - prev) * discount;
-        prev = cum;
+    let mut k = 1;
+    while k <= months {
+        let len = BATCH.min(months + 1 - k);
+        for (j, t_j) in ts[..len].iter_mut().enumerate() {
+            *t_j = (k + j) as f64 * month;
+        }
+        bg.expected_purchases_if_alive_many(&ts[..len], x, t, &mut cums[..len]);
+        for &cum in &cums[..len] {
+            discount /= 1.0 + opts.monthly_discount_rate;
+            sum += (cum - prev) * discount;
+            prev = cum;
+        }
+        k += len;
     }
     sum
 }
+
+/// Month ends evaluated together by [`discount_factor`].
+const BATCH: usize = 24;
 
 #[allow(clippy::too_many_arguments)]
 fn clv_from_factor<M: PurchaseScore + ?Sized>(
@@ -285,6 +301,35 @@ mod tests {
         assert_eq!(monthly_rate_from_annual(0.0), 0.0);
         // m r / (1 + i - r): 100 · 0.8 / (1 + 0.1 - 0.8) = 266.66…
         assert!((simple_retention_clv(100.0, 0.8, 0.1) - 80.0 / 0.3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batched_month_ends_equal_one_series_at_a_time() {
+        // The month-end expectations come from shared-coefficient batches; recompute the
+        // discounted sum from single-horizon series, as lifetimes sums it.
+        let bg = BgNbdParams {
+            r: 0.5,
+            alpha: 20.0,
+            a: 0.8,
+            b: 3.0,
+        };
+        for months in [0u32, 1, 12, 30, 60] {
+            let opts = ClvOptions::default().with_horizon_months(months);
+            for &(x, t) in &[(0.0, 30.0), (3.0, 40.0), (25.0, 700.0)] {
+                let (mut want, mut prev, mut d) = (0.0, 0.0, 1.0);
+                for k in 1..=months {
+                    let cum = bg.expected_purchases_if_alive(k as f64 * 30.0, x, t);
+                    d /= 1.0 + opts.monthly_discount_rate;
+                    want += (cum - prev) * d;
+                    prev = cum;
+                }
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-12);
+                assert!(
+                    close(discount_factor(&bg, x, t, &opts), want),
+                    "{months} {x} {t}"
+                );
+            }
+        }
     }
 
     #[test]

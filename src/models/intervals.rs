@@ -9,9 +9,13 @@
 //! not in the interval).
 //!
 //! Cost. Expected purchases and the CLV discount factor depend on `(x, T)` only, so they are
-//! computed once per distinct pair and draw; P(alive) once per distinct `(x, t_x, T)` and draw
+//! computed once per distinct pair and draw (the twelve month ends of the discount factor in
+//! one batch of series that share their coefficients); P(alive) once per distinct
+//! `(x, t_x, T)` and draw, from a table of `ln(α + t_x)` per draw for BG/NBD and MBG/NBD
 //! (customers are processed sorted by that key, in chunks of pairs, so memory stays
-//! `chunk × S`); the spend and the percentiles once per customer.
+//! `chunk × S`); the spend once per customer. The percentiles need only the 11 smallest and
+//! largest of 200 values, found in one pass with the previous customer's extreme draws as
+//! the bound ([`BandSelector`]).
 //!
 //! Draws come from a fixed-seed generator, so reruns are bit-identical.
 
@@ -19,7 +23,7 @@ use rayon::prelude::*;
 
 use super::clv::{discount_factor, distinct_pairs, ClvOptions};
 use super::optimize::cholesky;
-use super::purchase::PurchaseScore;
+use super::purchase::{AliveTerms, PurchaseScore};
 use super::{GammaGammaParams, ModelKind, PurchaseModel};
 
 /// SplitMix64 with Box–Muller normals: small, fast, and the same stream on every platform.
@@ -143,15 +147,117 @@ pub struct Intervals {
     pub clv: Option<Band>,
 }
 
-/// The 5th and 95th percentiles of `values` (as [`quantile`] of the sorted values), by
-/// selection in `scratch` rather than a full sort.
-fn p05_p95(values: &[f64], scratch: &mut Vec<f64>) -> (f64, f64) {
-    scratch.clear();
-    scratch.extend_from_slice(values);
-    (
-        select_quantile(scratch, 0.05),
-        select_quantile(scratch, 0.95),
-    )
+/// The 5th and 95th percentiles of value vectors (as [`quantile`] of the sorted values), one
+/// vector after another, without sorting.
+///
+/// The two quantiles need only the few smallest and largest values (11 of each for 200
+/// draws). Consecutive customers are scored under the same draws, so the draws that gave one
+/// customer's extremes usually give the next one's: the largest of the next customer's values
+/// at the previous smallest draws bounds its own smallest values from above, and one pass
+/// keeps only the values under that bound (exact whatever the order, just slower when it
+/// changes). Falls back to selection when a tail needs more than [`MAX_KEPT`] values.
+#[derive(Debug, Default)]
+struct BandSelector {
+    /// The draws of the previous vector's smallest and largest values.
+    low_draws: Vec<u32>,
+    high_draws: Vec<u32>,
+    /// Candidates of this vector: (total-order key, draw).
+    low: Vec<(i64, u32)>,
+    high: Vec<(i64, u32)>,
+    scratch: Vec<f64>,
+}
+
+impl BandSelector {
+    fn p05_p95(&mut self, values: &[f64]) -> (f64, f64) {
+        let n = values.len();
+        if n == 0 {
+            return (f64::NAN, f64::NAN);
+        }
+        let pos_lo = 0.05 * (n - 1) as f64;
+        let pos_hi = 0.95 * (n - 1) as f64;
+        // Sorted positions needed: floor and ceil of each position.
+        let keep_lo = pos_lo.ceil() as usize + 1; // the keep_lo smallest
+        let keep_hi = n - pos_hi.floor() as usize; // the keep_hi largest
+        if keep_lo > MAX_KEPT || keep_hi > MAX_KEPT {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(values);
+            return (
+                select_quantile(&mut self.scratch, 0.05),
+                select_quantile(&mut self.scratch, 0.95),
+            );
+        }
+        let key_at = |s: &u32| total_key(values[*s as usize]);
+        let bound_lo = if self.low_draws.len() == keep_lo {
+            self.low_draws.iter().map(key_at).max().unwrap_or(i64::MAX)
+        } else {
+            i64::MAX
+        };
+        let bound_hi = if self.high_draws.len() == keep_hi {
+            self.high_draws.iter().map(key_at).min().unwrap_or(i64::MIN)
+        } else {
+            i64::MIN
+        };
+        self.low.clear();
+        self.high.clear();
+        for (s, &v) in values.iter().enumerate() {
+            let k = total_key(v);
+            if k <= bound_lo {
+                self.low.push((k, s as u32));
+            }
+            if k >= bound_hi {
+                self.high.push((k, s as u32));
+            }
+        }
+        // Ascending smallest, descending largest.
+        smallest_sorted(&mut self.low, keep_lo, |a, b| a.cmp(b));
+        smallest_sorted(&mut self.high, keep_hi, |a, b| b.cmp(a));
+        self.low_draws.clear();
+        self.low_draws.extend(self.low.iter().map(|c| c.1));
+        self.high_draws.clear();
+        self.high_draws.extend(self.high.iter().map(|c| c.1));
+        let at = |p: usize| {
+            from_total_key(if p < keep_lo {
+                self.low[p].0
+            } else {
+                self.high[n - 1 - p].0
+            })
+        };
+        let interp = |pos: f64| {
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            let (a, b) = (at(lo), at(hi));
+            a + (b - a) * (pos - lo as f64)
+        };
+        (interp(pos_lo), interp(pos_hi))
+    }
+}
+
+/// Truncates `v` to its `keep` first elements in the order `cmp` (ties by draw), sorted.
+fn smallest_sorted(
+    v: &mut Vec<(i64, u32)>,
+    keep: usize,
+    cmp: impl Fn(&i64, &i64) -> std::cmp::Ordering,
+) {
+    let by = |a: &(i64, u32), b: &(i64, u32)| cmp(&a.0, &b.0).then(a.1.cmp(&b.1));
+    if v.len() > keep {
+        v.select_nth_unstable_by(keep - 1, by);
+        v.truncate(keep);
+    }
+    v.sort_unstable_by(by);
+}
+
+/// Most values [`BandSelector`] keeps per tail before it falls back to selection (enough for
+/// up to about 600 draws).
+const MAX_KEPT: usize = 32;
+
+/// An integer whose order is `f64::total_cmp`'s.
+fn total_key(v: f64) -> i64 {
+    let b = v.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+/// The inverse of [`total_key`].
+fn from_total_key(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
 }
 
 /// [`quantile`] of `v` without sorting it: the two order statistics around the position, by
@@ -166,6 +272,61 @@ fn select_quantile(v: &mut [f64], q: f64) -> f64 {
         left.iter().copied().fold(f64::NEG_INFINITY, f64::max)
     };
     at_lo + (at_hi - at_lo) * (pos - lo as f64)
+}
+
+/// `ln(α_s + t)` for each draw `s` of an odds-split model (see
+/// [`PurchaseModel::alive_terms`]) and each distinct `t` of the customers' `t_x`, row by `t`.
+struct LnAlphaTable {
+    /// Distinct `t_x`, ascending.
+    tx: Vec<f64>,
+    /// `tx.len()` rows of one value per draw.
+    ln: Vec<f64>,
+    draws: usize,
+}
+
+/// Most entries of a [`LnAlphaTable`] (8 bytes each); beyond, P(alive) computes its logs.
+const MAX_TABLE: usize = 4 << 20;
+
+impl LnAlphaTable {
+    fn new(purchase: &[PurchaseModel], tx: &[f64]) -> LnAlphaTable {
+        let none = LnAlphaTable {
+            tx: Vec::new(),
+            ln: Vec::new(),
+            draws: purchase.len(),
+        };
+        // α of every draw, when every draw splits (they are one model kind).
+        let alphas: Option<Vec<f64>> = purchase
+            .iter()
+            .map(|p| match p.alive_terms(1.0) {
+                AliveTerms::Odds { alpha, .. } => Some(alpha),
+                _ => None,
+            })
+            .collect();
+        let Some(alphas) = alphas else {
+            return none;
+        };
+        let mut distinct = tx.to_vec();
+        distinct.sort_unstable_by(f64::total_cmp);
+        distinct.dedup_by(|a, b| a.to_bits() == b.to_bits());
+        if distinct.len() * alphas.len() > MAX_TABLE {
+            return none;
+        }
+        let ln = distinct
+            .iter()
+            .flat_map(|&t| alphas.iter().map(move |&a| (a + t).ln()))
+            .collect();
+        LnAlphaTable {
+            tx: distinct,
+            ln,
+            draws: alphas.len(),
+        }
+    }
+
+    /// The row of `t`, if the table has one.
+    fn row(&self, t: f64) -> Option<&[f64]> {
+        let i = self.tx.binary_search_by(|v| v.total_cmp(&t)).ok()?;
+        Some(&self.ln[i * self.draws..(i + 1) * self.draws])
+    }
 }
 
 /// Distinct `(x, T)` pairs scored per parallel task.
@@ -204,6 +365,9 @@ pub fn customer_intervals(
     for k in 0..pairs.len() {
         start[k + 1] += start[k];
     }
+    // ln(α_s + t_x) for every distinct t_x and draw s, when the model splits P(alive) that way
+    // and the table is small: P(alive) then costs one exp per key and draw.
+    let ln_alpha_tx = LnAlphaTable::new(purchase, tx);
     let tasks: Vec<Vec<(u32, [f64; 6])>> = (0..pairs.len().div_ceil(PAIRS_PER_TASK))
         .into_par_iter()
         .map(|task| {
@@ -211,7 +375,15 @@ pub fn customer_intervals(
             let (mut pa, mut ep, mut cl) = (vec![0.0; draws], vec![0.0; draws], vec![0.0; draws]);
             let mut eif = vec![0.0; draws];
             let mut factor = vec![0.0; draws];
-            let mut scratch = Vec::with_capacity(draws);
+            let mut terms = vec![AliveTerms::Other; draws];
+            // c0 + (r+x) ln(α+T) per draw: the log-odds are this minus (r+x) ln(α+t_x).
+            let mut odds_at_t = vec![0.0; draws];
+            let mut weight = vec![0.0; draws];
+            let (mut sel_pa, mut sel_ep, mut sel_cl) = (
+                BandSelector::default(),
+                BandSelector::default(),
+                BandSelector::default(),
+            );
             let lo = task * PAIRS_PER_TASK;
             for k in lo..(lo + PAIRS_PER_TASK).min(pairs.len()) {
                 let (xk, tk) = pairs[k];
@@ -219,6 +391,10 @@ pub fn customer_intervals(
                     eif[s] = purchase[s].expected_purchases_if_alive(horizon, xk, tk);
                     if spend.is_some() {
                         factor[s] = discount_factor(&purchase[s], xk, tk, opts);
+                    }
+                    terms[s] = purchase[s].alive_terms(xk);
+                    if let AliveTerms::Odds { c0, rx, alpha } = terms[s] {
+                        odds_at_t[s] = c0 + rx * (alpha + tk).ln();
                     }
                 }
                 let mut last_tx = f64::NAN;
@@ -230,24 +406,35 @@ pub fn customer_intervals(
                     let new_key = tx[i].to_bits() != last_tx.to_bits();
                     if new_key {
                         last_tx = tx[i];
+                        let ln_row = ln_alpha_tx.row(tx[i]);
                         for s in 0..draws {
-                            pa[s] = purchase[s].prob_alive(xk, tx[i], tk);
+                            pa[s] = match terms[s] {
+                                AliveTerms::Certain => 1.0,
+                                AliveTerms::Odds { rx, alpha, .. } => {
+                                    let ln_a_tx = match ln_row {
+                                        Some(row) => row[s],
+                                        None => (alpha + tx[i]).ln(),
+                                    };
+                                    1.0 / (1.0 + (odds_at_t[s] - rx * ln_a_tx).exp())
+                                }
+                                AliveTerms::Other => purchase[s].prob_alive(xk, tx[i], tk),
+                            };
                             ep[s] = eif[s] * pa[s];
                         }
-                        (key_band[0], key_band[1]) = p05_p95(&pa, &mut scratch);
-                        (key_band[2], key_band[3]) = p05_p95(&ep, &mut scratch);
+                        (key_band[0], key_band[1]) = sel_pa.p05_p95(&pa);
+                        (key_band[2], key_band[3]) = sel_ep.p05_p95(&ep);
+                        for s in 0..draws {
+                            weight[s] = opts.margin * pa[s] * factor[s];
+                        }
                     }
                     let mut band = key_band;
                     if let Some(g) = spend {
                         if new_key || x[i] > 0.0 {
                             for s in 0..draws {
-                                cl[s] = opts.margin
-                                    * g[s].conditional_expected_spend(x[i], m[i])
-                                    * pa[s]
-                                    * factor[s]
+                                cl[s] = g[s].conditional_expected_spend(x[i], m[i]) * weight[s]
                                     - opts.acquisition_cost;
                             }
-                            (key_band[4], key_band[5]) = p05_p95(&cl, &mut scratch);
+                            (key_band[4], key_band[5]) = sel_cl.p05_p95(&cl);
                         }
                         (band[4], band[5]) = (key_band[4], key_band[5]);
                     }

@@ -69,6 +69,19 @@ impl MbgNbdParams {
         self.shifted().expected_purchases_if_alive(t, x, big_t)
     }
 
+    /// [`expected_purchases_if_alive`](Self::expected_purchases_if_alive) at several
+    /// ascending horizons (see [`BgNbdParams::expected_purchases_if_alive_many`]).
+    pub fn expected_purchases_if_alive_many(
+        &self,
+        ts: &[f64],
+        x: f64,
+        big_t: f64,
+        out: &mut [f64],
+    ) {
+        self.shifted()
+            .expected_purchases_if_alive_many(ts, x, big_t, out)
+    }
+
     /// Expected purchases in `(T, T+t]` of a customer with history `(x, t_x, T)`.
     pub fn conditional_expected_purchases(&self, t: f64, x: f64, tx: f64, big_t: f64) -> f64 {
         self.expected_purchases_if_alive(t, x, big_t) * self.prob_alive(x, tx, big_t)

@@ -53,6 +53,12 @@ pub trait PurchaseScore: Sync {
     fn prob_alive(&self, x: f64, tx: f64, big_t: f64) -> f64;
     /// Expected purchases in `(T, T+t]` if alive; depends on `(t, x, T)` only.
     fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64;
+    /// [`Self::expected_purchases_if_alive`] at each of the ascending horizons `ts`, into `out`.
+    fn expected_purchases_if_alive_many(&self, ts: &[f64], x: f64, big_t: f64, out: &mut [f64]) {
+        for (o, &t) in out.iter_mut().zip(ts) {
+            *o = self.expected_purchases_if_alive(t, x, big_t);
+        }
+    }
     /// The weight that turns [`Self::expected_purchases_if_alive`] into the conditional
     /// expectation (P(alive), or 1 where the model says the customer is alive for sure).
     fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
@@ -71,6 +77,9 @@ impl PurchaseScore for BgNbdParams {
     fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
         BgNbdParams::expected_purchases_if_alive(self, t, x, big_t)
     }
+    fn expected_purchases_if_alive_many(&self, ts: &[f64], x: f64, big_t: f64, out: &mut [f64]) {
+        BgNbdParams::expected_purchases_if_alive_many(self, ts, x, big_t, out)
+    }
     fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
         BgNbdParams::alive_weight(self, x, tx, big_t)
     }
@@ -82,6 +91,9 @@ impl PurchaseScore for MbgNbdParams {
     }
     fn expected_purchases_if_alive(&self, t: f64, x: f64, big_t: f64) -> f64 {
         MbgNbdParams::expected_purchases_if_alive(self, t, x, big_t)
+    }
+    fn expected_purchases_if_alive_many(&self, ts: &[f64], x: f64, big_t: f64, out: &mut [f64]) {
+        MbgNbdParams::expected_purchases_if_alive_many(self, ts, x, big_t, out)
     }
 }
 
@@ -140,6 +152,49 @@ impl PurchaseModel {
     }
 }
 
+/// P(alive) of the customers sharing one `x`, split into what depends on `x` only and what
+/// depends on `t_x` and `T` (see [`PurchaseModel::alive_terms`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum AliveTerms {
+    /// P(alive) = 1 whatever `t_x` and `T`.
+    Certain,
+    /// P(alive) = 1 / (1 + exp(c0 + rx · ln((α+T)/(α+t_x)))).
+    Odds {
+        /// The part of the log-odds of having dropped out that depends on `x` only.
+        c0: f64,
+        /// `r + x`.
+        rx: f64,
+        /// `α`.
+        alpha: f64,
+    },
+    /// No such split: call [`PurchaseScore::prob_alive`].
+    Other,
+}
+
+impl PurchaseModel {
+    /// The split of P(alive) for customers with `x` repeat purchases: BG/NBD and MBG/NBD have
+    /// log-odds of dropout `c0(x) + (r+x) ln((α+T)/(α+t_x))`, which lets P(alive) of many
+    /// `(t_x, T)` be computed from a table of `ln(α + t)`.
+    pub(crate) fn alive_terms(&self, x: f64) -> AliveTerms {
+        match *self {
+            PurchaseModel::BgNbd(p) if x <= 0.0 || p.a == 0.0 => AliveTerms::Certain,
+            PurchaseModel::BgNbd(p) => AliveTerms::Odds {
+                c0: p.a.ln() - (p.b + x - 1.0).ln(),
+                rx: p.r + x,
+                alpha: p.alpha,
+            },
+            PurchaseModel::MbgNbd(p) if p.a == 0.0 => AliveTerms::Certain,
+            // MBG/NBD is BG/NBD with b + 1 and no x = 0 exception.
+            PurchaseModel::MbgNbd(p) => AliveTerms::Odds {
+                c0: p.a.ln() - (p.b + x).ln(),
+                rx: p.r + x,
+                alpha: p.alpha,
+            },
+            PurchaseModel::ParetoNbd(_) => AliveTerms::Other,
+        }
+    }
+}
+
 impl PurchaseScore for PurchaseModel {
     fn prob_alive(&self, x: f64, tx: f64, big_t: f64) -> f64 {
         match self {
@@ -154,6 +209,15 @@ impl PurchaseScore for PurchaseModel {
             PurchaseModel::MbgNbd(p) => PurchaseScore::expected_purchases_if_alive(p, t, x, big_t),
             PurchaseModel::ParetoNbd(p) => {
                 PurchaseScore::expected_purchases_if_alive(p, t, x, big_t)
+            }
+        }
+    }
+    fn expected_purchases_if_alive_many(&self, ts: &[f64], x: f64, big_t: f64, out: &mut [f64]) {
+        match self {
+            PurchaseModel::BgNbd(p) => p.expected_purchases_if_alive_many(ts, x, big_t, out),
+            PurchaseModel::MbgNbd(p) => p.expected_purchases_if_alive_many(ts, x, big_t, out),
+            PurchaseModel::ParetoNbd(p) => {
+                PurchaseScore::expected_purchases_if_alive_many(p, ts, x, big_t, out)
             }
         }
     }

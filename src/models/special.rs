@@ -104,6 +104,67 @@ pub(crate) fn sum_series(first: f64, n0: usize, z: f64, ratio: impl Fn(f64) -> f
     sum
 }
 
+/// [`sum_series`] for several arguments at once: `out[k] = Σ_{n>=n0} c_n z_k^n` for a power
+/// series with first coefficient `c_{n0} = first` and coefficient ratio
+/// `c_{n+1}/c_n = coef_ratio(n)`, each `z_k` in `[0, 1)`. The coefficients are computed once
+/// for all arguments (one division per term instead of one per term and argument).
+///
+/// Each sum stops by [`sum_series`]'s rule for its own `z_k`, checked in argument order: the
+/// sums are cheapest with `zs` ascending, where the smaller arguments, which converge first,
+/// come first. A sum whose turn comes after it has converged keeps the extra terms, each below
+/// `1e-17` of it.
+pub(crate) fn sum_power_series_multi(
+    first: f64,
+    n0: usize,
+    zs: &[f64],
+    coef_ratio: impl Fn(f64) -> f64,
+    out: &mut [f64],
+) {
+    let len = zs.len();
+    debug_assert!(len <= MAX_MULTI && out.len() == len);
+    let mut pow = [0.0f64; MAX_MULTI];
+    for k in 0..len {
+        pow[k] = zs[k].powi(n0 as i32);
+        out[k] = first * pow[k];
+    }
+    if first == 0.0 {
+        return;
+    }
+    let mut coef = first;
+    let mut n = n0 as f64;
+    // The first sum still running.
+    let mut lo = 0;
+    let mut ratio = f64::INFINITY;
+    for _ in 0..MAX_SERIES_TERMS {
+        // Sums that have stopped: the newest term of `lo` is negligible.
+        while lo < len {
+            let z = zs[lo];
+            let term = coef * pow[lo];
+            let bound = (ratio * z).abs().max(z.abs());
+            if term == 0.0
+                || (bound < 1.0 && term.abs() * bound <= 1e-17 * out[lo].abs() * (1.0 - bound))
+            {
+                lo += 1;
+            } else {
+                break;
+            }
+        }
+        if lo == len {
+            break;
+        }
+        ratio = coef_ratio(n);
+        coef *= ratio;
+        n += 1.0;
+        for k in lo..len {
+            pow[k] *= zs[k];
+            out[k] += coef * pow[k];
+        }
+    }
+}
+
+/// Most arguments [`sum_power_series_multi`] takes at once.
+pub(crate) const MAX_MULTI: usize = 64;
+
 /// Gauss hypergeometric function `₂F₁(a, b; c; z)` by its defining series, for `|z| < 1` and
 /// `c` not a non-positive integer. Used as an independent reference in tests; the BG/NBD
 /// expectation uses the Euler-transformed series directly (see `bgnbd`).
@@ -153,6 +214,27 @@ mod tests {
             let h = 1e-5 * x;
             let fd = (ln_gamma(x + h) - ln_gamma(x - h)) / (2.0 * h);
             assert!(close(digamma(x), fd, 1e-8), "x = {x}");
+        }
+    }
+
+    #[test]
+    fn multi_series_equals_one_at_a_time() {
+        // BG/NBD-like parameters, z from tiny to close to 1, and a zero argument.
+        let (a, b, c) = (0.81 + 3.0 - 1.0 - 0.5, 0.81 - 1.0, 0.81 + 3.0 + 4.0 - 1.0);
+        let zs = [0.0, 1e-6, 0.05, 0.3, 0.5, 0.9, 0.97, 0.995];
+        let mut out = [0.0; 8];
+        let ratio = |n: f64| (a + n) * (b + n) / ((c + n) * (n + 1.0));
+        sum_power_series_multi(a / c, 1, &zs, ratio, &mut out);
+        for (k, &z) in zs.iter().enumerate() {
+            let one = sum_series(a * z / c, 1, z, |n| ratio(n) * z);
+            assert!(close(out[k], one, 1e-13), "z = {z}: {} vs {one}", out[k]);
+        }
+        // 2F1(1,1;2;z) = -ln(1-z)/z from n0 = 0.
+        let zs = [0.2, 0.6, 0.99];
+        let mut out = [0.0; 3];
+        sum_power_series_multi(1.0, 0, &zs, |n| (1.0 + n) / (2.0 + n), &mut out);
+        for (k, &z) in zs.iter().enumerate() {
+            assert!(close(out[k], -(1.0 - z).ln() / z, 1e-13), "z = {z}");
         }
     }
 

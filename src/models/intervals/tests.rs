@@ -170,13 +170,111 @@ fn ninety_percent_parameter_intervals_cover_the_truth_about_ninety_percent_of_th
 #[test]
 fn selection_gives_the_sorted_quantiles() {
     let mut rng = Rng(9);
-    for n in [1usize, 2, 3, 20, 200, 201] {
-        let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-        let mut sorted = v.clone();
-        sorted.sort_unstable_by(f64::total_cmp);
-        let mut scratch = Vec::new();
-        let (lo, hi) = p05_p95(&v, &mut scratch);
-        assert_eq!(lo, quantile(&sorted, 0.05), "n = {n}");
-        assert_eq!(hi, quantile(&sorted, 0.95), "n = {n}");
+    // One selector across vectors, as across customers: its guess from the previous vector
+    // is right (shape 4 follows 3 with the same order), wrong (reversed orders), or unusable
+    // (another length). 200 and 201 keep 11 values per tail; 1000 falls back to selection.
+    let mut sel = BandSelector::default();
+    for n in [1usize, 2, 3, 20, 200, 201, 1000] {
+        for shape in 0..6 {
+            let v: Vec<f64> = (0..n)
+                .map(|i| match shape {
+                    0 => rng.normal(),
+                    // ties
+                    1 => (rng.normal() * 3.0).round(),
+                    // descending, then ascending: the worst orders for the previous guess
+                    2 => -(i as f64),
+                    3 => i as f64 * 1e-3 - 0.1,
+                    // the same order as shape 3, shifted and scaled
+                    4 => i as f64 * 2e-3 + 5.0,
+                    // NaN and infinities sort as f64::total_cmp
+                    _ => [f64::NAN, f64::INFINITY, -1.0, f64::NEG_INFINITY][i % 4] + i as f64,
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_unstable_by(f64::total_cmp);
+            let (lo, hi) = sel.p05_p95(&v);
+            let (want_lo, want_hi) = (quantile(&sorted, 0.05), quantile(&sorted, 0.95));
+            assert!(
+                lo.to_bits() == want_lo.to_bits() || (lo.is_nan() && want_lo.is_nan()),
+                "n = {n}, shape {shape}: {lo} vs {want_lo}"
+            );
+            assert!(
+                hi.to_bits() == want_hi.to_bits() || (hi.is_nan() && want_hi.is_nan()),
+                "n = {n}, shape {shape}: {hi} vs {want_hi}"
+            );
+        }
+    }
+    // The total order's keys round-trip and order as f64::total_cmp.
+    for k in [-1.5, -0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::MAX] {
+        assert_eq!(from_total_key(total_key(k)).to_bits(), k.to_bits());
+    }
+    assert!(total_key(-0.0) < total_key(0.0) && total_key(-1.0) < total_key(-0.5));
+}
+
+#[test]
+fn bands_equal_a_brute_force_over_every_draw_for_every_model() {
+    // Independent of the key grouping, the log tables and the band selector: each customer's
+    // values under every draw from the one-customer scoring functions, sorted, numpy quantile.
+    let (x, tx, t) = testdata::simulate_bgnbd(400, &TRUTH, 365.0, 11);
+    let m: Vec<f64> = (0..x.len())
+        .map(|i| {
+            if x[i] > 0.0 {
+                5.0 + (i % 13) as f64
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let opts = ClvOptions::default();
+    let gg = GammaGammaParams {
+        p: 6.0,
+        q: 4.0,
+        v: 15.0,
+    };
+    let gg_cov = [0.01, 0.0, 0.0, 0.0, 0.02, 0.0, 0.0, 0.0, 0.01];
+    let gd: Vec<GammaGammaParams> = draw_log_params(&gg.log_params(), &gg_cov, 60, 3)
+        .unwrap()
+        .iter()
+        .map(|th| GammaGammaParams::from_log_params(th))
+        .collect();
+    let cov4 = [
+        0.01, 0.002, 0.0, 0.0, 0.002, 0.02, 0.0, 0.0, 0.0, 0.0, 0.03, 0.01, 0.0, 0.0, 0.01, 0.04,
+    ];
+    for kind in ModelKind::ALL {
+        let theta = [0.5f64.ln(), 20f64.ln(), 0.8f64.ln(), 3f64.ln()];
+        let pd: Vec<PurchaseModel> = draw_log_params(&theta, &cov4, 60, 5)
+            .unwrap()
+            .iter()
+            .map(|th| PurchaseModel::from_log_params(kind, th))
+            .collect();
+        let iv = customer_intervals(&pd, Some(&gd), 30.0, &x, &tx, &t, &m, &opts);
+        for i in 0..x.len() {
+            let per_draw = |f: &dyn Fn(usize) -> f64| {
+                let mut v: Vec<f64> = (0..pd.len()).map(f).collect();
+                v.sort_unstable_by(f64::total_cmp);
+                (quantile(&v, 0.05), quantile(&v, 0.95))
+            };
+            let pa = per_draw(&|s| pd[s].prob_alive(x[i], tx[i], t[i]));
+            let ep = per_draw(&|s| pd[s].conditional_expected_purchases(30.0, x[i], tx[i], t[i]));
+            let clv = per_draw(&|s| {
+                crate::models::discounted_clv(&pd[s], &gd[s], x[i], tx[i], t[i], m[i], &opts)
+            });
+            let band = |b: &Band| (b.p05[i], b.p95[i]);
+            for (name, got, want) in [
+                ("prob_alive", band(&iv.prob_alive), pa),
+                ("expected_purchases", band(&iv.expected_purchases), ep),
+                ("clv", band(iv.clv.as_ref().unwrap()), clv),
+            ] {
+                for (g, w) in [(got.0, want.0), (got.1, want.1)] {
+                    assert!(
+                        (g - w).abs() <= 1e-10 * w.abs().max(1e-6),
+                        "{kind} {name} of customer {i} ({}, {}, {}): {g} vs {w}",
+                        x[i],
+                        tx[i],
+                        t[i]
+                    );
+                }
+            }
+        }
     }
 }
