@@ -38,13 +38,13 @@
 /// Percentile ranks in [0, 1], in input order; see the module doc for the rule.
 pub(crate) fn percentile_ranks(values: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; values.len()];
-    let mut order: Vec<usize> = (0..values.len()).filter(|&i| !values[i].is_nan()).collect();
+    let mut order = super::order::ascending_order(values, |v| v);
+    order.retain(|&i| !values[i].is_nan());
     let m = order.len();
     if m == 1 {
         out[order[0]] = 1.0;
         return out;
     }
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
     let mut pos = 0;
     while pos < m {
         let mut end = pos + 1;

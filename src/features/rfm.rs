@@ -17,16 +17,9 @@
 /// NaN values get score 1.
 pub(crate) fn quintile_scores(values: &[f64]) -> Vec<u8> {
     let n = values.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    let key = |i: usize| {
-        let v = values[i];
-        if v.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            v
-        }
-    };
-    order.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
+    let nan_lowest = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
+    let order = super::order::ascending_order(values, nan_lowest);
+    let key = |i: usize| nan_lowest(values[i]);
     let mut scores = vec![1u8; n];
     let mut pos = 0;
     while pos < n {

@@ -9,6 +9,7 @@
 //! - Percentile: the top `high` fraction of customers (default 20%) is `high`, the next
 //!   `medium` fraction (default 30%) `medium`, the rest `low`.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 /// Value-tier settings after validation.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -32,13 +33,19 @@ pub enum TierMethod {
 /// Tier of each customer, in input order.
 pub(crate) fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> Vec<&'static str> {
     let n = value.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| {
-        value[b]
-            .partial_cmp(&value[a])
+    // Sorted as (value, index) pairs, in parallel: each comparison reads the pairs, and the
+    // ids only on equal values.
+    let mut pairs: Vec<(f64, u32)> = value
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u32))
+        .collect();
+    pairs.par_sort_by(|&(va, a), &(vb, b)| {
+        vb.partial_cmp(&va)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| ids[a].cmp(ids[b]))
+            .then_with(|| ids[a as usize].cmp(ids[b as usize]))
     });
+    let order: Vec<usize> = pairs.iter().map(|&(_, i)| i as usize).collect();
     let mut tier = vec!["low"; n];
     match *method {
         TierMethod::Pareto { high, medium } => {
