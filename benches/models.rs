@@ -1,13 +1,16 @@
 //! Model benchmark: fit BG/NBD + Gamma-Gamma and score every customer (P(alive), expected
 //! purchases in 30 days, 12-month discounted CLV) on simulated, *distinct* customers.
 //!
-//!     cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH]
+//!     cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH] [--summary-in PATH]
 //!
 //! Workload: a BG/NBD population (r = 0.5, α = 20, a = 0.8, b = 3 per day) observed for T
 //! uniform in 30..730 days, spend from Gamma-Gamma (p = 6, q = 4, v = 15), simulated with a
 //! fixed seed; recency and T are whole days as in real summaries. `--summary-out` writes the
 //! first size's summary as Parquet (frequency, recency, T, monetary) so that
 //! `benches/run_lifetimes_bench.sh` can time lifetimes on the same customers.
+//! `--summary-in` fits and scores the customers of a Parquet summary instead (the `frequency`,
+//! `recency`, `T` and `monetary` columns, e.g. a `customer_features` partition of a real run;
+//! one size only).
 //! Prints one JSON line per size: customers, distinct rows, fit and score seconds, peak RSS, and
 //! the seconds of the 200-draw prediction intervals (`intervals_seconds`, timed apart from the
 //! point values and not part of the lifetimes comparison) with their ratio to point scoring.
@@ -98,23 +101,49 @@ fn write_summary(s: &Summary, path: &str) {
     ParquetWriter::new(f).finish(&mut df).unwrap();
 }
 
+/// A summary written by `--summary-out`, or the `frequency`, `recency`, `T` and `monetary`
+/// columns of a `customer_features` partition (a real run's customers).
+fn read_summary(path: &str) -> Summary {
+    use polars::prelude::*;
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let df = ParquetReader::new(f).finish().expect("a Parquet summary");
+    let get = |c: &str| -> Vec<f64> {
+        df.column(c)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map(|c| {
+                c.f64()
+                    .expect("cast to f64")
+                    .iter()
+                    .map(|v| v.unwrap_or(0.0))
+                    .collect()
+            })
+            .unwrap_or_else(|e| panic!("{path}: column {c}: {e}"))
+    };
+    Summary {
+        x: get("frequency"),
+        tx: get("recency"),
+        t: get("T"),
+        m: get("monetary"),
+    }
+}
+
 fn main() {
     let mut sizes = Vec::new();
     let mut summary_out = None;
+    let mut summary_in = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--summary-out" => summary_out = args.next(),
+            "--summary-in" => summary_in = args.next(),
             "--bench" => {}
-            s => {
-                match s.replace('_', "").parse::<usize>() {
-                    Ok(n) => sizes.push(n),
-                    Err(_) => {
-                        eprintln!("usage: cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH]");
-                        std::process::exit(2);
-                    }
+            s => match s.replace('_', "").parse::<usize>() {
+                Ok(n) => sizes.push(n),
+                Err(_) => {
+                    eprintln!("usage: cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH] [--summary-in PATH]");
+                    std::process::exit(2);
                 }
-            }
+            },
         }
     }
     if sizes.is_empty() {
@@ -122,7 +151,11 @@ fn main() {
     }
     for (k, &n) in sizes.iter().enumerate() {
         let t0 = Instant::now();
-        let s = simulate(n, 42 + k as u64);
+        let s = match &summary_in {
+            Some(p) => read_summary(p),
+            None => simulate(n, 42 + k as u64),
+        };
+        let n = s.x.len();
         let sim_s = t0.elapsed().as_secs_f64();
         if k == 0 {
             if let Some(p) = &summary_out {

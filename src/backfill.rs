@@ -276,17 +276,15 @@ fn run_dates_at(
         tracing::info!(job = %job.name, run_id = %run_id, dates = todo.len(), from = %first, to = %last, "scanning the source once for all dates");
         let computed = compute_dates(job, &source_files, &todo, job.scan_start(*first), *last)?;
         let bar = crate::progress::bar(todo.len());
-        for (d, prepared) in computed {
-            let _date = tracing::info_span!("date", job = %job.name, run_id = %run_id, as_of = %d)
-                .entered();
-            crate::progress::set_context(crate::progress::RunContext {
-                as_of: Some(d.to_string()),
-                ..Default::default()
-            });
-            bar.set_message(d.to_string());
-            let t0 = Instant::now();
-            let started_at = chrono::Utc::now();
-            let res = prepared.and_then(|p| one_date(job, &loc, p, d, &run_id, &hash, &inputs));
+        // A date's tables are encoded and published on a second thread while the next date is
+        // computed: publishing waits mostly on storage (fsync, uploads). At most one date is
+        // in delivery, and it is finished (its run row written) before the next one starts,
+        // so dates are published and recorded in order, as before.
+        let record = |d: NaiveDate,
+                      t0: Instant,
+                      started_at: chrono::DateTime<chrono::Utc>,
+                      res: Result<(DateOutcome, i64), RunError>,
+                      report: &mut Report| {
             let (status, message, rows_in, rows_out) = match &res {
                 Ok((o, rows_in)) => (
                     o.status,
@@ -330,7 +328,51 @@ fn run_dates_at(
                 }
             }
             bar.inc(1);
-        }
+        };
+        type Delivery<'s> = (
+            NaiveDate,
+            Instant,
+            chrono::DateTime<chrono::Utc>,
+            std::thread::ScopedJoinHandle<'s, Result<(DateOutcome, i64), RunError>>,
+        );
+        let join = |(d, t0, started_at, h): Delivery<'_>, report: &mut Report| {
+            let res = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            record(d, t0, started_at, res, report);
+        };
+        std::thread::scope(|scope| {
+            let mut pending: Option<Delivery<'_>> = None;
+            for (d, prepared) in computed {
+                let span =
+                    tracing::info_span!("date", job = %job.name, run_id = %run_id, as_of = %d);
+                let entered = span.clone().entered();
+                crate::progress::set_context(crate::progress::RunContext {
+                    as_of: Some(d.to_string()),
+                    ..Default::default()
+                });
+                bar.set_message(d.to_string());
+                let t0 = Instant::now();
+                let started_at = chrono::Utc::now();
+                let computed = prepared.and_then(|p| compute_date(job, p, d));
+                drop(entered);
+                if let Some(p) = pending.take() {
+                    join(p, &mut report);
+                }
+                match computed {
+                    Ok(c) => {
+                        let (loc, run_id, hash, inputs) = (&loc, &run_id, &hash, &inputs);
+                        let h = scope.spawn(move || {
+                            let _date = span.entered();
+                            deliver_date(job, loc, c, d, run_id, hash, inputs)
+                        });
+                        pending = Some((d, t0, started_at, h));
+                    }
+                    Err(e) => record(d, t0, started_at, Err(e), &mut report),
+                }
+            }
+            if let Some(p) = pending.take() {
+                join(p, &mut report);
+            }
+        });
         bar.finish_and_clear();
         crate::progress::clear_bar();
     }
@@ -526,16 +568,19 @@ fn compute_dates(
     Ok(out)
 }
 
-/// Compute, encode and publish every table of one date.
-fn one_date(
-    job: &Job,
-    loc: &Location,
-    prepared: Prepared,
-    as_of: NaiveDate,
-    run_id: &str,
-    hash: &str,
-    inputs: &[InputFile],
-) -> Result<(DateOutcome, i64), RunError> {
+/// One date's tables, computed and not yet published.
+struct Computed {
+    tables: Vec<(Table, polars::prelude::DataFrame)>,
+    page: Option<String>,
+    rows_in: i64,
+    degraded: Vec<String>,
+    customers: usize,
+    t0: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Compute every table of one date (and draw its report).
+fn compute_date(job: &Job, prepared: Prepared, as_of: NaiveDate) -> Result<Computed, RunError> {
     use polars::prelude::SerReader;
     let t0 = Instant::now();
     let started_at = chrono::Utc::now();
@@ -610,6 +655,36 @@ fn one_date(
             }
         }
     }
+    Ok(Computed {
+        tables,
+        page,
+        rows_in,
+        degraded,
+        customers,
+        t0,
+        started_at,
+    })
+}
+
+/// Encode and publish one date's tables.
+fn deliver_date(
+    job: &Job,
+    loc: &Location,
+    computed: Computed,
+    as_of: NaiveDate,
+    run_id: &str,
+    hash: &str,
+    inputs: &[InputFile],
+) -> Result<(DateOutcome, i64), RunError> {
+    let Computed {
+        tables,
+        page,
+        rows_in,
+        degraded,
+        customers,
+        t0,
+        started_at,
+    } = computed;
     // Each frame is dropped once encoded: the peak holds one table twice, not all of them.
     let mut encoded = Vec::new();
     for (t, mut df) in tables {
