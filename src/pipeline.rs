@@ -392,10 +392,13 @@ pub(crate) fn bucket_summary(
                 counts,
                 [col(summary::CUSTOMER_KEY)],
                 [col(summary::CUSTOMER_KEY)],
-                JoinArgs::new(JoinType::Left),
+                // The summary's (key) order, which the activity columns rely on.
+                JoinArgs {
+                    maintain_order: MaintainOrderJoin::Left,
+                    ..JoinArgs::new(JoinType::Left)
+                },
             )
-            .with_column(col("categories").fill_null(lit(0i64)))
-            .sort([summary::CUSTOMER_KEY], SortMultipleOptions::default());
+            .with_column(col("categories").fill_null(lit(0i64)));
     }
     let df = lf.collect().map_err(compute("customer summary"))?;
     check_finite(&df)?;

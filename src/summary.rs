@@ -248,12 +248,13 @@ pub(crate) fn customer_summary(
             .otherwise(lit(0.0))
             .alias("monetary"),
     ]);
+    // The daily table is sorted by key: groups in order of first appearance are sorted too,
+    // without a sort of the output.
     daily
         .filter(keep)
-        .group_by([col(CUSTOMER_KEY)])
+        .group_by_stable([col(CUSTOMER_KEY)])
         .agg(aggs)
         .select(out)
-        .sort([CUSTOMER_KEY], SortMultipleOptions::default())
 }
 
 /// Distinct (customer, day, category) triples of the raw transactions: the compact input of the
@@ -275,10 +276,11 @@ pub(crate) fn category_counts(
         keep = keep.and(col("day").gt_eq(lit(s)));
     }
     cats.filter(keep)
-        .select([col(CUSTOMER_KEY), col("category")])
-        .unique(None, UniqueKeepStrategy::Any)
         .group_by([col(CUSTOMER_KEY)])
-        .agg([len().cast(DataType::Int64).alias("categories")])
+        .agg([col("category")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("categories")])
 }
 
 /// Columns of the customer summary in their documented order (those present are kept).
