@@ -6,6 +6,9 @@ use custval::progress;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// mimalloc keeps and reuses freed memory where glibc's malloc unmapped and re-faulted the large
+/// buffers polars allocates per bucket: measured on the 50 M-row scale workload, peak RSS 2.1 GB
+/// instead of 2.8–3.1 GB at the same speed (README, Benchmarks).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
