@@ -393,10 +393,7 @@ pub(crate) fn bucket_summary(
                 [col(summary::CUSTOMER_KEY)],
                 [col(summary::CUSTOMER_KEY)],
                 // The summary's (key) order, which the activity columns rely on.
-                JoinArgs {
-                    maintain_order: MaintainOrderJoin::Left,
-                    ..JoinArgs::new(JoinType::Left)
-                },
+                left_in_order(),
             )
             .with_column(col("categories").fill_null(lit(0i64)));
     }
@@ -536,7 +533,8 @@ fn holdout_inputs(
             actual,
             [col(summary::CUSTOMER_KEY)],
             [col(summary::CUSTOMER_KEY)],
-            JoinArgs::new(JoinType::Left),
+            // Calibration order, so that reruns fit the same rows in the same order.
+            left_in_order(),
         )
         .select([
             col("customer_id"),
@@ -599,6 +597,14 @@ fn stack_sorted(parts: Vec<DataFrame>, step: &'static str) -> Result<DataFrame, 
     Ok(df)
 }
 
+/// A left join that keeps the left frame's row order (polars does not promise it otherwise).
+fn left_in_order() -> JoinArgs {
+    JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    }
+}
+
 /// Left-join the attribute columns of the `[attributes]` table onto the summary.
 fn join_attributes(side: &SideTables, summary: DataFrame) -> Result<DataFrame, RunError> {
     let Some(attrs) = &side.attributes else {
@@ -610,9 +616,9 @@ fn join_attributes(side: &SideTables, summary: DataFrame) -> Result<DataFrame, R
             attrs.clone().lazy(),
             [col("customer_id")],
             [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
+            // The summary is sorted by customer_id: keep its order instead of sorting again.
+            left_in_order(),
         )
-        .sort(["customer_id"], SortMultipleOptions::default())
         .collect()
         .map_err(compute("attributes"))
 }
@@ -633,7 +639,8 @@ fn extra_inputs(
                 per_customer.clone().lazy(),
                 [col("customer_id")],
                 [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
+                // Aligned with the summary's rows: polars keeps the left order only when asked.
+                left_in_order(),
             )
             .collect()
             .map_err(compute("extra inputs"))?;
