@@ -12,9 +12,10 @@
 //! `storage::commit`), so rerunning it computes only the dates whose manifests are missing or
 //! stale.
 
+use crate::error::RunError;
 use crate::features::periods::{self, Period};
 use crate::job::{Job, Table};
-use crate::pipeline::{self, RunError};
+use crate::pipeline;
 use crate::runs::{self, RunRow, RunStatus};
 use crate::source::{self, InputFile};
 use crate::storage::{self, commit, Location};

@@ -12,8 +12,8 @@
 //! | 5 | backfill finished, but some dates failed (each is reported with its cause) |
 
 use crate::backfill::{self, Every};
+use crate::error::RunError;
 use crate::job::{self, Overrides};
-use crate::pipeline::RunError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 

@@ -7,8 +7,9 @@
 //! `quantity` (Int32), `category`, `channel` (String). Attribute columns: `customer_id`,
 //! `region`, `industry`, `channel`.
 
+use crate::error::{compute, RunError};
 use crate::generate::{generate, GenerateOptions, Transactions};
-use crate::pipeline::{compute, to_parquet, RunError};
+use crate::pipeline::to_parquet;
 use crate::storage;
 use crate::storage::StorageOptions;
 use polars::prelude::*;

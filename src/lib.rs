@@ -39,6 +39,7 @@ pub mod backfill;
 pub mod cli;
 pub(crate) mod columns;
 pub(crate) mod compact;
+pub mod error;
 pub(crate) mod features;
 pub mod generate;
 pub mod generate_io;

@@ -3,8 +3,8 @@
 //! be written or skipped, and why. Reads only footers and manifests.
 
 use crate::backfill::{plan_dates, DatePlan};
+use crate::error::RunError;
 use crate::job::Job;
-use crate::pipeline::RunError;
 use crate::source::{self, InputFile};
 use crate::storage;
 use chrono::NaiveDate;

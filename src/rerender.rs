@@ -5,8 +5,9 @@
 //! (succeeded, degraded and why) from the run log row of the run that published
 //! `customer_features` (its manifest names the run).
 
+use crate::error::RunError;
 use crate::job::{Job, Table};
-use crate::pipeline::{self, RunError};
+use crate::pipeline;
 use crate::report::{self, RunState};
 use crate::runs;
 use crate::storage::{self, commit, Location};
