@@ -194,7 +194,7 @@ impl BgNbdParams {
     }
 
     /// [`expected_purchases_if_alive`](Self::expected_purchases_if_alive) at several
-    /// horizons `ts` (ascending, at most [`MAX_MULTI`]) for one `(x, T)`: the series for all
+    /// horizons `ts` (ascending, at most 64) for one `(x, T)`: the series for all
     /// horizons share their coefficients, so this costs little more than the longest one.
     pub fn expected_purchases_if_alive_many(
         &self,

@@ -15,7 +15,7 @@
 //! (customers are processed sorted by that key, in chunks of pairs, so memory stays
 //! `chunk × S`); the spend once per customer. The percentiles need only the 11 smallest and
 //! largest of 200 values, found in one pass with the previous customer's extreme draws as
-//! the bound ([`BandSelector`]).
+//! the bound (`BandSelector`).
 //!
 //! Draws come from a fixed-seed generator, so reruns are bit-identical.
 
