@@ -398,7 +398,7 @@ struct Prepared {
     quality: crate::quality::QualityReport,
     quarantine: Vec<polars::prelude::DataFrame>,
     side: std::sync::Arc<source::SideTables>,
-    _scratch: Option<std::sync::Arc<tempfile::TempDir>>,
+    _scratch: Option<std::sync::Arc<crate::compact::ScratchDir>>,
 }
 
 /// The scan, split into customer buckets, computed bucket by bucket for every date: one pass
@@ -467,12 +467,7 @@ fn compute_dates(
     // Several dates: park each bucket's summaries on scratch until the date is finished.
     let spill_dir = if dates.len() > 1 {
         let root = scratch_root.clone();
-        std::fs::create_dir_all(&root)
-            .and_then(|_| {
-                tempfile::Builder::new()
-                    .prefix("custval-")
-                    .tempdir_in(&root)
-            })
+        crate::compact::ScratchDir::new(&root)
             .map(|d| Some(std::sync::Arc::new(d)))
             .map_err(|source| storage::StorageError::Local {
                 path: root,

@@ -50,7 +50,84 @@ pub(crate) struct Buckets {
     /// One bucket: the scan itself.
     whole: Option<LazyFrame>,
     /// Several: the scratch directory holding `bucket=K/` folders.
-    dir: Option<tempfile::TempDir>,
+    dir: Option<ScratchDir>,
+}
+
+/// A run's directory under the scratch root (`--scratch`): removed when dropped (the run
+/// succeeded or failed), and locked while the process lives, so that a later run removes it
+/// if the process was killed ([`sweep_dead_scratch`]).
+#[derive(Debug)]
+pub(crate) struct ScratchDir {
+    dir: tempfile::TempDir,
+    /// Released on drop, or by the kernel when the process dies.
+    _lock: std::fs::File,
+}
+
+impl ScratchDir {
+    /// Sweeps the dead runs' directories under `root`, then creates and locks a new one.
+    pub(crate) fn new(root: &Path) -> std::io::Result<ScratchDir> {
+        std::fs::create_dir_all(root)?;
+        sweep_dead_scratch(root);
+        let dir = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(root)?;
+        let lock = hold_scratch_lock(dir.path())?;
+        Ok(ScratchDir { dir, _lock: lock })
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Scratch directories are `<scratch>/custval-XXXXXX/`.
+const SCRATCH_PREFIX: &str = "custval-";
+/// The lock file inside a scratch directory, held (`flock`) while its run lives.
+const SCRATCH_LOCK: &str = ".lock";
+
+/// Creates `<dir>/.lock` already locked: the file is locked under a temporary name and renamed,
+/// so a sweeping run never sees an unlocked lock of a live directory.
+fn hold_scratch_lock(dir: &Path) -> std::io::Result<std::fs::File> {
+    let tmp = dir.join(".lock.new");
+    let f = std::fs::File::create(&tmp)?;
+    if !crate::storage::lock::flock(&f, false)? {
+        return Err(std::io::Error::other("scratch lock already held"));
+    }
+    std::fs::rename(&tmp, dir.join(SCRATCH_LOCK))?;
+    Ok(f)
+}
+
+/// Removes the scratch directories of runs that died without cleaning up (killed by a
+/// scheduler's timeout, SIGKILL, the OOM killer): those whose `.lock` nobody holds. A run
+/// cleans its own directory on success and failure; this catches the rest, so scratch space
+/// does not fill up with the buckets of killed runs. Directories without a lock (another
+/// tool's, or an older custval's) are left alone.
+fn sweep_dead_scratch(scratch: &Path) {
+    let Ok(rd) = std::fs::read_dir(scratch) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let dir = e.path();
+        let ours = e.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX);
+        if !ours || !dir.is_dir() {
+            continue;
+        }
+        let Ok(f) = std::fs::File::open(dir.join(SCRATCH_LOCK)) else {
+            continue;
+        };
+        if matches!(crate::storage::lock::flock(&f, false), Ok(true)) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::warn!(
+                    dir = %dir.display(),
+                    "removed the scratch directory of a run that died without cleaning up"
+                ),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove a dead run's scratch directory")
+                }
+            }
+        }
+    }
 }
 
 /// A failure while splitting: writing the scratch directory (storage) or reading the source.
@@ -84,11 +161,7 @@ impl Buckets {
             dir: scratch.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(scratch).map_err(scratch_err)?;
-        let dir = tempfile::Builder::new()
-            .prefix("custval-")
-            .tempdir_in(scratch)
-            .map_err(scratch_err)?;
+        let dir = ScratchDir::new(scratch).map_err(scratch_err)?;
         let base = dir.path().display().to_string();
         let options = ParquetWriteOptions {
             compression: ParquetCompression::Lz4Raw,
@@ -173,6 +246,34 @@ mod tests {
         assert_eq!(b(Some(2_000_001)), 2);
         assert_eq!(b(Some(50_000_000)), 25);
         assert_eq!(b(Some(i64::MAX)), MAX_BUCKETS);
+    }
+
+    #[test]
+    fn scratch_of_dead_runs_is_swept_and_live_scratch_is_kept() {
+        let scratch = tempfile::tempdir().unwrap();
+        // A dead run's directory: its lock file exists and nobody holds it.
+        let dead = scratch.path().join("custval-dead01");
+        std::fs::create_dir_all(dead.join("bucket=0")).unwrap();
+        std::fs::write(dead.join(SCRATCH_LOCK), b"").unwrap();
+        // A live one: the lock is held (by this process, through another descriptor).
+        let live = scratch.path().join("custval-live01");
+        std::fs::create_dir_all(&live).unwrap();
+        let held = hold_scratch_lock(&live).unwrap();
+        // No lock file (another tool's, or an older custval's): left alone.
+        let other = scratch.path().join("custval-nolock");
+        std::fs::create_dir_all(&other).unwrap();
+        let df =
+            df!("customer_id" => ["a", "b", "c", "d"], "amount" => [1.0, 2.0, 3.0, 4.0]).unwrap();
+        let b = Buckets::split(df.lazy(), 2, scratch.path()).unwrap();
+        assert!(!dead.exists(), "the dead run's scratch is removed");
+        assert!(live.exists() && other.exists());
+        // This split's own directory is locked while the buckets live, and removed with them.
+        let own = b.scratch_dir().unwrap().to_path_buf();
+        let f = std::fs::File::open(own.join(SCRATCH_LOCK)).unwrap();
+        assert!(!crate::storage::lock::flock(&f, false).unwrap());
+        drop(b);
+        assert!(!own.exists());
+        drop(held);
     }
 
     #[test]

@@ -223,7 +223,7 @@ impl Drop for RunLock {
     }
 }
 
-fn flock(f: &File, wait: bool) -> std::io::Result<bool> {
+pub(crate) fn flock(f: &File, wait: bool) -> std::io::Result<bool> {
     let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
     // SAFETY: flock on a file descriptor that `f` keeps open.
     let rc = unsafe { libc::flock(f.as_raw_fd(), op) };
