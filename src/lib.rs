@@ -45,6 +45,7 @@ pub mod generate;
 pub mod generate_io;
 pub mod job;
 pub mod models;
+pub(crate) mod order;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub mod progress;

@@ -38,7 +38,7 @@
 /// Percentile ranks in [0, 1], in input order; see the module doc for the rule.
 pub(crate) fn percentile_ranks(values: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; values.len()];
-    let mut order = super::order::ascending_order(values, |v| v);
+    let mut order = crate::order::ascending_order(values, |v| v);
     order.retain(|&i| !values[i].is_nan());
     let m = order.len();
     if m == 1 {

@@ -5,7 +5,6 @@ pub(crate) mod activity;
 pub(crate) mod behaviour;
 pub(crate) mod churn;
 pub(crate) mod loyalty;
-pub(crate) mod order;
 pub(crate) mod periods;
 pub(crate) mod rfm;
 pub(crate) mod settings;

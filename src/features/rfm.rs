@@ -18,7 +18,7 @@
 pub(crate) fn quintile_scores(values: &[f64]) -> Vec<u8> {
     let n = values.len();
     let nan_lowest = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
-    let order = super::order::ascending_order(values, nan_lowest);
+    let order = crate::order::ascending_order(values, nan_lowest);
     let key = |i: usize| nan_lowest(values[i]);
     let mut scores = vec![1u8; n];
     let mut pos = 0;

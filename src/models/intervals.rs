@@ -21,6 +21,8 @@
 
 use rayon::prelude::*;
 
+use crate::order::{from_total_key, total_key};
+
 use super::clv::{discount_factor, distinct_pairs, ClvOptions};
 use super::optimize::cholesky;
 use super::purchase::{AliveTerms, PurchaseScore};
@@ -248,17 +250,6 @@ fn smallest_sorted(
 /// Most values [`BandSelector`] keeps per tail before it falls back to selection (enough for
 /// up to about 600 draws).
 const MAX_KEPT: usize = 32;
-
-/// An integer whose order is `f64::total_cmp`'s.
-fn total_key(v: f64) -> i64 {
-    let b = v.to_bits() as i64;
-    b ^ (((b >> 63) as u64) >> 1) as i64
-}
-
-/// The inverse of [`total_key`].
-fn from_total_key(k: i64) -> f64 {
-    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
-}
 
 /// [`quantile`] of `v` without sorting it: the two order statistics around the position, by
 /// `select_nth_unstable` (reorders `v`).

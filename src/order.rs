@@ -1,6 +1,7 @@
-//! The ascending order of many values, for the rank-based features (RFM quintiles, percentile
-//! ranks): a parallel sort of (key, index) pairs, which reads each value once instead of
-//! following indices into the values at every comparison.
+//! Ordering floats: an integer key with `f64::total_cmp`'s order, and the ascending order of
+//! many values for the rank-based features (RFM quintiles, percentile ranks), by a parallel
+//! sort of (key, index) pairs that reads each value once instead of following indices into
+//! the values at every comparison.
 
 use rayon::prelude::*;
 
@@ -18,9 +19,14 @@ pub(crate) fn ascending_order(values: &[f64], key: impl Fn(f64) -> f64 + Sync) -
 }
 
 /// An integer whose order is `f64::total_cmp`'s.
-fn total_key(v: f64) -> i64 {
+pub(crate) fn total_key(v: f64) -> i64 {
     let b = v.to_bits() as i64;
     b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+/// The inverse of [`total_key`].
+pub(crate) fn from_total_key(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
 }
 
 #[cfg(test)]
