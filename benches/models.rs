@@ -179,6 +179,13 @@ fn main() {
             other => panic!("asked for BG/NBD, got {other:?}"),
         });
         let gg = gg.expect("Gamma-Gamma fit");
+        // Each fit alone (they overlap above), to show where the fit time goes.
+        let no_cov = models::FitOptions::default().with_covariance(false);
+        let (_, bg_alone_s) =
+            custval::valuation::fit_purchase(models::ModelKind::BgNbd, &s.x, &s.tx, &s.t, &no_cov);
+        let t_gg = Instant::now();
+        let _ = models::fit_gamma_gamma(&s.x, &s.m, &no_cov);
+        let gg_alone_s = t_gg.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let pa = models::batch_prob_alive(&bg.params, &s.x, &s.tx, &s.t).unwrap();
         let ep =
@@ -254,6 +261,8 @@ fn main() {
                 "threads": rayon::current_num_threads(),
                 "simulate_seconds": sim_s,
                 "fit_seconds": fit_s,
+                "bgnbd_fit_alone_seconds": bg_alone_s,
+                "gamma_gamma_fit_alone_seconds": gg_alone_s,
                 "score_seconds": score_s,
                 "total_seconds": fit_s + score_s,
                 "peak_rss_mb": peak_rss_mb(),

@@ -23,7 +23,7 @@
 //!   or multi-modal likelihoods both land in the same basin.
 //! * **Identical customers** (same `x, t_x, T` bit patterns) are collapsed into weighted rows.
 
-use polars::prelude::PlHashMap as HashMap;
+use super::distinct::distinct;
 
 use rayon::prelude::*;
 
@@ -378,54 +378,51 @@ struct Rows {
 }
 
 impl Rows {
+    /// Customers collapsed to their distinct `(x, t_x, T)` rows (ascending), times multiplied
+    /// by `scale`.
     fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64, variant: Variant) -> Rows {
-        let mut index: HashMap<(u64, u64, u64), usize> =
-            HashMap::with_capacity_and_hasher(frequency.len(), Default::default());
-        let mut freq_index: HashMap<u64, u32> = HashMap::default();
+        let d = distinct([frequency, recency, t]);
+        let n = d.rows.len();
         let mut rows = Rows {
             variant,
             freqs: vec![],
             freq_weight: vec![],
-            fi: vec![],
-            tx: vec![],
-            t: vec![],
-            w: vec![],
+            fi: Vec::with_capacity(n),
+            tx: Vec::with_capacity(n),
+            t: Vec::with_capacity(n),
+            w: Vec::with_capacity(n),
             total_weight: frequency.len() as f64,
             times: vec![],
             txi: vec![],
             ti: vec![],
         };
-        let mut time_index: HashMap<u64, u32> = HashMap::default();
-        let mut time_of = |v: f64, times: &mut Vec<f64>| -> u32 {
-            *time_index.entry(v.to_bits()).or_insert_with(|| {
-                times.push(v);
-                (times.len() - 1) as u32
-            })
-        };
-        for i in 0..frequency.len() {
-            let key = (frequency[i].to_bits(), recency[i].to_bits(), t[i].to_bits());
-            let next = rows.w.len();
-            let k = *index.entry(key).or_insert(next);
-            if k != next {
-                rows.w[k] += 1.0;
-                rows.freq_weight[rows.fi[k] as usize] += 1.0;
-                continue;
-            }
-            let f = *freq_index.entry(frequency[i].to_bits()).or_insert_with(|| {
-                rows.freqs.push(frequency[i]);
+        for (&[x, tx, big_t], &count) in d.rows.iter().zip(&d.counts) {
+            // Rows come sorted by x: a new x starts a new frequency.
+            if rows.freqs.last().map(|f: &f64| f.to_bits()) != Some(x.to_bits()) {
+                rows.freqs.push(x);
                 rows.freq_weight.push(0.0);
-                (rows.freqs.len() - 1) as u32
-            });
-            rows.fi.push(f);
-            rows.tx.push(recency[i] * scale);
-            rows.t.push(t[i] * scale);
-            let txi = time_of(recency[i] * scale, &mut rows.times);
-            let ti = time_of(t[i] * scale, &mut rows.times);
-            rows.txi.push(txi);
-            rows.ti.push(ti);
-            rows.w.push(1.0);
-            rows.freq_weight[f as usize] += 1.0;
+            }
+            let f = rows.freqs.len() - 1;
+            rows.fi.push(f as u32);
+            rows.tx.push(tx * scale);
+            rows.t.push(big_t * scale);
+            rows.w.push(count as f64);
+            rows.freq_weight[f] += count as f64;
         }
+        // The distinct times (of t_x and T together) and each row's indices into them.
+        let both: Vec<f64> = rows.tx.iter().chain(&rows.t).copied().collect();
+        rows.times = distinct([&both[..]])
+            .rows
+            .into_iter()
+            .map(|[v]| v)
+            .collect();
+        let index = |v: &f64| {
+            rows.times
+                .binary_search_by(|p| p.total_cmp(v))
+                .expect("every time is in the table") as u32
+        };
+        rows.txi = rows.tx.par_iter().map(index).collect();
+        rows.ti = rows.t.par_iter().map(index).collect();
         rows
     }
 
@@ -684,7 +681,10 @@ pub(crate) fn fit_variant(
             b: params.b,
         };
         let nbd_ll = full_rows.loglik_grad(&limit).0;
-        if n.converged && nbd_ll.is_finite() && (ll.is_nan() || ll - nbd_ll < BOUNDARY_LL_GAP) {
+        // Started next to its optimum, the 2-parameter fit may stop at a gradient just above
+        // the tolerance where double precision finds no further decrease: that is converged.
+        let nbd_converged = n.converged || stalled_at_precision(&n, opts.tolerance).is_some();
+        if nbd_converged && nbd_ll.is_finite() && (ll.is_nan() || ll - nbd_ll < BOUNDARY_LL_GAP) {
             boundary = Some(format!(
                 "no dropout: the fit ran to a/(a+b) = {share:.1e} (a -> 0), where {model} becomes \
                  the NBD model (nobody drops out, P(alive) = 1); scored with that limit (a = 0, \

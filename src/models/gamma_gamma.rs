@@ -19,7 +19,7 @@
 //!   negative (`lifetimes` leaves q free by default). If the free fit ends with `q <= 1`, we
 //!   refit with `q = 1 + e^θ` and say so in the report's message: treat such a fit with care.
 
-use polars::prelude::PlHashMap as HashMap;
+use super::distinct::distinct;
 
 use rayon::prelude::*;
 
@@ -102,40 +102,40 @@ struct Rows {
     freqs: Vec<f64>,
     freq_weight: Vec<f64>,
     fi: Vec<u32>,
-    m: Vec<f64>,
+    /// Per row: `x·m` and `ln m`, which do not change between evaluations.
+    xm: Vec<f64>,
+    ln_m: Vec<f64>,
     w: Vec<f64>,
     total_weight: f64,
 }
 
 impl Rows {
+    /// Repeat buyers collapsed to their distinct `(x, m)` rows (ascending).
     fn build(pairs: &[(f64, f64)]) -> Rows {
-        let mut index: HashMap<(u64, u64), usize> =
-            HashMap::with_capacity_and_hasher(pairs.len(), Default::default());
-        let mut freq_index: HashMap<u64, u32> = HashMap::default();
+        let (x, m): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+        let d = distinct([&x[..], &m]);
+        let n = d.rows.len();
         let mut rows = Rows {
             freqs: vec![],
             freq_weight: vec![],
-            fi: vec![],
-            m: vec![],
-            w: vec![],
+            fi: Vec::with_capacity(n),
+            xm: Vec::with_capacity(n),
+            ln_m: Vec::with_capacity(n),
+            w: Vec::with_capacity(n),
             total_weight: pairs.len() as f64,
         };
-        for &(x, m) in pairs {
-            if let Some(&k) = index.get(&(x.to_bits(), m.to_bits())) {
-                rows.w[k] += 1.0;
-                rows.freq_weight[rows.fi[k] as usize] += 1.0;
-                continue;
-            }
-            let f = *freq_index.entry(x.to_bits()).or_insert_with(|| {
+        for (&[x, m], &count) in d.rows.iter().zip(&d.counts) {
+            // Rows come sorted by x: a new x starts a new frequency.
+            if rows.freqs.last().map(|f: &f64| f.to_bits()) != Some(x.to_bits()) {
                 rows.freqs.push(x);
                 rows.freq_weight.push(0.0);
-                (rows.freqs.len() - 1) as u32
-            });
-            index.insert((x.to_bits(), m.to_bits()), rows.w.len());
-            rows.fi.push(f);
-            rows.m.push(m);
-            rows.w.push(1.0);
-            rows.freq_weight[f as usize] += 1.0;
+            }
+            let f = rows.freqs.len() - 1;
+            rows.fi.push(f as u32);
+            rows.xm.push(x * m);
+            rows.ln_m.push(m.ln());
+            rows.w.push(count as f64);
+            rows.freq_weight[f] += count as f64;
         }
         rows
     }
@@ -160,12 +160,13 @@ impl Rows {
             .map(|c| {
                 let mut acc = [0.0; 4];
                 for i in c * PAR_CHUNK..((c + 1) * PAR_CHUNK).min(n) {
-                    let (x, m, w) = (self.freqs[self.fi[i] as usize], self.m[i], self.w[i]);
-                    let (px, ln_m, ln_xmv) = (p * x, m.ln(), (x * m + v).ln());
+                    let (x, w) = (self.freqs[self.fi[i] as usize], self.w[i]);
+                    let (xm, ln_m) = (self.xm[i], self.ln_m[i]);
+                    let (px, ln_xmv) = (p * x, (xm + v).ln());
                     acc[0] += w * ((px - 1.0) * ln_m - (px + q) * ln_xmv);
                     acc[1] += w * x * (ln_m - ln_xmv);
                     acc[2] += w * -ln_xmv;
-                    acc[3] += w * -(px + q) / (x * m + v);
+                    acc[3] += w * -(px + q) / (xm + v);
                 }
                 acc
             })

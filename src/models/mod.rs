@@ -38,6 +38,7 @@
 
 pub mod bgnbd;
 pub mod clv;
+pub(crate) mod distinct;
 pub mod gamma_gamma;
 pub mod intervals;
 pub mod mbgnbd;

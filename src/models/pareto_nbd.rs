@@ -35,7 +35,7 @@
 //! and Newton steps for a stalled fit. At the no-dropout boundary (`s → 0`) the model becomes
 //! NBD: `s = 0` is reported, with P(alive) = 1.
 
-use polars::prelude::PlHashMap as HashMap;
+use super::distinct::distinct;
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -330,30 +330,17 @@ struct Rows {
 }
 
 impl Rows {
+    /// Customers collapsed to their distinct `(x, t_x, T)` rows (ascending), times multiplied
+    /// by `scale`.
     fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64) -> Rows {
-        let mut index: HashMap<(u64, u64, u64), usize> =
-            HashMap::with_capacity_and_hasher(frequency.len(), Default::default());
-        let mut rows = Rows {
-            x: vec![],
-            tx: vec![],
-            t: vec![],
-            w: vec![],
+        let d = distinct([frequency, recency, t]);
+        Rows {
+            x: d.rows.iter().map(|r| r[0]).collect(),
+            tx: d.rows.iter().map(|r| r[1] * scale).collect(),
+            t: d.rows.iter().map(|r| r[2] * scale).collect(),
+            w: d.counts.iter().map(|&c| c as f64).collect(),
             total_weight: frequency.len() as f64,
-        };
-        for i in 0..frequency.len() {
-            let key = (frequency[i].to_bits(), recency[i].to_bits(), t[i].to_bits());
-            let next = rows.w.len();
-            let k = *index.entry(key).or_insert(next);
-            if k == next {
-                rows.x.push(frequency[i]);
-                rows.tx.push(recency[i] * scale);
-                rows.t.push(t[i] * scale);
-                rows.w.push(1.0);
-            } else {
-                rows.w[k] += 1.0;
-            }
         }
-        rows
     }
 
     /// The same rows with every time multiplied by `scale`.
