@@ -187,12 +187,12 @@ fn main() {
         let _ = models::fit_gamma_gamma(&s.x, &s.m, &no_cov);
         let gg_alone_s = t_gg.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let pa = models::batch_prob_alive(&bg.params, &s.x, &s.tx, &s.t).unwrap();
-        let ep =
-            models::batch_expected_purchases(&bg.params, 30.0, 1.0, &s.x, &s.tx, &s.t).unwrap();
-        let clv = models::batch_discounted_clv(
+        // P(alive), expected purchases in 30 days and 12-month CLV in one pass, as `custval run`.
+        let scores = models::batch_scores(
             &bg.params,
-            &gg.params,
+            Some(&gg.params),
+            30.0,
+            1.0,
             &s.x,
             &s.tx,
             &s.t,
@@ -200,6 +200,11 @@ fn main() {
             &ClvOptions::default(),
         )
         .unwrap();
+        let (pa, ep, clv) = (
+            scores.prob_alive,
+            scores.expected_purchases,
+            scores.clv.expect("a spend model"),
+        );
         let score_s = t1.elapsed().as_secs_f64();
         // Prediction intervals as `custval run` draws them (200 draws of the purchase and spend
         // parameters), timed apart: fit with covariance, then the bands. Issue 14 asks that the

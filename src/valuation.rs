@@ -416,36 +416,37 @@ pub fn value_customers(
     fits.push(gg_row);
     let none = || vec![None; n];
     let some = |v: Vec<f64>| v.into_iter().map(|x| x.is_finite().then_some(x)).collect();
-    let (prob_alive, expected_purchases) = match &purchase {
-        Some(p) => (
-            some(models::batch_prob_alive(p, &x, &tx, &t)?),
-            some(models::batch_expected_purchases(
+    let clv_opts = ClvOptions::default()
+        .with_horizon_months(s.horizon_months)
+        .with_monthly_discount_rate(s.monthly_discount_rate)
+        .with_margin(s.margin)
+        .with_days_per_month(s.days_per_month)
+        .with_time_unit_days(unit_days)
+        .with_acquisition_cost(s.acquisition_cost);
+    let expected_spend = match &ggp {
+        Some(g) => some(models::batch_expected_spend(g, &x, &m)?),
+        None => none(),
+    };
+    let (prob_alive, expected_purchases, clv) = match &purchase {
+        Some(p) => {
+            let sc = models::batch_scores(
                 p,
+                ggp.as_ref(),
                 s.purchase_horizon_days,
                 unit_days,
                 &x,
                 &tx,
                 &t,
-            )?),
-        ),
-        None => (none(), none()),
-    };
-    let expected_spend = match &ggp {
-        Some(g) => some(models::batch_expected_spend(g, &x, &m)?),
-        None => none(),
-    };
-    let clv = match (&purchase, &ggp) {
-        (Some(p), Some(g)) => {
-            let opts = ClvOptions::default()
-                .with_horizon_months(s.horizon_months)
-                .with_monthly_discount_rate(s.monthly_discount_rate)
-                .with_margin(s.margin)
-                .with_days_per_month(s.days_per_month)
-                .with_time_unit_days(unit_days)
-                .with_acquisition_cost(s.acquisition_cost);
-            some(models::batch_discounted_clv(p, g, &x, &tx, &t, &m, &opts)?)
+                &m,
+                &clv_opts,
+            )?;
+            (
+                some(sc.prob_alive),
+                some(sc.expected_purchases),
+                sc.clv.map_or_else(none, some),
+            )
         }
-        _ => none(),
+        None => (none(), none(), none()),
     };
     let intervals = if s.interval_draws > 0 {
         let chosen_cov = chosen.and_then(|i| {
@@ -457,13 +458,7 @@ pub fn value_customers(
                 .and_then(|r| r.covariance.clone())
         });
         let gg_cov = gg.as_ref().ok().and_then(|r| r.covariance.clone());
-        let opts = ClvOptions::default()
-            .with_horizon_months(s.horizon_months)
-            .with_monthly_discount_rate(s.monthly_discount_rate)
-            .with_margin(s.margin)
-            .with_days_per_month(s.days_per_month)
-            .with_time_unit_days(unit_days)
-            .with_acquisition_cost(s.acquisition_cost);
+        let opts = clv_opts;
         let t0 = Instant::now();
         let cols = interval_columns(
             purchase.as_ref().zip(chosen_cov.as_deref()),

@@ -23,7 +23,7 @@
 //!   or multi-modal likelihoods both land in the same basin.
 //! * **Identical customers** (same `x, t_x, T` bit patterns) are collapsed into weighted rows.
 
-use super::distinct::distinct;
+use super::distinct::{distinct, shared_index};
 
 use rayon::prelude::*;
 
@@ -410,19 +410,11 @@ impl Rows {
             rows.freq_weight[f] += count as f64;
         }
         // The distinct times (of t_x and T together) and each row's indices into them.
-        let both: Vec<f64> = rows.tx.iter().chain(&rows.t).copied().collect();
-        rows.times = distinct([&both[..]])
-            .rows
-            .into_iter()
-            .map(|[v]| v)
-            .collect();
-        let index = |v: &f64| {
-            rows.times
-                .binary_search_by(|p| p.total_cmp(v))
-                .expect("every time is in the table") as u32
-        };
-        rows.txi = rows.tx.par_iter().map(index).collect();
-        rows.ti = rows.t.par_iter().map(index).collect();
+        let (tx, t): (Vec<f64>, Vec<f64>) = d.rows.iter().map(|r| (r[1], r[2])).unzip();
+        let (times, txi, ti) = shared_index(&tx, &t);
+        rows.times = times.iter().map(|v| v * scale).collect();
+        rows.txi = txi;
+        rows.ti = ti;
         rows
     }
 

@@ -65,6 +65,50 @@ fn distinct_general<const K: usize>(cols: [&[f64]; K]) -> Distinct<K> {
     runs(&keys, |k| std::array::from_fn(|j| from_total_key(k[j])))
 }
 
+/// The distinct values of `a` and `b` together, ascending, and the index of each value of `a`
+/// and of `b` into them. Whole numbers below 2^22 (days, counts) are placed through a table
+/// indexed by value; other values by a sort and binary search.
+pub(crate) fn shared_index(a: &[f64], b: &[f64]) -> (Vec<f64>, Vec<u32>, Vec<u32>) {
+    let whole = |v: &f64| v.to_bits() >> 63 == 0 && *v < (1u64 << 22) as f64 && v.fract() == 0.0;
+    let max = a.iter().chain(b).fold(0.0f64, |m, &v| m.max(v));
+    let small = max <= (8 * (a.len() + b.len()) + 1024) as f64;
+    if small && a.par_iter().all(whole) && b.par_iter().all(whole) {
+        let mut slot = vec![u32::MAX; max as usize + 1];
+        for &v in a.iter().chain(b) {
+            slot[v as usize] = 0;
+        }
+        let mut values = Vec::new();
+        for (v, s) in slot.iter_mut().enumerate() {
+            if *s == 0 {
+                *s = values.len() as u32;
+                values.push(v as f64);
+            }
+        }
+        let at = |v: &f64| slot[*v as usize];
+        return (
+            values,
+            a.par_iter().map(at).collect(),
+            b.par_iter().map(at).collect(),
+        );
+    }
+    let both: Vec<f64> = a.iter().chain(b).copied().collect();
+    let values: Vec<f64> = distinct([&both[..]])
+        .rows
+        .into_iter()
+        .map(|[v]| v)
+        .collect();
+    let at = |v: &f64| {
+        values
+            .binary_search_by(|p| p.total_cmp(v))
+            .expect("every value is in the table") as u32
+    };
+    let (ia, ib) = (
+        a.par_iter().map(at).collect(),
+        b.par_iter().map(at).collect(),
+    );
+    (values, ia, ib)
+}
+
 /// One row per run of equal sorted keys, with the run's length.
 fn runs<T: PartialEq, const K: usize>(sorted: &[T], row: impl Fn(&T) -> [f64; K]) -> Distinct<K> {
     let mut out = Distinct {
@@ -146,5 +190,23 @@ mod tests {
         assert_eq!(bits(&d), bits(&by_map([&big[..], &big, &big])));
         assert_eq!(d.counts, vec![1, 1, 2]);
         assert_eq!(distinct::<2>([&[], &[]]).rows.len(), 0);
+    }
+
+    #[test]
+    fn shared_index_points_every_value_at_itself() {
+        let check = |a: &[f64], b: &[f64]| {
+            let (values, ia, ib) = shared_index(a, b);
+            let mut want: Vec<f64> = a.iter().chain(b).copied().collect();
+            want.sort_by(f64::total_cmp);
+            want.dedup_by(|p, q| p.to_bits() == q.to_bits());
+            assert_eq!(values, want);
+            for (v, i) in a.iter().zip(&ia).chain(b.iter().zip(&ib)) {
+                assert_eq!(values[*i as usize].to_bits(), v.to_bits());
+            }
+        };
+        // Whole days (the table), fractions and a huge value (the sort).
+        check(&[0.0, 5.0, 5.0, 700.0, 3.0], &[700.0, 12.0, 0.0]);
+        check(&[0.5, 5.0, 1e12], &[5.0, 2.25]);
+        check(&[], &[]);
     }
 }

@@ -50,7 +50,8 @@ pub(crate) mod special;
 pub use bgnbd::{fit_bgnbd, BgNbdParams};
 pub use clv::{
     batch_discounted_clv, batch_expected_purchases, batch_expected_spend, batch_prob_alive,
-    discounted_clv, monthly_rate_from_annual, simple_retention_clv, ClvOptions,
+    batch_scores, discounted_clv, monthly_rate_from_annual, simple_retention_clv, ClvOptions,
+    Scores,
 };
 pub use gamma_gamma::{fit_gamma_gamma, GammaGammaParams};
 pub use mbgnbd::{fit_mbgnbd, MbgNbdParams};

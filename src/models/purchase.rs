@@ -64,6 +64,12 @@ pub trait PurchaseScore: Sync {
     fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
         self.prob_alive(x, tx, big_t)
     }
+    /// `(prob_alive, alive_weight)` at once (a type that overrides [`Self::alive_weight`]
+    /// overrides this too).
+    fn prob_alive_and_weight(&self, x: f64, tx: f64, big_t: f64) -> (f64, f64) {
+        let p = self.prob_alive(x, tx, big_t);
+        (p, p)
+    }
     /// Expected purchases in `(T, T+t]` of a customer with history `(x, t_x, T)`.
     fn conditional_expected_purchases(&self, t: f64, x: f64, tx: f64, big_t: f64) -> f64 {
         self.expected_purchases_if_alive(t, x, big_t) * self.alive_weight(x, tx, big_t)
@@ -82,6 +88,11 @@ impl PurchaseScore for BgNbdParams {
     }
     fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
         BgNbdParams::alive_weight(self, x, tx, big_t)
+    }
+    fn prob_alive_and_weight(&self, x: f64, tx: f64, big_t: f64) -> (f64, f64) {
+        // Equal for BG/NBD (both are 1 at x = 0 or a = 0, the same logistic otherwise).
+        let p = BgNbdParams::prob_alive(self, x, tx, big_t);
+        (p, p)
     }
 }
 
@@ -226,6 +237,13 @@ impl PurchaseScore for PurchaseModel {
             PurchaseModel::BgNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
             PurchaseModel::MbgNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
             PurchaseModel::ParetoNbd(p) => PurchaseScore::alive_weight(p, x, tx, big_t),
+        }
+    }
+    fn prob_alive_and_weight(&self, x: f64, tx: f64, big_t: f64) -> (f64, f64) {
+        match self {
+            PurchaseModel::BgNbd(p) => PurchaseScore::prob_alive_and_weight(p, x, tx, big_t),
+            PurchaseModel::MbgNbd(p) => PurchaseScore::prob_alive_and_weight(p, x, tx, big_t),
+            PurchaseModel::ParetoNbd(p) => PurchaseScore::prob_alive_and_weight(p, x, tx, big_t),
         }
     }
 }

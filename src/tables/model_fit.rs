@@ -6,8 +6,9 @@
 //! no-dropout boundary `a = 0`), `p`, `q`, `v` (Gamma-Gamma) (Float64, null for the other models
 //! or a failed fit), `log_likelihood` (Float64, total over customers), `aic`, `bic` (Float64),
 //! `holdout_mae` (Float64, with a holdout), `iterations` (Int64), `converged` (Boolean),
-//! `customers` (Int64, customers in the likelihood), `distinct_rows` (Int64, after collapsing
-//! identical customers), `fit_seconds` (Float64), `time_unit_days` (Float64: 1 or 7; `alpha` is
+//! `customers` (Int64, customers in the likelihood), `distinct_rows` (Int64, rows the
+//! likelihood evaluates: identical customers collapsed for the purchase models; Gamma-Gamma
+//! keeps one row per repeat buyer), `fit_seconds` (Float64), `time_unit_days` (Float64: 1 or 7; `alpha` is
 //! in this unit), `message` (String: why the optimiser stopped, warnings, or why the fit
 //! failed), `chosen` (Boolean: the model behind `customer_features`), `boundary` (String: the
 //! limit a fit reached and how customers are scored there; null for an interior optimum), `s`,
