@@ -343,6 +343,22 @@ impl Rows {
         }
     }
 
+    /// Weighted log-likelihood of the no-dropout limit (NBD: `s = 0`) and its gradient w.r.t.
+    /// `(r, α)`: `Σ w [ln Γ(r+x) − ln Γ(r) + r ln α − (r+x) ln(α+T)]`.
+    fn nbd_loglik_grad(&self, r: f64, alpha: f64) -> (f64, [f64; 2]) {
+        let (lgr, psir, ln_alpha) = (ln_gamma(r), digamma(r), alpha.ln());
+        let mut ll = 0.0;
+        let mut g = [0.0; 2];
+        for i in 0..self.w.len() {
+            let (x, w) = (self.x[i], self.w[i]);
+            let at = alpha + self.t[i];
+            ll += w * (ln_gamma(r + x) - lgr + r * ln_alpha - (r + x) * at.ln());
+            g[0] += w * (digamma(r + x) - psir + ln_alpha - at.ln());
+            g[1] += w * (r / alpha - (r + x) / at);
+        }
+        (ll, g)
+    }
+
     /// The same rows with every time multiplied by `scale`.
     fn rescaled(&self, scale: f64) -> Rows {
         let mul = |v: &[f64]| v.iter().map(|x| x * scale).collect();
@@ -452,6 +468,7 @@ pub fn fit_pareto_nbd(
         message.push_str(&note);
     }
     let mut boundary = None;
+    let mut boundary_covariance = None;
     if at_boundary(&m.x) {
         // s → 0 or s/β → 0: nobody drops out, the model is NBD. Score with s = 0 (P(alive) = 1).
         let limit = ParetoNbdParams { s: 0.0, ..params };
@@ -468,6 +485,27 @@ pub fn fit_pareto_nbd(
             params = limit;
             ll = limit_ll;
             converged = true;
+            // Only (ln r, ln α) are free at this limit: their 2×2 covariance from the NBD
+            // likelihood at the fit's (r, α), embedded with zero variance for ln s = −∞ and the
+            // unidentified β (as BG/NBD's no-dropout limit), so that intervals exist here too.
+            let nbd = |theta: &[f64], grad: &mut [f64]| -> f64 {
+                let (r, alpha) = (theta[0].exp(), theta[1].exp());
+                let (ll, g) = rows.nbd_loglik_grad(r, alpha);
+                penalized_mean(ll, &g, &[r, alpha], rows.total_weight, pen, grad)
+            };
+            let mut f = &nbd;
+            boundary_covariance = opts
+                .covariance
+                .then(|| covariance(&hessian(&mut f, &m.x[..2]), 2, rows.total_weight))
+                .flatten()
+                .map(|c| {
+                    let mut full = vec![0.0; 16];
+                    full[0] = c[0];
+                    full[1] = c[1];
+                    full[4] = c[2];
+                    full[5] = c[3];
+                    full
+                });
         }
     }
     if boundary.is_none() {
@@ -495,7 +533,7 @@ pub fn fit_pareto_nbd(
         let mut f = &objective;
         covariance(&hessian(&mut f, &m.x), 4, rows.total_weight)
     } else {
-        None
+        boundary_covariance
     };
     Ok(FitReport {
         params,

@@ -246,6 +246,53 @@ fn no_dropout_data_give_the_nbd_limit() {
         "{rep:?} vs {bg:?}"
     );
     assert_eq!(rep.params.prob_alive(3.0, 10.0, 700.0), 1.0);
+    // The covariance of the free (ln r, ln α) at the limit, as BG/NBD's limit fit gives it
+    // (its own NBD likelihood and refit); nothing for ln s and β.
+    let cov = rep
+        .covariance
+        .as_ref()
+        .expect("covariance at the no-dropout limit");
+    let bgc = bg
+        .covariance
+        .as_ref()
+        .expect("BG/NBD covariance at the limit");
+    for k in [0, 1, 4, 5] {
+        assert!(rel_close(cov[k], bgc[k], 2e-2), "{k}: {cov:?} vs {bgc:?}");
+    }
+    assert!(cov[0] > 0.0 && cov[5] > 0.0);
+    assert!([2, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+        .iter()
+        .all(|&k| cov[k] == 0.0));
+    // So intervals exist at the limit: finite, around the point values.
+    let model = crate::models::PurchaseModel::ParetoNbd(rep.params);
+    let draws: Vec<_> = crate::models::intervals::draw_log_params(&model.log_params(), cov, 200, 7)
+        .expect("positive semi-definite")
+        .iter()
+        .map(|th| crate::models::PurchaseModel::from_log_params(model.kind(), th))
+        .collect();
+    let n = 300;
+    let iv = crate::models::intervals::customer_intervals(
+        &draws,
+        None,
+        90.0,
+        &x[..n],
+        &tx[..n],
+        &t[..n],
+        &vec![0.0; n],
+        &crate::models::ClvOptions::default(),
+    );
+    let point =
+        crate::models::batch_expected_purchases(&rep.params, 90.0, 1.0, &x[..n], &tx[..n], &t[..n])
+            .unwrap();
+    for (i, &p) in point.iter().enumerate() {
+        let (lo, hi) = (iv.expected_purchases.p05[i], iv.expected_purchases.p95[i]);
+        assert!(
+            lo.is_finite() && hi.is_finite() && lo < hi,
+            "{i}: {lo} {hi}"
+        );
+        assert!(lo <= p && p <= hi, "{i}: {lo} {p} {hi}");
+        assert_eq!(iv.prob_alive.p05[i], 1.0);
+    }
 }
 
 #[test]
