@@ -205,7 +205,7 @@ pub(crate) fn bucket_daily(
         false,
     ));
     let mut plans = vec![
-        summary::daily_purchases(used.clone(), opt),
+        used.clone(),
         quality::per_day(lf.clone()),
         quality::flagged(lf.clone(), opt.order_id)?,
     ];
@@ -232,11 +232,12 @@ pub(crate) fn bucket_daily(
     )?;
     let mut frames = frames.into_iter();
     let mut next = || frames.next().expect("one frame per plan");
-    let purchases = next();
+    let used = next();
     let rows_per_day = next();
     let flagged = next();
     let categories = opt.category.then(&mut next);
     let quarantine = dates.iter().map(|&d| (d, next())).collect();
+    let purchases = summary::daily_purchases(used, opt)?;
     Ok(Daily {
         purchases,
         categories,
