@@ -432,10 +432,25 @@ pub fn customer_intervals(
                 // Bands that depend on (x, t_x, T) only are computed once per key; CLV per
                 // customer only when the mean spend m matters (x > 0).
                 let mut key_band = [f64::NAN; 6];
+                // Where every draw says the customer is alive for sure (x = 0 in BG/NBD, every
+                // customer at the no-dropout limit), P(alive) is 1 and the other two bands
+                // depend on (x, T) only: computed once for the pair.
+                let certain = terms.iter().all(|t| matches!(t, AliveTerms::Certain));
+                let mut pair_band: Option<[f64; 4]> = None;
                 for &i in &order[start[k]..start[k + 1]] {
                     let i = i as usize;
                     let new_key = tx[i].to_bits() != last_tx.to_bits();
-                    if new_key {
+                    if new_key && certain {
+                        last_tx = tx[i];
+                        let band = *pair_band.get_or_insert_with(|| {
+                            let (lo, hi) = sel_ep.p05_p95(&eif);
+                            for s in 0..draws {
+                                weight[s] = opts.margin * factor[s];
+                            }
+                            [1.0, 1.0, lo, hi]
+                        });
+                        key_band[..4].copy_from_slice(&band);
+                    } else if new_key {
                         last_tx = tx[i];
                         let ln_row = ln_alpha_tx.row(tx[i]);
                         for s in 0..draws {

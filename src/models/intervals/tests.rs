@@ -241,9 +241,18 @@ fn bands_equal_a_brute_force_over_every_draw_for_every_model() {
     let cov4 = [
         0.01, 0.002, 0.0, 0.0, 0.002, 0.02, 0.0, 0.0, 0.0, 0.0, 0.03, 0.01, 0.0, 0.0, 0.01, 0.04,
     ];
-    for kind in ModelKind::ALL {
-        let theta = [0.5f64.ln(), 20f64.ln(), 0.8f64.ln(), 3f64.ln()];
-        let pd: Vec<PurchaseModel> = draw_log_params(&theta, &cov4, 60, 5)
+    // At the no-dropout limit (a or s = 0, e^−∞) only (ln r, ln α) vary: every customer is
+    // alive for sure under every draw (the pair-level shortcut of the bands).
+    let cov_limit = [
+        0.01, 0.002, 0.0, 0.0, 0.002, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+    ];
+    let interior = [0.5f64.ln(), 20f64.ln(), 0.8f64.ln(), 3f64.ln()];
+    let limit = [0.5f64.ln(), 20f64.ln(), f64::NEG_INFINITY, 3f64.ln()];
+    let cases = ModelKind::ALL
+        .into_iter()
+        .flat_map(|k| [(k, interior, cov4), (k, limit, cov_limit)]);
+    for (kind, theta, cov) in cases {
+        let pd: Vec<PurchaseModel> = draw_log_params(&theta, &cov, 60, 5)
             .unwrap()
             .iter()
             .map(|th| PurchaseModel::from_log_params(kind, th))
