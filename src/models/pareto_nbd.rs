@@ -378,13 +378,19 @@ impl Rows {
             .into_par_iter()
             .map(|c| {
                 let mut acc = [0.0; 5];
+                // ln Γ(r+x) and ψ(r+x) of the previous row: rows come sorted by x, so most rows
+                // reuse them.
+                let (mut last_x, mut lg_rx, mut psi_rx) = (f64::NAN, 0.0, 0.0);
                 for k in c * PAR_CHUNK..((c + 1) * PAR_CHUNK).min(n) {
                     let (x, tx, t, w) = (self.x[k], self.tx[k], self.t[k], self.w[k]);
+                    if x.to_bits() != last_x.to_bits() {
+                        (last_x, lg_rx, psi_rx) = (x, ln_gamma(r + x), digamma(r + x));
+                    }
                     let i = integral(p, x, tx, t);
                     let (lse, wb, wi) = bracket(p, x, t, &i);
-                    acc[0] += w * (ln_gamma(r + x) - lgr + r * ln_alpha + s * ln_beta + lse);
+                    acc[0] += w * (lg_rx - lgr + r * ln_alpha + s * ln_beta + lse);
                     let (at, bt) = (alpha + t, beta + t);
-                    acc[1] += w * (digamma(r + x) - psir + ln_alpha - wb * at.ln() - wi * i.ln_a);
+                    acc[1] += w * (psi_rx - psir + ln_alpha - wb * at.ln() - wi * i.ln_a);
                     acc[2] += w * (r / alpha - (r + x) * (wb / at + wi * i.inv_a));
                     acc[3] += w * (ln_beta - wb * bt.ln() + wi * (1.0 / s - i.ln_b));
                     acc[4] += w * (s / beta - wb * s / bt - wi * (s + 1.0) * i.inv_b);
