@@ -37,9 +37,12 @@ pub(crate) fn quintile_scores(values: &[f64]) -> Vec<u8> {
     scores
 }
 
-/// The RFM code, e.g. `"543"`.
-pub(crate) fn rfm_code(r: u8, f: u8, m: u8) -> String {
-    format!("{r}{f}{m}")
+/// The RFM code, e.g. `"543"`, of scores 0–9 (from a table: no allocation per customer).
+pub(crate) fn rfm_code(r: u8, f: u8, m: u8) -> &'static str {
+    static CODES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let codes = CODES.get_or_init(|| (0..1000).map(|i| format!("{i:03}")).collect());
+    assert!(r < 10 && f < 10 && m < 10, "RFM scores are single digits");
+    &codes[r as usize * 100 + f as usize * 10 + m as usize]
 }
 
 #[cfg(test)]

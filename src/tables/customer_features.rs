@@ -51,7 +51,7 @@ pub(crate) fn build(
     let ids_col = summary.column("customer_id")?.str()?.clone();
     let ids: Vec<&str> = ids_col.iter().map(|s| s.unwrap_or("")).collect();
     let tiers = value_tiers(&ids, &revenue, settings.tiers);
-    let codes: Vec<String> = (0..r.len()).map(|i| rfm_code(r[i], f[i], m[i])).collect();
+    let codes: Vec<&str> = (0..r.len()).map(|i| rfm_code(r[i], f[i], m[i])).collect();
     let segs: Vec<&str> = (0..r.len())
         .map(|i| segment_of(settings.segments, r[i], f[i], m[i]).unwrap_or("Unsegmented"))
         .collect();
