@@ -30,8 +30,8 @@ use rayon::prelude::*;
 use super::optimize::{covariance, hessian, minimize_bfgs, minimize_warm};
 use super::special::{digamma, ln_gamma, sum_power_series_multi, sum_series, MAX_MULTI};
 use super::{
-    check_purchase_inputs, penalized_mean, stalled_at_precision, warm_note, FitOptions, FitReport,
-    ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_purchase_inputs, no_dropout_covariance, penalized_mean, stalled_at_precision, warm_note,
+    FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Which of the two Beta-geometric dropout models the shared likelihood code computes.
@@ -692,19 +692,10 @@ pub(crate) fn fit_variant(
             free_parameters = 2;
             // Only (ln r, ln α) are free at this limit: their 2×2 covariance, embedded with
             // zero variance for ln a = −∞ and the unidentified b.
-            let mut f = &nbd_objective;
             boundary_covariance = opts
                 .covariance
-                .then(|| covariance(&hessian(&mut f, &n.x), 2, rows.total_weight))
-                .flatten()
-                .map(|c| {
-                    let mut full = vec![0.0; 16];
-                    full[0] = c[0];
-                    full[1] = c[1];
-                    full[4] = c[2];
-                    full[5] = c[3];
-                    full
-                });
+                .then(|| no_dropout_covariance(&nbd_objective, &n.x, rows.total_weight))
+                .flatten();
         }
     }
     // The homogeneous-dropout ridge: a, b → ∞ at a fixed a/(a+b) = p (dropout probabilities do

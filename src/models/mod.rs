@@ -311,6 +311,25 @@ pub(crate) const PAR_CHUNK: usize = 4096;
 /// converged rather than returned as a silent number.
 pub(crate) const LOG_PARAM_LIMIT: f64 = 25.0;
 
+/// The covariance of a purchase model's 4 log-parameters at its no-dropout limit: the 2×2
+/// covariance of the free `(ln r, ln α)` from the Hessian of the limit's mean objective at
+/// `theta` (over `weight` customers), embedded with zero variance for the dropout parameters
+/// (one at −∞, the other unidentified). `None` when the Hessian is not positive definite.
+pub(crate) fn no_dropout_covariance(
+    objective: &dyn Fn(&[f64], &mut [f64]) -> f64,
+    theta: &[f64],
+    weight: f64,
+) -> Option<Vec<f64>> {
+    let mut f = objective;
+    let c = optimize::covariance(&optimize::hessian(&mut f, theta), 2, weight)?;
+    let mut full = vec![0.0; 16];
+    full[0] = c[0];
+    full[1] = c[1];
+    full[4] = c[2];
+    full[5] = c[3];
+    Some(full)
+}
+
 /// The mean objective `−ll/W + pen·Σp²` of a fit over log-parameters θ (p = e^θ, the natural
 /// parameters), from the log-likelihood `ll` over `weight` customers and its gradient `g`
 /// w.r.t. p; writes the objective's gradient w.r.t. θ into `grad`. The penalty is lifetimes'.

@@ -43,8 +43,8 @@ use rayon::prelude::*;
 use super::optimize::{covariance, hessian, minimize_warm};
 use super::special::{digamma, ln_gamma};
 use super::{
-    check_purchase_inputs, penalized_mean, stalled_at_precision, warm_note, FitOptions, FitReport,
-    ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_purchase_inputs, no_dropout_covariance, penalized_mean, stalled_at_precision, warm_note,
+    FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Pareto/NBD parameters, in the time unit of the data they were fitted on.
@@ -499,19 +499,10 @@ pub fn fit_pareto_nbd(
                 let (ll, g) = rows.nbd_loglik_grad(r, alpha);
                 penalized_mean(ll, &g, &[r, alpha], rows.total_weight, pen, grad)
             };
-            let mut f = &nbd;
             boundary_covariance = opts
                 .covariance
-                .then(|| covariance(&hessian(&mut f, &m.x[..2]), 2, rows.total_weight))
-                .flatten()
-                .map(|c| {
-                    let mut full = vec![0.0; 16];
-                    full[0] = c[0];
-                    full[1] = c[1];
-                    full[4] = c[2];
-                    full[5] = c[3];
-                    full
-                });
+                .then(|| no_dropout_covariance(&nbd, &m.x[..2], rows.total_weight))
+                .flatten();
         }
     }
     if boundary.is_none() {
