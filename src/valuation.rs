@@ -530,7 +530,7 @@ fn interval_columns(
     ];
     let nulls = || names.iter().map(|&c| (c, vec![None; n])).collect();
     let Some((model, cov)) = purchase else {
-        tracing::warn!("no prediction intervals: the purchase model has no covariance (not fitted, or fitted at a boundary other than no dropout, where the Hessian is singular); the _p05/_p95 columns are null");
+        tracing::warn!("no prediction intervals: the purchase model has no covariance (not fitted, or a parameter ran off to a boundary without a known limit, where the Hessian is singular); the _p05/_p95 columns are null");
         return nulls();
     };
     let Some(pd) =

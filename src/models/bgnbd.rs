@@ -746,6 +746,23 @@ pub(crate) fn fit_variant(
             iterations += h.iterations;
             grad_norm = h.grad_norm;
             free_parameters = 3;
+            // The covariance of (ln r, ln α, logit p), embedded as that of (ln r, ln α, ln a)
+            // with ln b fixed: logit p = ln a − ln b exactly, so a draw of ln a at the fixed
+            // b = (1−p)K is a draw of logit p, and a/(a+b) its dropout probability.
+            let mut f = &objective;
+            boundary_covariance = opts
+                .covariance
+                .then(|| covariance(&hessian(&mut f, &h.x), 3, rows.total_weight))
+                .flatten()
+                .map(|c| {
+                    let mut full = vec![0.0; 16];
+                    for i in 0..3 {
+                        for j in 0..3 {
+                            full[i * 4 + j] = c[i * 3 + j];
+                        }
+                    }
+                    full
+                });
         }
     }
     if boundary.is_none() {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::models::bgnbd::{BOUNDARY_LL_GAP, NO_DROPOUT_SHARE};
+use crate::models::bgnbd::{BOUNDARY_LL_GAP, HOMOGENEOUS_AB, NO_DROPOUT_SHARE};
 use crate::models::special::{hyp2f1, ln_gamma};
 use crate::models::{fit_bgnbd, testdata};
 
@@ -331,6 +331,64 @@ fn same_dropout_for_everyone_gives_the_homogeneous_limit() {
         rep.log_likelihood
     );
     assert!(rep.iterations <= 150, "{rep:?}");
+    // Intervals exist at this limit: the covariance of (ln r, ln α, logit p) as that of
+    // (ln r, ln α, ln a) with ln b fixed, so every draw is again a one-dropout-probability
+    // model, with p = a/(a+b) varying around the fit.
+    let cov = rep
+        .covariance
+        .clone()
+        .expect("covariance at the homogeneous limit");
+    assert!(cov[0] > 0.0 && cov[5] > 0.0 && cov[10] > 0.0, "{cov:?}");
+    assert!((0..4).all(|k| cov[3 * 4 + k] == 0.0 && cov[k * 4 + 3] == 0.0));
+    let model = crate::models::PurchaseModel::BgNbd(p);
+    let draws: Vec<BgNbdParams> =
+        crate::models::intervals::draw_log_params(&model.log_params(), &cov, 400, 9)
+            .expect("positive semi-definite")
+            .iter()
+            .map(
+                |th| match crate::models::PurchaseModel::from_log_params(model.kind(), th) {
+                    crate::models::PurchaseModel::BgNbd(d) => d,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+    let ps: Vec<f64> = draws.iter().map(|d| d.a / (d.a + d.b)).collect();
+    assert!(draws
+        .iter()
+        .all(|d| d.a + d.b >= HOMOGENEOUS_AB && rel_close(d.b, p.b, 1e-12)));
+    let mean = ps.iter().sum::<f64>() / ps.len() as f64;
+    let sd = (ps.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / ps.len() as f64).sqrt();
+    // The spread of p: positive, small next to p with 5,000 customers, and the truth (0.2)
+    // within a few standard deviations of the fitted value.
+    assert!(sd > 1e-4 && sd < 0.05, "sd {sd}");
+    assert!((q - 0.2).abs() < 4.0 * sd + 1e-3, "p {q}, sd {sd}");
+    assert!(rel_close(mean, q, 0.05), "{mean} vs {q}");
+    let purchase: Vec<_> = draws
+        .iter()
+        .map(|&d| crate::models::PurchaseModel::BgNbd(d))
+        .collect();
+    let n = 300;
+    let iv = crate::models::intervals::customer_intervals(
+        &purchase,
+        None,
+        90.0,
+        &x[..n],
+        &tx[..n],
+        &t[..n],
+        &vec![0.0; n],
+        &crate::models::ClvOptions::default(),
+    );
+    let point = crate::models::batch_prob_alive(&p, &x[..n], &tx[..n], &t[..n]).unwrap();
+    for (i, &pa) in point.iter().enumerate() {
+        let (lo, hi) = (iv.prob_alive.p05[i], iv.prob_alive.p95[i]);
+        assert!(
+            lo.is_finite() && hi.is_finite() && lo <= pa && pa <= hi,
+            "{i}: {lo} {pa} {hi}"
+        );
+        if x[i] > 0.0 {
+            assert!(lo < hi, "{i}: P(alive) varies with p");
+        }
+    }
     // The closed-form scoring agrees with the exact BG/NBD series at a large finite a + b.
     let finite = BgNbdParams {
         r: 0.8,
