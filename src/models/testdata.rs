@@ -247,3 +247,22 @@ fn simulate(
     }
     (xs, txs, ts)
 }
+
+/// The P(alive) and expected-purchase bands (90 days, no spend model) of the first `n`
+/// customers under `draws`, as the interval tests at the models' limits use them.
+pub(crate) fn purchase_bands(
+    draws: &[crate::models::PurchaseModel],
+    (x, tx, t): (&[f64], &[f64], &[f64]),
+    n: usize,
+) -> crate::models::intervals::Intervals {
+    crate::models::intervals::customer_intervals(
+        draws,
+        None,
+        90.0,
+        &x[..n],
+        &tx[..n],
+        &t[..n],
+        &vec![0.0; n],
+        &crate::models::ClvOptions::default(),
+    )
+}

@@ -368,16 +368,7 @@ fn same_dropout_for_everyone_gives_the_homogeneous_limit() {
         .map(|&d| crate::models::PurchaseModel::BgNbd(d))
         .collect();
     let n = 300;
-    let iv = crate::models::intervals::customer_intervals(
-        &purchase,
-        None,
-        90.0,
-        &x[..n],
-        &tx[..n],
-        &t[..n],
-        &vec![0.0; n],
-        &crate::models::ClvOptions::default(),
-    );
+    let iv = testdata::purchase_bands(&purchase, (&x, &tx, &t), n);
     let point = crate::models::batch_prob_alive(&p, &x[..n], &tx[..n], &t[..n]).unwrap();
     for (i, &pa) in point.iter().enumerate() {
         let (lo, hi) = (iv.prob_alive.p05[i], iv.prob_alive.p95[i]);

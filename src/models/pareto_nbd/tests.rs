@@ -271,16 +271,7 @@ fn no_dropout_data_give_the_nbd_limit() {
         .map(|th| crate::models::PurchaseModel::from_log_params(model.kind(), th))
         .collect();
     let n = 300;
-    let iv = crate::models::intervals::customer_intervals(
-        &draws,
-        None,
-        90.0,
-        &x[..n],
-        &tx[..n],
-        &t[..n],
-        &vec![0.0; n],
-        &crate::models::ClvOptions::default(),
-    );
+    let iv = testdata::purchase_bands(&draws, (&x, &tx, &t), n);
     let point =
         crate::models::batch_expected_purchases(&rep.params, 90.0, 1.0, &x[..n], &tx[..n], &t[..n])
             .unwrap();
