@@ -105,7 +105,8 @@ pub fn discounted_clv<M: PurchaseScore + ?Sized>(
     m: f64,
     opts: &ClvOptions,
 ) -> f64 {
-    clv_from_factor(bg, gg, x, tx, t, m, opts, discount_factor(bg, x, t, opts))
+    let factor = discount_factor(bg, x, t, opts);
+    clv_from_factor(gg, x, m, opts, bg.alive_weight(x, tx, t), factor)
 }
 
 /// `Σ_k (E[Y(k·D)] − E[Y((k−1)·D)]) / (1+d)^k` before the alive weight: depends on `(x, T)`
@@ -145,18 +146,17 @@ pub(crate) fn discount_factor<M: PurchaseScore + ?Sized>(
 /// Month ends evaluated together by [`discount_factor`].
 const BATCH: usize = 24;
 
-#[allow(clippy::too_many_arguments)]
-fn clv_from_factor<M: PurchaseScore + ?Sized>(
-    bg: &M,
+/// CLV of a customer with frequency `x` and mean spend `m` from its alive weight
+/// ([`PurchaseScore::alive_weight`]) and discount factor ([`discount_factor`]).
+fn clv_from_factor(
     gg: &GammaGammaParams,
     x: f64,
-    tx: f64,
-    t: f64,
     m: f64,
     opts: &ClvOptions,
+    alive_weight: f64,
     factor: f64,
 ) -> f64 {
-    opts.margin * gg.conditional_expected_spend(x, m) * bg.alive_weight(x, tx, t) * factor
+    opts.margin * gg.conditional_expected_spend(x, m) * alive_weight * factor
         - opts.acquisition_cost
 }
 
@@ -275,16 +275,8 @@ pub fn batch_discounted_clv<M: PurchaseScore + ?Sized>(
         .into_par_iter()
         .with_min_len(MIN_PER_TASK)
         .map(|i| {
-            clv_from_factor(
-                bg,
-                gg,
-                x[i],
-                tx[i],
-                t[i],
-                m[i],
-                opts,
-                factors[idx[i] as usize],
-            )
+            let weight = bg.alive_weight(x[i], tx[i], t[i]);
+            clv_from_factor(gg, x[i], m[i], opts, weight, factors[idx[i] as usize])
         })
         .collect())
 }
@@ -346,11 +338,14 @@ pub fn batch_scores<M: PurchaseScore + ?Sized>(
             .into_par_iter()
             .with_min_len(MIN_PER_TASK)
             .map(|i| {
-                opts.margin
-                    * gg.conditional_expected_spend(x[i], m[i])
-                    * alive[i].1
-                    * per_pair[idx[i] as usize].1
-                    - opts.acquisition_cost
+                clv_from_factor(
+                    gg,
+                    x[i],
+                    m[i],
+                    opts,
+                    alive[i].1,
+                    per_pair[idx[i] as usize].1,
+                )
             })
             .collect()
     });
