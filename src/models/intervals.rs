@@ -200,90 +200,52 @@ impl BandSelector {
         } else {
             i64::MIN
         };
-        // Branch-free: every value is written at the end of both lists, and the list grows
-        // only when the value is a candidate (most are not; a branch per value mispredicted
-        // once per candidate).
-        // The buffers keep their length (n + 1) between calls; `nl`, `nh` count the
-        // candidates at their front.
-        if self.low.len() < n + 1 {
-            self.low.resize(n + 1, (0, 0));
-            self.high.resize(n + 1, (0, 0));
-        }
-        let (mut nl, mut nh) = (0usize, 0usize);
+        self.low.clear();
+        self.high.clear();
         for (s, &v) in values.iter().enumerate() {
             let k = total_key(v);
-            self.low[nl] = (k, s as u32);
-            self.high[nh] = (k, s as u32);
-            nl += (k <= bound_lo) as usize;
-            nh += (k >= bound_hi) as usize;
+            if k <= bound_lo {
+                self.low.push((k, s as u32));
+            }
+            if k >= bound_hi {
+                self.high.push((k, s as u32));
+            }
         }
-        // The keep_lo smallest and keep_hi largest candidates, in no particular order.
-        let low = keep_first(&mut self.low[..nl], keep_lo, |a, b| a.cmp(b));
-        let high = keep_first(&mut self.high[..nh], keep_hi, |a, b| b.cmp(a));
+        // Ascending smallest, descending largest.
+        smallest_sorted(&mut self.low, keep_lo, |a, b| a.cmp(b));
+        smallest_sorted(&mut self.high, keep_hi, |a, b| b.cmp(a));
         self.low_draws.clear();
-        self.low_draws.extend(low.iter().map(|c| c.1));
+        self.low_draws.extend(self.low.iter().map(|c| c.1));
         self.high_draws.clear();
-        self.high_draws.extend(high.iter().map(|c| c.1));
-        // Sorted positions floor(pos_lo) and ceil(pos_lo) = keep_lo − 1 are the two largest of
-        // the low tail; floor(pos_hi) = n − keep_hi and ceil(pos_hi) the two smallest of the
-        // high tail.
-        let (lo_last, lo_prev) = two_first(low, |a, b| b.cmp(a));
-        let (hi_first, hi_next) = two_first(high, |a, b| a.cmp(b));
-        let interp = |pos: f64, at_floor: i64, at_ceil: i64| {
-            let (a, b) = (from_total_key(at_floor), from_total_key(at_ceil));
-            a + (b - a) * (pos - pos.floor())
+        self.high_draws.extend(self.high.iter().map(|c| c.1));
+        let at = |p: usize| {
+            from_total_key(if p < keep_lo {
+                self.low[p].0
+            } else {
+                self.high[n - 1 - p].0
+            })
         };
-        let lo = if pos_lo.floor() == pos_lo.ceil() {
-            interp(pos_lo, lo_last, lo_last)
-        } else {
-            interp(pos_lo, lo_prev, lo_last)
+        let interp = |pos: f64| {
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            let (a, b) = (at(lo), at(hi));
+            a + (b - a) * (pos - lo as f64)
         };
-        let hi = if pos_hi.floor() == pos_hi.ceil() {
-            interp(pos_hi, hi_first, hi_first)
-        } else {
-            interp(pos_hi, hi_first, hi_next)
-        };
-        (lo, hi)
+        (interp(pos_lo), interp(pos_hi))
     }
 }
 
-/// The front of `v` holding its `keep` first elements in the order `cmp` of the keys (ties by
-/// draw), unordered: a few extra candidates are dropped one largest at a time (moved past the
-/// end), many by selection.
-fn keep_first(
-    v: &mut [(i64, u32)],
+/// Truncates `v` to its `keep` first elements in the order `cmp` (ties by draw), sorted.
+fn smallest_sorted(
+    v: &mut Vec<(i64, u32)>,
     keep: usize,
     cmp: impl Fn(&i64, &i64) -> std::cmp::Ordering,
-) -> &[(i64, u32)] {
+) {
     let by = |a: &(i64, u32), b: &(i64, u32)| cmp(&a.0, &b.0).then(a.1.cmp(&b.1));
-    let mut len = v.len();
-    if len > 2 * keep + 8 {
+    if v.len() > keep {
         v.select_nth_unstable_by(keep - 1, by);
-        len = keep;
+        v.truncate(keep);
     }
-    while len > keep {
-        let last = (0..len)
-            .max_by(|&i, &j| by(&v[i], &v[j]))
-            .expect("not empty");
-        v.swap(last, len - 1);
-        len -= 1;
-    }
-    &v[..len]
-}
-
-/// The first and second keys of `v` in the order `cmp` (the first twice when `v` has one).
-fn two_first(v: &[(i64, u32)], cmp: impl Fn(&i64, &i64) -> std::cmp::Ordering) -> (i64, i64) {
-    let mut first = v[0].0;
-    let mut second: Option<i64> = None;
-    for &(k, _) in &v[1..] {
-        if cmp(&k, &first).is_lt() {
-            second = Some(first);
-            first = k;
-        } else if second.is_none_or(|s| cmp(&k, &s).is_lt()) {
-            second = Some(k);
-        }
-    }
-    (first, second.unwrap_or(first))
+    v.sort_unstable_by(by);
 }
 
 /// Most values [`BandSelector`] keeps per tail before it falls back to selection (enough for
