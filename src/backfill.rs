@@ -682,6 +682,7 @@ fn deliver_date(
         started_at,
     } = computed;
     // Each frame is dropped once encoded: the peak holds one table twice, not all of them.
+    let encode_t0 = std::time::Instant::now();
     let mut encoded = Vec::new();
     for (t, mut df) in tables {
         let data = pipeline::to_parquet(&mut df).map_err(pipeline::compute("parquet encoding"))?;
@@ -726,7 +727,13 @@ fn deliver_date(
             manifest,
         });
     }
+    let publish_t0 = std::time::Instant::now();
     commit::publish(loc, run_id, as_of, &parts)?;
+    tracing::debug!(
+        encode_s = (publish_t0 - encode_t0).as_secs_f64(),
+        publish_s = publish_t0.elapsed().as_secs_f64(),
+        "tables encoded and published"
+    );
     for m in &metrics {
         tracing::info!(table = %m.table, rows = m.rows, bytes = m.bytes, partition = %m.location, run_id = %run_id, "table committed");
     }

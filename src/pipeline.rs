@@ -876,13 +876,188 @@ pub(crate) fn finish(
     })
 }
 
-/// Encode a frame as Parquet (zstd, statistics on).
+/// Rows per Parquet row group of the output tables (polars' default).
+const ROW_GROUP_ROWS: usize = 512 * 512;
+
+/// Encode a frame as Parquet (zstd, statistics on), one row group per [`ROW_GROUP_ROWS`] rows.
+///
+/// polars' writer encodes a row group's columns in parallel but compresses the pages on the
+/// writing thread, one after another, which made zstd a one-core step of every run. Here the
+/// columns of every row group are encoded and compressed as rayon tasks (the same encoders
+/// and options as polars' `ParquetWriter`), then polars' writer writes the finished pages in
+/// order, so the file is the same on every run.
 pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
-    let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(df)?;
+    use polars::io::parquet::write::get_encodings;
+    use polars_parquet::parquet::error::ParquetError;
+    use polars_parquet::write::{
+        array_to_columns, CompressedPage, Compressor, Version, WriteOptions,
+    };
+    use rayon::prelude::*;
+
+    let compression = ParquetCompression::Zstd(None);
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        compression: compression.into(),
+        version: Version::V1,
+        data_page_size: None,
+    };
+    let arrow_schema = df.schema().to_arrow(CompatLevel::newest());
+    let encodings = get_encodings(&arrow_schema);
+    let fields = ParquetWriter::new(Vec::new())
+        .batched(df.schema())?
+        .parquet_schema()
+        .fields()
+        .to_vec();
+    let mut groups = Vec::new();
+    for i in 0..df.height().div_ceil(ROW_GROUP_ROWS) {
+        let mut g = df.slice((i * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS);
+        g.rechunk_mut();
+        let batch = g
+            .iter_chunks(CompatLevel::newest(), false)
+            .next()
+            .expect("a rechunked, non-empty slice is one batch");
+        for (c, array) in batch.columns().iter().enumerate() {
+            groups.push((c, array.clone()));
+        }
+    }
+    // One task per (row group, column): the pages of each of its Parquet leaf columns,
+    // encoded and compressed.
+    let pages: Vec<PolarsResult<Vec<Vec<_>>>> = groups
+        .par_iter()
+        .map(|(c, array)| {
+            let leaves = array_to_columns(array, fields[*c].clone(), options, &encodings[*c])?;
+            leaves
+                .into_iter()
+                .map(|leaf| {
+                    let leaf = leaf.map(|page| {
+                        page.map_err(|e| {
+                            ParquetError::FeatureNotSupported(format!("reraised in polars: {e}"))
+                        })
+                    });
+                    Compressor::new(leaf, options.compression, Vec::new())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(PolarsError::from)
+                })
+                .collect()
+        })
+        .collect();
+    let pages = pages.into_iter().collect::<PolarsResult<Vec<_>>>()?;
+    // The file's size, but for the dictionary pages and the page headers and footer.
+    let data_bytes: usize = pages
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|page| match page {
+            CompressedPage::Data(p) => p.compressed_size(),
+            CompressedPage::Dict(_) => 0,
+        })
+        .sum();
+    let mut buf = Vec::with_capacity(data_bytes + data_bytes / 16 + (1 << 20));
+    let mut writer = ParquetWriter::new(&mut buf)
+        .with_compression(compression)
+        .batched(df.schema())?;
+    let mut pages = pages.into_iter();
+    for i in 0..df.height().div_ceil(ROW_GROUP_ROWS) {
+        let rows = (df.height() - i * ROW_GROUP_ROWS).min(ROW_GROUP_ROWS);
+        let mut leaves = Vec::new();
+        for _ in 0..df.width() {
+            leaves.extend(pages.next().expect("one entry per column"));
+        }
+        writer.write_row_group(rows as u64, &leaves)?;
+    }
+    writer.finish()?;
+    drop(writer);
     Ok(buf)
+}
+
+#[cfg(test)]
+mod to_parquet_tests {
+    use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+
+    #[test]
+    fn parallel_encoding_round_trips_through_an_independent_reader() {
+        // Three row groups (the last one short), nulls, strings, dates, booleans and a struct
+        // column (two Parquet leaves), from several chunks.
+        let n = 2 * ROW_GROUP_ROWS + 1234;
+        let part = |lo: usize, hi: usize| {
+            let ids: Vec<String> = (lo..hi).map(|i| format!("C{i:07}")).collect();
+            let amount: Vec<Option<f64>> = (lo..hi)
+                .map(|i| (i % 7 != 0).then_some(i as f64 * 0.25))
+                .collect();
+            let day: Vec<i32> = (lo..hi).map(|i| (i % 5000) as i32).collect();
+            let flag: Vec<bool> = (lo..hi).map(|i| i % 3 == 0).collect();
+            let mut df = df!(
+                "customer_id" => ids,
+                "amount" => amount,
+                "day" => day,
+                "flag" => flag,
+            )
+            .unwrap();
+            df.with_column(df.column("day").unwrap().cast(&DataType::Date).unwrap())
+                .unwrap();
+            df.lazy()
+                .with_column(as_struct(vec![col("amount"), col("flag")]).alias("pair"))
+                .collect()
+                .unwrap()
+        };
+        let mut df = part(0, 1000);
+        df.vstack_mut(&part(1000, n)).unwrap();
+        let bytes = to_parquet(&mut df).unwrap();
+
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(meta.num_row_groups(), 3);
+        assert_eq!(meta.file_metadata().num_rows(), n as i64);
+        let rg = meta.row_group(2);
+        assert_eq!(rg.num_rows(), 1234);
+        let amount = rg.column(1);
+        assert_eq!(
+            amount.compression(),
+            parquet::basic::Compression::ZSTD(Default::default())
+        );
+        let stats = amount.statistics().expect("statistics on");
+        // i % 7 == 0 for i in 524288 .. 525522: 524288 = 7·74898 + 2, so 524293 + 7k, k = 0..=175.
+        assert_eq!(stats.null_count_opt(), Some(176));
+        let mut checked = 0;
+        for (i, row) in reader.get_row_iter(None).unwrap().enumerate() {
+            let row = row.unwrap();
+            if i % 9973 != 0 && i + 1 != n {
+                continue;
+            }
+            let cols: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+            assert_eq!(cols[0], &Field::Str(format!("C{i:07}")));
+            match cols[1] {
+                Field::Double(v) => assert_eq!(*v, i as f64 * 0.25),
+                Field::Null => assert_eq!(i % 7, 0),
+                other => panic!("amount {other:?}"),
+            }
+            assert_eq!(cols[2], &Field::Date((i % 5000) as i32));
+            assert_eq!(cols[3], &Field::Bool(i % 3 == 0));
+            let Field::Group(pair) = cols[4] else {
+                panic!("pair {:?}", cols[4]);
+            };
+            assert_eq!(
+                pair.get_column_iter().nth(1).unwrap().1,
+                &Field::Bool(i % 3 == 0)
+            );
+            checked += 1;
+        }
+        assert!(checked > 50);
+        // polars reads it back equal, and an empty frame gives a valid file with its schema.
+        let back = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(&df));
+        let mut empty = df.clear();
+        let bytes = to_parquet(&mut empty).unwrap();
+        let back = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert_eq!(back.height(), 0);
+        assert_eq!(back.schema(), df.schema());
+    }
 }
 
 #[cfg(test)]
