@@ -37,7 +37,7 @@
 
 use rayon::prelude::*;
 
-use super::periods::Period;
+use super::periods::{DayPeriods, Period};
 
 /// Options of [`customer_activity`]; [`ActivityOptions::new`] sets the defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -180,10 +180,23 @@ fn median_of_sorted(v: &[f64]) -> f64 {
 /// Activity features of one customer. `days` are its sorted distinct purchase days (at least
 /// one, all `<= opts.as_of`) and `amounts` the amount of each day. Panics on empty or
 /// mismatched input.
+#[cfg(test)]
 pub(crate) fn customer_activity(
     days: &[i32],
     amounts: &[f64],
     opts: &ActivityOptions,
+) -> CustomerActivity {
+    let lo = days.first().map_or(opts.as_of, |&d| d.min(opts.as_of));
+    let periods = DayPeriods::new(opts.period, lo, opts.as_of);
+    activity_of(days, amounts, opts, &periods)
+}
+
+/// [`customer_activity`] with the period table of `opts.period` (any range).
+fn activity_of(
+    days: &[i32],
+    amounts: &[f64],
+    opts: &ActivityOptions,
+    periods: &DayPeriods,
 ) -> CustomerActivity {
     assert!(!days.is_empty(), "customer_activity: no purchase days");
     assert_eq!(days.len(), amounts.len(), "customer_activity: days/amounts");
@@ -202,7 +215,7 @@ pub(crate) fn customer_activity(
         var.sqrt() / mean
     });
 
-    let p = opts.period;
+    let p = periods;
     let mut active_periods = 0u32;
     let mut prev = None;
     for &d in days {
@@ -289,9 +302,11 @@ pub(crate) fn activities(
     if offsets.len() < 2 {
         return Vec::new();
     }
+    let lo = days.iter().copied().min().unwrap_or(opts.as_of);
+    let periods = DayPeriods::new(opts.period, lo.min(opts.as_of), opts.as_of);
     offsets
         .par_windows(2)
-        .map(|w| customer_activity(&days[w[0]..w[1]], &amounts[w[0]..w[1]], opts))
+        .map(|w| activity_of(&days[w[0]..w[1]], &amounts[w[0]..w[1]], opts, &periods))
         .collect()
 }
 

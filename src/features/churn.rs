@@ -45,7 +45,7 @@ use rayon::prelude::*;
 /// Customers per parallel task; fixed so that results do not depend on scheduling.
 const DETERMINISTIC_CHUNK: usize = 4096;
 
-use super::periods::Period;
+use super::periods::{DayPeriods, Period};
 
 /// Daily purchase columns, one row per customer and purchase day.
 #[derive(Clone, Copy, Debug)]
@@ -160,9 +160,14 @@ fn customer_ranges(cols: &DailyColumns) -> Vec<(usize, usize)> {
     ranges
 }
 
+/// The period table of the purchase days of `cols` up to `opts.as_of`.
+fn day_periods(cols: &DailyColumns, opts: &ChurnOptions) -> DayPeriods {
+    let lo = cols.day.iter().copied().min().unwrap_or(opts.as_of);
+    DayPeriods::new(opts.period, lo.min(opts.as_of), opts.as_of)
+}
+
 /// Periods `lo..=hi` in which a customer with purchase `days` is active, ascending.
-fn active_periods(days: &[i32], lo: i32, hi: i32, o: &ChurnOptions) -> Vec<i32> {
-    let p = o.period;
+fn active_periods(days: &[i32], lo: i32, hi: i32, o: &ChurnOptions, p: &DayPeriods) -> Vec<i32> {
     let mut out: Vec<i32> = Vec::new();
     match o.inactivity_days {
         None => {
@@ -198,7 +203,7 @@ fn revenue_by_period(
     amounts: &[f64],
     lo: i32,
     hi: i32,
-    p: Period,
+    p: &DayPeriods,
 ) -> Vec<(i32, f64)> {
     let mut out: Vec<(i32, f64)> = Vec::new();
     for (&d, &a) in days.iter().zip(amounts) {
@@ -259,6 +264,7 @@ pub(crate) fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<Churn
     let ranges = customer_ranges(cols);
     let p = opts.period;
     let last = p.index(opts.as_of);
+    let periods = day_periods(cols, opts);
     // Sized by the data, not the calendar: from the period of the earliest purchase (or the
     // first period starting inside the window, if later) to D's period.
     let Some(data_first) = cols.day.iter().min().map(|&d| p.index(d)) else {
@@ -287,10 +293,10 @@ pub(crate) fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<Churn
                 .fold(vec![Acc::default(); len], |mut acc, &(s, e)| {
                     let days = &cols.day[s..e];
                     let amounts = &cols.amount[s..e];
-                    let act = active_periods(days, first - 1, last, opts);
-                    let rev = revenue_by_period(days, amounts, first - 1, last, p);
+                    let act = active_periods(days, first - 1, last, opts, &periods);
+                    let rev = revenue_by_period(days, amounts, first - 1, last, &periods);
                     let is_active = |i: i32| act.binary_search(&i).is_ok();
-                    let first_period = p.index(days[0]);
+                    let first_period = periods.index(days[0]);
                     for &i in &act {
                         if i >= first {
                             let a = &mut acc[(i - first) as usize];
@@ -366,6 +372,7 @@ pub(crate) fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<
     let ranges = customer_ranges(cols);
     let p = opts.period;
     let last = p.index(opts.as_of);
+    let periods = day_periods(cols, opts);
     let in_window = |first_day: i32| opts.window_start.is_none_or(|w| first_day >= w);
     let Some(c0) = ranges
         .iter()
@@ -394,13 +401,13 @@ pub(crate) fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<
                 if !in_window(days[0]) {
                     return acc;
                 }
-                let c = p.index(days[0]);
+                let c = periods.index(days[0]);
                 let cell = &mut acc[(c - c0) as usize];
                 cell.0 += 1;
-                for i in active_periods(days, c, last, opts) {
+                for i in active_periods(days, c, last, opts, &periods) {
                     cell.1[(i - c) as usize].0 += 1;
                 }
-                for (i, r) in revenue_by_period(days, &cols.amount[s..e], c, last, p) {
+                for (i, r) in revenue_by_period(days, &cols.amount[s..e], c, last, &periods) {
                     cell.1[(i - c) as usize].1 += r;
                 }
                 acc

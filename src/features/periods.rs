@@ -122,6 +122,63 @@ impl Period {
     }
 }
 
+/// The period index of every day in a range, and the last day of every period it touches,
+/// looked up instead of computed: the activity and churn tables index every purchase day of
+/// every customer, and chrono's date arithmetic was a visible share of a run. Days outside the
+/// range (or every day, when the range is longer than [`DayPeriods::MAX_DAYS`]) are computed.
+#[derive(Clone, Debug)]
+pub(crate) struct DayPeriods {
+    period: Period,
+    first_day: i32,
+    index: Vec<i32>,
+    first_index: i32,
+    ends: Vec<i32>,
+}
+
+impl DayPeriods {
+    /// The longest range tabulated (about 2,900 years).
+    pub(crate) const MAX_DAYS: i64 = 1 << 20;
+
+    /// The table of days `lo..=hi` (empty when `lo > hi` or the range is too long).
+    pub(crate) fn new(period: Period, lo: i32, hi: i32) -> DayPeriods {
+        let len = i64::from(hi) - i64::from(lo) + 1;
+        if !(1..=Self::MAX_DAYS).contains(&len) {
+            return DayPeriods {
+                period,
+                first_day: 0,
+                index: Vec::new(),
+                first_index: 0,
+                ends: Vec::new(),
+            };
+        }
+        let index: Vec<i32> = (lo..=hi).map(|d| period.index(d)).collect();
+        let (first, last) = (index[0], index[index.len() - 1]);
+        DayPeriods {
+            period,
+            first_day: lo,
+            first_index: first,
+            ends: (first..=last).map(|i| period.end(i)).collect(),
+            index,
+        }
+    }
+
+    /// [`Period::index`] of `day`.
+    pub(crate) fn index(&self, day: i32) -> i32 {
+        usize::try_from(i64::from(day) - i64::from(self.first_day))
+            .ok()
+            .and_then(|k| self.index.get(k))
+            .map_or_else(|| self.period.index(day), |&i| i)
+    }
+
+    /// [`Period::end`] of period `index`.
+    pub(crate) fn end(&self, index: i32) -> i32 {
+        usize::try_from(i64::from(index) - i64::from(self.first_index))
+            .ok()
+            .and_then(|k| self.ends.get(k))
+            .map_or_else(|| self.period.end(index), |&e| e)
+    }
+}
+
 /// The last day of every period whose last day lies in `[from, to]`, ascending. Empty when
 /// `from > to` or when no period ends inside the range.
 pub(crate) fn as_of_dates(from: i32, to: i32, period: Period) -> Vec<i32> {
@@ -161,6 +218,30 @@ mod tests {
             err,
             "expected \"week\", \"month\" or \"quarter\", found \"Month\""
         );
+    }
+
+    #[test]
+    fn the_table_equals_the_computation_inside_and_outside_its_range() {
+        for p in [Period::Week, Period::Month, Period::Quarter] {
+            let t = DayPeriods::new(p, d(2023, 11, 15), d(2024, 3, 3));
+            for day in d(2023, 1, 1)..d(2025, 1, 1) {
+                assert_eq!(t.index(day), p.index(day), "{p:?} day {day}");
+            }
+            for i in p.index(d(2022, 1, 1))..p.index(d(2026, 1, 1)) {
+                assert_eq!(t.end(i), p.end(i), "{p:?} period {i}");
+            }
+            // Extreme days and an empty or too long range fall back to the computation.
+            assert_eq!(t.index(-10_000_000), p.index(-10_000_000));
+            assert_eq!(t.index(3_000_000), p.index(3_000_000));
+            for t in [
+                DayPeriods::new(p, 10, 9),
+                DayPeriods::new(p, -(1 << 20), 1 << 20),
+            ] {
+                assert!(t.index.is_empty() && t.ends.is_empty());
+                assert_eq!(t.index(d(2024, 2, 29)), p.index(d(2024, 2, 29)));
+                assert_eq!(t.end(7), p.end(7));
+            }
+        }
     }
 
     #[test]
