@@ -36,6 +36,7 @@
 //! ```
 
 pub mod backfill;
+pub(crate) mod categories;
 pub mod cli;
 pub(crate) mod columns;
 pub(crate) mod compact;

@@ -14,6 +14,7 @@
 //! Pure: frames in, frames out. The runner ([`crate::backfill`]) reads the inputs, splits the
 //! customers into buckets, and publishes what [`finish`] returns.
 
+use crate::categories::CategoryDays;
 use crate::features::behaviour;
 use crate::features::churn::{self, ChurnOptions, ChurnRateRow, CohortRow, DailyColumns};
 use crate::job::Job;
@@ -100,9 +101,8 @@ pub(crate) fn optional_columns(job: &Job) -> summary::Optional {
 pub(crate) struct Daily {
     /// Accepted rows per (customer, day) ([`summary::daily_purchases`]).
     pub purchases: DataFrame,
-    /// Distinct (customer, day, category) triples ([`summary::daily_categories`]); `None` when
-    /// no category column is mapped.
-    pub categories: Option<DataFrame>,
+    /// The categories bought per customer and day; `None` when no category column is mapped.
+    pub categories: Option<DailyCategories>,
     /// Rows in the scanned window per day ([`quality::per_day`]).
     pub rows_per_day: DataFrame,
     /// Rows per (day, check), with an example ([`quality::flagged`]).
@@ -110,6 +110,18 @@ pub(crate) struct Daily {
     /// The rejected rows of each as-of date's window, sorted, capped at
     /// `quality.max_quarantine_rows`.
     pub quarantine: std::collections::BTreeMap<chrono::NaiveDate, DataFrame>,
+}
+
+/// A bucket's categories per customer and day, for the `categories` count of each date.
+#[derive(Debug, Clone)]
+pub(crate) enum DailyCategories {
+    /// Coded and sorted, counted per date in one pass: the usual case of 64-bit hash keys and
+    /// string categories.
+    Coded(CategoryDays),
+    /// The distinct (customer, day, category) triples ([`summary::daily_categories`]), counted
+    /// by polars ([`summary::category_counts`]): string keys (a hash collision) or categories
+    /// that are not strings.
+    Triples(DataFrame),
 }
 
 /// The rows of a window ending `as_of` (and rows without a day: null timestamps).
@@ -186,6 +198,9 @@ pub(crate) fn bucket_daily(
 ) -> PolarsResult<Daily> {
     let opt = optional_columns(job);
     let rows = summary::with_customer_key(rows.collect()?)?;
+    let coded_categories = opt.category
+        && rows.column(summary::CUSTOMER_KEY)?.dtype() == &DataType::UInt64
+        && rows.column("category")?.dtype() == &DataType::String;
     let duplicate = match opt.order_id {
         true => Some(duplicate_rows(&rows, mapped)?),
         false => None,
@@ -209,7 +224,7 @@ pub(crate) fn bucket_daily(
         quality::per_day(lf.clone()),
         quality::flagged(lf.clone(), opt.order_id)?,
     ];
-    if opt.category {
+    if opt.category && !coded_categories {
         plans.push(summary::daily_categories(used));
     }
     let cap = job.quality.max_quarantine_rows.min(IdxSize::MAX as u64) as IdxSize;
@@ -235,7 +250,15 @@ pub(crate) fn bucket_daily(
     let used = next();
     let rows_per_day = next();
     let flagged = next();
-    let categories = opt.category.then(&mut next);
+    let categories = match (opt.category, coded_categories) {
+        (false, _) => None,
+        (true, false) => Some(DailyCategories::Triples(next())),
+        (true, true) => Some(DailyCategories::Coded(CategoryDays::from_rows(
+            used.column(summary::CUSTOMER_KEY)?.u64()?,
+            used.column("day")?.i32()?,
+            used.column("category")?.str()?,
+        ))),
+    };
     let quarantine = dates.iter().map(|&d| (d, next())).collect();
     let purchases = summary::daily_purchases(used, opt)?;
     Ok(Daily {
@@ -293,7 +316,7 @@ pub(crate) fn bucket_summary(
         job.unit_days,
         optional_columns(job),
     );
-    if let Some(cats) = &daily.categories {
+    if let Some(DailyCategories::Triples(cats)) = &daily.categories {
         let counts = summary::category_counts(cats.clone().lazy(), start, source::epoch_day(as_of));
         lf = lf
             .join(
@@ -305,7 +328,15 @@ pub(crate) fn bucket_summary(
             )
             .with_column(col("categories").fill_null(lit(0i64)));
     }
-    let df = lf.collect().map_err(compute("customer summary"))?;
+    let mut df = lf.collect().map_err(compute("customer summary"))?;
+    if let Some(DailyCategories::Coded(cats)) = &daily.categories {
+        let keys = df
+            .column(summary::CUSTOMER_KEY)
+            .and_then(|k| k.u64())
+            .map_err(compute("categories"))?;
+        let counts = cats.column(keys, start, source::epoch_day(as_of));
+        df.with_column(counts).map_err(compute("categories"))?;
+    }
     check_finite(&df)?;
     Ok(df)
 }

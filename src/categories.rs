@@ -1,0 +1,189 @@
+//! The `categories` column: distinct categories a customer bought in a window, counted from one
+//! customer bucket's distinct (customer, category, day) triples.
+//!
+//! A bucket's triples are coded and sorted once ([`CategoryDays::from_rows`]); each as-of date
+//! then counts them in one pass ([`CategoryDays::counts`]). polars' per-date group-by with a
+//! distinct count of strings was the larger part of a backfill's per-date, per-bucket summary
+//! (measured: 4.5 of 7 s over 12 month-ends of the 10 M-row workload). The same counts come
+//! from [`crate::summary::daily_categories`] and [`crate::summary::category_counts`], which stay
+//! for keys that are not 64-bit hashes; a test holds the two paths equal.
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+/// One bucket's distinct (customer key, category, day) triples, sorted.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CategoryDays {
+    /// (customer key, category code << 32 | biased day), sorted ascending and distinct. The code
+    /// numbers the bucket's distinct category strings; the day is biased by 2³¹ so that it
+    /// sorts as an unsigned number.
+    triples: Vec<(u64, u64)>,
+}
+
+fn biased(day: i32) -> u64 {
+    (i64::from(day) + (1i64 << 31)) as u64
+}
+
+impl CategoryDays {
+    /// The triples of rows with the (64-bit hash) customer `key`, epoch `day` and `category`;
+    /// rows with a null in any of them are left out (as [`crate::summary::daily_categories`]
+    /// leaves them out).
+    pub(crate) fn from_rows(
+        key: &UInt64Chunked,
+        day: &Int32Chunked,
+        category: &StringChunked,
+    ) -> CategoryDays {
+        let mut codes: PlHashMap<&str, u64> = PlHashMap::new();
+        let mut triples: Vec<(u64, u64)> = Vec::with_capacity(key.len());
+        for ((k, d), c) in key.iter().zip(day.iter()).zip(category.iter()) {
+            let (Some(k), Some(d), Some(c)) = (k, d, c) else {
+                continue;
+            };
+            let next = codes.len() as u64;
+            let code = *codes.entry(c).or_insert(next);
+            triples.push((k, code << 32 | biased(d)));
+        }
+        triples.par_sort_unstable();
+        triples.dedup();
+        CategoryDays { triples }
+    }
+
+    /// Per customer with at least one category bought on a day in `[start_day, as_of_day]`:
+    /// (key, distinct categories), ascending by key.
+    pub(crate) fn counts(&self, start_day: Option<i32>, as_of_day: i32) -> Vec<(u64, i64)> {
+        let lo = start_day.map_or(0, biased);
+        let hi = biased(as_of_day);
+        let mut out: Vec<(u64, i64)> = Vec::new();
+        let t = &self.triples;
+        let mut i = 0;
+        while i < t.len() {
+            let (key, code) = (t[i].0, t[i].1 >> 32);
+            let mut hit = false;
+            while i < t.len() && t[i].0 == key && t[i].1 >> 32 == code {
+                let day = t[i].1 & 0xffff_ffff;
+                hit |= day >= lo && day <= hi;
+                i += 1;
+            }
+            if hit {
+                match out.last_mut() {
+                    Some((k, n)) if *k == key => *n += 1,
+                    _ => out.push((key, 1)),
+                }
+            }
+        }
+        out
+    }
+
+    /// The `categories` column (Int64, 0 for none) for customers with the given keys, in their
+    /// order.
+    pub(crate) fn column(
+        &self,
+        keys: &UInt64Chunked,
+        start_day: Option<i32>,
+        as_of_day: i32,
+    ) -> Column {
+        let counts = self.counts(start_day, as_of_day);
+        let values: Vec<i64> = keys
+            .iter()
+            .map(|k| {
+                k.and_then(|k| counts.binary_search_by_key(&k, |&(c, _)| c).ok())
+                    .map_or(0, |j| counts[j].1)
+            })
+            .collect();
+        Column::new("categories".into(), values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::{category_counts, daily_categories, CUSTOMER_KEY};
+    use rand::{Rng, SeedableRng};
+
+    /// Random rows: 300 customers (a few keys near 0 and u64::MAX), 12 categories, days around
+    /// the epoch, repeated triples, nulls in every column.
+    fn rows(seed: u64) -> DataFrame {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = 5000;
+        let mut key = Vec::new();
+        let mut day = Vec::new();
+        let mut cat = Vec::new();
+        for _ in 0..n {
+            let c: u64 = rng.random_range(0..300);
+            key.push((!rng.random_ratio(1, 200)).then(|| match c {
+                0 => 0,
+                1 => u64::MAX,
+                c => c.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            }));
+            day.push((!rng.random_ratio(1, 200)).then(|| rng.random_range(-400..400)));
+            cat.push((!rng.random_ratio(1, 50)).then(|| format!("cat{}", rng.random_range(0..12))));
+        }
+        df!(CUSTOMER_KEY => key, "day" => day, "category" => cat).unwrap()
+    }
+
+    #[test]
+    fn counts_equal_polars_distinct_counts_for_every_window() {
+        for seed in 0..3 {
+            let df = rows(seed);
+            let cd = CategoryDays::from_rows(
+                df.column(CUSTOMER_KEY).unwrap().u64().unwrap(),
+                df.column("day").unwrap().i32().unwrap(),
+                df.column("category").unwrap().str().unwrap(),
+            );
+            let triples = daily_categories(df.clone().lazy()).collect().unwrap();
+            assert_eq!(cd.triples.len(), triples.height());
+            for (start, as_of) in [(None, 399), (None, 0), (Some(-100), 100), (Some(50), 50)] {
+                let want = category_counts(triples.clone().lazy(), start, as_of)
+                    .sort([CUSTOMER_KEY], SortMultipleOptions::default())
+                    .collect()
+                    .unwrap();
+                let want: Vec<(u64, i64)> = want
+                    .column(CUSTOMER_KEY)
+                    .unwrap()
+                    .u64()
+                    .unwrap()
+                    .into_no_null_iter()
+                    .zip(
+                        want.column("categories")
+                            .unwrap()
+                            .i64()
+                            .unwrap()
+                            .into_no_null_iter(),
+                    )
+                    .collect();
+                assert!(!want.is_empty());
+                assert_eq!(
+                    cd.counts(start, as_of),
+                    want,
+                    "seed {seed} window {start:?}..{as_of}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn column_follows_the_given_keys_with_zero_for_none() {
+        let k = UInt64Chunked::from_slice("k".into(), &[9, 3, 3, 3, 7]);
+        let d = Int32Chunked::from_slice("d".into(), &[1, 1, 2, 5, 9]);
+        let c = StringChunked::from_iter_options(
+            "c".into(),
+            [Some("a"), Some("a"), Some("b"), Some("a"), None].into_iter(),
+        );
+        let cd = CategoryDays::from_rows(&k, &d, &c);
+        // Customer 3 bought a on days 1 and 5 and b on day 2; 9 bought a on day 1.
+        let keys = UInt64Chunked::from_iter_options(
+            "keys".into(),
+            [Some(7), Some(3), None, Some(9)].into_iter(),
+        );
+        let col = cd.column(&keys, None, 4);
+        let got: Vec<i64> = col.i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(got, [0, 2, 0, 1]);
+        let got: Vec<i64> = cd
+            .column(&keys, Some(3), 10)
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(got, [0, 1, 0, 0]);
+    }
+}
