@@ -196,8 +196,26 @@ pub(crate) fn bucket_daily(
     mapped: &[String],
     dates: &[chrono::NaiveDate],
 ) -> PolarsResult<Daily> {
+    let rows = rows.collect()?;
+    match daily_keyed(job, summary::with_hash_key(rows.clone())?, mapped, dates)? {
+        Some(daily) => Ok(daily),
+        None => {
+            tracing::debug!("customer hash collision in a bucket: keyed by customer_id instead");
+            let daily = daily_keyed(job, summary::with_id_key(rows)?, mapped, dates)?;
+            Ok(daily.expect("an id key never collides"))
+        }
+    }
+}
+
+/// [`bucket_daily`] of rows with their [`summary::CUSTOMER_KEY`]; `None` when the key is a
+/// hash under which two customers of these rows collide.
+fn daily_keyed(
+    job: &Job,
+    rows: DataFrame,
+    mapped: &[String],
+    dates: &[chrono::NaiveDate],
+) -> PolarsResult<Option<Daily>> {
     let opt = optional_columns(job);
-    let rows = summary::with_customer_key(rows.collect()?)?;
     let coded_categories = opt.category
         && rows.column(summary::CUSTOMER_KEY)?.dtype() == &DataType::UInt64
         && rows.column("category")?.dtype() == &DataType::String;
@@ -260,14 +278,16 @@ pub(crate) fn bucket_daily(
         ))),
     };
     let quarantine = dates.iter().map(|&d| (d, next())).collect();
-    let purchases = summary::daily_purchases(used, opt)?;
-    Ok(Daily {
+    let Some(purchases) = summary::daily_purchases(used, opt)? else {
+        return Ok(None);
+    };
+    Ok(Some(Daily {
         purchases,
         categories,
         rows_per_day,
         flagged,
         quarantine,
-    })
+    }))
 }
 
 /// The quarantine of `as_of` from every bucket's rejected rows: sorted, capped, with reasons.

@@ -48,21 +48,40 @@ pub(crate) struct Optional {
 /// The column the per-customer steps group and sort by ([`with_customer_key`]).
 pub(crate) const CUSTOMER_KEY: &str = "customer_key";
 
-/// `rows` with [`CUSTOMER_KEY`]: a fixed-seed 64-bit hash of `customer_id` when it tells every
-/// customer of these rows apart, else `customer_id` itself.
+/// `rows` with [`CUSTOMER_KEY`]: a fixed-seed 64-bit hash of `customer_id`.
 ///
 /// Grouping and sorting by an integer instead of a string is what makes the daily table and
-/// the per-date summaries of a customer bucket fast. The check is exact: the hash is used only
-/// when there are as many distinct hashes as distinct ids (a collision, about one in 10¹⁰ per
-/// bucket of 100,000 customers, falls back to the string). Results never depend on the choice:
-/// the key only orders customers within a bucket, and the merged tables are sorted by
-/// `customer_id`.
+/// the per-date summaries of a customer bucket fast. Whether the hash tells this table's
+/// customers apart is checked where the rows are sorted anyway ([`daily_purchases`] returns
+/// `None` on a collision, about one in 10¹⁰ per bucket of 100,000 customers); the caller then
+/// starts again with [`with_id_key`]. Results never depend on the choice: the key only orders
+/// customers within a bucket, and the merged tables are sorted by `customer_id`.
+pub(crate) fn with_hash_key(rows: DataFrame) -> PolarsResult<DataFrame> {
+    rows.lazy()
+        .with_column(customer_hash().alias(CUSTOMER_KEY))
+        .collect()
+}
+
+/// `rows` with [`CUSTOMER_KEY`] = `customer_id` itself: the fallback of a hash collision.
+pub(crate) fn with_id_key(rows: DataFrame) -> PolarsResult<DataFrame> {
+    rows.lazy()
+        .with_column(col("customer_id").alias(CUSTOMER_KEY))
+        .collect()
+}
+
+fn customer_hash() -> Expr {
+    col("customer_id").hash(0x6b65_7921, 0x0c05_7e11, 0xd157_1c7e, 0x5eed_1d5a)
+}
+
+/// [`with_hash_key`] when the hash tells every customer of `rows` apart (counted), else
+/// [`with_id_key`]: for tests of the fallback.
+#[cfg(test)]
 pub(crate) fn with_customer_key(rows: DataFrame) -> PolarsResult<DataFrame> {
-    let hash = col("customer_id").hash(0x6b65_7921, 0x0c05_7e11, 0xd157_1c7e, 0x5eed_1d5a);
-    with_key_from(rows, hash)
+    with_key_from(rows, customer_hash())
 }
 
 /// [`with_customer_key`] with the given hash of `customer_id`.
+#[cfg(test)]
 fn with_key_from(rows: DataFrame, hash: Expr) -> PolarsResult<DataFrame> {
     let counts = rows
         .clone()
@@ -96,14 +115,14 @@ fn with_key_from(rows: DataFrame, hash: Expr) -> PolarsResult<DataFrame> {
 /// unstable sort of (key, day, row) tuples (measured: the stable merge sort and the rank it
 /// needed were a fifth of the per-bucket time); otherwise by polars ([`daily_purchases_lazy`]).
 /// Both give the same groups, in the same order, with rows in source order within a group.
-pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<DataFrame> {
+pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Option<DataFrame>> {
     let n = tx.height();
     let hashed = tx.column(CUSTOMER_KEY)?.u64().ok().cloned();
     let day = tx.column("day")?.i32()?.clone();
     let Some(key) =
         hashed.filter(|k| k.null_count() == 0 && day.null_count() == 0 && n < u32::MAX as usize)
     else {
-        return daily_purchases_lazy(tx.lazy(), opt).collect();
+        return daily_purchases_lazy(tx.lazy(), opt).collect().map(Some);
     };
     let key: Vec<u64> = key.into_no_null_iter().collect();
     let day: Vec<i32> = day.into_no_null_iter().collect();
@@ -132,16 +151,112 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Data
         .map(|&(_, dr)| (dr & 0xffff_ffff) as IdxSize)
         .collect();
     drop(order);
-    let mut sorted = tx.take(&IdxCa::from_vec("".into(), idx))?;
+    // Only the columns the aggregations read are gathered.
+    let needed: Vec<PlSmallStr> = daily_inputs(opt)
+        .into_iter()
+        .filter(|c| tx.schema().contains(c))
+        .map(PlSmallStr::from)
+        .collect();
+    let mut sorted = tx.select(needed)?.take(&IdxCa::from_vec("".into(), idx))?;
+    if hash_collides(
+        sorted.column(CUSTOMER_KEY)?.u64()?,
+        sorted.column("customer_id")?,
+    )? {
+        return Ok(None);
+    }
+    // Distinct string order ids per group, counted here: polars' grouped distinct count
+    // builds a hash set per (customer, day), most of which hold one or two rows.
+    let orders = match sorted.column("order_id").map(|c| c.str()) {
+        Ok(Ok(ids)) if opt.order_id => Some(distinct_per_group(ids, &group)),
+        _ => None,
+    };
     let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
     group.set_sorted_flag(polars::series::IsSorted::Ascending);
     sorted.with_column(group.into_column())?;
-    sorted
+    let aggs = match orders {
+        Some(_) => daily_aggs(Optional {
+            order_id: false,
+            ..opt
+        }),
+        None => daily_aggs(opt),
+    };
+    let mut daily = sorted
         .lazy()
         .group_by_stable([col(DAY_GROUP)])
-        .agg(daily_aggs(opt))
+        .agg(aggs)
         .select(daily_columns(opt))
-        .collect()
+        .collect()?;
+    if let Some(orders) = orders {
+        daily.with_column(Column::new("orders".into(), orders))?;
+    }
+    Ok(Some(daily))
+}
+
+/// Whether two different customer ids share a key, given rows sorted by key: then some run
+/// of equal keys holds two different ids (one id always has one key).
+fn hash_collides(keys: &UInt64Chunked, ids: &Column) -> PolarsResult<bool> {
+    let keys: Vec<u64> = keys.into_no_null_iter().collect();
+    let collides = |same: &mut dyn FnMut(usize) -> bool| {
+        (1..keys.len()).any(|i| keys[i] == keys[i - 1] && !same(i))
+    };
+    Ok(match ids.str() {
+        Ok(ids) => {
+            let ids: Vec<Option<&str>> = ids.iter().collect();
+            collides(&mut |i| ids[i] == ids[i - 1])
+        }
+        // Ids of another type: compared through polars' values (rare; not the usual path).
+        Err(_) => {
+            let ids = ids.as_materialized_series();
+            collides(&mut |i| ids.get(i).ok() == ids.get(i - 1).ok())
+        }
+    })
+}
+
+/// The input columns of [`daily_aggs`].
+fn daily_inputs(opt: Optional) -> Vec<&'static str> {
+    let mut cols = vec![CUSTOMER_KEY, "day", "customer_id", "amount"];
+    for (on, name) in [
+        (opt.order_id, "order_id"),
+        (opt.quantity, "quantity"),
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ] {
+        if on {
+            cols.push(name);
+        }
+    }
+    cols
+}
+
+/// The number of distinct non-null `values` in each run of equal `group` numbers (ascending
+/// from 0, one per row), in group order.
+fn distinct_per_group(values: &StringChunked, group: &[u32]) -> Vec<i64> {
+    let values: Vec<Option<&str>> = values.iter().collect();
+    let mut out = Vec::with_capacity(group.last().map_or(0, |&g| g as usize + 1));
+    let mut seen: PlHashSet<&str> = PlHashSet::new();
+    let mut start = 0;
+    while start < values.len() {
+        let mut end = start + 1;
+        while end < values.len() && group[end] == group[start] {
+            end += 1;
+        }
+        let run = &values[start..end];
+        let n = if run.len() <= 16 {
+            // Small groups (nearly all): compare with the earlier values of the group.
+            run.iter()
+                .enumerate()
+                .filter(|&(i, v)| v.is_some() && !run[..i].contains(v))
+                .count()
+        } else {
+            seen.clear();
+            seen.extend(run.iter().flatten());
+            seen.len()
+        };
+        out.push(n as i64);
+        start = end;
+    }
+    out
 }
 
 /// [`daily_purchases`] as a polars plan, for any key type.
@@ -480,25 +595,39 @@ mod tests {
 
     #[test]
     fn the_sorted_daily_table_equals_the_polars_plan() {
+        // Small groups (about 5 rows per customer and day, the distinct order ids compared
+        // pairwise) and large ones (about 60, counted with a hash set).
+        for (customers, days) in [(211, 5), (41, 2)] {
+            sorted_daily_equals_the_plan(customers, days);
+        }
+    }
+
+    fn sorted_daily_equals_the_plan(customers: usize, days: usize) {
         // Rows of many customers and days in a scrambled order, with amounts whose sum depends
-        // on the order, repeated order ids and channels with nulls ("last non-null of the
-        // day" depends on the source order within a day).
+        // on the order, repeated and null order ids, channels with nulls ("last non-null of
+        // the day" depends on the source order within a day) and a column the table ignores.
         let n = 5000usize;
-        let cust: Vec<String> = (0..n).map(|i| format!("c{}", (i * 37) % 211)).collect();
-        let day: Vec<i32> = (0..n).map(|i| ((i / 7) % 5) as i32 - 3).collect();
+        let cust: Vec<String> = (0..n)
+            .map(|i| format!("c{}", (i * 37) % customers))
+            .collect();
+        let day: Vec<i32> = (0..n).map(|i| ((i / 7) % days) as i32 - 3).collect();
         let amount: Vec<f64> = (0..n)
             .map(|i| if i % 3 == 0 { 1e16 } else { 0.1 * i as f64 })
             .collect();
-        let order: Vec<String> = (0..n).map(|i| format!("o{}", i % 1400)).collect();
+        let order: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 9 != 4).then(|| format!("o{}", i % 1400)))
+            .collect();
         let channel: Vec<Option<String>> = (0..n)
             .map(|i| (i % 4 != 0).then(|| format!("ch{}", i % 5)))
             .collect();
+        let category: Vec<String> = (0..n).map(|i| format!("k{}", i % 3)).collect();
         let tx = df!(
             "customer_id" => cust,
             "day" => day,
             "amount" => amount,
             "order_id" => order,
             "channel" => channel,
+            "category" => category,
         )
         .unwrap();
         let keyed = with_customer_key(tx).unwrap();
@@ -511,14 +640,22 @@ mod tests {
             channel: true,
             ..Optional::default()
         };
-        let sorted = daily_purchases(keyed.clone(), opt).unwrap();
+        let sorted = daily_purchases(keyed.clone(), opt).unwrap().unwrap();
         let planned = daily_purchases_lazy(keyed.lazy(), opt).collect().unwrap();
+        let groups = customers * days;
         assert!(
-            sorted.height() > 500 && sorted.height() < n / 3,
+            sorted.height() > groups / 2 && sorted.height() <= groups,
             "{}",
             sorted.height()
         );
         assert!(sorted.equals_missing(&planned), "{sorted}\n{planned}");
+        // Some days have fewer distinct orders than rows (repeats and nulls).
+        let orders = sorted.column("orders").unwrap().i64().unwrap();
+        let rows = sorted.column("rows").unwrap().i64().unwrap();
+        assert!(orders
+            .into_no_null_iter()
+            .zip(rows.into_no_null_iter())
+            .any(|(o, r)| o < r));
     }
 
     #[test]
@@ -534,14 +671,40 @@ mod tests {
             hashed.column(CUSTOMER_KEY).unwrap().dtype(),
             &DataType::UInt64
         );
-        // A "hash" under which customers collide: the key falls back to the id itself.
+        // A "hash" under which customers collide: the counted check falls back to the id...
         let colliding = with_key_from(tx.clone(), lit(7u64)).unwrap();
         assert_eq!(
             colliding.column(CUSTOMER_KEY).unwrap().dtype(),
             &DataType::String
         );
+        assert_eq!(colliding, with_id_key(tx.clone()).unwrap());
+        // ...and the sorted daily table, given that hash unchecked, reports the collision.
+        let unchecked = tx
+            .clone()
+            .lazy()
+            .with_column(lit(7u64).cast(DataType::UInt64).alias(CUSTOMER_KEY))
+            .collect()
+            .unwrap();
+        assert!(daily_purchases(unchecked, Optional::default())
+            .unwrap()
+            .is_none());
+        // Customers that share a key only with themselves are no collision.
+        let one = tx
+            .clone()
+            .lazy()
+            .filter(col("customer_id").eq(lit("b")))
+            .with_column(lit(7u64).cast(DataType::UInt64).alias(CUSTOMER_KEY))
+            .collect()
+            .unwrap();
+        assert!(daily_purchases(one, Optional::default()).unwrap().is_some());
+        assert_eq!(
+            with_hash_key(tx.clone()).unwrap(),
+            with_customer_key(tx.clone()).unwrap()
+        );
         let summary = |keyed: DataFrame| {
-            let daily = daily_purchases(keyed, Optional::default()).unwrap();
+            let daily = daily_purchases(keyed, Optional::default())
+                .unwrap()
+                .unwrap();
             customer_summary(daily.lazy(), None, 10, 1.0, Optional::default())
                 .drop(by_name([CUSTOMER_KEY], true, false))
                 .sort(["customer_id"], SortMultipleOptions::default())
