@@ -18,6 +18,74 @@ pub(crate) fn ascending_order(values: &[f64], key: impl Fn(f64) -> f64 + Sync) -
     pairs.into_par_iter().map(|(_, i)| i as usize).collect()
 }
 
+/// The values of a column whose values (NaN aside) are all whole numbers in a small range,
+/// counted by value: the rank-based features of such columns (days, orders, distinct
+/// categories) need no sort.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Histogram {
+    /// The lowest value.
+    lo: i64,
+    /// Values below each value `lo + k` (not counting NaN), and equal to it: `(below, count)`.
+    cells: Vec<(u64, u64)>,
+    /// NaN values.
+    pub nan: usize,
+}
+
+impl Histogram {
+    /// The histogram of `values`, or None when some value is neither NaN nor a whole number, or
+    /// the range is wider than `max(2 · len, 1024)` (sorting is then the better tool).
+    pub(crate) fn of_whole_numbers(values: &[f64]) -> Option<Histogram> {
+        const EXACT: f64 = (1u64 << 53) as f64;
+        let (lo, hi, nan) = values
+            .par_iter()
+            .try_fold(
+                || (f64::INFINITY, f64::NEG_INFINITY, 0usize),
+                |(lo, hi, nan), &v| {
+                    if v.is_nan() {
+                        Some((lo, hi, nan + 1))
+                    } else if v.fract() == 0.0 && v.abs() < EXACT {
+                        Some((lo.min(v), hi.max(v), nan))
+                    } else {
+                        None
+                    }
+                },
+            )
+            .try_reduce(
+                || (f64::INFINITY, f64::NEG_INFINITY, 0usize),
+                |a, b| Some((a.0.min(b.0), a.1.max(b.1), a.2 + b.2)),
+            )?;
+        if nan == values.len() {
+            return Some(Histogram {
+                lo: 0,
+                cells: Vec::new(),
+                nan,
+            });
+        }
+        let (lo, hi) = (lo as i64, hi as i64);
+        let width = usize::try_from(hi - lo).ok()?.checked_add(1)?;
+        if width > (2 * values.len()).max(1024) {
+            return None;
+        }
+        let mut cells = vec![(0u64, 0u64); width];
+        for &v in values {
+            if !v.is_nan() {
+                cells[(v as i64 - lo) as usize].1 += 1;
+            }
+        }
+        let mut below = 0;
+        for c in &mut cells {
+            c.0 = below;
+            below += c.1;
+        }
+        Some(Histogram { lo, cells, nan })
+    }
+
+    /// `(below, equal)` for the whole number `v` (not NaN) of the counted values.
+    pub(crate) fn cell(&self, v: f64) -> (u64, u64) {
+        self.cells[(v as i64 - self.lo) as usize]
+    }
+}
+
 /// An integer whose order is `f64::total_cmp`'s.
 pub(crate) fn total_key(v: f64) -> i64 {
     let b = v.to_bits() as i64;
@@ -32,6 +100,21 @@ pub(crate) fn from_total_key(k: i64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_of_whole_numbers_by_hand() {
+        let h = Histogram::of_whole_numbers(&[3.0, -0.0, f64::NAN, 0.0, -2.0, 3.0]).unwrap();
+        assert_eq!(h.nan, 1);
+        assert_eq!(h.cell(-2.0), (0, 1));
+        assert_eq!(h.cell(0.0), (1, 2)); // -0.0 and 0.0 are one value
+        assert_eq!(h.cell(-0.0), (1, 2));
+        assert_eq!(h.cell(3.0), (3, 2));
+        assert!(Histogram::of_whole_numbers(&[1.0, 2.5]).is_none());
+        assert!(Histogram::of_whole_numbers(&[1.0, f64::INFINITY]).is_none());
+        assert!(Histogram::of_whole_numbers(&[0.0, 5000.0]).is_none()); // wider than 1024
+        assert!(Histogram::of_whole_numbers(&[0.0, 1e300]).is_none());
+        assert_eq!(Histogram::of_whole_numbers(&[f64::NAN]).unwrap().nan, 1);
+    }
 
     #[test]
     fn orders_as_a_sort_by_total_cmp() {

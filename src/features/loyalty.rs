@@ -37,6 +37,31 @@
 
 /// Percentile ranks in [0, 1], in input order; see the module doc for the rule.
 pub(crate) fn percentile_ranks(values: &[f64]) -> Vec<f64> {
+    use rayon::prelude::*;
+    // Whole numbers in a small range (days, orders, counts): ranks from counts, no sort.
+    if let Some(h) = crate::order::Histogram::of_whole_numbers(values) {
+        let m = (values.len() - h.nan) as f64;
+        return values
+            .par_iter()
+            .map(|&v| {
+                if v.is_nan() {
+                    0.0
+                } else if m == 1.0 {
+                    1.0
+                } else {
+                    let (below, equal) = h.cell(v);
+                    // Ranks below+1 ..= below+equal share their mean.
+                    let rank = (2 * below + 1 + equal) as f64 / 2.0;
+                    (rank - 1.0) / (m - 1.0)
+                }
+            })
+            .collect();
+    }
+    percentile_ranks_sorted(values)
+}
+
+/// [`percentile_ranks`] by sorting: any values.
+fn percentile_ranks_sorted(values: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; values.len()];
     let mut order = crate::order::ascending_order(values, |v| v);
     order.retain(|&i| !values[i].is_nan());
@@ -338,6 +363,27 @@ pub(crate) fn relationship_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranks_from_counts_equal_ranks_from_sorting() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for n in [1usize, 2, 3, 7, 1000, 5000] {
+            for nan_share in [0u32, 5, 100] {
+                let v: Vec<f64> = (0..n)
+                    .map(|_| match rng.random_range(0..100) {
+                        k if k < nan_share => f64::NAN,
+                        k if k < nan_share + 3 => -0.0,
+                        _ => rng.random_range(-40..60) as f64,
+                    })
+                    .collect();
+                assert!(crate::order::Histogram::of_whole_numbers(&v).is_some());
+                let (fast, sorted) = (percentile_ranks(&v), percentile_ranks_sorted(&v));
+                let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&sorted), "n {n} nan {nan_share}%");
+            }
+        }
+    }
 
     fn close(a: &[f64], b: &[f64]) {
         assert_eq!(a.len(), b.len());

@@ -16,6 +16,28 @@
 /// 1–5 scores of `values`, higher value → higher score, with the tie rule above.
 /// NaN values get score 1.
 pub(crate) fn quintile_scores(values: &[f64]) -> Vec<u8> {
+    use rayon::prelude::*;
+    let n = values.len();
+    // Whole numbers in a small range (days, orders): ranks from counts, no sort. NaN values
+    // are the lowest: they come first.
+    if let Some(h) = crate::order::Histogram::of_whole_numbers(values) {
+        return values
+            .par_iter()
+            .map(|&v| {
+                let pos = if v.is_nan() {
+                    0
+                } else {
+                    h.nan + h.cell(v).0 as usize
+                };
+                1 + (5 * pos / n) as u8
+            })
+            .collect();
+    }
+    quintile_scores_sorted(values)
+}
+
+/// [`quintile_scores`] by sorting: any values.
+fn quintile_scores_sorted(values: &[f64]) -> Vec<u8> {
     let n = values.len();
     let nan_lowest = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
     let order = crate::order::ascending_order(values, nan_lowest);
@@ -48,6 +70,31 @@ pub(crate) fn rfm_code(r: u8, f: u8, m: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_from_counts_equal_scores_from_sorting() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for n in [1usize, 2, 3, 7, 1000, 5000] {
+            for nan_share in [0u32, 5, 100] {
+                let v: Vec<f64> = (0..n)
+                    .map(|_| match rng.random_range(0..100) {
+                        k if k < nan_share => f64::NAN,
+                        k if k < nan_share + 3 => -0.0,
+                        // Heavily tied: most values are 1, as orders are.
+                        k if k < 60 => 1.0,
+                        _ => rng.random_range(-40..60) as f64,
+                    })
+                    .collect();
+                assert!(crate::order::Histogram::of_whole_numbers(&v).is_some());
+                assert_eq!(
+                    quintile_scores(&v),
+                    quintile_scores_sorted(&v),
+                    "n {n} nan {nan_share}%"
+                );
+            }
+        }
+    }
 
     #[test]
     fn ten_distinct_values_give_two_per_score() {
