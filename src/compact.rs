@@ -165,6 +165,9 @@ impl Buckets {
         let base = dir.path().display().to_string();
         let options = ParquetWriteOptions {
             compression: ParquetCompression::Lz4Raw,
+            // Buckets are read whole, never filtered by statistics: computing them was a tenth
+            // of the split (measured with polars' Python release on the 50 M-row workload).
+            statistics: StatisticsOptions::empty(),
             row_group_size: Some(64 * 1024),
             ..Default::default()
         };
