@@ -170,44 +170,92 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
         Ok(Ok(ids)) if opt.order_id => Some(distinct_per_group(ids, &group)),
         _ => None,
     };
+    // The last non-null value of the day, taken here: polars evaluates `drop_nulls().last()`
+    // group by group.
+    let mut lasts = Vec::new();
+    for (on, name) in [
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ] {
+        if on {
+            let values = sorted.column(name)?;
+            let idx = last_valid_per_group(values, &group);
+            lasts.push(values.take(&idx)?);
+        }
+    }
     let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
     group.set_sorted_flag(polars::series::IsSorted::Ascending);
     sorted.with_column(group.into_column())?;
-    let aggs = match orders {
-        Some(_) => daily_aggs(Optional {
-            order_id: false,
-            ..opt
-        }),
-        None => daily_aggs(opt),
-    };
+    let aggs = daily_aggs(Optional {
+        order_id: opt.order_id && orders.is_none(),
+        region: false,
+        industry: false,
+        channel: false,
+        ..opt
+    });
     let mut daily = sorted
         .lazy()
         .group_by_stable([col(DAY_GROUP)])
         .agg(aggs)
-        .select(daily_columns(opt))
         .collect()?;
     if let Some(orders) = orders {
         daily.with_column(Column::new("orders".into(), orders))?;
     }
-    Ok(Some(daily))
+    for last in lasts {
+        daily.with_column(last)?;
+    }
+    let columns: Vec<PlSmallStr> = daily_columns(opt)
+        .iter()
+        .map(|e| match e {
+            Expr::Column(name) => name.clone(),
+            other => unreachable!("daily_columns lists columns, found {other:?}"),
+        })
+        .collect();
+    daily.select(columns).map(Some)
+}
+
+/// The row of the last non-null value of each run of equal `group` numbers (ascending from 0,
+/// one per row), or None for a run of nulls.
+fn last_valid_per_group(values: &Column, group: &[u32]) -> IdxCa {
+    let valid = values.is_not_null();
+    let mut out: Vec<Option<IdxSize>> =
+        Vec::with_capacity(group.last().map_or(0, |&g| g as usize + 1));
+    let mut current: Option<IdxSize> = None;
+    for (i, v) in valid.iter().enumerate() {
+        if i > 0 && group[i] != group[i - 1] {
+            out.push(current.take());
+        }
+        if v == Some(true) {
+            current = Some(i as IdxSize);
+        }
+    }
+    if !group.is_empty() {
+        out.push(current);
+    }
+    IdxCa::from_iter_options("".into(), out.into_iter())
 }
 
 /// Whether two different customer ids share a key, given rows sorted by key: then some run
 /// of equal keys holds two different ids (one id always has one key).
 fn hash_collides(keys: &UInt64Chunked, ids: &Column) -> PolarsResult<bool> {
-    let keys: Vec<u64> = keys.into_no_null_iter().collect();
-    let collides = |same: &mut dyn FnMut(usize) -> bool| {
-        (1..keys.len()).any(|i| keys[i] == keys[i - 1] && !same(i))
-    };
+    let keys = keys.into_no_null_iter();
     Ok(match ids.str() {
         Ok(ids) => {
-            let ids: Vec<Option<&str>> = ids.iter().collect();
-            collides(&mut |i| ids[i] == ids[i - 1])
+            let mut rows = keys.zip(ids.iter());
+            let mut prev = rows.next();
+            rows.any(|row| {
+                let collides = prev.is_some_and(|(k, id)| k == row.0 && id != row.1);
+                prev = Some(row);
+                collides
+            })
         }
         // Ids of another type: compared through polars' values (rare; not the usual path).
         Err(_) => {
             let ids = ids.as_materialized_series();
-            collides(&mut |i| ids.get(i).ok() == ids.get(i - 1).ok())
+            let keys: Vec<u64> = keys.collect();
+            (1..keys.len())
+                .any(|i| keys[i] == keys[i - 1] && ids.get(i).ok() != ids.get(i - 1).ok())
         }
     })
 }
@@ -231,30 +279,32 @@ fn daily_inputs(opt: Optional) -> Vec<&'static str> {
 
 /// The number of distinct non-null `values` in each run of equal `group` numbers (ascending
 /// from 0, one per row), in group order.
-fn distinct_per_group(values: &StringChunked, group: &[u32]) -> Vec<i64> {
-    let values: Vec<Option<&str>> = values.iter().collect();
+fn distinct_per_group<'a>(values: &'a StringChunked, group: &[u32]) -> Vec<i64> {
     let mut out = Vec::with_capacity(group.last().map_or(0, |&g| g as usize + 1));
     let mut seen: PlHashSet<&str> = PlHashSet::new();
-    let mut start = 0;
-    while start < values.len() {
-        let mut end = start + 1;
-        while end < values.len() && group[end] == group[start] {
-            end += 1;
-        }
-        let run = &values[start..end];
-        let n = if run.len() <= 16 {
+    // The non-null values of the current group.
+    let mut run: Vec<&str> = Vec::new();
+    let mut distinct = |run: &[&'a str]| -> i64 {
+        if run.len() <= 16 {
             // Small groups (nearly all): compare with the earlier values of the group.
-            run.iter()
-                .enumerate()
-                .filter(|&(i, v)| v.is_some() && !run[..i].contains(v))
-                .count()
+            (0..run.len())
+                .filter(|&i| !run[..i].contains(&run[i]))
+                .count() as i64
         } else {
             seen.clear();
-            seen.extend(run.iter().flatten());
-            seen.len()
-        };
-        out.push(n as i64);
-        start = end;
+            seen.extend(run.iter().copied());
+            seen.len() as i64
+        }
+    };
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 && group[i] != group[i - 1] {
+            out.push(distinct(&run));
+            run.clear();
+        }
+        run.extend(v);
+    }
+    if !group.is_empty() {
+        out.push(distinct(&run));
     }
     out
 }
