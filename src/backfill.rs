@@ -480,13 +480,19 @@ fn compute_dates(
     let mut quarantine: Vec<Vec<DataFrame>> = dates.iter().map(|_| Vec::new()).collect();
     let mut per_day: Option<DataFrame> = None;
     let mut flagged: Option<DataFrame> = None;
-    for b in 0..buckets.len() {
+    // Bucket b + 1 is read and checked while bucket b's per-date parts are computed: each
+    // step has one-thread stretches, and overlapping them keeps both cores busy (measured on
+    // the 50 M-row workload: the bucket phase ran at three quarters of two cores).
+    let load = |b: usize| -> Result<Option<(pipeline::Daily, f64)>, RunError> {
         let Some(rows) = buckets.rows(b).map_err(&read_error)? else {
-            continue;
+            return Ok(None);
         };
-        let t_bucket = Instant::now();
+        let t = Instant::now();
         let daily = pipeline::bucket_daily(job, rows, &scan.mapped, dates).map_err(&read_error)?;
-        let daily_s = t_bucket.elapsed().as_secs_f64();
+        Ok(Some((daily, t.elapsed().as_secs_f64())))
+    };
+    let mut absorb = |b: usize, daily: pipeline::Daily, daily_s: f64| -> Result<(), RunError> {
+        let t_dates = Instant::now();
         for (acc, part) in [
             (&mut per_day, &daily.rows_per_day),
             (&mut flagged, &daily.flagged),
@@ -536,10 +542,30 @@ fn compute_dates(
         tracing::debug!(
             bucket = b,
             daily_s,
-            dates_s = t_bucket.elapsed().as_secs_f64() - daily_s,
+            dates_s = t_dates.elapsed().as_secs_f64(),
             elapsed_s = clock.elapsed().as_secs_f64(),
             "bucket done"
         );
+        Ok(())
+    };
+    let mut pending = match buckets.len() {
+        0 => None,
+        _ => load(0)?,
+    };
+    for b in 0..buckets.len() {
+        let current = pending.take();
+        let (next, absorbed) = rayon::join(
+            || match b + 1 < buckets.len() {
+                true => load(b + 1),
+                false => Ok(None),
+            },
+            || match current {
+                Some((daily, daily_s)) => absorb(b, daily, daily_s),
+                None => Ok(()),
+            },
+        );
+        absorbed?;
+        pending = next?;
     }
     let per_day = per_day.unwrap_or_default();
     let flagged = flagged.unwrap_or_default();
