@@ -517,17 +517,19 @@ fn compute_dates(
                     let path = match &spill_dir {
                         Some(dir) => {
                             let path = dir.path().join(format!("{d}-{b}.parquet"));
-                            let f = std::fs::File::create(&path).map_err(|source| {
+                            let bytes = pipeline::encode_parquet(
+                                &mut p.summary,
+                                ParquetCompression::Lz4Raw,
+                                StatisticsOptions::empty(),
+                            )
+                            .map_err(pipeline::compute("spill summary"))?;
+                            std::fs::write(&path, bytes).map_err(|source| {
                                 storage::StorageError::Local {
                                     path: path.clone(),
                                     op: "write",
                                     source,
                                 }
                             })?;
-                            ParquetWriter::new(f)
-                                .with_compression(ParquetCompression::Lz4Raw)
-                                .finish(&mut p.summary)
-                                .map_err(pipeline::compute("spill summary"))?;
                             p.summary = DataFrame::empty();
                             Some(path)
                         }

@@ -440,8 +440,7 @@ pub(crate) fn date_partial(
         Vec::new()
     };
     let retention = match &job.clv {
-        Some(_) => summary::retention_counts(daily.purchases.clone().lazy(), start_day, as_of_day)
-            .map_err(compute("annual retention"))?,
+        Some(_) => RetentionCounts::from_days(&slices.offsets, &slices.day, start_day, as_of_day),
         None => RetentionCounts::default(),
     };
     let holdout = match &job.clv {
@@ -938,6 +937,20 @@ const ROW_GROUP_ROWS: usize = 512 * 512;
 /// and options as polars' `ParquetWriter`), then polars' writer writes the finished pages in
 /// order, so the file is the same on every run.
 pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
+    encode_parquet(
+        df,
+        ParquetCompression::Zstd(None),
+        StatisticsOptions::default(),
+    )
+}
+
+/// [`to_parquet`] with the given compression and statistics: scratch files (a backfill's
+/// per-bucket summaries) are written with LZ4 and without statistics.
+pub(crate) fn encode_parquet(
+    df: &mut DataFrame,
+    compression: ParquetCompression,
+    statistics: StatisticsOptions,
+) -> PolarsResult<Vec<u8>> {
     use polars::io::parquet::write::get_encodings;
     use polars_parquet::parquet::error::ParquetError;
     use polars_parquet::write::{
@@ -945,9 +958,8 @@ pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     };
     use rayon::prelude::*;
 
-    let compression = ParquetCompression::Zstd(None);
     let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
+        statistics,
         compression: compression.into(),
         version: Version::V1,
         data_page_size: None,
@@ -1006,6 +1018,7 @@ pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     let mut buf = Vec::with_capacity(data_bytes + data_bytes / 16 + (1 << 20));
     let mut writer = ParquetWriter::new(&mut buf)
         .with_compression(compression)
+        .with_statistics(statistics)
         .batched(df.schema())?;
     let mut pages = pages.into_iter();
     for i in 0..df.height().div_ceil(ROW_GROUP_ROWS) {
@@ -1097,6 +1110,21 @@ mod to_parquet_tests {
         }
         assert!(checked > 50);
         // polars reads it back equal, and an empty frame gives a valid file with its schema.
+        let back = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(&df));
+        // Scratch files: LZ4, no statistics, read back equal.
+        let bytes = encode_parquet(
+            &mut df,
+            ParquetCompression::Lz4Raw,
+            StatisticsOptions::empty(),
+        )
+        .unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
+        let amount = reader.metadata().row_group(0).column(1);
+        assert_eq!(amount.compression(), parquet::basic::Compression::LZ4_RAW);
+        assert!(amount.statistics().is_none());
         let back = ParquetReader::new(std::io::Cursor::new(bytes))
             .finish()
             .unwrap();

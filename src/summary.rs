@@ -559,6 +559,38 @@ impl RetentionCounts {
         }
     }
 
+    /// The counts of the customers whose purchase days in the window are
+    /// `day[offsets[i]..offsets[i + 1]]` (the layout of
+    /// [`crate::features::behaviour::DailySlices`]), as of `as_of_day`, window from
+    /// `start_day`. The same counts as [`retention_counts`] computes with polars, without a
+    /// group-by per bucket and date.
+    pub(crate) fn from_days(
+        offsets: &[usize],
+        day: &[i32],
+        start_day: Option<i32>,
+        as_of_day: i32,
+    ) -> RetentionCounts {
+        let lo = start_day.unwrap_or(i32::MIN);
+        let in_window = |d: i32| d >= lo && d <= as_of_day;
+        let first = (as_of_day - 729).max(lo);
+        let year_ago = as_of_day - 365;
+        let (mut prev, mut both) = (0.0, 0.0);
+        for w in offsets.windows(2) {
+            let days = &day[w[0]..w[1]];
+            if days.iter().any(|&d| d >= first && d <= year_ago) {
+                prev += 1.0;
+                if days.iter().any(|&d| d > year_ago && d <= as_of_day) {
+                    both += 1.0;
+                }
+            }
+        }
+        RetentionCounts {
+            data_first: day.iter().copied().filter(|&d| in_window(d)).min(),
+            prev,
+            both,
+        }
+    }
+
     /// The rate: `None` when the data in the window do not cover the earlier year, or nobody
     /// bought in it.
     pub(crate) fn rate(&self, as_of_day: i32) -> Option<f64> {
@@ -582,7 +614,9 @@ pub(crate) fn annual_retention(
     Ok(retention_counts(daily, start_day, as_of_day)?.rate(as_of_day))
 }
 
-/// The counts behind [`annual_retention`] over the customers of `daily`.
+/// The counts behind [`annual_retention`] over the customers of `daily`, by polars: the
+/// reference of [`RetentionCounts::from_days`] in tests.
+#[cfg(test)]
 pub(crate) fn retention_counts(
     daily: LazyFrame,
     start_day: Option<i32>,
@@ -832,6 +866,31 @@ mod tests {
             annual_retention(daily(&ROWS), Some(500), 1000).unwrap(),
             None
         );
+        // The counts from day slices equal polars' for every window.
+        for start in [None, Some(100), Some(272), Some(700)] {
+            for as_of in [900, 1000, 1100] {
+                let rows: Vec<_> = ROWS.iter().copied().filter(|r| r.1 <= as_of).collect();
+                let mut ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+                ids.dedup();
+                let mut offsets = vec![0];
+                let mut days = Vec::new();
+                for id in &ids {
+                    let mut d: Vec<i32> = rows
+                        .iter()
+                        .filter(|r| r.0 == *id && start.is_none_or(|s| r.1 >= s))
+                        .map(|r| r.1)
+                        .collect();
+                    d.dedup();
+                    days.extend(d);
+                    offsets.push(days.len());
+                }
+                assert_eq!(
+                    RetentionCounts::from_days(&offsets, &days, start, as_of),
+                    retention_counts(daily(&ROWS), start, as_of).unwrap(),
+                    "window {start:?}..={as_of}"
+                );
+            }
+        }
         // Nobody in the earlier year: no rate.
         assert_eq!(
             annual_retention(daily(&[("A", 100), ("A", 900)]), None, 1000).unwrap(),
