@@ -329,16 +329,18 @@ pub(crate) fn bucket_summary(
     as_of: chrono::NaiveDate,
 ) -> Result<DataFrame, RunError> {
     let start = job.window_start_for(as_of).map(source::epoch_day);
-    let mut lf = summary::customer_summary(
-        daily.purchases.clone().lazy(),
+    let mut df = summary::customer_summary_sorted(
+        &daily.purchases,
         start,
         source::epoch_day(as_of),
         job.unit_days,
         optional_columns(job),
-    );
+    )
+    .map_err(compute("customer summary"))?;
     if let Some(DailyCategories::Triples(cats)) = &daily.categories {
         let counts = summary::category_counts(cats.clone().lazy(), start, source::epoch_day(as_of));
-        lf = lf
+        df = df
+            .lazy()
             .join(
                 counts,
                 [col(summary::CUSTOMER_KEY)],
@@ -346,9 +348,10 @@ pub(crate) fn bucket_summary(
                 // The summary's (key) order, which the activity columns rely on.
                 left_in_order(),
             )
-            .with_column(col("categories").fill_null(lit(0i64)));
+            .with_column(col("categories").fill_null(lit(0i64)))
+            .collect()
+            .map_err(compute("customer summary"))?;
     }
-    let mut df = lf.collect().map_err(compute("customer summary"))?;
     if let Some(DailyCategories::Coded(cats)) = &daily.categories {
         let keys = df
             .column(summary::CUSTOMER_KEY)

@@ -411,9 +411,123 @@ pub(crate) fn customer_summary(
     if let Some(s) = start_day {
         keep = keep.and(col("day").gt_eq(lit(s)));
     }
+    let mut aggs = summary_aggs(as_of_day, opt);
+    for (on, name) in [
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ] {
+        if on {
+            aggs.push(col(name).drop_nulls().last().alias(name));
+        }
+    }
+    // The daily table is sorted by key: groups in order of first appearance are sorted too,
+    // without a sort of the output.
+    daily
+        .filter(keep)
+        .group_by_stable([col(CUSTOMER_KEY)])
+        .agg(aggs)
+        .select(summary_columns(as_of_day, unit_days, opt))
+}
+
+/// [`customer_summary`] of a daily table with 64-bit keys, sorted by key and day (what
+/// [`daily_purchases`] returns), computed eagerly: the customers are the runs of equal keys
+/// among the window's rows, so polars groups contiguous slices instead of hashing keys, and
+/// the last non-null attribute of each customer is taken by row index (polars evaluates
+/// `drop_nulls().last()` group by group). Other tables go through [`customer_summary`].
+pub(crate) fn customer_summary_sorted(
+    daily: &DataFrame,
+    start_day: Option<i32>,
+    as_of_day: i32,
+    unit_days: f64,
+    opt: Optional,
+) -> PolarsResult<DataFrame> {
+    let lazy = || customer_summary(daily.clone().lazy(), start_day, as_of_day, unit_days, opt);
+    let (Ok(keys), Ok(day)) = (
+        daily.column(CUSTOMER_KEY)?.u64(),
+        daily.column("day")?.i32(),
+    ) else {
+        return lazy().collect();
+    };
+    if keys.null_count() > 0 || day.null_count() > 0 || daily.height() >= u32::MAX as usize {
+        return lazy().collect();
+    }
+    let lo = start_day.unwrap_or(i32::MIN);
+    let mut idx: Vec<IdxSize> = Vec::with_capacity(daily.height());
+    let mut group: Vec<u32> = Vec::with_capacity(daily.height());
+    let mut prev: Option<u64> = None;
+    let mut g = 0u32;
+    for (i, (k, d)) in keys
+        .into_no_null_iter()
+        .zip(day.into_no_null_iter())
+        .enumerate()
+    {
+        match prev {
+            // Not sorted by key: polars' plan.
+            Some(p) if k < p => return lazy().collect(),
+            Some(p) if k != p && !idx.is_empty() && group.last() == Some(&g) => g += 1,
+            _ => {}
+        }
+        prev = Some(k);
+        if d < lo || d > as_of_day {
+            continue;
+        }
+        idx.push(i as IdxSize);
+        group.push(g);
+    }
+    let needed: Vec<PlSmallStr> = [
+        CUSTOMER_KEY,
+        "customer_id",
+        "day",
+        "orders",
+        "amount",
+        "quantity",
+        "region",
+        "industry",
+        "channel",
+    ]
+    .into_iter()
+    .filter(|c| daily.schema().contains(c))
+    .map(PlSmallStr::from)
+    .collect();
+    let mut rows = daily
+        .select(needed)?
+        .take(&IdxCa::from_vec("".into(), idx))?;
+    let mut lasts = Vec::new();
+    for (on, name) in [
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ] {
+        if on {
+            let values = rows.column(name)?;
+            lasts.push(values.take(&last_valid_per_group(values, &group))?);
+        }
+    }
+    let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
+    group.set_sorted_flag(polars::series::IsSorted::Ascending);
+    rows.with_column(group.into_column())?;
+    let mut aggs = summary_aggs(as_of_day, opt);
+    aggs.push(col(CUSTOMER_KEY).first().alias(CUSTOMER_KEY));
+    let mut grouped = rows
+        .lazy()
+        .group_by_stable([col(DAY_GROUP)])
+        .agg(aggs)
+        .collect()?;
+    for last in lasts {
+        grouped.with_column(last)?;
+    }
+    grouped
+        .lazy()
+        .select(summary_columns(as_of_day, unit_days, opt))
+        .collect()
+}
+
+/// The aggregations of one customer's daily rows in [`customer_summary`], but for the
+/// attributes (last non-null value).
+fn summary_aggs(as_of_day: i32, opt: Optional) -> Vec<Expr> {
     // Only vectorised aggregations (no per-group filter or sort): rows are one per purchase day,
-    // sorted by day within each customer, so the first row is the first purchase day and the
-    // last non-null attribute is the most recent one.
+    // sorted by day within each customer, so the first row is the first purchase day.
     let mut aggs = vec![
         col("customer_id").first().alias("customer_id"),
         col("day").min().alias("first_day"),
@@ -431,17 +545,11 @@ pub(crate) fn customer_summary(
     if opt.quantity {
         aggs.push(col("quantity").sum().alias("quantity"));
     }
-    let mut attrs = Vec::new();
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
-            aggs.push(col(name).drop_nulls().last().alias(name));
-            attrs.push(col(name));
-        }
-    }
+    aggs
+}
+
+/// The output columns of [`customer_summary`], in order.
+fn summary_columns(as_of_day: i32, unit_days: f64, opt: Optional) -> Vec<Expr> {
     let unit = lit(unit_days);
     let freq = col("purchase_days") - lit(1i64);
     let mut out = vec![
@@ -462,7 +570,15 @@ pub(crate) fn customer_summary(
     if opt.quantity {
         out.push(col("quantity"));
     }
-    out.extend(attrs);
+    for (on, name) in [
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ] {
+        if on {
+            out.push(col(name));
+        }
+    }
     out.extend([
         col("amount_last_365d"),
         (lit(as_of_day) - col("last_day"))
@@ -477,13 +593,7 @@ pub(crate) fn customer_summary(
             .otherwise(lit(0.0))
             .alias("monetary"),
     ]);
-    // The daily table is sorted by key: groups in order of first appearance are sorted too,
-    // without a sort of the output.
-    daily
-        .filter(keep)
-        .group_by_stable([col(CUSTOMER_KEY)])
-        .agg(aggs)
-        .select(out)
+    out
 }
 
 /// Distinct (customer, day, category) triples of the raw transactions: the compact input of the
@@ -733,6 +843,37 @@ mod tests {
             sorted.height()
         );
         assert!(sorted.equals_missing(&planned), "{sorted}\n{planned}");
+        // The summary of the sorted table equals polars' plan for windows that drop whole
+        // customers and days at both ends, including an empty one.
+        for (start, as_of) in [(None, 10), (Some(-2), 0), (Some(-1), -1), (Some(5), 9)] {
+            let eager = customer_summary_sorted(&sorted, start, as_of, 7.0, opt).unwrap();
+            let planned = customer_summary(sorted.clone().lazy(), start, as_of, 7.0, opt)
+                .collect()
+                .unwrap();
+            // Sums may add in another order (contiguous slices, not hashed groups): floats
+            // agree to rounding, everything else exactly.
+            for c in planned.get_column_names() {
+                let (e, p) = (eager.column(c).unwrap(), planned.column(c).unwrap());
+                match (e.f64(), p.f64()) {
+                    (Ok(e), Ok(p)) => {
+                        for (a, b) in e.iter().zip(p.iter()) {
+                            let close = match (a, b) {
+                                (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                                (a, b) => a.is_none() && b.is_none(),
+                            };
+                            assert!(close, "{start:?}..={as_of} {c}: {a:?} vs {b:?}");
+                        }
+                    }
+                    _ => assert!(e.equals_missing(p), "{start:?}..={as_of} {c}\n{e:?}\n{p:?}"),
+                }
+            }
+            assert_eq!(eager.get_column_names(), planned.get_column_names());
+            match start {
+                None => assert!(eager.height() > groups / days / 2),
+                Some(5) => assert_eq!(eager.height(), 0),
+                _ => {}
+            }
+        }
         // Some days have fewer distinct orders than rows (repeats and nulls).
         let orders = sorted.column("orders").unwrap().i64().unwrap();
         let rows = sorted.column("rows").unwrap().i64().unwrap();
