@@ -26,6 +26,23 @@ fn keep_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// Transparent huge pages off for this process (`PR_SET_THP_DISABLE`). mimalloc asks for them
+/// on its arenas, and each first touch of a huge page faulted in and zeroed 2 MiB: measured on
+/// the 50 M-row scale workload, the run took 21.6–23.1 s with them and 20.9–21.1 s without
+/// (the features step, where the heap grows to its peak, 1.5 s against 0.7 s). Setting
+/// `MIMALLOC_ALLOW_THP` in the environment leaves the choice to mimalloc.
+fn no_transparent_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: a process attribute; no memory is touched. A failure (old kernel) changes
+    // nothing but speed, so the result is not checked.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -72,6 +89,7 @@ fn report_error(format: LogFormat, message: &str, kind: &str, code: u8) {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    no_transparent_huge_pages();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
