@@ -146,6 +146,13 @@ pub(crate) enum SplitError {
     Polars(#[from] PolarsError),
 }
 
+/// Whether a polars error comes from a full disk (ENOSPC), which polars' Parquet sink wraps
+/// in its own error types with the OS message.
+fn disk_full(e: &PolarsError) -> bool {
+    let text = e.to_string();
+    text.contains("No space left on device") || text.contains("os error 28")
+}
+
 impl Buckets {
     /// Split `rows` (the scan of [`crate::source::scan_files`]) into `n` buckets under
     /// `scratch`. With `n == 1` nothing is written.
@@ -192,7 +199,16 @@ impl Buckets {
                 ..Default::default()
             },
         )?
-        .collect_with_engine(Engine::Streaming)?;
+        .collect_with_engine(Engine::Streaming)
+        .map_err(|e| match disk_full(&e) {
+            // polars reports a full scratch disk as a Parquet error: it is a storage failure
+            // of the scratch directory (exit 4), not an unreadable source.
+            true => scratch_err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("no space left on device; free space there or pass --scratch DIR ({e})"),
+            )),
+            false => SplitError::Polars(e),
+        })?;
         Ok(Buckets {
             n,
             whole: None,
@@ -239,6 +255,19 @@ impl Buckets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_polars_errors() {
+        let full = PolarsError::ComputeError(
+            "parquet: File out of specification: underlying IO error: No space left on device (os error 28)"
+                .into(),
+        );
+        assert!(disk_full(&full));
+        let io = PolarsError::from(std::io::Error::from_raw_os_error(28));
+        assert!(disk_full(&io));
+        let other = PolarsError::ComputeError("parquet: File out of specification".into());
+        assert!(!disk_full(&other));
+    }
 
     #[test]
     fn bucket_counts() {
