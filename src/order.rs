@@ -97,6 +97,27 @@ pub(crate) fn from_total_key(k: i64) -> f64 {
     f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
 }
 
+/// Random whole numbers in -40..60 for the rank tests: `nan_percent` % NaN, 3 % -0.0, and up
+/// to `ones_percent` % (counted from 0) of 1.0, for heavy ties.
+#[cfg(test)]
+pub(crate) fn random_whole_numbers(
+    seed: u64,
+    n: usize,
+    nan_percent: u32,
+    ones_percent: u32,
+) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| match rng.random_range(0..100) {
+            k if k < nan_percent => f64::NAN,
+            k if k < nan_percent + 3 => -0.0,
+            k if k < ones_percent => 1.0,
+            _ => rng.random_range(-40..60) as f64,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

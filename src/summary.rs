@@ -172,18 +172,7 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
     };
     // The last non-null value of the day, taken here: polars evaluates `drop_nulls().last()`
     // group by group.
-    let mut lasts = Vec::new();
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
-            let values = sorted.column(name)?;
-            let idx = last_valid_per_group(values, &group);
-            lasts.push(values.take(&idx)?);
-        }
-    }
+    let lasts = last_attributes(&sorted, opt, &group)?;
     let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
     group.set_sorted_flag(polars::series::IsSorted::Ascending);
     sorted.with_column(group.into_column())?;
@@ -213,6 +202,23 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
         })
         .collect();
     daily.select(columns).map(Some)
+}
+
+/// The last non-null region, industry and channel (those mapped) of each run of equal `group`
+/// numbers of `rows`, one column each.
+fn last_attributes(rows: &DataFrame, opt: Optional, group: &[u32]) -> PolarsResult<Vec<Column>> {
+    let mut lasts = Vec::new();
+    for (on, name) in [
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ] {
+        if on {
+            let values = rows.column(name)?;
+            lasts.push(values.take(&last_valid_per_group(values, group))?);
+        }
+    }
+    Ok(lasts)
 }
 
 /// The row of the last non-null value of each run of equal `group` numbers (ascending from 0,
@@ -493,17 +499,7 @@ pub(crate) fn customer_summary_sorted(
     let mut rows = daily
         .select(needed)?
         .take(&IdxCa::from_vec("".into(), idx))?;
-    let mut lasts = Vec::new();
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
-            let values = rows.column(name)?;
-            lasts.push(values.take(&last_valid_per_group(values, &group))?);
-        }
-    }
+    let lasts = last_attributes(&rows, opt, &group)?;
     let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
     group.set_sorted_flag(polars::series::IsSorted::Ascending);
     rows.with_column(group.into_column())?;

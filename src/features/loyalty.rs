@@ -366,17 +366,9 @@ mod tests {
 
     #[test]
     fn ranks_from_counts_equal_ranks_from_sorting() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for n in [1usize, 2, 3, 7, 1000, 5000] {
             for nan_share in [0u32, 5, 100] {
-                let v: Vec<f64> = (0..n)
-                    .map(|_| match rng.random_range(0..100) {
-                        k if k < nan_share => f64::NAN,
-                        k if k < nan_share + 3 => -0.0,
-                        _ => rng.random_range(-40..60) as f64,
-                    })
-                    .collect();
+                let v = crate::order::random_whole_numbers(7 + n as u64, n, nan_share, 0);
                 assert!(crate::order::Histogram::of_whole_numbers(&v).is_some());
                 let (fast, sorted) = (percentile_ranks(&v), percentile_ranks_sorted(&v));
                 let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();

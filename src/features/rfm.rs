@@ -73,19 +73,10 @@ mod tests {
 
     #[test]
     fn scores_from_counts_equal_scores_from_sorting() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         for n in [1usize, 2, 3, 7, 1000, 5000] {
             for nan_share in [0u32, 5, 100] {
-                let v: Vec<f64> = (0..n)
-                    .map(|_| match rng.random_range(0..100) {
-                        k if k < nan_share => f64::NAN,
-                        k if k < nan_share + 3 => -0.0,
-                        // Heavily tied: most values are 1, as orders are.
-                        k if k < 60 => 1.0,
-                        _ => rng.random_range(-40..60) as f64,
-                    })
-                    .collect();
+                // Heavily tied: most values are 1, as orders are.
+                let v = crate::order::random_whole_numbers(11 + n as u64, n, nan_share, 60);
                 assert!(crate::order::Histogram::of_whole_numbers(&v).is_some());
                 assert_eq!(
                     quintile_scores(&v),
