@@ -616,6 +616,19 @@ fn join_attributes(side: &SideTables, summary: DataFrame) -> Result<DataFrame, R
     let Some(attrs) = &side.attributes else {
         return Ok(summary);
     };
+    // Both tables sorted by id (the attributes once per run, by `source::load_side_tables`):
+    // one merge walk instead of a hash join per date.
+    if let Some(rows) = merge_rows(&summary, attrs) {
+        let idx = IdxCa::from_iter_options("".into(), rows.into_iter());
+        let mut out = summary;
+        for c in attrs.columns() {
+            if c.name() != "customer_id" {
+                out.with_column(c.take(&idx).map_err(compute("attributes"))?)
+                    .map_err(compute("attributes"))?;
+            }
+        }
+        return Ok(out);
+    }
     summary
         .lazy()
         .join(
@@ -627,6 +640,40 @@ fn join_attributes(side: &SideTables, summary: DataFrame) -> Result<DataFrame, R
         )
         .collect()
         .map_err(compute("attributes"))
+}
+
+/// For each row of `summary`, the row of `attrs` with the same `customer_id`, by one walk over
+/// both id columns; `None` unless both are strictly ascending (bytewise, as polars sorts
+/// strings; the attributes may start with a null id), when polars joins instead.
+fn merge_rows(summary: &DataFrame, attrs: &DataFrame) -> Option<Vec<Option<IdxSize>>> {
+    let a = summary.column("customer_id").ok()?.str().ok()?;
+    let b: Vec<Option<&str>> = attrs
+        .column("customer_id")
+        .ok()?
+        .str()
+        .ok()?
+        .iter()
+        .collect();
+    let nulls = b.iter().take_while(|v| v.is_none()).count();
+    let ascending = |w: &[Option<&str>]| matches!((w[0], w[1]), (Some(x), Some(y)) if x < y);
+    if !b[nulls..].windows(2).all(ascending) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len());
+    let mut prev: Option<&str> = None;
+    let mut j = nulls;
+    for x in a.iter() {
+        let x = x?;
+        if prev.is_some_and(|p| p >= x) {
+            return None;
+        }
+        prev = Some(x);
+        while j < b.len() && b[j].is_some_and(|y| y < x) {
+            j += 1;
+        }
+        out.push((j < b.len() && b[j] == Some(x)).then_some(j as IdxSize));
+    }
+    Some(out)
 }
 
 /// The satisfaction / interactions inputs aligned with the summary rows.
@@ -1145,6 +1192,46 @@ mod to_parquet_tests {
 #[cfg(test)]
 mod id_order_tests {
     use super::*;
+
+    #[test]
+    fn merged_attributes_equal_polars_left_join() {
+        let summary = df!(
+            "customer_id" => ["C1", "C10", "C2", "D", "Ä"],
+            "x" => [1, 2, 3, 4, 5],
+        )
+        .unwrap();
+        let attrs = df!(
+            "customer_id" => [None, Some("A"), Some("C10"), Some("C2"), Some("Z"), Some("Ä")],
+            "region" => [Some("n"), Some("a"), None, Some("c2"), Some("z"), Some("ae")],
+        )
+        .unwrap();
+        let side = SideTables {
+            attributes: Some(attrs.clone()),
+            ..Default::default()
+        };
+        let merged = join_attributes(&side, summary.clone()).unwrap();
+        let joined = summary
+            .clone()
+            .lazy()
+            .join(
+                attrs.clone().lazy(),
+                [col("customer_id")],
+                [col("customer_id")],
+                left_in_order(),
+            )
+            .collect()
+            .unwrap();
+        assert!(merged.equals_missing(&joined), "{merged}\n{joined}");
+        assert_eq!(
+            merge_rows(&summary, &attrs).unwrap(),
+            [None, Some(2), Some(3), None, Some(5)]
+        );
+        // Not sorted: no merge (polars joins).
+        let unsorted = summary.slice(1, 4).vstack(&summary.slice(0, 1)).unwrap();
+        assert!(merge_rows(&unsorted, &attrs).is_none());
+        let joined = join_attributes(&side, unsorted.clone()).unwrap();
+        assert_eq!(joined.height(), 5);
+    }
 
     #[test]
     fn id_order_sorts_as_polars_sorts_strings() {

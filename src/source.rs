@@ -368,6 +368,9 @@ pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
             lf.select(select)
                 .group_by_stable([col("customer_id")])
                 .agg(last)
+                // Sorted by id: each date's merged summary, sorted the same way, takes its
+                // attributes in one merge walk (`pipeline::join_attributes`).
+                .sort(["customer_id"], SortMultipleOptions::default())
                 .collect()
                 .map_err(read_err(a.uri.get_ref()))?,
         );
