@@ -629,6 +629,11 @@ fn join_attributes(side: &SideTables, summary: DataFrame) -> Result<DataFrame, R
         }
         return Ok(out);
     }
+    hash_join_attributes(summary, attrs).map_err(compute("attributes"))
+}
+
+/// polars' left join of the attributes onto the summary, in the summary's row order.
+fn hash_join_attributes(summary: DataFrame, attrs: &DataFrame) -> PolarsResult<DataFrame> {
     summary
         .lazy()
         .join(
@@ -639,7 +644,6 @@ fn join_attributes(side: &SideTables, summary: DataFrame) -> Result<DataFrame, R
             left_in_order(),
         )
         .collect()
-        .map_err(compute("attributes"))
 }
 
 /// For each row of `summary`, the row of `attrs` with the same `customer_id`, by one walk over
@@ -1210,17 +1214,7 @@ mod id_order_tests {
             ..Default::default()
         };
         let merged = join_attributes(&side, summary.clone()).unwrap();
-        let joined = summary
-            .clone()
-            .lazy()
-            .join(
-                attrs.clone().lazy(),
-                [col("customer_id")],
-                [col("customer_id")],
-                left_in_order(),
-            )
-            .collect()
-            .unwrap();
+        let joined = hash_join_attributes(summary.clone(), &attrs).unwrap();
         assert!(merged.equals_missing(&joined), "{merged}\n{joined}");
         assert_eq!(
             merge_rows(&summary, &attrs).unwrap(),

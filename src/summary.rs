@@ -204,6 +204,20 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
     daily.select(columns).map(Some)
 }
 
+/// polars' aggregations of the last non-null region, industry and channel (those mapped) of
+/// a group (the plans; the sorted paths take them by index, [`last_attributes`]).
+fn last_attribute_aggs(opt: Optional) -> Vec<Expr> {
+    [
+        (opt.region, "region"),
+        (opt.industry, "industry"),
+        (opt.channel, "channel"),
+    ]
+    .into_iter()
+    .filter(|&(on, _)| on)
+    .map(|(_, name)| col(name).drop_nulls().last().alias(name))
+    .collect()
+}
+
 /// The last non-null region, industry and channel (those mapped) of each run of equal `group`
 /// numbers of `rows`, one column each.
 fn last_attributes(rows: &DataFrame, opt: Optional, group: &[u32]) -> PolarsResult<Vec<Column>> {
@@ -361,15 +375,7 @@ fn daily_aggs(opt: Optional) -> Vec<Expr> {
     if opt.quantity {
         aggs.push(col("quantity").sum().alias("quantity"));
     }
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
-            aggs.push(col(name).drop_nulls().last().alias(name));
-        }
-    }
+    aggs.extend(last_attribute_aggs(opt));
     aggs.extend([
         col(CUSTOMER_KEY).first().alias(CUSTOMER_KEY),
         col("day").first().alias("day"),
@@ -418,15 +424,7 @@ pub(crate) fn customer_summary(
         keep = keep.and(col("day").gt_eq(lit(s)));
     }
     let mut aggs = summary_aggs(as_of_day, opt);
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
-            aggs.push(col(name).drop_nulls().last().alias(name));
-        }
-    }
+    aggs.extend(last_attribute_aggs(opt));
     // The daily table is sorted by key: groups in order of first appearance are sorted too,
     // without a sort of the output.
     daily
