@@ -45,6 +45,21 @@ pub(crate) struct Optional {
     pub channel: bool,
 }
 
+impl Optional {
+    /// The attribute columns mapped (region, industry, channel), in output order: each
+    /// customer keeps the last non-null value.
+    pub(crate) fn attributes(self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.region, "region"),
+            (self.industry, "industry"),
+            (self.channel, "channel"),
+        ]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .map(|(_, name)| name)
+    }
+}
+
 /// The column the per-customer steps group and sort by ([`with_customer_key`]).
 pub(crate) const CUSTOMER_KEY: &str = "customer_key";
 
@@ -207,32 +222,20 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
 /// polars' aggregations of the last non-null region, industry and channel (those mapped) of
 /// a group (the plans; the sorted paths take them by index, [`last_attributes`]).
 fn last_attribute_aggs(opt: Optional) -> Vec<Expr> {
-    [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ]
-    .into_iter()
-    .filter(|&(on, _)| on)
-    .map(|(_, name)| col(name).drop_nulls().last().alias(name))
-    .collect()
+    opt.attributes()
+        .map(|name| col(name).drop_nulls().last().alias(name))
+        .collect()
 }
 
 /// The last non-null region, industry and channel (those mapped) of each run of equal `group`
 /// numbers of `rows`, one column each.
 fn last_attributes(rows: &DataFrame, opt: Optional, group: &[u32]) -> PolarsResult<Vec<Column>> {
-    let mut lasts = Vec::new();
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
+    opt.attributes()
+        .map(|name| {
             let values = rows.column(name)?;
-            lasts.push(values.take(&last_valid_per_group(values, group))?);
-        }
-    }
-    Ok(lasts)
+            values.take(&last_valid_per_group(values, group))
+        })
+        .collect()
 }
 
 /// The row of the last non-null value of each run of equal `group` numbers (ascending from 0,
@@ -394,15 +397,7 @@ fn daily_columns(opt: Optional) -> Vec<Expr> {
     if opt.quantity {
         out.push(col("quantity"));
     }
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
-            out.push(col(name));
-        }
-    }
+    out.extend(opt.attributes().map(col));
     out
 }
 
@@ -564,15 +559,7 @@ fn summary_columns(as_of_day: i32, unit_days: f64, opt: Optional) -> Vec<Expr> {
     if opt.quantity {
         out.push(col("quantity"));
     }
-    for (on, name) in [
-        (opt.region, "region"),
-        (opt.industry, "industry"),
-        (opt.channel, "channel"),
-    ] {
-        if on {
-            out.push(col(name));
-        }
-    }
+    out.extend(opt.attributes().map(col));
     out.extend([
         col("amount_last_365d"),
         (lit(as_of_day) - col("last_day"))
