@@ -9,7 +9,7 @@
 
 use crate::error::{compute, RunError};
 use crate::generate::{generate, GenerateOptions, Transactions};
-use crate::pipeline::to_parquet;
+use crate::parquet_pages::to_parquet;
 use crate::storage;
 use crate::storage::StorageOptions;
 use polars::prelude::*;

@@ -14,7 +14,7 @@
 //!          │  compact (customer buckets on scratch)    │    quality (row checks) → summary
 //!          │  storage (object stores, commit, lock)    │    → features, valuation (models),
 //!          └──────────────────────────────────────────┴─→  segments → tables
-//! leaves: columns, text, store_options, progress, runs
+//! leaves: columns, text, store_options, progress, runs, parquet_pages, run_aggs
 //! ```
 //!
 //! Per date: the source rows of each customer bucket are checked (`quality`) and reduced to a
@@ -47,12 +47,14 @@ pub mod generate_io;
 pub mod job;
 pub mod models;
 pub(crate) mod order;
+pub(crate) mod parquet_pages;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub mod progress;
 pub(crate) mod quality;
 pub(crate) mod report;
 pub(crate) mod rerender;
+pub(crate) mod run_aggs;
 pub(crate) mod runs;
 pub(crate) mod segments;
 pub mod source;

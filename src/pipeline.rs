@@ -145,37 +145,69 @@ fn quarantine_rows(rows: LazyFrame, cap: IdxSize) -> LazyFrame {
 }
 
 /// Row numbers (IdxSize) of the rows equal to an earlier row in every one of `mapped` columns.
-/// A row hash narrows the search to rows whose hash repeats; the exact comparison
-/// ([`quality::duplicate_expr`]) then runs on those few rows only, so a hash collision never
-/// rejects a row.
-fn duplicate_rows(rows: &DataFrame, mapped: &[String]) -> PolarsResult<Series> {
+/// `mapped` begins with `customer_id` and `ts`, so such rows share a customer and a day: they
+/// are neighbours in `sorted` ([`summary::key_day_order`] of a key that is equal for equal
+/// ids). Within each (key, day) run of two rows or more, rows whose hash of the mapped columns
+/// repeats are the candidates; the exact comparison ([`quality::duplicate_expr`]) then runs on
+/// those few rows only, so a hash collision never rejects a row. (Rows without a key or a day
+/// are rejected before this check counts.)
+fn duplicate_rows(
+    rows: &DataFrame,
+    mapped: &[String],
+    sorted: &[(u64, u64)],
+) -> PolarsResult<Series> {
+    let row = |i: usize| (sorted[i].1 & 0xffff_ffff) as IdxSize;
+    let same_run =
+        |i: usize, j: usize| sorted[i].0 == sorted[j].0 && sorted[i].1 >> 32 == sorted[j].1 >> 32;
+    // The rows of runs of two or more, run by run (`bounds`: where each run starts).
+    let mut multi: Vec<IdxSize> = Vec::new();
+    let mut bounds: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i + 1;
+        while j < sorted.len() && same_run(i, j) {
+            j += 1;
+        }
+        if j - i > 1 {
+            bounds.push(multi.len());
+            multi.extend((i..j).map(row));
+        }
+        i = j;
+    }
+    bounds.push(multi.len());
+    let empty = || Series::new_empty("_row".into(), &IDX_DTYPE);
+    if multi.is_empty() {
+        return Ok(empty());
+    }
     let mapped_cols: Vec<Expr> = mapped.iter().map(|c| col(c.as_str())).collect();
+    let idx = IdxCa::from_vec("_row".into(), multi.clone());
     let hashes = rows
-        .clone()
+        .select(mapped.iter().map(|c| c.as_str()))?
+        .take(&idx)?
         .lazy()
         .select([as_struct(mapped_cols)
             .hash(0x5eed, 0xd0b1e, 0xc0ffee, 0xbeef)
             .alias("_h")])
         .collect()?;
-    let hashes = hashes.column("_h")?.u64()?;
-    // Hashes seen more than once, then the rows carrying them: the candidates.
-    let mut seen = PlHashSet::with_capacity(hashes.len());
-    let mut repeated = PlHashSet::new();
-    for h in hashes.iter().flatten() {
-        if !seen.insert(h) {
-            repeated.insert(h);
+    let hashes: Vec<Option<u64>> = hashes.column("_h")?.u64()?.iter().collect();
+    // Rows whose hash repeats within their run, with the earlier rows of the same hash.
+    let mut candidates: Vec<IdxSize> = Vec::new();
+    let mut seen: PlHashMap<Option<u64>, usize> = PlHashMap::new();
+    for w in bounds.windows(2) {
+        let run = w[0]..w[1];
+        seen.clear();
+        for k in run.clone() {
+            *seen.entry(hashes[k]).or_default() += 1;
+        }
+        if seen.len() < run.len() {
+            candidates.extend(run.filter(|&k| seen[&hashes[k]] > 1).map(|k| multi[k]));
         }
     }
-    drop(seen);
-    let candidates: Vec<IdxSize> = hashes
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| h.is_some_and(|h| repeated.contains(&h)))
-        .map(|(i, _)| i as IdxSize)
-        .collect();
     if candidates.is_empty() {
-        return Ok(Series::new_empty("_row".into(), &IDX_DTYPE));
+        return Ok(empty());
     }
+    // Source order: "earlier" is the row order.
+    candidates.sort_unstable();
     let idx = IdxCa::from_vec("_row".into(), candidates);
     let mut subset = rows.select(mapped.iter().map(|c| c.as_str()))?.take(&idx)?;
     subset.with_column(idx.into_series().into_column())?;
@@ -211,17 +243,40 @@ pub(crate) fn bucket_daily(
 /// hash under which two customers of these rows collide.
 fn daily_keyed(
     job: &Job,
-    rows: DataFrame,
+    mut rows: DataFrame,
     mapped: &[String],
     dates: &[chrono::NaiveDate],
 ) -> PolarsResult<Option<Daily>> {
+    // One chunk per column (the bucket's files and polars' engine give many): gathers by row
+    // number from a chunked string column copy every string and are several times slower.
+    rows.rechunk_mut_par();
     let opt = optional_columns(job);
     let coded_categories = opt.category
         && rows.column(summary::CUSTOMER_KEY)?.dtype() == &DataType::UInt64
         && rows.column("category")?.dtype() == &DataType::String;
-    let duplicate = match opt.order_id {
-        true => Some(duplicate_rows(&rows, mapped)?),
-        false => None,
+    // Rows by (customer key, day): runs of one customer's day, for the duplicate check and
+    // the daily table. A key that is not a hash (after a collision) sorts by a hash of the
+    // id for the duplicate check only.
+    let hashed = rows.column(summary::CUSTOMER_KEY)?.u64().ok().cloned();
+    let day = rows.column("day")?.i32()?.clone();
+    let sorted = match (&hashed, opt.order_id) {
+        (Some(key), _) => Some(summary::key_day_order(key, &day)),
+        (None, true) => {
+            let key = rows
+                .clone()
+                .lazy()
+                .select([col("customer_id").hash(0x5eed_c057, 0xd0b1e, 0xc0ffee, 0xbeef)])
+                .collect()?;
+            Some(summary::key_day_order(
+                key.column("customer_id")?.u64()?,
+                &day,
+            ))
+        }
+        (None, false) => None,
+    };
+    let duplicate = match (opt.order_id, &sorted) {
+        (true, Some(sorted)) => Some(duplicate_rows(&rows, mapped, sorted)?),
+        _ => None,
     };
     let lf = rows
         .lazy()
@@ -257,6 +312,11 @@ fn daily_keyed(
             ));
         plans.push(quarantine_rows(rejected, cap));
     }
+    // The used rows' (key, day) order is taken from all rows' when the key is a hash.
+    let reuse_order = hashed.is_some() && sorted.is_some();
+    if reuse_order {
+        plans.push(lf.clone().select([col("reason")]));
+    }
     let opt_state = plans[0].get_current_optimizations();
     let frames = LazyFrame::collect_all_with_engine(
         plans.into_iter().map(|p| p.logical_plan).collect(),
@@ -278,7 +338,11 @@ fn daily_keyed(
         ))),
     };
     let quarantine = dates.iter().map(|&d| (d, next())).collect();
-    let Some(purchases) = summary::daily_purchases(used, opt)? else {
+    let used_order = match (reuse_order, sorted) {
+        (true, Some(sorted)) => Some(used_order(sorted, next().column("reason")?.i32()?)),
+        _ => None,
+    };
+    let Some(purchases) = summary::daily_purchases_in(used, opt, used_order)? else {
         return Ok(None);
     };
     Ok(Some(Daily {
@@ -288,6 +352,23 @@ fn daily_keyed(
         flagged,
         quarantine,
     }))
+}
+
+/// The (key, day) order of the used rows (`reason` 0, numbered in row order) from that of
+/// all rows (`sorted`, from [`summary::key_day_order`]).
+fn used_order(mut sorted: Vec<(u64, u64)>, reason: &Int32Chunked) -> Vec<(u64, u64)> {
+    let is_used: Vec<bool> = reason.iter().map(|r| r == Some(0)).collect();
+    let mut used_index = Vec::with_capacity(is_used.len());
+    let mut used = 0u64;
+    for &u in &is_used {
+        used_index.push(used);
+        used += u64::from(u);
+    }
+    sorted.retain(|&(_, dr)| is_used[(dr & 0xffff_ffff) as usize]);
+    for (_, dr) in sorted.iter_mut() {
+        *dr = (*dr & !0xffff_ffff) | used_index[(*dr & 0xffff_ffff) as usize];
+    }
+    sorted
 }
 
 /// The quarantine of `as_of` from every bucket's rejected rows: sorted, capped, with reasons.
@@ -980,222 +1061,77 @@ pub(crate) fn finish(
     })
 }
 
-/// Rows per Parquet row group of the output tables (polars' default).
-const ROW_GROUP_ROWS: usize = 512 * 512;
-
-/// Encode a frame as Parquet (zstd, statistics on), one row group per [`ROW_GROUP_ROWS`] rows.
-///
-/// polars' writer encodes a row group's columns in parallel but compresses the pages on the
-/// writing thread, one after another, which made zstd a one-core step of every run. Here the
-/// columns of every row group are encoded and compressed as rayon tasks (the same encoders
-/// and options as polars' `ParquetWriter`), then polars' writer writes the finished pages in
-/// order, so the file is the same on every run.
-pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
-    encode_parquet(
-        df,
-        ParquetCompression::Zstd(None),
-        StatisticsOptions::default(),
-    )
-}
-
-/// [`to_parquet`] with the given compression and statistics: scratch files (a backfill's
-/// per-bucket summaries) are written with LZ4 and without statistics.
-pub(crate) fn encode_parquet(
-    df: &mut DataFrame,
-    compression: ParquetCompression,
-    statistics: StatisticsOptions,
-) -> PolarsResult<Vec<u8>> {
-    use polars::io::parquet::write::get_encodings;
-    use polars_parquet::parquet::error::ParquetError;
-    use polars_parquet::write::{
-        array_to_columns, CompressedPage, Compressor, Version, WriteOptions,
-    };
-    use rayon::prelude::*;
-
-    let options = WriteOptions {
-        statistics,
-        compression: compression.into(),
-        version: Version::V1,
-        data_page_size: None,
-    };
-    let arrow_schema = df.schema().to_arrow(CompatLevel::newest());
-    let encodings = get_encodings(&arrow_schema);
-    let fields = ParquetWriter::new(Vec::new())
-        .batched(df.schema())?
-        .parquet_schema()
-        .fields()
-        .to_vec();
-    let mut groups = Vec::new();
-    for i in 0..df.height().div_ceil(ROW_GROUP_ROWS) {
-        let mut g = df.slice((i * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS);
-        g.rechunk_mut();
-        let batch = g
-            .iter_chunks(CompatLevel::newest(), false)
-            .next()
-            .expect("a rechunked, non-empty slice is one batch");
-        for (c, array) in batch.columns().iter().enumerate() {
-            groups.push((c, array.clone()));
-        }
-    }
-    // One task per (row group, column): the pages of each of its Parquet leaf columns,
-    // encoded and compressed.
-    let pages: Vec<PolarsResult<Vec<Vec<_>>>> = groups
-        .par_iter()
-        .map(|(c, array)| {
-            let leaves = array_to_columns(array, fields[*c].clone(), options, &encodings[*c])?;
-            leaves
-                .into_iter()
-                .map(|leaf| {
-                    let leaf = leaf.map(|page| {
-                        page.map_err(|e| {
-                            ParquetError::FeatureNotSupported(format!("reraised in polars: {e}"))
-                        })
-                    });
-                    Compressor::new(leaf, options.compression, Vec::new())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(PolarsError::from)
-                })
-                .collect()
-        })
-        .collect();
-    let pages = pages.into_iter().collect::<PolarsResult<Vec<_>>>()?;
-    // The file's size, but for the dictionary pages and the page headers and footer.
-    let data_bytes: usize = pages
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|page| match page {
-            CompressedPage::Data(p) => p.compressed_size(),
-            CompressedPage::Dict(_) => 0,
-        })
-        .sum();
-    let mut buf = Vec::with_capacity(data_bytes + data_bytes / 16 + (1 << 20));
-    let mut writer = ParquetWriter::new(&mut buf)
-        .with_compression(compression)
-        .with_statistics(statistics)
-        .batched(df.schema())?;
-    let mut pages = pages.into_iter();
-    for i in 0..df.height().div_ceil(ROW_GROUP_ROWS) {
-        let rows = (df.height() - i * ROW_GROUP_ROWS).min(ROW_GROUP_ROWS);
-        let mut leaves = Vec::new();
-        for _ in 0..df.width() {
-            leaves.extend(pages.next().expect("one entry per column"));
-        }
-        writer.write_row_group(rows as u64, &leaves)?;
-    }
-    writer.finish()?;
-    drop(writer);
-    Ok(buf)
-}
-
 #[cfg(test)]
-mod to_parquet_tests {
+mod tests {
     use super::*;
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    use parquet::record::Field;
 
     #[test]
-    fn parallel_encoding_round_trips_through_an_independent_reader() {
-        // Three row groups (the last one short), nulls, strings, dates, booleans and a struct
-        // column (two Parquet leaves), from several chunks.
-        let n = 2 * ROW_GROUP_ROWS + 1234;
-        let part = |lo: usize, hi: usize| {
-            let ids: Vec<String> = (lo..hi).map(|i| format!("C{i:07}")).collect();
-            let amount: Vec<Option<f64>> = (lo..hi)
-                .map(|i| (i % 7 != 0).then_some(i as f64 * 0.25))
-                .collect();
-            let day: Vec<i32> = (lo..hi).map(|i| (i % 5000) as i32).collect();
-            let flag: Vec<bool> = (lo..hi).map(|i| i % 3 == 0).collect();
-            let mut df = df!(
-                "customer_id" => ids,
-                "amount" => amount,
-                "day" => day,
-                "flag" => flag,
-            )
-            .unwrap();
-            df.with_column(df.column("day").unwrap().cast(&DataType::Date).unwrap())
-                .unwrap();
-            df.lazy()
-                .with_column(as_struct(vec![col("amount"), col("flag")]).alias("pair"))
-                .collect()
-                .unwrap()
-        };
-        let mut df = part(0, 1000);
-        df.vstack_mut(&part(1000, n)).unwrap();
-        let bytes = to_parquet(&mut df).unwrap();
-
-        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
-        let meta = reader.metadata();
-        assert_eq!(meta.num_row_groups(), 3);
-        assert_eq!(meta.file_metadata().num_rows(), n as i64);
-        let rg = meta.row_group(2);
-        assert_eq!(rg.num_rows(), 1234);
-        let amount = rg.column(1);
-        assert_eq!(
-            amount.compression(),
-            parquet::basic::Compression::ZSTD(Default::default())
-        );
-        let stats = amount.statistics().expect("statistics on");
-        // i % 7 == 0 for i in 524288 .. 525522: 524288 = 7·74898 + 2, so 524293 + 7k, k = 0..=175.
-        assert_eq!(stats.null_count_opt(), Some(176));
-        let mut checked = 0;
-        for (i, row) in reader.get_row_iter(None).unwrap().enumerate() {
-            let row = row.unwrap();
-            if i % 9973 != 0 && i + 1 != n {
-                continue;
+    fn duplicates_found_by_runs_equal_polars_over_all_rows() {
+        // Order lines: several rows of one customer's day, some repeated exactly (null order
+        // ids equal each other), some differing only in amount or order id; the same row under
+        // another customer or another time is not a duplicate.
+        let mut rows: Vec<(String, i64, f64, Option<String>)> = Vec::new();
+        for i in 0..3000usize {
+            let c = format!("c{}", i % 211);
+            let ts = ((i / 211) % 5) as i64 * 86_400_000_000 + (i % 3) as i64;
+            let amount = (i % 7) as f64;
+            let order = (i % 11 != 0).then(|| format!("o{}", i % 13));
+            rows.push((c.clone(), ts, amount, order.clone()));
+            if i % 5 == 0 {
+                rows.push((c.clone(), ts, amount, order.clone()));
             }
-            let cols: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
-            assert_eq!(cols[0], &Field::Str(format!("C{i:07}")));
-            match cols[1] {
-                Field::Double(v) => assert_eq!(*v, i as f64 * 0.25),
-                Field::Null => assert_eq!(i % 7, 0),
-                other => panic!("amount {other:?}"),
+            if i % 7 == 0 {
+                rows.push((c.clone(), ts, amount + 1.0, order.clone()));
+                rows.push((format!("{c}x"), ts, amount, order));
             }
-            assert_eq!(cols[2], &Field::Date((i % 5000) as i32));
-            assert_eq!(cols[3], &Field::Bool(i % 3 == 0));
-            let Field::Group(pair) = cols[4] else {
-                panic!("pair {:?}", cols[4]);
-            };
-            assert_eq!(
-                pair.get_column_iter().nth(1).unwrap().1,
-                &Field::Bool(i % 3 == 0)
-            );
-            checked += 1;
         }
-        assert!(checked > 50);
-        // polars reads it back equal, and an empty frame gives a valid file with its schema.
-        let back = ParquetReader::new(std::io::Cursor::new(bytes))
-            .finish()
-            .unwrap();
-        assert!(back.equals_missing(&df));
-        // Scratch files: LZ4, no statistics, read back equal.
-        let bytes = encode_parquet(
-            &mut df,
-            ParquetCompression::Lz4Raw,
-            StatisticsOptions::empty(),
+        let df = df!(
+            "customer_id" => rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            "ts" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "amount" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            "order_id" => rows.iter().map(|r| r.3.clone()).collect::<Vec<_>>(),
         )
         .unwrap();
-        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
-        let amount = reader.metadata().row_group(0).column(1);
-        assert_eq!(amount.compression(), parquet::basic::Compression::LZ4_RAW);
-        assert!(amount.statistics().is_none());
-        let back = ParquetReader::new(std::io::Cursor::new(bytes))
-            .finish()
+        let mut df = df
+            .lazy()
+            .with_column(
+                (col("ts") / lit(86_400_000_000i64))
+                    .cast(DataType::Int32)
+                    .alias("day"),
+            )
+            .collect()
             .unwrap();
-        assert!(back.equals_missing(&df));
-        let mut empty = df.clear();
-        let bytes = to_parquet(&mut empty).unwrap();
-        let back = ParquetReader::new(std::io::Cursor::new(bytes))
-            .finish()
-            .unwrap();
-        assert_eq!(back.height(), 0);
-        assert_eq!(back.schema(), df.schema());
+        df = summary::with_hash_key(df).unwrap();
+        let mapped: Vec<String> = ["customer_id", "ts", "amount", "order_id"]
+            .map(String::from)
+            .into();
+        let sorted = summary::key_day_order(
+            df.column(summary::CUSTOMER_KEY).unwrap().u64().unwrap(),
+            df.column("day").unwrap().i32().unwrap(),
+        );
+        let got: Vec<IdxSize> = duplicate_rows(&df, &mapped, &sorted)
+            .unwrap()
+            .idx()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        let want: Vec<IdxSize> = df
+            .clone()
+            .lazy()
+            .with_row_index("_row", None)
+            .filter(quality::duplicate_expr(&mapped))
+            .select([col("_row")])
+            .collect()
+            .unwrap()
+            .column("_row")
+            .unwrap()
+            .idx()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert!(want.len() > 500, "{} duplicates", want.len());
+        assert_eq!(got, want);
     }
-}
-
-#[cfg(test)]
-mod id_order_tests {
-    use super::*;
 
     #[test]
     fn merged_attributes_equal_polars_left_join() {

@@ -351,6 +351,40 @@ pub fn check_side_tables(job: &Job) -> Result<(), SourceError> {
     open_side_tables(job).map(|_| ())
 }
 
+/// The attribute rows (`customer_id` first, then the attributes, whose `last` values are
+/// kept) with one row per id, sorted by id: each date's merged summary, sorted the same way,
+/// takes its attributes in one merge walk (`pipeline::join_attributes`). A table already in
+/// that shape (as exports often are) skips the group-by and the sort.
+fn attributes_by_id(rows: DataFrame, last: Vec<Expr>) -> PolarsResult<DataFrame> {
+    if strictly_ascending(rows.column("customer_id")?) {
+        return Ok(rows);
+    }
+    rows.lazy()
+        .group_by_stable([col("customer_id")])
+        .agg(last)
+        .sort(["customer_id"], SortMultipleOptions::default())
+        .collect()
+}
+
+/// Whether a string column has no null and every value is above the one before (bytewise,
+/// as polars sorts strings).
+fn strictly_ascending(ids: &Column) -> bool {
+    let Ok(ids) = ids.str() else {
+        return false;
+    };
+    if ids.null_count() > 0 {
+        return false;
+    }
+    let mut prev: Option<&str> = None;
+    for id in ids.iter().flatten() {
+        if prev.is_some_and(|p| p.as_bytes() >= id.as_bytes()) {
+            return false;
+        }
+        prev = Some(id);
+    }
+    true
+}
+
 /// Read the side tables once (see [`SideTables`]).
 pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
     let (attributes, satisfaction, interactions) = open_side_tables(job)?;
@@ -364,16 +398,9 @@ pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
             select.push(col(c).cast(DataType::String).alias(name.as_str()));
             last.push(col(name.as_str()).last());
         }
-        side.attributes = Some(
-            lf.select(select)
-                .group_by_stable([col("customer_id")])
-                .agg(last)
-                // Sorted by id: each date's merged summary, sorted the same way, takes its
-                // attributes in one merge walk (`pipeline::join_attributes`).
-                .sort(["customer_id"], SortMultipleOptions::default())
-                .collect()
-                .map_err(read_err(a.uri.get_ref()))?,
-        );
+        let read = read_err(a.uri.get_ref());
+        let rows = lf.select(select).collect().map_err(&read)?;
+        side.attributes = Some(attributes_by_id(rows, last).map_err(&read)?);
     }
     let r = &job.behaviour.relationship;
     if let (Some(x), Some(lf)) = (&r.satisfaction, satisfaction) {
@@ -832,6 +859,34 @@ pub fn clean_polars_message(e: &PolarsError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_are_one_row_per_id_sorted_by_id() {
+        let last = || vec![col("region").last()];
+        // Already sorted and distinct (bytewise: "C10" < "C2"): kept as they are.
+        let sorted =
+            df!("customer_id" => ["C1", "C10", "C2"], "region" => ["n", "s", "e"]).unwrap();
+        assert!(strictly_ascending(sorted.column("customer_id").unwrap()));
+        let out = attributes_by_id(sorted.clone(), last()).unwrap();
+        assert!(out.equals(&sorted));
+        // Unsorted, with a repeated id (its last row wins) and a null id.
+        let rows = df!(
+            "customer_id" => [Some("C2"), Some("C1"), None, Some("C2")],
+            "region" => ["e", "n", "x", "w"],
+        )
+        .unwrap();
+        assert!(!strictly_ascending(rows.column("customer_id").unwrap()));
+        let out = attributes_by_id(rows, last()).unwrap();
+        let want = df!(
+            "customer_id" => [None, Some("C1"), Some("C2")],
+            "region" => ["x", "n", "w"],
+        )
+        .unwrap();
+        assert!(out.equals_missing(&want), "{out}");
+        // A repeat right after itself is not strictly ascending either.
+        let repeat = df!("customer_id" => ["A", "A"]).unwrap();
+        assert!(!strictly_ascending(repeat.column("customer_id").unwrap()));
+    }
 
     #[test]
     fn did_you_mean() {

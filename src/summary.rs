@@ -25,6 +25,7 @@
 //! All figures cover the job's window: with `lookback_days`, "first purchase" is the first one in
 //! the window.
 
+use crate::run_aggs;
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -118,6 +119,59 @@ fn with_key_from(rows: DataFrame, hash: Expr) -> PolarsResult<DataFrame> {
     rows.lazy().with_column(key.alias(CUSTOMER_KEY)).collect()
 }
 
+/// The rows with a key and a day, sorted by (key, day, row): each as (key, day above the row
+/// number), the day offset to be non-negative. Rows are first partitioned by the top bits of
+/// the key (one stable counting pass; the keys are hashes, so the partitions are even), then
+/// each partition of about a thousand rows is sorted in cache, partitions in parallel: about
+/// twice as fast as one parallel sort of the whole array.
+pub(crate) fn key_day_order(key: &UInt64Chunked, day: &Int32Chunked) -> Vec<(u64, u64)> {
+    let n = key.len();
+    let bits = (n / 1024)
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .min(16);
+    let part = |k: u64| {
+        if bits == 0 {
+            0
+        } else {
+            (k >> (64 - bits)) as usize
+        }
+    };
+    let mut counts = vec![0usize; (1 << bits) + 1];
+    let rows = || {
+        key.iter()
+            .zip(day.iter())
+            .enumerate()
+            .filter_map(|(i, (k, d))| {
+                Some((k?, ((d? as i64 + (1i64 << 31)) as u64) << 32 | i as u64))
+            })
+    };
+    for (k, _) in rows() {
+        counts[part(k) + 1] += 1;
+    }
+    for p in 0..1 << bits {
+        counts[p + 1] += counts[p];
+    }
+    let mut next = counts.clone();
+    let mut order = vec![(0u64, 0u64); counts[1 << bits]];
+    for (k, dr) in rows() {
+        let p = part(k);
+        order[next[p]] = (k, dr);
+        next[p] += 1;
+    }
+    let mut parts = Vec::with_capacity(1 << bits);
+    let mut rest: &mut [(u64, u64)] = &mut order;
+    for p in 0..1 << bits {
+        let (head, tail) = rest.split_at_mut(counts[p + 1] - counts[p]);
+        parts.push(head);
+        rest = tail;
+    }
+    // Every pair is distinct (the row number is in it): an unstable sort is stable here.
+    parts.into_par_iter().for_each(|p| p.sort_unstable());
+    order
+}
+
 /// Raw canonical transactions → one row per (customer, purchase day), sorted by customer and day.
 ///
 /// Groups by [`CUSTOMER_KEY`] (the input needs it: [`with_customer_key`]), and sorts by it.
@@ -130,7 +184,17 @@ fn with_key_from(rows: DataFrame, hash: Expr) -> PolarsResult<DataFrame> {
 /// unstable sort of (key, day, row) tuples (measured: the stable merge sort and the rank it
 /// needed were a fifth of the per-bucket time); otherwise by polars ([`daily_purchases_lazy`]).
 /// Both give the same groups, in the same order, with rows in source order within a group.
+#[cfg(test)]
 pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Option<DataFrame>> {
+    daily_purchases_in(tx, opt, None)
+}
+
+/// [`daily_purchases`] given the rows' [`key_day_order`] when the caller has it.
+pub(crate) fn daily_purchases_in(
+    tx: DataFrame,
+    opt: Optional,
+    sorted: Option<Vec<(u64, u64)>>,
+) -> PolarsResult<Option<DataFrame>> {
     let n = tx.height();
     let hashed = tx.column(CUSTOMER_KEY)?.u64().ok().cloned();
     let day = tx.column("day")?.i32()?.clone();
@@ -139,19 +203,10 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
     else {
         return daily_purchases_lazy(tx.lazy(), opt).collect().map(Some);
     };
-    let key: Vec<u64> = key.into_no_null_iter().collect();
-    let day: Vec<i32> = day.into_no_null_iter().collect();
-    // (key, day above the row number): sorting these orders by key, day, then source row.
-    let mut order: Vec<(u64, u64)> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            (
-                key[i],
-                ((day[i] as i64 + (1i64 << 31)) as u64) << 32 | i as u64,
-            )
-        })
-        .collect();
-    order.par_sort_unstable();
+    let order = match sorted {
+        Some(order) if order.len() == n => order,
+        _ => key_day_order(&key, &day),
+    };
     // The group number of each sorted row: a new one at each change of (key, day).
     let mut group = Vec::with_capacity(n);
     let mut g = 0u32;
@@ -172,7 +227,10 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
         .filter(|c| tx.schema().contains(c))
         .map(PlSmallStr::from)
         .collect();
-    let mut sorted = tx.select(needed)?.take(&IdxCa::from_vec("".into(), idx))?;
+    let mut inputs = tx.select(needed)?;
+    // One chunk per column first: polars gathers strings from several chunks value by value.
+    inputs.rechunk_mut_par();
+    let mut sorted = inputs.take(&IdxCa::from_vec("".into(), idx))?;
     if hash_collides(
         sorted.column(CUSTOMER_KEY)?.u64()?,
         sorted.column("customer_id")?,
@@ -188,6 +246,32 @@ pub(crate) fn daily_purchases(tx: DataFrame, opt: Optional) -> PolarsResult<Opti
     // The last non-null value of the day, taken here: polars evaluates `drop_nulls().last()`
     // group by group.
     let lasts = last_attributes(&sorted, opt, &group)?;
+    let starts = run_aggs::run_starts(&group);
+    let sums = |name: &str| -> Option<Vec<f64>> {
+        let values = sorted.column(name).ok()?.f64().ok()?;
+        run_aggs::float_sums(values, &starts)
+    };
+    let quantity = match opt.quantity {
+        true => sums("quantity").map(Some),
+        false => Some(None),
+    };
+    // Without order ids a day's orders are its rows; string ids were counted above.
+    let orders_known = orders.is_some() || !opt.order_id;
+    if let (Some(amount), Some(quantity), true) = (sums("amount"), quantity, orders_known) {
+        let orders = orders.unwrap_or_else(|| run_aggs::lens(&starts));
+        // The aggregations of [`daily_aggs`], run by run.
+        let mut columns = vec![
+            run_aggs::firsts(sorted.column(CUSTOMER_KEY)?, &starts)?,
+            run_aggs::firsts(sorted.column("day")?, &starts)?,
+            run_aggs::firsts(sorted.column("customer_id")?, &starts)?,
+            Column::new("amount".into(), amount),
+            Column::new("rows".into(), run_aggs::lens(&starts)),
+            Column::new("orders".into(), orders),
+        ];
+        columns.extend(quantity.map(|q| Column::new("quantity".into(), q)));
+        columns.extend(lasts);
+        return DataFrame::new(starts.len() - 1, columns).map(Some);
+    }
     let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
     group.set_sorted_flag(polars::series::IsSorted::Ascending);
     sorted.with_column(group.into_column())?;
@@ -493,16 +577,21 @@ pub(crate) fn customer_summary_sorted(
         .select(needed)?
         .take(&IdxCa::from_vec("".into(), idx))?;
     let lasts = last_attributes(&rows, opt, &group)?;
-    let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
-    group.set_sorted_flag(polars::series::IsSorted::Ascending);
-    rows.with_column(group.into_column())?;
-    let mut aggs = summary_aggs(as_of_day, opt);
-    aggs.push(col(CUSTOMER_KEY).first().alias(CUSTOMER_KEY));
-    let mut grouped = rows
-        .lazy()
-        .group_by_stable([col(DAY_GROUP)])
-        .agg(aggs)
-        .collect()?;
+    let starts = run_aggs::run_starts(&group);
+    let mut grouped = match summary_by_runs(&rows, &starts, as_of_day, opt)? {
+        Some(grouped) => grouped,
+        None => {
+            let mut group = UInt32Chunked::from_vec(DAY_GROUP.into(), group);
+            group.set_sorted_flag(polars::series::IsSorted::Ascending);
+            rows.with_column(group.into_column())?;
+            let mut aggs = summary_aggs(as_of_day, opt);
+            aggs.push(col(CUSTOMER_KEY).first().alias(CUSTOMER_KEY));
+            rows.lazy()
+                .group_by_stable([col(DAY_GROUP)])
+                .agg(aggs)
+                .collect()?
+        }
+    };
     for last in lasts {
         grouped.with_column(last)?;
     }
@@ -510,6 +599,54 @@ pub(crate) fn customer_summary_sorted(
         .lazy()
         .select(summary_columns(as_of_day, unit_days, opt))
         .collect()
+}
+
+/// The aggregations of [`summary_aggs`] (and the key's first value) of each run of `rows`
+/// (`starts` from [`run_aggs::run_starts`]), one pass each; None when a column has nulls.
+fn summary_by_runs(
+    rows: &DataFrame,
+    starts: &[usize],
+    as_of_day: i32,
+    opt: Optional,
+) -> PolarsResult<Option<DataFrame>> {
+    let amount = rows.column("amount")?.f64()?;
+    let day = rows.column("day")?.i32()?;
+    let sums = |values: &Float64Chunked| run_aggs::float_sums(values, starts);
+    // The amounts of the last 365 days, zero before: what polars sums for `amount_last_365d`.
+    let recent: Float64Chunked = amount
+        .iter()
+        .zip(day.iter())
+        .map(|(a, d)| match d {
+            Some(d) if d > as_of_day - 365 => a,
+            _ => Some(0.0),
+        })
+        .collect();
+    let quantity = match opt.quantity {
+        true => sums(rows.column("quantity")?.f64()?).map(Some),
+        false => Some(None),
+    };
+    let (Some((first_day, last_day)), Some(orders), Some(total), Some(recent), Some(quantity)) = (
+        run_aggs::int_min_max(day, starts),
+        run_aggs::int_sums(rows.column("orders")?.i64()?, starts),
+        sums(amount),
+        sums(&recent),
+        quantity,
+    ) else {
+        return Ok(None);
+    };
+    let mut columns = vec![
+        run_aggs::firsts(rows.column("customer_id")?, starts)?,
+        Column::new("first_day".into(), first_day),
+        Column::new("last_day".into(), last_day),
+        Column::new("purchase_days".into(), run_aggs::lens(starts)),
+        Column::new("orders".into(), orders),
+        Column::new("total_amount".into(), total),
+        Column::new("amount_last_365d".into(), recent),
+        run_aggs::firsts(rows.column("amount")?, starts)?.with_name("first_day_amount".into()),
+    ];
+    columns.extend(quantity.map(|q| Column::new("quantity".into(), q)));
+    columns.push(run_aggs::firsts(rows.column(CUSTOMER_KEY)?, starts)?);
+    DataFrame::new(starts.len() - 1, columns).map(Some)
 }
 
 /// The aggregations of one customer's daily rows in [`customer_summary`], but for the
@@ -758,6 +895,49 @@ pub(crate) fn retention_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_day_order_is_a_sort_by_key_day_and_row() {
+        // Keys spread over the whole range (hashes) and bunched in one partition, repeated
+        // keys and days, nulls (left out).
+        let n = 50_000usize;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let keys: Vec<Option<u64>> = (0..n)
+            .map(|i| match i % 97 {
+                0 => None,
+                1..=9 => Some(next() % 50),
+                _ => Some(next() % 3000 * 0x0011_2233_4455_6677),
+            })
+            .collect();
+        let days: Vec<Option<i32>> = (0..n)
+            .map(|i| (i % 89 != 0).then(|| (next() % 40) as i32 - 20))
+            .collect();
+        let key = UInt64Chunked::from_iter_options("k".into(), keys.iter().copied());
+        let day = Int32Chunked::from_iter_options("d".into(), days.iter().copied());
+        let got = key_day_order(&key, &day);
+        let mut want: Vec<(u64, i32, usize)> = (0..n)
+            .filter_map(|i| Some((keys[i]?, days[i]?, i)))
+            .collect();
+        want.sort();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.0, w.0);
+            assert_eq!((g.1 >> 32) as i64 - (1 << 31), w.1 as i64);
+            assert_eq!((g.1 & 0xffff_ffff) as usize, w.2);
+        }
+        // Tiny inputs take one partition.
+        let one = key_day_order(
+            &UInt64Chunked::from_vec("k".into(), vec![5, 1]),
+            &Int32Chunked::from_vec("d".into(), vec![0, 0]),
+        );
+        assert_eq!(one, vec![(1, (1u64 << 63) | 1), (5, 1u64 << 63)]);
+    }
 
     fn daily(rows: &[(&str, i32)]) -> LazyFrame {
         let df = df!(

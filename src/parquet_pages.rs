@@ -1,0 +1,299 @@
+//! Parquet encoding on all cores: output tables, scratch buckets and spilled summaries.
+//!
+//! polars' writer encodes a row group's columns in parallel but compresses the pages on the
+//! writing thread, one after another, which made zstd a one-core step of every run, and it
+//! looks for a dictionary in every string column. Here the columns of every row group are
+//! encoded and compressed as rayon tasks (polars' own encoders and options), then polars'
+//! writer writes the finished pages in order, so a file is the same on every run.
+
+use polars::prelude::*;
+
+/// Rows per Parquet row group (polars' default).
+const ROW_GROUP_ROWS: usize = 512 * 512;
+
+/// How a file is encoded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Encoding {
+    compression: ParquetCompression,
+    statistics: bool,
+    dictionaries: Dictionaries,
+}
+
+/// Which columns get a dictionary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dictionaries {
+    /// Wherever polars finds one pays (it estimates every string and float column's
+    /// cardinality, then builds the dictionary).
+    Polars,
+    /// Integer columns as polars decides (from their range, cheaply); string columns when a
+    /// sample of their first [`SAMPLE_ROWS`] values has few distinct ones; no float column
+    /// (polars estimates their cardinality, then writes them plain).
+    Cheap,
+}
+
+/// Values sampled to decide a string column's dictionary ([`Dictionaries::Cheap`]).
+const SAMPLE_ROWS: usize = 4096;
+
+impl Encoding {
+    /// Output tables: zstd, statistics (BI engines skip row groups by them), dictionaries.
+    pub(crate) const OUTPUT: Encoding = Encoding {
+        compression: ParquetCompression::Zstd(None),
+        statistics: true,
+        dictionaries: Dictionaries::Polars,
+    };
+    /// Scratch files, read back whole by this run only: LZ4, no statistics, dictionaries
+    /// only where they are cheap to find. At 50 M rows, polars' search for dictionaries in
+    /// the id columns was the split's costliest step; with no dictionary at all the split was
+    /// faster but reading the buckets back slower.
+    pub(crate) const SCRATCH: Encoding = Encoding {
+        compression: ParquetCompression::Lz4Raw,
+        statistics: false,
+        dictionaries: Dictionaries::Cheap,
+    };
+
+    fn statistics(&self) -> StatisticsOptions {
+        match self.statistics {
+            true => StatisticsOptions::default(),
+            false => StatisticsOptions::empty(),
+        }
+    }
+}
+
+/// `df` as an output table's Parquet file ([`Encoding::OUTPUT`]).
+pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
+    encode(df, Encoding::OUTPUT)
+}
+
+/// `df` as a Parquet file, one row group per [`ROW_GROUP_ROWS`] rows.
+pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec<u8>> {
+    use polars::io::parquet::write::get_encodings;
+    use polars_parquet::parquet::error::ParquetError;
+    use polars_parquet::write::{
+        array_to_columns, CompressedPage, Compressor, Version, WriteOptions,
+    };
+    use rayon::prelude::*;
+
+    let statistics = encoding.statistics();
+    let options = WriteOptions {
+        statistics,
+        compression: encoding.compression.into(),
+        version: Version::V1,
+        data_page_size: None,
+    };
+    let arrow_schema = df.schema().to_arrow(CompatLevel::newest());
+    let mut encodings: Vec<Vec<_>> = get_encodings(&arrow_schema).iter().cloned().collect();
+    if encoding.dictionaries == Dictionaries::Cheap {
+        for (leaves, column) in encodings.iter_mut().zip(df.columns()) {
+            let dictionary = match column.dtype() {
+                DataType::String => {
+                    let sample = column.slice(0, SAMPLE_ROWS);
+                    sample.n_unique()? * 8 <= sample.len()
+                }
+                DataType::Float32 | DataType::Float64 => false,
+                _ => true,
+            };
+            if !dictionary {
+                for leaf in leaves.iter_mut() {
+                    if *leaf == polars_parquet::write::Encoding::RleDictionary {
+                        *leaf = polars_parquet::write::Encoding::Plain;
+                    }
+                }
+            }
+        }
+    }
+    let fields = ParquetWriter::new(Vec::new())
+        .batched(df.schema())?
+        .parquet_schema()
+        .fields()
+        .to_vec();
+    let mut groups = Vec::new();
+    for i in 0..df.height().div_ceil(ROW_GROUP_ROWS) {
+        let mut g = df.slice((i * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS);
+        g.rechunk_mut();
+        let batch = g
+            .iter_chunks(CompatLevel::newest(), false)
+            .next()
+            .expect("a rechunked, non-empty slice is one batch");
+        for (c, array) in batch.columns().iter().enumerate() {
+            groups.push((c, array.clone()));
+        }
+    }
+    // One task per (row group, column): the pages of each of its Parquet leaf columns,
+    // encoded and compressed.
+    let pages: Vec<PolarsResult<Vec<Vec<_>>>> = groups
+        .par_iter()
+        .map(|(c, array)| {
+            let leaves = array_to_columns(array, fields[*c].clone(), options, &encodings[*c])?;
+            leaves
+                .into_iter()
+                .map(|leaf| {
+                    let leaf = leaf.map(|page| {
+                        page.map_err(|e| {
+                            ParquetError::FeatureNotSupported(format!("reraised in polars: {e}"))
+                        })
+                    });
+                    Compressor::new(leaf, options.compression, Vec::new())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(PolarsError::from)
+                })
+                .collect()
+        })
+        .collect();
+    let pages = pages.into_iter().collect::<PolarsResult<Vec<_>>>()?;
+    // The file's size, but for the dictionary pages and the page headers and footer.
+    let data_bytes: usize = pages
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|page| match page {
+            CompressedPage::Data(p) => p.compressed_size(),
+            CompressedPage::Dict(_) => 0,
+        })
+        .sum();
+    let mut buf = Vec::with_capacity(data_bytes + data_bytes / 16 + (1 << 20));
+    let mut writer = ParquetWriter::new(&mut buf)
+        .with_compression(encoding.compression)
+        .with_statistics(statistics)
+        .batched(df.schema())?;
+    let mut pages = pages.into_iter();
+    for i in 0..df.height().div_ceil(ROW_GROUP_ROWS) {
+        let rows = (df.height() - i * ROW_GROUP_ROWS).min(ROW_GROUP_ROWS);
+        let mut leaves = Vec::new();
+        for _ in 0..df.width() {
+            leaves.extend(pages.next().expect("one entry per column"));
+        }
+        writer.write_row_group(rows as u64, &leaves)?;
+    }
+    writer.finish()?;
+    drop(writer);
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+
+    #[test]
+    fn parallel_encoding_round_trips_through_an_independent_reader() {
+        // Three row groups (the last one short), nulls, strings, dates, booleans and a struct
+        // column (two Parquet leaves), from several chunks.
+        let n = 2 * ROW_GROUP_ROWS + 1234;
+        let part = |lo: usize, hi: usize| {
+            let ids: Vec<String> = (lo..hi).map(|i| format!("C{i:07}")).collect();
+            let amount: Vec<Option<f64>> = (lo..hi)
+                .map(|i| (i % 7 != 0).then_some(i as f64 * 0.25))
+                .collect();
+            let day: Vec<i32> = (lo..hi).map(|i| (i % 5000) as i32).collect();
+            let flag: Vec<bool> = (lo..hi).map(|i| i % 3 == 0).collect();
+            let mut df = df!(
+                "customer_id" => ids,
+                "amount" => amount,
+                "day" => day,
+                "flag" => flag,
+            )
+            .unwrap();
+            df.with_column(df.column("day").unwrap().cast(&DataType::Date).unwrap())
+                .unwrap();
+            df.lazy()
+                .with_column(as_struct(vec![col("amount"), col("flag")]).alias("pair"))
+                .collect()
+                .unwrap()
+        };
+        let mut df = part(0, 1000);
+        df.vstack_mut(&part(1000, n)).unwrap();
+        let bytes = to_parquet(&mut df).unwrap();
+
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(meta.num_row_groups(), 3);
+        assert_eq!(meta.file_metadata().num_rows(), n as i64);
+        let rg = meta.row_group(2);
+        assert_eq!(rg.num_rows(), 1234);
+        let amount = rg.column(1);
+        assert_eq!(
+            amount.compression(),
+            parquet::basic::Compression::ZSTD(Default::default())
+        );
+        let stats = amount.statistics().expect("statistics on");
+        // i % 7 == 0 for i in 524288 .. 525522: 524288 = 7·74898 + 2, so 524293 + 7k, k = 0..=175.
+        assert_eq!(stats.null_count_opt(), Some(176));
+        let mut checked = 0;
+        for (i, row) in reader.get_row_iter(None).unwrap().enumerate() {
+            let row = row.unwrap();
+            if i % 9973 != 0 && i + 1 != n {
+                continue;
+            }
+            let cols: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+            assert_eq!(cols[0], &Field::Str(format!("C{i:07}")));
+            match cols[1] {
+                Field::Double(v) => assert_eq!(*v, i as f64 * 0.25),
+                Field::Null => assert_eq!(i % 7, 0),
+                other => panic!("amount {other:?}"),
+            }
+            assert_eq!(cols[2], &Field::Date((i % 5000) as i32));
+            assert_eq!(cols[3], &Field::Bool(i % 3 == 0));
+            let Field::Group(pair) = cols[4] else {
+                panic!("pair {:?}", cols[4]);
+            };
+            assert_eq!(
+                pair.get_column_iter().nth(1).unwrap().1,
+                &Field::Bool(i % 3 == 0)
+            );
+            checked += 1;
+        }
+        assert!(checked > 50);
+        // polars reads it back equal, and an empty frame gives a valid file with its schema.
+        let back = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(&df));
+        // Scratch files: LZ4, no statistics, read back equal.
+        let bytes = encode(&mut df, Encoding::SCRATCH).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
+        let amount = reader.metadata().row_group(0).column(1);
+        assert_eq!(amount.compression(), parquet::basic::Compression::LZ4_RAW);
+        assert!(amount.statistics().is_none());
+        // Dictionaries for a low-cardinality string column, not for an id column, in both (for
+        // a float column polars estimates the cardinality, then writes it plain anyway).
+        let mut few = df!(
+            "id" => (0..5000).map(|i| format!("C{i:07}")).collect::<Vec<_>>(),
+            "category" => (0..5000).map(|i| format!("cat{}", i % 20)).collect::<Vec<_>>(),
+            "price" => (0..5000).map(|i| (i % 10) as f64).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let dictionaries = |bytes: Vec<u8>| -> Vec<bool> {
+            let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+            let rg = reader.metadata().row_group(0).clone();
+            (0..3)
+                .map(|c| {
+                    rg.column(c)
+                        .encodings()
+                        .any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY)
+                })
+                .collect()
+        };
+        let scratch = encode(&mut few, Encoding::SCRATCH).unwrap();
+        assert_eq!(dictionaries(scratch.clone()), [false, true, false]);
+        assert_eq!(
+            dictionaries(to_parquet(&mut few).unwrap()),
+            [false, true, false]
+        );
+        let back = ParquetReader::new(std::io::Cursor::new(scratch))
+            .finish()
+            .unwrap();
+        assert!(back.equals(&few));
+        let back = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(&df));
+        let mut empty = df.clear();
+        let bytes = to_parquet(&mut empty).unwrap();
+        let back = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert_eq!(back.height(), 0);
+        assert_eq!(back.schema(), df.schema());
+    }
+}
