@@ -15,6 +15,9 @@ const ROW_GROUP_ROWS: usize = 512 * 512;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Encoding {
     compression: ParquetCompression,
+    /// Compress float columns too (LZ4 gains nothing on amounts with cents: it made them
+    /// larger).
+    compress_floats: bool,
     statistics: bool,
     dictionaries: Dictionaries,
 }
@@ -38,6 +41,7 @@ impl Encoding {
     /// Output tables: zstd, statistics (BI engines skip row groups by them), dictionaries.
     pub(crate) const OUTPUT: Encoding = Encoding {
         compression: ParquetCompression::Zstd(None),
+        compress_floats: true,
         statistics: true,
         dictionaries: Dictionaries::Polars,
     };
@@ -47,6 +51,7 @@ impl Encoding {
     /// faster but reading the buckets back slower.
     pub(crate) const SCRATCH: Encoding = Encoding {
         compression: ParquetCompression::Lz4Raw,
+        compress_floats: false,
         statistics: false,
         dictionaries: Dictionaries::Cheap,
     };
@@ -123,6 +128,17 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
     let pages: Vec<PolarsResult<Vec<Vec<_>>>> = groups
         .par_iter()
         .map(|(c, array)| {
+            let float = matches!(
+                array.dtype(),
+                ArrowDataType::Float32 | ArrowDataType::Float64
+            );
+            let options = match float && !encoding.compress_floats {
+                true => WriteOptions {
+                    compression: polars_parquet::write::CompressionOptions::Uncompressed,
+                    ..options
+                },
+                false => options,
+            };
             let leaves = array_to_columns(array, fields[*c].clone(), options, &encodings[*c])?;
             leaves
                 .into_iter()
@@ -252,8 +268,13 @@ mod tests {
         // Scratch files: LZ4, no statistics, read back equal.
         let bytes = encode(&mut df, Encoding::SCRATCH).unwrap();
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
+        let ids = reader.metadata().row_group(0).column(0);
+        assert_eq!(ids.compression(), parquet::basic::Compression::LZ4_RAW);
         let amount = reader.metadata().row_group(0).column(1);
-        assert_eq!(amount.compression(), parquet::basic::Compression::LZ4_RAW);
+        assert_eq!(
+            amount.compression(),
+            parquet::basic::Compression::UNCOMPRESSED
+        );
         assert!(amount.statistics().is_none());
         // Dictionaries for a low-cardinality string column, not for an id column, in both (for
         // a float column polars estimates the cardinality, then writes it plain anyway).
