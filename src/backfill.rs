@@ -436,9 +436,33 @@ fn compute_dates(
     let (side, split) = std::thread::scope(|sc| {
         let side = sc.spawn(|| source::load_side_tables(job));
         let split = || -> Result<Result<_, Vec<_>>, RunError> {
-            // Freshness first: a date whose data has not landed fails before any per-date work
-            // (an as-of far past the data would otherwise make every calendar period up to it).
-            let days = source::days_with_data(&scan).map_err(&read_error)?;
+            let split = || {
+                crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root).map_err(|e| {
+                    match e {
+                        crate::compact::SplitError::Polars(p) => read_error(p),
+                        crate::compact::SplitError::Scratch { dir, source } => {
+                            storage::StorageError::Local {
+                                path: dir,
+                                op: "write customer buckets to",
+                                source,
+                            }
+                            .into()
+                        }
+                    }
+                })
+            };
+            // Freshness before any per-date work (an as-of far past the data would otherwise
+            // make every calendar period up to it). A source split into buckets gives its
+            // days on the way (one read fewer: 0.4 s at 50 M rows); a small one is read for
+            // them first.
+            let (buckets, days) = match n > 1 {
+                true => {
+                    let buckets = split()?;
+                    let days = buckets.days().unwrap_or_default().to_vec();
+                    (Some(buckets), days)
+                }
+                false => (None, source::days_with_data(&scan).map_err(&read_error)?),
+            };
             let per_date: Vec<Result<Parts, RunError>> = dates
                 .iter()
                 .map(|&d| {
@@ -454,18 +478,10 @@ fn compute_dates(
                     .filter_map(|(&d, p)| p.err().map(|e| (d, Err(e))))
                     .collect()));
             }
-            let buckets = crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root)
-                .map_err(|e| match e {
-                    crate::compact::SplitError::Polars(p) => read_error(p),
-                    crate::compact::SplitError::Scratch { dir, source } => {
-                        storage::StorageError::Local {
-                            path: dir,
-                            op: "write customer buckets to",
-                            source,
-                        }
-                        .into()
-                    }
-                })?;
+            let buckets = match buckets {
+                Some(b) => b,
+                None => split()?,
+            };
             Ok(Ok((buckets, per_date)))
         };
         let split = split();

@@ -56,6 +56,8 @@ pub(crate) fn bucket_expr(n: usize) -> Expr {
 /// The scan's rows, split by customer bucket.
 pub(crate) struct Buckets {
     n: usize,
+    /// The distinct days of the rows, ascending, when they were split (seen on the way).
+    days: Option<Vec<i32>>,
     /// One bucket: the scan itself.
     whole: Option<LazyFrame>,
     /// Several: the scratch directory holding `bucket=K/` folders.
@@ -170,6 +172,8 @@ struct Splitter {
     writer: Option<std::thread::JoinHandle<Result<(), SplitError>>>,
     /// The error that stopped the split, kept whole (polars only carries a message back).
     failed: Option<SplitError>,
+    /// The distinct days of the rows (the freshness check's input, found on the way).
+    days: std::collections::BTreeSet<i32>,
 }
 
 /// One flush: its number (the files' name) and each non-empty bucket's rows.
@@ -207,6 +211,33 @@ impl Splitter {
             to_writer: Some(tx),
             writer: Some(writer),
             failed: None,
+            days: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Adds the distinct non-null days of a batch to [`Splitter::days`]: a bitmap over the
+    /// batch's range (batches of a source in time order span a few days), a set otherwise.
+    fn note_days(&mut self, day: &Int32Chunked) {
+        let (Some(lo), Some(hi)) = (day.min(), day.max()) else {
+            return;
+        };
+        let span = (hi as i64 - lo as i64) as usize + 1;
+        if span > 1 << 22 {
+            self.days.extend(day.iter().flatten());
+            return;
+        }
+        let mut seen = vec![0u64; span.div_ceil(64)];
+        for d in day.iter().flatten() {
+            let i = (d - lo) as usize;
+            seen[i / 64] |= 1 << (i % 64);
+        }
+        for (w, bits) in seen.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                self.days.insert(lo + (w * 64 + b) as i32);
+                bits &= bits - 1;
+            }
         }
     }
 
@@ -232,6 +263,9 @@ impl Splitter {
             next[b as usize] += 1;
         }
         batch.drop_in_place("bucket")?;
+        if let Ok(day) = batch.column("day").and_then(|d| d.i32().cloned()) {
+            self.note_days(&day);
+        }
         let grouped = batch.take(&IdxCa::from_vec(PlSmallStr::EMPTY, order))?;
         for b in 0..n {
             let len = starts[b + 1] - starts[b];
@@ -319,6 +353,7 @@ impl Buckets {
         if n <= 1 {
             return Ok(Buckets {
                 n: 1,
+                days: None,
                 whole: Some(rows),
                 dir: None,
             });
@@ -361,6 +396,7 @@ impl Buckets {
         written?;
         Ok(Buckets {
             n,
+            days: Some(std::mem::take(&mut s.days).into_iter().collect()),
             whole: None,
             dir: Some(dir),
         })
@@ -369,6 +405,12 @@ impl Buckets {
     /// The number of buckets.
     pub(crate) fn len(&self) -> usize {
         self.n
+    }
+
+    /// The distinct non-null days of the rows, ascending, when they were split (None for one
+    /// bucket: nothing was read yet).
+    pub(crate) fn days(&self) -> Option<&[i32]> {
+        self.days.as_deref()
     }
 
     /// The rows of bucket `i`, or None when no customer hashed to it.
@@ -465,9 +507,16 @@ mod tests {
     #[test]
     fn split_keeps_every_row_once_and_each_customer_in_one_bucket() {
         let n = 2000;
+        // Days with nulls, bunched (a batch's bitmap) and far apart (a set).
+        let day = |i: usize| match i % 10 {
+            0 => None,
+            9 if i > 1500 => Some(-20_000_000 + (i / 10) as i32),
+            _ => Some(19_000 + (i % 37) as i32),
+        };
         let df = df!(
             "customer_id" => (0..n).map(|i| format!("c{}", i % 137)).collect::<Vec<_>>(),
             "amount" => (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+            "day" => (0..n).map(day).collect::<Vec<_>>(),
         )
         .unwrap();
         let scratch = tempfile::tempdir().unwrap();
@@ -502,6 +551,10 @@ mod tests {
         }
         assert_eq!(total, n);
         assert_eq!(seen.len(), 137);
+        let mut days: Vec<i32> = (0..n).filter_map(day).collect();
+        days.sort_unstable();
+        days.dedup();
+        assert_eq!(b.days(), Some(days.as_slice()));
         let dir = b.scratch_dir().unwrap().to_path_buf();
         drop(b);
         assert!(!dir.exists(), "scratch is removed");

@@ -757,6 +757,22 @@ fn a_date_past_the_data_is_stale_and_refused_early() {
         );
     }
     assert!(!partition(&d.join("out"), "customer_features", "2025-03-31").exists());
+    // Split into customer buckets, the days come from the split: the same refusal.
+    let out = custval()
+        .args(["run", &job, "--as-of", "2025-03-31"])
+        .current_dir(d)
+        .env("CUSTVAL_ROWS_PER_BUCKET", "1500")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "the newest transaction on or before 2025-03-31 is from 2024-12-31, 90 days earlier"
+        ),
+        "{err}"
+    );
+    assert!(!partition(&d.join("out"), "customer_features", "2025-03-31").exists());
     // A far-future as-of is refused before any per-period work (it used to exhaust memory).
     let t0 = std::time::Instant::now();
     let out = run_in(d, &["run", &job, "--as-of", "9999-12-31"]);
