@@ -645,6 +645,9 @@ fn stack_sorted(parts: Vec<DataFrame>, step: &'static str) -> Result<DataFrame, 
         }
     };
     let idx = IdxCa::from_vec("idx".into(), order);
+    // One chunk per column before the gather: polars gathers strings across chunks value by
+    // value, copying each.
+    df.rechunk_mut_par();
     df = df.take(&idx).map_err(compute(step))?;
     df.rechunk_mut();
     Ok(df)

@@ -399,7 +399,9 @@ pub fn load_side_tables(job: &Job) -> Result<SideTables, SourceError> {
             last.push(col(name.as_str()).last());
         }
         let read = read_err(a.uri.get_ref());
-        let rows = lf.select(select).collect().map_err(&read)?;
+        let mut rows = lf.select(select).collect().map_err(&read)?;
+        // One chunk per column: each date gathers the attributes by row number.
+        rows.rechunk_mut_par();
         side.attributes = Some(attributes_by_id(rows, last).map_err(&read)?);
     }
     let r = &job.behaviour.relationship;
