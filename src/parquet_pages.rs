@@ -29,8 +29,7 @@ enum Dictionaries {
     /// cardinality, then builds the dictionary).
     Polars,
     /// Integer columns as polars decides (from their range, cheaply); string columns when a
-    /// sample of their first [`SAMPLE_ROWS`] values has few distinct ones; no float column
-    /// (polars estimates their cardinality, then writes them plain).
+    /// sample of their first [`SAMPLE_ROWS`] values has few distinct ones.
     Cheap,
 }
 
@@ -87,21 +86,21 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
     };
     let arrow_schema = df.schema().to_arrow(CompatLevel::newest());
     let mut encodings: Vec<Vec<_>> = get_encodings(&arrow_schema).iter().cloned().collect();
-    if encoding.dictionaries == Dictionaries::Cheap {
-        for (leaves, column) in encodings.iter_mut().zip(df.columns()) {
-            let dictionary = match column.dtype() {
-                DataType::String => {
-                    let sample = column.slice(0, SAMPLE_ROWS);
-                    sample.n_unique()? * 8 <= sample.len()
-                }
-                DataType::Float32 | DataType::Float64 => false,
-                _ => true,
-            };
-            if !dictionary {
-                for leaf in leaves.iter_mut() {
-                    if *leaf == polars_parquet::write::Encoding::RleDictionary {
-                        *leaf = polars_parquet::write::Encoding::Plain;
-                    }
+    for (leaves, column) in encodings.iter_mut().zip(df.columns()) {
+        let dictionary = match (column.dtype(), encoding.dictionaries) {
+            // polars estimates a float column's cardinality, then writes it plain whatever it
+            // found (it cannot cast floats to a dictionary): plain straight away, same file.
+            (DataType::Float32 | DataType::Float64, _) => false,
+            (DataType::String, Dictionaries::Cheap) => {
+                let sample = column.slice(0, SAMPLE_ROWS);
+                sample.n_unique()? * 8 <= sample.len()
+            }
+            _ => true,
+        };
+        if !dictionary {
+            for leaf in leaves.iter_mut() {
+                if *leaf == polars_parquet::write::Encoding::RleDictionary {
+                    *leaf = polars_parquet::write::Encoding::Plain;
                 }
             }
         }
