@@ -23,10 +23,14 @@ use std::sync::{Arc, Mutex};
 pub(crate) const ROWS_PER_BUCKET: u64 = 2_000_000;
 /// At most this many buckets.
 pub(crate) const MAX_BUCKETS: usize = 128;
-/// Rows held in the buckets' buffers before they are written out: bounds the split's memory
-/// (about 60 bytes a row for a typical scan) and sets the scratch files' size (this divided
-/// by the bucket count, on average).
-const FLUSH_ROWS: usize = 4_000_000;
+/// Bytes (polars' estimate of the gathered batches) held in the buckets' buffers before they
+/// are written out. The split holds at most two such buffers (one being written), so this
+/// bounds its memory whatever the source's size or width; it also sets the scratch files'
+/// size (this divided by the bucket count). Measured on the 50 M-row workload, where polars
+/// estimates about 45 bytes a row (this is about 7 M rows): flushing every 4 M rows took
+/// 19.5–20 s, every 8 M rows 17.6–18.9 s at the same 2.5 GB peak (fewer, larger files to
+/// write and read back), every 16 M rows 18.7–20.7 s at a 4.0 GB peak.
+const FLUSH_BYTES: usize = 320 << 20;
 /// Rows per batch handed over by polars' streaming engine.
 const BATCH_ROWS: usize = 256 * 1024;
 
@@ -162,8 +166,8 @@ pub(crate) enum SplitError {
 /// thread writing the earlier ones.
 struct Splitter {
     pending: Vec<Option<DataFrame>>,
-    pending_rows: usize,
-    flush_rows: usize,
+    pending_bytes: usize,
+    flush_bytes: usize,
     /// Flushes so far: the number of the next bucket files.
     flushes: usize,
     /// Hands each flush's buffers to the writer: while it encodes them, polars reads on and
@@ -181,8 +185,8 @@ type Flush = (usize, Vec<(usize, DataFrame)>);
 
 impl Splitter {
     /// A splitter into `n` buckets under `dir` (this run's directory under the scratch root
-    /// `scratch`), writing every `flush_rows` rows.
-    fn new(scratch: &Path, dir: &Path, n: usize, flush_rows: usize) -> Splitter {
+    /// `scratch`), writing every `flush_bytes` bytes.
+    fn new(scratch: &Path, dir: &Path, n: usize, flush_bytes: usize) -> Splitter {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Flush>(0);
         let (scratch, dir) = (scratch.to_path_buf(), dir.to_path_buf());
         let writer = std::thread::spawn(move || {
@@ -205,8 +209,8 @@ impl Splitter {
         });
         Splitter {
             pending: vec![None; n],
-            pending_rows: 0,
-            flush_rows,
+            pending_bytes: 0,
+            flush_bytes,
             flushes: 0,
             to_writer: Some(tx),
             writer: Some(writer),
@@ -280,8 +284,8 @@ impl Splitter {
                 none => *none = Some(part),
             }
         }
-        self.pending_rows += grouped.height();
-        if self.pending_rows >= self.flush_rows {
+        self.pending_bytes += grouped.estimated_size().max(1);
+        if self.pending_bytes >= self.flush_bytes {
             self.flush()?;
         }
         Ok(())
@@ -295,7 +299,7 @@ impl Splitter {
             .enumerate()
             .filter_map(|(b, rows)| rows.take().map(|r| (b, r)))
             .collect();
-        self.pending_rows = 0;
+        self.pending_bytes = 0;
         if parts.is_empty() {
             return Ok(());
         }
@@ -314,7 +318,7 @@ impl Splitter {
 
     /// Writes what is left and waits for the writer: its first error, if any.
     fn finish(&mut self) -> Result<(), SplitError> {
-        if self.to_writer.is_some() && self.pending_rows > 0 {
+        if self.to_writer.is_some() && self.pending_bytes > 0 {
             self.flush()?;
         }
         drop(self.to_writer.take());
@@ -332,23 +336,23 @@ impl Buckets {
     ///
     /// polars' streaming engine reads the source and hashes the customer ids on all cores and
     /// hands over batches in source order; each batch is grouped by bucket (a stable counting
-    /// sort, one gather) and appended to the buckets' buffers. Every [`FLUSH_ROWS`] rows the
+    /// sort, one gather) and appended to the buckets' buffers. Every [`FLUSH_BYTES`] the
     /// buffers are encoded on all cores ([`parquet_pages::Encoding::SCRATCH`]) and written as
-    /// `bucket=K/part-NNNNNN.parquet`, so memory holds at most that many rows whatever the
-    /// source's size. (polars' partitioned sink did the same in 2.5× the time at 50 M rows,
-    /// most of it looking for dictionaries in the string columns.)
+    /// `bucket=K/part-NNNNNN.parquet` by a writer thread, so memory holds at most about twice
+    /// that whatever the source's size. (polars' partitioned sink took 6–7 s for what takes about 4.5 s here at
+    /// 50 M rows: it looked for dictionaries in the id columns and compressed on one thread.)
     pub(crate) fn split(rows: LazyFrame, n: usize, scratch: &Path) -> Result<Buckets, SplitError> {
-        Self::split_in(rows, n, scratch, BATCH_ROWS, FLUSH_ROWS)
+        Self::split_in(rows, n, scratch, BATCH_ROWS, FLUSH_BYTES)
     }
 
     /// [`Buckets::split`] with polars' batches of `batch_rows` rows, written every
-    /// `flush_rows` rows.
+    /// `flush_bytes` bytes.
     fn split_in(
         rows: LazyFrame,
         n: usize,
         scratch: &Path,
         batch_rows: usize,
-        flush_rows: usize,
+        flush_bytes: usize,
     ) -> Result<Buckets, SplitError> {
         if n <= 1 {
             return Ok(Buckets {
@@ -366,7 +370,7 @@ impl Buckets {
             scratch,
             dir.path(),
             n,
-            flush_rows,
+            flush_bytes,
         )));
         let sink = splitter.clone();
         let callback = PlanCallback::new(move |batch: DataFrame| {
@@ -394,6 +398,7 @@ impl Buckets {
         }
         ran?;
         written?;
+        tracing::debug!(files_per_bucket = s.flushes, "split written");
         Ok(Buckets {
             n,
             days: Some(std::mem::take(&mut s.days).into_iter().collect()),
@@ -520,8 +525,8 @@ mod tests {
         )
         .unwrap();
         let scratch = tempfile::tempdir().unwrap();
-        // Batches of 100 rows, files every 250: several files per bucket.
-        let b = Buckets::split_in(df.lazy(), 5, scratch.path(), 100, 250).unwrap();
+        // Batches of 100 rows, files every 4 KB (about 3 batches): several files per bucket.
+        let b = Buckets::split_in(df.lazy(), 5, scratch.path(), 100, 4096).unwrap();
         assert_eq!(b.len(), 5);
         let files = std::fs::read_dir(b.scratch_dir().unwrap().join("bucket=0"))
             .unwrap()
