@@ -35,66 +35,47 @@ pub(crate) fn lens(starts: &[usize]) -> Vec<i64> {
     starts.windows(2).map(|w| (w[1] - w[0]) as i64).collect()
 }
 
-/// Each run's sum of `values`, as polars sums a group; None when a value is null.
-pub(crate) fn float_sums(values: &Float64Chunked, starts: &[usize]) -> Option<Vec<f64>> {
+/// `f` of each run's values; None when a value is null.
+fn per_run<T, R>(
+    values: &ChunkedArray<T>,
+    starts: &[usize],
+    f: impl Fn(&[T::Native]) -> R,
+) -> Option<Vec<R>>
+where
+    T: PolarsNumericType,
+{
     if values.null_count() > 0 {
         return None;
     }
     let values = values.rechunk();
     let values = values.cont_slice().ok()?;
-    Some(
-        starts
-            .windows(2)
-            .map(|w| group_sum(&values[w[0]..w[1]]))
-            .collect(),
-    )
+    Some(starts.windows(2).map(|w| f(&values[w[0]..w[1]])).collect())
 }
 
-/// The sum of one group's values as polars' grouped sum computes it.
-fn group_sum(values: &[f64]) -> f64 {
-    match values {
+/// Each run's sum of `values`, as polars sums a group; None when a value is null.
+pub(crate) fn float_sums(values: &Float64Chunked, starts: &[usize]) -> Option<Vec<f64>> {
+    per_run(values, starts, |run| match run {
         // polars takes a one-row group's value as it is (keeping a negative zero).
         [one] => *one,
-        _ => <f64 as FloatSum<f64>>::sum(values),
-    }
+        _ => <f64 as FloatSum<f64>>::sum(run),
+    })
 }
 
 /// Each run's sum of `values`; None when a value is null.
 pub(crate) fn int_sums(values: &Int64Chunked, starts: &[usize]) -> Option<Vec<i64>> {
-    if values.null_count() > 0 {
-        return None;
-    }
-    let values = values.rechunk();
-    let values = values.cont_slice().ok()?;
-    Some(
-        starts
-            .windows(2)
-            .map(|w| {
-                values[w[0]..w[1]]
-                    .iter()
-                    .copied()
-                    .fold(0i64, i64::wrapping_add)
-            })
-            .collect(),
-    )
+    per_run(values, starts, |run| {
+        run.iter().copied().fold(0i64, i64::wrapping_add)
+    })
 }
 
 /// Each run's smallest and largest value; None when a value is null.
 pub(crate) fn int_min_max(values: &Int32Chunked, starts: &[usize]) -> Option<(Vec<i32>, Vec<i32>)> {
-    if values.null_count() > 0 {
-        return None;
-    }
-    let values = values.rechunk();
-    let values = values.cont_slice().ok()?;
-    let runs = starts.windows(2).map(|w| &values[w[0]..w[1]]);
-    let min = runs
-        .clone()
-        .map(|r| *r.iter().min().expect("runs are not empty"))
-        .collect();
-    let max = runs
-        .map(|r| *r.iter().max().expect("runs are not empty"))
-        .collect();
-    Some((min, max))
+    let both = per_run(values, starts, |run| {
+        let min = *run.iter().min().expect("runs are not empty");
+        let max = *run.iter().max().expect("runs are not empty");
+        (min, max)
+    })?;
+    Some(both.into_iter().unzip())
 }
 
 #[cfg(test)]
