@@ -9,7 +9,6 @@
 //! for keys that are not 64-bit hashes; a test holds the two paths equal.
 
 use polars::prelude::*;
-use rayon::prelude::*;
 
 /// One bucket's distinct (customer key, category, day) triples, sorted.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +42,7 @@ impl CategoryDays {
             let code = *codes.entry(c).or_insert(next);
             triples.push((k, code << 32 | biased(d)));
         }
-        triples.par_sort_unstable();
+        let mut triples = crate::order::sort_hashed_pairs(triples);
         triples.dedup();
         CategoryDays { triples }
     }

@@ -1,9 +1,50 @@
 //! Ordering floats: an integer key with `f64::total_cmp`'s order, and the ascending order of
 //! many values for the rank-based features (RFM quintiles, percentile ranks), by a parallel
 //! sort of (key, index) pairs that reads each value once instead of following indices into
-//! the values at every comparison.
+//! the values at every comparison; and a partitioned sort of (hash, value) pairs.
 
 use rayon::prelude::*;
+
+/// `pairs` sorted ascending, for pairs whose first element is a well-spread hash: partitioned
+/// by its top bits (one counting pass), then each partition of about a thousand pairs sorted
+/// in cache, partitions in parallel. About twice as fast as one parallel sort of the whole
+/// array on a bucket's 2 M rows.
+pub(crate) fn sort_hashed_pairs(pairs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let n = pairs.len();
+    let bits = (n / 1024)
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .min(16);
+    let part = |k: u64| match bits {
+        0 => 0,
+        _ => (k >> (64 - bits)) as usize,
+    };
+    let mut starts = vec![0usize; (1 << bits) + 1];
+    for &(k, _) in &pairs {
+        starts[part(k) + 1] += 1;
+    }
+    for p in 0..1 << bits {
+        starts[p + 1] += starts[p];
+    }
+    let mut next = starts.clone();
+    let mut out = vec![(0u64, 0u64); n];
+    for &(k, v) in &pairs {
+        let p = part(k);
+        out[next[p]] = (k, v);
+        next[p] += 1;
+    }
+    drop(pairs);
+    let mut parts = Vec::with_capacity(1 << bits);
+    let mut rest: &mut [(u64, u64)] = &mut out;
+    for p in 0..1 << bits {
+        let (head, tail) = rest.split_at_mut(starts[p + 1] - starts[p]);
+        parts.push(head);
+        rest = tail;
+    }
+    parts.into_par_iter().for_each(|p| p.sort_unstable());
+    out
+}
 
 /// Indices of `values` in ascending `f64::total_cmp` order (NaN as given by `key`). Equal
 /// values come out in an unspecified but deterministic order; the callers give equal values
@@ -121,6 +162,29 @@ pub(crate) fn random_whole_numbers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashed_pairs_sort_as_a_plain_sort() {
+        // Spread hashes, a bunch in one partition, repeats; sizes around the partition counts.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [0usize, 1, 1023, 1025, 70_000] {
+            let pairs: Vec<(u64, u64)> = (0..n)
+                .map(|i| match i % 5 {
+                    0 => (next() % 7, next() % 3),
+                    _ => (next(), next() % 100),
+                })
+                .collect();
+            let mut want = pairs.clone();
+            want.sort_unstable();
+            assert_eq!(sort_hashed_pairs(pairs), want, "{n} pairs");
+        }
+    }
 
     #[test]
     fn histogram_of_whole_numbers_by_hand() {

@@ -120,56 +120,17 @@ fn with_key_from(rows: DataFrame, hash: Expr) -> PolarsResult<DataFrame> {
 }
 
 /// The rows with a key and a day, sorted by (key, day, row): each as (key, day above the row
-/// number), the day offset to be non-negative. Rows are first partitioned by the top bits of
-/// the key (one stable counting pass; the keys are hashes, so the partitions are even), then
-/// each partition of about a thousand rows is sorted in cache, partitions in parallel: about
-/// twice as fast as one parallel sort of the whole array.
+/// number), the day offset to be non-negative ([`crate::order::sort_hashed_pairs`]: the keys
+/// are hashes).
 pub(crate) fn key_day_order(key: &UInt64Chunked, day: &Int32Chunked) -> Vec<(u64, u64)> {
-    let n = key.len();
-    let bits = (n / 1024)
-        .max(1)
-        .next_power_of_two()
-        .trailing_zeros()
-        .min(16);
-    let part = |k: u64| {
-        if bits == 0 {
-            0
-        } else {
-            (k >> (64 - bits)) as usize
-        }
-    };
-    let mut counts = vec![0usize; (1 << bits) + 1];
-    let rows = || {
-        key.iter()
-            .zip(day.iter())
-            .enumerate()
-            .filter_map(|(i, (k, d))| {
-                Some((k?, ((d? as i64 + (1i64 << 31)) as u64) << 32 | i as u64))
-            })
-    };
-    for (k, _) in rows() {
-        counts[part(k) + 1] += 1;
-    }
-    for p in 0..1 << bits {
-        counts[p + 1] += counts[p];
-    }
-    let mut next = counts.clone();
-    let mut order = vec![(0u64, 0u64); counts[1 << bits]];
-    for (k, dr) in rows() {
-        let p = part(k);
-        order[next[p]] = (k, dr);
-        next[p] += 1;
-    }
-    let mut parts = Vec::with_capacity(1 << bits);
-    let mut rest: &mut [(u64, u64)] = &mut order;
-    for p in 0..1 << bits {
-        let (head, tail) = rest.split_at_mut(counts[p + 1] - counts[p]);
-        parts.push(head);
-        rest = tail;
-    }
-    // Every pair is distinct (the row number is in it): an unstable sort is stable here.
-    parts.into_par_iter().for_each(|p| p.sort_unstable());
-    order
+    let pairs: Vec<(u64, u64)> = key
+        .iter()
+        .zip(day.iter())
+        .enumerate()
+        .filter_map(|(i, (k, d))| Some((k?, ((d? as i64 + (1i64 << 31)) as u64) << 32 | i as u64)))
+        .collect();
+    // Every pair is distinct (the row number is in it): the sort is stable here.
+    crate::order::sort_hashed_pairs(pairs)
 }
 
 /// Raw canonical transactions → one row per (customer, purchase day), sorted by customer and day.
