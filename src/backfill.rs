@@ -435,7 +435,8 @@ fn compute_dates(
     // rows: 1.2 s of side tables before a 4.5 s split).
     let (side, split) = std::thread::scope(|sc| {
         let side = sc.spawn(|| source::load_side_tables(job));
-        let split = || -> Result<Result<_, Vec<_>>, RunError> {
+        // The buckets and each date's freshness, or every date's staleness error.
+        let checked_split = || -> Result<Result<_, Vec<_>>, RunError> {
             let split = || {
                 crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root).map_err(|e| {
                     match e {
@@ -484,7 +485,7 @@ fn compute_dates(
             };
             Ok(Ok((buckets, per_date)))
         };
-        let split = split();
+        let split = checked_split();
         let side = side.join().expect("loading the side tables does not panic");
         (side, split)
     });
