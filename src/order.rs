@@ -166,13 +166,9 @@ mod tests {
     #[test]
     fn hashed_pairs_sort_as_a_plain_sort() {
         // Spread hashes, a bunch in one partition, repeats; sizes around the partition counts.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.random::<u64>();
         for n in [0usize, 1, 1023, 1025, 70_000] {
             let pairs: Vec<(u64, u64)> = (0..n)
                 .map(|i| match i % 5 {

@@ -85,13 +85,9 @@ mod tests {
     /// Random groups of 1 to 300 rows (sums of more than 128 values take polars' pairwise
     /// path), with values of mixed sign and magnitude.
     fn frame() -> DataFrame {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.random::<u64>();
         let (mut g, mut v, mut k, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for group in 0..400u32 {
             let len = match next() % 10 {

@@ -862,13 +862,9 @@ mod tests {
         // Keys spread over the whole range (hashes) and bunched in one partition, repeated
         // keys and days, nulls (left out).
         let n = 50_000usize;
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.random::<u64>();
         let keys: Vec<Option<u64>> = (0..n)
             .map(|i| match i % 97 {
                 0 => None,
