@@ -36,6 +36,18 @@ enum Dictionaries {
     Cheap,
 }
 
+/// Whether [`encode`] builds a string column's dictionary itself ([`string_dictionary`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Coding {
+    /// Not a string column given a dictionary: polars' writer decides.
+    Writer,
+    /// Always (the sample of [`Dictionaries::Cheap`] had few distinct values).
+    Always,
+    /// Where polars' writer would build one (under 3/4 distinct values in the row group),
+    /// with the same codes, so the file is the same.
+    AsPolars,
+}
+
 /// Integer columns with a range (max − min) below this get a dictionary
 /// ([`Dictionaries::Cheap`]): polars' writer codes them by offset from the minimum.
 const CHEAP_RANGE: i128 = 1 << 16;
@@ -94,7 +106,7 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
     let arrow_schema = df.schema().to_arrow(CompatLevel::newest());
     let mut encodings: Vec<Vec<_>> = get_encodings(&arrow_schema).iter().cloned().collect();
     // String columns whose dictionary is built here ([`string_dictionary`]).
-    let mut coded = vec![false; df.width()];
+    let mut coded = vec![Coding::Writer; df.width()];
     for ((leaves, column), coded) in encodings.iter_mut().zip(df.columns()).zip(&mut coded) {
         let dictionary = match (column.dtype(), encoding.dictionaries) {
             // polars estimates a float column's cardinality, then writes it plain whatever it
@@ -102,8 +114,15 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
             (DataType::Float32 | DataType::Float64, _) => false,
             (DataType::String, Dictionaries::Cheap) => {
                 let sample = column.slice(0, SAMPLE_ROWS);
-                *coded = sample.n_unique()? * 8 <= sample.len();
-                *coded
+                let few = sample.n_unique()? * 8 <= sample.len();
+                if few {
+                    *coded = Coding::Always;
+                }
+                few
+            }
+            (DataType::String, Dictionaries::Polars) => {
+                *coded = Coding::AsPolars;
+                true
             }
             // Integers (and dates, times) whose range polars' writer maps straight to codes;
             // beyond it polars estimates the cardinality and, below 3/4 distinct, builds the
@@ -159,14 +178,28 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
                 },
                 false => options,
             };
-            let array = match coded[*c] {
-                true => match array.as_any().downcast_ref::<Utf8ViewArray>() {
-                    Some(strings) => string_dictionary(strings).boxed(),
-                    None => array.clone(),
-                },
-                false => array.clone(),
+            let strings = array.as_any().downcast_ref::<Utf8ViewArray>();
+            let (array, leaf_encodings) = match (coded[*c], strings) {
+                (Coding::Always, Some(strings)) => (string_dictionary(strings).boxed(), None),
+                // polars' own rule: plain when more than 3/4 of the values are distinct.
+                (Coding::AsPolars, Some(strings))
+                    if strings.len() > 128
+                        && polars_compute::cardinality::estimate_cardinality(strings) as f64
+                            > 0.75 * strings.len() as f64 =>
+                {
+                    (
+                        array.clone(),
+                        Some([polars_parquet::write::Encoding::Plain]),
+                    )
+                }
+                (Coding::AsPolars, Some(strings)) => (string_dictionary(strings).boxed(), None),
+                _ => (array.clone(), None),
             };
-            let leaves = array_to_columns(array, fields[*c].clone(), options, &encodings[*c])?;
+            let leaf_encodings = match &leaf_encodings {
+                Some(plain) => &plain[..],
+                None => &encodings[*c][..],
+            };
+            let leaves = array_to_columns(array, fields[*c].clone(), options, leaf_encodings)?;
             leaves
                 .into_iter()
                 .map(|leaf| {
@@ -215,15 +248,21 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
 /// `strings` as a dictionary array: codes in order of first appearance, found by the 16-byte
 /// view of each short string (up to 12 bytes the view holds the string itself) and by the
 /// bytes of longer ones. polars' writer builds the same dictionary with a generic value map,
-/// which was a fifth of the split's time at 50 M rows (category and channel). Nulls get
-/// the code of their (empty) view, masked by the validity; a string seen under two views
-/// (inline bytes padded differently) would only repeat in the dictionary, decoding the same.
+/// which was a fifth of the split's time at 50 M rows (category and channel). Nulls are
+/// not in the dictionary (as in polars'); a string seen under two views (inline bytes padded
+/// differently) would only repeat in the dictionary, decoding the same.
 fn string_dictionary(strings: &Utf8ViewArray) -> DictionaryArray<u32> {
     let mut short: PlHashMap<u128, u32> = PlHashMap::new();
     let mut long: PlHashMap<&str, u32> = PlHashMap::new();
     let mut values: Vec<&str> = Vec::new();
     let mut keys: Vec<u32> = Vec::with_capacity(strings.len());
+    let valid = |i: usize| strings.validity().is_none_or(|v| v.get_bit(i));
     for (i, view) in strings.views().iter().enumerate() {
+        if !valid(i) {
+            // Masked by the validity; 0 indexes a value whenever one exists.
+            keys.push(0);
+            continue;
+        }
         let next = values.len() as u32;
         let code = match view.is_inline() {
             true => *short.entry(view.as_u128()).or_insert(next),
@@ -370,10 +409,14 @@ mod tests {
         };
         let scratch = encode(&mut few, Encoding::SCRATCH).unwrap();
         assert_eq!(dictionaries(scratch.clone()), [false, true, false]);
-        assert_eq!(
-            dictionaries(to_parquet(&mut few).unwrap()),
-            [false, true, false]
-        );
+        let output = to_parquet(&mut few).unwrap();
+        assert_eq!(dictionaries(output.clone()), [false, true, false]);
+        let reader = SerializedFileReader::new(bytes::Bytes::from(output)).unwrap();
+        for (i, row) in reader.get_row_iter(None).unwrap().enumerate() {
+            let row = row.unwrap();
+            let category = row.get_column_iter().nth(1).unwrap().1;
+            assert_eq!(category, &Field::Str(format!("cat{}", i % 20)));
+        }
         let back = ParquetReader::new(std::io::Cursor::new(scratch))
             .finish()
             .unwrap();
