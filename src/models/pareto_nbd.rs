@@ -132,7 +132,9 @@ fn integral(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> Integral {
         ln_b: 0.0,
         inv_b: 0.0,
     };
-    if t <= tx {
+    // At the no-dropout limit (s = 0) the integral's term `s·I` vanishes: [`bracket`] does
+    // not read it.
+    if t <= tx || s <= 0.0 {
         return none;
     }
     let a0 = alpha + tx;
