@@ -38,6 +38,7 @@
 pub mod backfill;
 pub(crate) mod categories;
 pub mod cli;
+pub(crate) mod codes;
 pub(crate) mod columns;
 pub(crate) mod compact;
 pub mod error;

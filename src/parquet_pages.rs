@@ -245,46 +245,23 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
     Ok(buf)
 }
 
-/// `strings` as a dictionary array: codes in order of first appearance, found by the 16-byte
-/// view of each short string (up to 12 bytes the view holds the string itself) and by the
-/// bytes of longer ones. polars' writer builds the same dictionary with a generic value map,
-/// which was a fifth of the split's time at 50 M rows (category and channel). Nulls are
-/// not in the dictionary (as in polars'); a string seen under two views (inline bytes padded
-/// differently) would only repeat in the dictionary, decoding the same.
+/// `strings` as a dictionary array: codes in order of first appearance
+/// ([`crate::codes::StringCodes`]). polars' writer builds the same dictionary with a generic
+/// value map, which was a fifth of the split's time at 50 M rows (category and channel).
+/// Nulls are not in the dictionary (as in polars').
 fn string_dictionary(strings: &Utf8ViewArray) -> DictionaryArray<u32> {
-    let mut short: PlHashMap<u128, u32> = PlHashMap::new();
-    let mut long: PlHashMap<&str, u32> = PlHashMap::new();
-    let mut values: Vec<&str> = Vec::new();
-    let mut keys: Vec<u32> = Vec::with_capacity(strings.len());
+    let mut codes = crate::codes::StringCodes::default();
     let valid = |i: usize| strings.validity().is_none_or(|v| v.get_bit(i));
-    for (i, view) in strings.views().iter().enumerate() {
-        if !valid(i) {
-            // Masked by the validity; 0 indexes a value whenever one exists.
-            keys.push(0);
-            continue;
-        }
-        let next = values.len() as u32;
-        let code = match view.is_inline() {
-            true => *short.entry(view.as_u128()).or_insert(next),
-            false => {
-                // SAFETY: `i` is below the array's length (one view per value).
-                *long
-                    .entry(unsafe { strings.value_unchecked(i) })
-                    .or_insert(next)
-            }
-        };
-        if code == next {
-            // SAFETY: as above.
-            values.push(unsafe { strings.value_unchecked(i) });
-        }
-        keys.push(code);
-    }
+    // Nulls: masked by the validity; 0 indexes a value whenever one exists.
+    let keys: Vec<u32> = (0..strings.len())
+        .map(|i| if valid(i) { codes.code(strings, i) } else { 0 })
+        .collect();
     let keys = PrimitiveArray::new(
         ArrowDataType::UInt32,
         keys.into(),
         strings.validity().cloned(),
     );
-    let values = Utf8ViewArray::from_slice_values(&values).boxed();
+    let values = Utf8ViewArray::from_slice_values(codes.values()).boxed();
     DictionaryArray::try_new(
         ArrowDataType::Dictionary(
             IntegerType::UInt32,

@@ -534,9 +534,13 @@ pub(crate) fn customer_summary_sorted(
     .filter(|c| daily.schema().contains(c))
     .map(PlSmallStr::from)
     .collect();
-    let mut rows = daily
-        .select(needed)?
-        .take(&IdxCa::from_vec("".into(), idx))?;
+    // Every row in the window (a run as of the data's end): no gather.
+    let mut rows = match idx.len() == daily.height() {
+        true => daily.select(needed)?,
+        false => daily
+            .select(needed)?
+            .take(&IdxCa::from_vec("".into(), idx))?,
+    };
     let lasts = last_attributes(&rows, opt, &group)?;
     let starts = run_aggs::run_starts(&group);
     let mut grouped = match summary_by_runs(&rows, &starts, as_of_day, opt)? {

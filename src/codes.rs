@@ -1,0 +1,79 @@
+//! Codes for the distinct strings of an arrow string array, numbered in order of first
+//! appearance: a hash map keyed by the string itself, packed into 16 bytes when it is short
+//! (up to 12 bytes, as arrow's string views inline it), so that the usual short categories,
+//! channels and regions cost one integer hash each.
+
+use polars::prelude::PlHashMap;
+use polars_arrow::array::Utf8ViewArray;
+
+/// The codes given so far.
+#[derive(Debug, Default)]
+pub(crate) struct StringCodes<'a> {
+    short: PlHashMap<u128, u32>,
+    long: PlHashMap<&'a str, u32>,
+    values: Vec<&'a str>,
+}
+
+/// Strings up to this many bytes are keyed by [`packed`].
+const SHORT: usize = 12;
+
+/// The length and bytes of a short string in one integer: equal only for equal strings.
+fn packed(s: &str) -> u128 {
+    let mut buf = [0u8; 16];
+    buf[..4].copy_from_slice(&(s.len() as u32).to_le_bytes());
+    buf[4..4 + s.len()].copy_from_slice(s.as_bytes());
+    u128::from_le_bytes(buf)
+}
+
+impl<'a> StringCodes<'a> {
+    /// The code of value `i` of `strings` (whatever its validity), a new code numbered from 0
+    /// for a string not seen before.
+    #[inline]
+    pub(crate) fn code(&mut self, strings: &'a Utf8ViewArray, i: usize) -> u32 {
+        let s = strings.value(i);
+        let next = self.values.len() as u32;
+        let code = match s.len() <= SHORT {
+            true => *self.short.entry(packed(s)).or_insert(next),
+            false => *self.long.entry(s).or_insert(next),
+        };
+        if code == next {
+            self.values.push(s);
+        }
+        code
+    }
+
+    /// The distinct strings, by code.
+    pub(crate) fn values(&self) -> &[&'a str] {
+        &self.values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_strings_share_a_code_and_others_do_not() {
+        let words = [
+            "a",
+            "",
+            "b",
+            "a",
+            "abcdefghijkl",
+            "abcdefghijklm",
+            "abcdefghijkl",
+            "a\0",
+            "",
+            "abcdefghijklm",
+            "b",
+        ];
+        let arr = Utf8ViewArray::from_slice_values(words);
+        let mut codes = StringCodes::default();
+        let got: Vec<u32> = (0..words.len()).map(|i| codes.code(&arr, i)).collect();
+        assert_eq!(got, [0, 1, 2, 0, 3, 4, 3, 5, 1, 4, 2]);
+        assert_eq!(
+            codes.values(),
+            ["a", "", "b", "abcdefghijkl", "abcdefghijklm", "a\0"]
+        );
+    }
+}
