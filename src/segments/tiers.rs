@@ -33,19 +33,7 @@ pub enum TierMethod {
 /// Tier of each customer, in input order.
 pub(crate) fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> Vec<&'static str> {
     let n = value.len();
-    // Sorted as (value, index) pairs, in parallel: each comparison reads the pairs, and the
-    // ids only on equal values.
-    let mut pairs: Vec<(f64, u32)> = value
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v, i as u32))
-        .collect();
-    pairs.par_sort_by(|&(va, a), &(vb, b)| {
-        vb.partial_cmp(&va)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| ids[a as usize].cmp(ids[b as usize]))
-    });
-    let order: Vec<usize> = pairs.iter().map(|&(_, i)| i as usize).collect();
+    let order = by_value_then_id(ids, value);
     let mut tier = vec!["low"; n];
     match *method {
         TierMethod::Pareto { high, medium } => {
@@ -82,6 +70,43 @@ pub(crate) fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> V
         }
     }
     tier
+}
+
+/// Customer positions by value, highest first, ties by id.
+///
+/// Customers come sorted by id (the merged summary is), and then the id order is the
+/// position order: one unstable sort of (value, position) integer keys, without comparing
+/// strings (the stable sort with string ties was most of the `features` step: values tie
+/// often). Otherwise, or with NaN values (which compare equal to every value there), the
+/// stable sort by value, then id.
+fn by_value_then_id(ids: &[&str], value: &[f64]) -> Vec<usize> {
+    let ids_ascending = ids.par_windows(2).all(|w| w[0] <= w[1]);
+    if ids_ascending && !value.par_iter().any(|v| v.is_nan()) {
+        // `!` reverses the order of the keys; + 0.0 makes −0 equal to 0, as compared below.
+        let mut keys: Vec<(i64, u32)> = value
+            .par_iter()
+            .enumerate()
+            .map(|(i, &v)| (!crate::order::total_key(v + 0.0), i as u32))
+            .collect();
+        keys.par_sort_unstable();
+        return keys.into_par_iter().map(|(_, i)| i as usize).collect();
+    }
+    by_compare(ids, value)
+}
+
+/// [`by_value_then_id`] by a stable sort comparing values, then ids.
+fn by_compare(ids: &[&str], value: &[f64]) -> Vec<usize> {
+    let mut pairs: Vec<(f64, u32)> = value
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u32))
+        .collect();
+    pairs.par_sort_by(|&(va, a), &(vb, b)| {
+        vb.partial_cmp(&va)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| ids[a as usize].cmp(ids[b as usize]))
+    });
+    pairs.iter().map(|&(_, i)| i as usize).collect()
 }
 
 /// `[tiers]`: high / medium / low value tiers.
@@ -171,5 +196,36 @@ mod tests {
             },
         );
         assert_eq!(t, ["low", "low"]);
+    }
+
+    #[test]
+    fn order_by_integer_keys_equals_the_comparison_sort() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let n = 20_000;
+        let ids: Vec<String> = (0..n).map(|i| format!("C{i:06}")).collect();
+        let ids: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+        // Many ties, zeros of both signs, negatives, infinities.
+        let value: Vec<f64> = (0..n)
+            .map(|_| match rng.random_range(0..10) {
+                0 => -0.0,
+                1 => 0.0,
+                2 => f64::INFINITY,
+                3 => -(rng.random_range(0..5) as f64),
+                _ => rng.random_range(0..40) as f64 * 2.5,
+            })
+            .collect();
+        let fast = by_value_then_id(&ids, &value);
+        assert_eq!(fast, by_compare(&ids, &value));
+        // Values tie, so the tie-break is exercised.
+        assert!(fast.windows(2).any(|w| value[w[0]] == value[w[1]]));
+        // Ids out of order: the comparison sort.
+        let mut shuffled = ids.clone();
+        shuffled.swap(0, n - 1);
+        assert_eq!(
+            by_value_then_id(&shuffled, &value),
+            by_compare(&shuffled, &value)
+        );
+        assert_ne!(by_compare(&shuffled, &value), by_compare(&ids, &value));
     }
 }
