@@ -25,19 +25,36 @@ fn packed(s: &str) -> u128 {
     u128::from_le_bytes(buf)
 }
 
+/// [`packed`] of the short string `i` of `strings`, read from its view: on a little-endian
+/// machine a view's 16 bytes are the length, then the string (when it is inline), so the key
+/// is the view with the bytes after the string cleared (polars' arrays keep them zero: its
+/// validation rejects a view with non-zero padding; the mask costs nothing).
+#[inline]
+fn short_key(strings: &Utf8ViewArray, i: usize) -> u128 {
+    if cfg!(target_endian = "little") {
+        let view = strings.views()[i];
+        let bits = 32 + 8 * view.length as usize;
+        match bits < 128 {
+            true => view.as_u128() & ((1u128 << bits) - 1),
+            false => view.as_u128(),
+        }
+    } else {
+        packed(strings.value(i))
+    }
+}
+
 impl<'a> StringCodes<'a> {
     /// The code of value `i` of `strings` (whatever its validity), a new code numbered from 0
     /// for a string not seen before.
     #[inline]
     pub(crate) fn code(&mut self, strings: &'a Utf8ViewArray, i: usize) -> u32 {
-        let s = strings.value(i);
         let next = self.values.len() as u32;
-        let code = match s.len() <= SHORT {
-            true => *self.short.entry(packed(s)).or_insert(next),
-            false => *self.long.entry(s).or_insert(next),
+        let code = match strings.views()[i].length as usize <= SHORT {
+            true => *self.short.entry(short_key(strings, i)).or_insert(next),
+            false => *self.long.entry(strings.value(i)).or_insert(next),
         };
         if code == next {
-            self.values.push(s);
+            self.values.push(strings.value(i));
         }
         code
     }
