@@ -46,9 +46,8 @@ pub(crate) fn sort_hashed_pairs(pairs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
-/// Indices of `values` in ascending `f64::total_cmp` order (NaN as given by `key`). Equal
-/// values come out in an unspecified but deterministic order; the callers give equal values
-/// the same result, so it does not matter.
+/// Indices of `values` in ascending `f64::total_cmp` order of `key` (NaN as `key` gives
+/// it). Equal keys come out in position order (the sorted pairs hold the position).
 pub(crate) fn ascending_order(values: &[f64], key: impl Fn(f64) -> f64 + Sync) -> Vec<usize> {
     let mut pairs: Vec<(i64, u32)> = values
         .par_iter()
@@ -208,5 +207,8 @@ mod tests {
         // NaN mapped by the key sorts where the key puts it.
         let got = ascending_order(&v, |x| if x.is_nan() { f64::NEG_INFINITY } else { x });
         assert_eq!(got[0], 2);
+        // Equal keys in position order: the two 3.0s, and −0 and 0 under a key that adds 0.
+        let got = ascending_order(&v, |x| x + 0.0);
+        assert_eq!(got, [4, 1, 3, 7, 0, 5, 6, 2]);
     }
 }

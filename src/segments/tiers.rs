@@ -82,14 +82,8 @@ pub(crate) fn value_tiers(ids: &[&str], value: &[f64], method: &TierMethod) -> V
 fn by_value_then_id(ids: &[&str], value: &[f64]) -> Vec<usize> {
     let ids_ascending = ids.par_windows(2).all(|w| w[0] <= w[1]);
     if ids_ascending && !value.par_iter().any(|v| v.is_nan()) {
-        // `!` reverses the order of the keys; + 0.0 makes −0 equal to 0, as compared below.
-        let mut keys: Vec<(i64, u32)> = value
-            .par_iter()
-            .enumerate()
-            .map(|(i, &v)| (!crate::order::total_key(v + 0.0), i as u32))
-            .collect();
-        keys.par_sort_unstable();
-        return keys.into_par_iter().map(|(_, i)| i as usize).collect();
+        // Highest first; + 0.0 makes −0 equal to 0, as compared below; ties in position order.
+        return crate::order::ascending_order(value, |v| -(v + 0.0));
     }
     by_compare(ids, value)
 }
