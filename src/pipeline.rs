@@ -179,20 +179,33 @@ fn duplicate_rows(
     if multi.is_empty() {
         return Ok(empty());
     }
-    let mapped_cols: Vec<Expr> = mapped.iter().map(|c| col(c.as_str())).collect();
-    let idx = IdxCa::from_vec("_row".into(), multi.clone());
-    let hashes = rows
-        .select(mapped.iter().map(|c| c.as_str()))?
-        .take(&idx)?
-        .lazy()
-        .select([as_struct(mapped_cols)
-            .hash(0x5eed, 0xd0b1e, 0xc0ffee, 0xbeef)
-            .alias("_h")])
-        .collect()?;
-    let hashes: Vec<Option<u64>> = hashes.column("_h")?.u64()?.iter().collect();
+    // The runs' hashes of the mapped columns but the customer id (a run shares it): polars'
+    // column hashes of every row, taken at the runs' rows, which is cheaper than gathering
+    // those rows and hashing them as structs (the fallback, for other column types).
+    let others: Vec<&str> = mapped
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|&c| c != "customer_id")
+        .collect();
+    let hashes: Vec<u64> = match column_hashes(&rows.select(others.iter().copied())?)? {
+        Some(all) => multi.iter().map(|&r| all[r as usize]).collect(),
+        None => {
+            let idx = IdxCa::from_vec("_row".into(), multi.clone());
+            let cols: Vec<Expr> = others.iter().map(|&c| col(c)).collect();
+            let hashes = rows
+                .select(others.iter().copied())?
+                .take(&idx)?
+                .lazy()
+                .select([as_struct(cols)
+                    .hash(0x5eed, 0xd0b1e, 0xc0ffee, 0xbeef)
+                    .alias("_h")])
+                .collect()?;
+            hashes.column("_h")?.u64()?.into_no_null_iter().collect()
+        }
+    };
     // Rows whose hash repeats within their run, with the earlier rows of the same hash.
     let mut candidates: Vec<IdxSize> = Vec::new();
-    let mut seen: PlHashMap<Option<u64>, usize> = PlHashMap::new();
+    let mut seen: PlHashMap<u64, usize> = PlHashMap::new();
     for w in bounds.windows(2) {
         let run = w[0]..w[1];
         seen.clear();
@@ -217,6 +230,30 @@ fn duplicate_rows(
         .select([col("_row")])
         .collect()?;
     Ok(dups.column("_row")?.as_materialized_series().clone())
+}
+
+/// polars' hash of each row of `columns`, combined column by column, equal for rows whose
+/// values are equal as [`quality::duplicate_expr`] compares them (floats by their total order,
+/// so −0 = 0 and NaN = NaN; nulls alike); None when a column has a type not hashed here.
+fn column_hashes(columns: &DataFrame) -> PolarsResult<Option<Vec<u64>>> {
+    let state = PlSeedableRandomStateQuality::seed_from_u64(0x5eed_d0b1e);
+    let mut hashes = vec![0u64; columns.height()];
+    for c in columns.columns() {
+        let s = c.as_materialized_series().to_physical_repr();
+        let (h, state) = (&mut hashes, state.clone());
+        match s.dtype() {
+            DataType::String => s.str()?.vec_hash_combine(state, h)?,
+            DataType::Float64 => s.f64()?.vec_hash_combine(state, h)?,
+            DataType::Float32 => s.f32()?.vec_hash_combine(state, h)?,
+            DataType::Int64 => s.i64()?.vec_hash_combine(state, h)?,
+            DataType::Int32 => s.i32()?.vec_hash_combine(state, h)?,
+            DataType::UInt64 => s.u64()?.vec_hash_combine(state, h)?,
+            DataType::UInt32 => s.u32()?.vec_hash_combine(state, h)?,
+            DataType::Boolean => s.bool()?.vec_hash_combine(state, h)?,
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(hashes))
 }
 
 /// The compact tables of one customer bucket: its scan rows (`rows`, from
@@ -1070,18 +1107,39 @@ mod tests {
 
     #[test]
     fn duplicates_found_by_runs_equal_polars_over_all_rows() {
+        duplicates_equal_polars(false);
+    }
+
+    #[test]
+    fn duplicates_of_columns_hashed_as_structs_equal_polars() {
+        // A decimal column: not among the types hashed column by column.
+        duplicates_equal_polars(true);
+    }
+
+    /// Checks [`duplicate_rows`] against polars' own duplicate test over all rows; `decimal`
+    /// adds a decimal column to the mapped ones.
+    fn duplicates_equal_polars(decimal: bool) {
         // Order lines: several rows of one customer's day, some repeated exactly (null order
-        // ids equal each other), some differing only in amount or order id; the same row under
-        // another customer or another time is not a duplicate.
+        // ids equal each other, and so do NaN amounts, and −0 and +0), some differing only in
+        // amount or order id; the same row under another customer or another time is not a
+        // duplicate.
         let mut rows: Vec<(String, i64, f64, Option<String>)> = Vec::new();
         for i in 0..3000usize {
             let c = format!("c{}", i % 211);
             let ts = ((i / 211) % 5) as i64 * 86_400_000_000 + (i % 3) as i64;
-            let amount = (i % 7) as f64;
+            let amount = match i % 7 {
+                6 => f64::NAN,
+                k => k as f64,
+            };
             let order = (i % 11 != 0).then(|| format!("o{}", i % 13));
             rows.push((c.clone(), ts, amount, order.clone()));
             if i % 5 == 0 {
-                rows.push((c.clone(), ts, amount, order.clone()));
+                // The sign of a zero or a NaN flipped: still equal.
+                let same = match amount == 0.0 || amount.is_nan() {
+                    true => -amount,
+                    false => amount,
+                };
+                rows.push((c.clone(), ts, same, order.clone()));
             }
             if i % 7 == 0 {
                 rows.push((c.clone(), ts, amount + 1.0, order.clone()));
@@ -1102,12 +1160,20 @@ mod tests {
                     .cast(DataType::Int32)
                     .alias("day"),
             )
+            .with_column(
+                (col("ts") % lit(2i64))
+                    .cast(DataType::Decimal(10, 2))
+                    .alias("units"),
+            )
             .collect()
             .unwrap();
         df = summary::with_hash_key(df).unwrap();
-        let mapped: Vec<String> = ["customer_id", "ts", "amount", "order_id"]
+        let mut mapped: Vec<String> = ["customer_id", "ts", "amount", "order_id"]
             .map(String::from)
             .into();
+        if decimal {
+            mapped.push("units".into());
+        }
         let sorted = summary::key_day_order(
             df.column(summary::CUSTOMER_KEY).unwrap().u64().unwrap(),
             df.column("day").unwrap().i32().unwrap(),
@@ -1134,6 +1200,9 @@ mod tests {
             .collect();
         assert!(want.len() > 500, "{} duplicates", want.len());
         assert_eq!(got, want);
+        assert!(column_hashes(&df.select(["units"]).unwrap())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
