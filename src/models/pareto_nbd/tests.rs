@@ -335,3 +335,95 @@ fn warm_start_reaches_the_cold_optimum() {
         cold.iterations
     );
 }
+
+/// [`integral`]'s `ln I` and moments by brute force: 4096 Gauss–Legendre panels (16 nodes)
+/// uniform in `w = ln(m + τ)`, `m = min(α, β)` (another change of variable than the code's).
+fn brute_integral(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> [f64; 5] {
+    let ParetoNbdParams { r, alpha, s, beta } = *p;
+    let (nodes, weights) = gl16();
+    let m = alpha.min(beta);
+    let (w0, w1) = ((m + tx).ln(), (m + t).ln());
+    let panels = 4096;
+    let h = (w1 - w0) / panels as f64;
+    // ln of the integrand times dτ/dw = e^w.
+    let lg = |w: f64| {
+        let tau = w.exp() - m;
+        -(r + x) * (alpha + tau).ln() - (s + 1.0) * (beta + tau).ln() + w
+    };
+    let reference = (0..=panels)
+        .map(|k| lg(w0 + k as f64 * h))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut sums = [0.0; 5];
+    for k in 0..panels {
+        let mid = w0 + (k as f64 + 0.5) * h;
+        for j in 0..16 {
+            let w = mid + 0.5 * h * nodes[j];
+            let weight = weights[j] * 0.5 * h * (lg(w) - reference).exp();
+            let tau = w.exp() - m;
+            let (a, b) = (alpha + tau, beta + tau);
+            for (sum, v) in sums.iter_mut().zip([1.0, a.ln(), 1.0 / a, b.ln(), 1.0 / b]) {
+                *sum += weight * v;
+            }
+        }
+    }
+    [
+        reference + sums[0].ln(),
+        sums[1] / sums[0],
+        sums[2] / sums[0],
+        sums[3] / sums[0],
+        sums[4] / sums[0],
+    ]
+}
+
+#[test]
+fn quadrature_matches_brute_force() {
+    // Rows that take the 8-point rule (few purchases) and rows that take panels (many), with
+    // β far below and far above α (where the paired nodes' `expm1` could lose precision) and
+    // long spans after the last purchase.
+    let (mut small, mut panels) = (0, 0);
+    let (mut worst_small, mut worst_panels) = (0.0f64, 0.0f64);
+    for (alpha, beta) in [(10.0, 12.0), (30.0, 0.01), (0.05, 400.0), (1e-3, 1e-3)] {
+        for s in [0.05, 0.6, 3.0] {
+            let p = ParetoNbdParams {
+                r: 0.4,
+                alpha,
+                s,
+                beta,
+            };
+            for &(x, tx, t) in &[
+                (0.0, 0.0, 1.0),
+                (1.0, 0.1, 1.0),
+                (1.0, 0.001, 40.0),
+                (2.0, 5.0, 36.0),
+                (0.0, 0.0, 700.0),
+                (8.0, 20.0, 60.0),
+                (40.0, 300.0, 700.0),
+            ] {
+                let a0 = alpha + tx;
+                let end = ((t - tx) / a0).ln_1p();
+                let k = p.r + x - 1.0;
+                let rate = |a: f64, b: f64| (k + (s + 1.0) * a / b).abs();
+                let is_small =
+                    rate(a0, beta + tx).max(rate(alpha + t, beta + t)) * end <= SMALL_DROP;
+                let got = integral(&p, x, tx, t);
+                let got = [got.ln_i, got.ln_a, got.inv_a, got.ln_b, got.inv_b];
+                let want = brute_integral(&p, x, tx, t);
+                let err = got
+                    .iter()
+                    .zip(want)
+                    .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+                    .fold(0.0, f64::max);
+                match is_small {
+                    true => (small, worst_small) = (small + 1, worst_small.max(err)),
+                    false => (panels, worst_panels) = (panels + 1, worst_panels.max(err)),
+                }
+            }
+        }
+    }
+    // Measured: 8-point rule 1.4e-10 at worst (at (0, 0, 700): a curved log-integrand near
+    // the largest drop; the same before its nodes were paired); panels 5.8e-9 at worst (β far
+    // below α, where the dropout factor bends sharply just after t_x), 1e-10 elsewhere.
+    assert!(worst_small <= 1e-9, "8-point rule: {worst_small:.2e}");
+    assert!(worst_panels <= 5e-8, "panels: {worst_panels:.2e}");
+    assert!(small >= 12 && panels >= 12, "{small} and {panels} rows");
+}
