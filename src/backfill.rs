@@ -542,39 +542,62 @@ fn compute_dates(
                 }
             }
         }
-        for (k, &d) in dates.iter().enumerate() {
+        // The dates' partials in parallel (each spilled as soon as it is made): one date's
+        // partial is mostly one-threaded, and with many dates they were the bucket phase's
+        // longest stretch.
+        let spill = |d: NaiveDate,
+                     p: &mut pipeline::DatePartial|
+         -> Result<Option<std::path::PathBuf>, RunError> {
+            let Some(dir) = &spill_dir else {
+                return Ok(None);
+            };
+            let path = dir.path().join(format!("{d}-{b}.parquet"));
+            let bytes = parquet_pages::encode(&mut p.summary, parquet_pages::Encoding::SCRATCH)
+                .map_err(pipeline::compute("spill summary"))?;
+            std::fs::write(&path, bytes).map_err(|source| storage::StorageError::Local {
+                path: path.clone(),
+                op: "write",
+                source,
+            })?;
+            p.summary = DataFrame::empty();
+            Ok(Some(path))
+        };
+        let made: Vec<
+            Option<Result<(pipeline::DatePartial, Option<std::path::PathBuf>), RunError>>,
+        > = {
+            use rayon::prelude::*;
+            dates
+                .par_iter()
+                .enumerate()
+                .map(|(k, &d)| {
+                    if per_date[k].is_err() {
+                        return Ok(None);
+                    }
+                    // A date whose partial fails fails alone; a spill that fails stops the run.
+                    Ok(Some(match pipeline::date_partial(job, &daily, d) {
+                        Ok(mut p) => {
+                            let path = spill(d, &mut p)?;
+                            Ok((p, path))
+                        }
+                        Err(e) => Err(e),
+                    }))
+                })
+                .collect::<Result<_, RunError>>()?
+        };
+        for ((k, &d), made) in dates.iter().enumerate().zip(made) {
             if let Some(q) = daily.quarantine.get(&d) {
                 quarantine[k].push(q.clone());
             }
             let Ok((parts, spilled)) = &mut per_date[k] else {
                 continue;
             };
-            match pipeline::date_partial(job, &daily, d) {
-                Ok(mut p) => {
-                    let path = match &spill_dir {
-                        Some(dir) => {
-                            let path = dir.path().join(format!("{d}-{b}.parquet"));
-                            let bytes = parquet_pages::encode(
-                                &mut p.summary,
-                                parquet_pages::Encoding::SCRATCH,
-                            )
-                            .map_err(pipeline::compute("spill summary"))?;
-                            std::fs::write(&path, bytes).map_err(|source| {
-                                storage::StorageError::Local {
-                                    path: path.clone(),
-                                    op: "write",
-                                    source,
-                                }
-                            })?;
-                            p.summary = DataFrame::empty();
-                            Some(path)
-                        }
-                        None => None,
-                    };
+            match made {
+                Some(Ok((p, path))) => {
                     parts.push(p);
                     spilled.push(path);
                 }
-                Err(e) => per_date[k] = Err(e),
+                Some(Err(e)) => per_date[k] = Err(e),
+                None => {}
             }
         }
         tracing::debug!(
