@@ -552,7 +552,7 @@ fn compute_dates(
                 return Ok(None);
             };
             let path = dir.path().join(format!("{d}-{b}.parquet"));
-            let bytes = parquet_pages::encode(&mut p.summary, parquet_pages::Encoding::SCRATCH)
+            let bytes = parquet_pages::encode(&mut p.summary, parquet_pages::Encoding::SPILL)
                 .map_err(pipeline::compute("spill summary"))?;
             std::fs::write(&path, bytes).map_err(|source| storage::StorageError::Local {
                 path: path.clone(),

@@ -74,6 +74,14 @@ impl Encoding {
         dictionaries: Dictionaries::Cheap,
     };
 
+    /// A backfill's per-bucket summaries, parked on scratch until their date is published:
+    /// as [`Encoding::SCRATCH`], with the float columns compressed too (counts and day spans
+    /// held as floats shrink under LZ4, unlike amounts).
+    pub(crate) const SPILL: Encoding = Encoding {
+        compress_floats: true,
+        ..Encoding::SCRATCH
+    };
+
     fn statistics(&self) -> StatisticsOptions {
         match self.statistics {
             true => StatisticsOptions::default(),
