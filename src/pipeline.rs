@@ -148,7 +148,7 @@ fn quarantine_rows(rows: LazyFrame, cap: IdxSize) -> LazyFrame {
 /// `mapped` begins with `customer_id` and `ts`, so such rows share a customer and a day: they
 /// are neighbours in `sorted` ([`summary::key_day_order`] of a key that is equal for equal
 /// ids). Within each (key, day) run of two rows or more, rows whose hash of the mapped columns
-/// repeats are the candidates; the exact comparison ([`quality::duplicate_expr`]) then runs on
+/// (but the customer id, which the run shares) repeats are the candidates; the exact comparison ([`quality::duplicate_expr`]) then runs on
 /// those few rows only, so a hash collision never rejects a row. (Rows without a key or a day
 /// are rejected before this check counts.)
 fn duplicate_rows(
