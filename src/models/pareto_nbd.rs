@@ -172,7 +172,7 @@ fn integral(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> Integral {
         .abs()
         .max(rate(alpha + t, beta + t).abs());
     if steepest * end <= SMALL_DROP {
-        return small_integral(k, s, beta + tx, a0, ln_a0, end, (t - tx) / a0).unwrap_or(none);
+        return small_integral(k, s, beta + tx, a0, ln_a0, end, (t - tx) / a0).finish(none);
     }
     let (nodes, weights) = gl16();
     let mut lo = 0.0;
@@ -206,23 +206,15 @@ fn integral(p: &ParetoNbdParams, x: f64, tx: f64, t: f64) -> Integral {
     acc.finish(none)
 }
 
-/// [`integral`] by the 8-point rule over the whole of `u ∈ [0, end]`, with `c = β + t_x`,
-/// `a0 = α + t_x`, `span = e^end − 1 = (T − t_x)/a0`; None when it vanishes.
+/// [`integral`]'s sums by the 8-point rule over the whole of `u ∈ [0, end]`, with
+/// `c = β + t_x`, `a0 = α + t_x`, `span = e^end − 1 = (T − t_x)/a0`.
 ///
 /// The nodes come in pairs `u`, `end − u`: `expm1` is taken at the lower one only, the upper
-/// one's is `(span − e_u)/(1 + e_u)` (its relative error stays within a few ulps times
-/// `e^{end/2}`, below 1e-13 over the rule's range). The integrand's largest value is found
-/// first, so each node costs one `exp` and one `ln`.
+/// one's is `(span − e_u)/(1 + e_u)`, whose numerator `e^u (e^{end−u} − 1)` keeps its relative
+/// error within a few ulps (`end − u ≥ end/2`). The integrand's largest value is found first,
+/// so each node costs one `exp` and one `ln`.
 #[inline]
-fn small_integral(
-    k: f64,
-    s: f64,
-    c: f64,
-    a0: f64,
-    ln_a0: f64,
-    end: f64,
-    span: f64,
-) -> Option<Integral> {
+fn small_integral(k: f64, s: f64, c: f64, a0: f64, ln_a0: f64, end: f64, span: f64) -> Acc {
     let (nodes, weights) = gl8();
     let half = 0.5 * end;
     let mut lg = [0.0; 8];
@@ -248,13 +240,7 @@ fn small_integral(
             *sum += wg * v;
         }
     }
-    (sums[0] > 0.0).then(|| Integral {
-        ln_i: reference + sums[0].ln(),
-        ln_a: sums[1] / sums[0],
-        inv_a: sums[2] / sums[0],
-        ln_b: sums[3] / sums[0],
-        inv_b: sums[4] / sums[0],
-    })
+    Acc { reference, sums }
 }
 
 /// Running quadrature sums, scaled by `e^{−reference}` (the largest log-integrand so far).
