@@ -148,8 +148,8 @@ fn quarantine_rows(rows: LazyFrame, cap: IdxSize) -> LazyFrame {
 /// `mapped` begins with `customer_id` and `ts`, so such rows share a customer and a day: they
 /// are neighbours in `sorted` ([`summary::key_day_order`] of a key that is equal for equal
 /// ids). Within each (key, day) run of two rows or more, rows whose hash of the mapped columns
-/// (but the customer id, which the run shares) repeats are the candidates; the exact comparison ([`quality::duplicate_expr`]) then runs on
-/// those few rows only, so a hash collision never rejects a row. (Rows without a key or a day
+/// (but the customer id, which the run shares) repeats are the candidates; the exact
+/// comparison ([`quality::duplicate_expr`]) then runs on those few rows only, so a hash collision never rejects a row. (Rows without a key or a day
 /// are rejected before this check counts.)
 fn duplicate_rows(
     rows: &DataFrame,
@@ -187,13 +187,13 @@ fn duplicate_rows(
         .map(|c| c.as_str())
         .filter(|&c| c != "customer_id")
         .collect();
-    let hashes: Vec<u64> = match column_hashes(&rows.select(others.iter().copied())?)? {
+    let hashed = rows.select(others.iter().copied())?;
+    let hashes: Vec<u64> = match column_hashes(&hashed)? {
         Some(all) => multi.iter().map(|&r| all[r as usize]).collect(),
         None => {
             let idx = IdxCa::from_vec("_row".into(), multi.clone());
             let cols: Vec<Expr> = others.iter().map(|&c| col(c)).collect();
-            let hashes = rows
-                .select(others.iter().copied())?
+            let hashes = hashed
                 .take(&idx)?
                 .lazy()
                 .select([as_struct(cols)
