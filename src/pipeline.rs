@@ -365,19 +365,21 @@ fn daily_keyed(
     let used = next();
     let rows_per_day = next();
     let flagged = next();
-    let categories = match (opt.category, coded_categories) {
-        (false, _) => None,
-        (true, false) => Some(DailyCategories::Triples(next())),
-        (true, true) => Some(DailyCategories::Coded(CategoryDays::from_rows(
-            used.column(summary::CUSTOMER_KEY)?.u64()?,
-            used.column("day")?.i32()?,
-            used.column("category")?.str()?,
-        ))),
-    };
+    let triples = (opt.category && !coded_categories).then(&mut next);
     let quarantine = dates.iter().map(|&d| (d, next())).collect();
     let used_order = match (reuse_order, sorted) {
         (true, Some(sorted)) => Some(used_order(sorted, next().column("reason")?.i32()?)),
         _ => None,
+    };
+    let categories = match (opt.category, coded_categories) {
+        (false, _) => None,
+        (true, false) => triples.map(DailyCategories::Triples),
+        (true, true) => Some(DailyCategories::Coded(CategoryDays::from_rows(
+            used.column(summary::CUSTOMER_KEY)?.u64()?,
+            used.column("day")?.i32()?,
+            used.column("category")?.str()?,
+            used_order.as_deref(),
+        ))),
     };
     let Some(purchases) = summary::daily_purchases_in(used, opt, used_order)? else {
         return Ok(None);
