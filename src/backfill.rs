@@ -609,8 +609,12 @@ fn compute_dates(
         );
         Ok(())
     };
-    // Two buckets are read at a time (each read is partly one-threaded), while the two before
-    // them are absorbed in order.
+    // Two buckets are read at a time (each read is partly one-threaded) on a thread of their
+    // own, while the two before them are absorbed in order on this one; the reader hands each
+    // pair over when the absorber is ready for it, so at most four buckets' compact tables are
+    // held. (Measured on the 50 M-row workload: the bucket phase took 5.1 s this way, against
+    // 6.1–6.7 s for the same steps as the two sides of a `rayon::join`; reading one bucket at
+    // a time, or a pair ahead, was slower or held more.)
     const AT_ONCE: usize = 2;
     let n_buckets = buckets.len();
     let load_some = |from: usize| -> Vec<Result<Option<(pipeline::Daily, f64)>, RunError>> {
@@ -620,23 +624,26 @@ fn compute_dates(
             .map(load)
             .collect()
     };
-    let mut pending = load_some(0);
-    for from in (0..n_buckets).step_by(AT_ONCE) {
-        let current = std::mem::take(&mut pending);
-        let (next, absorbed) = rayon::join(
-            || load_some(from + AT_ONCE),
-            || -> Result<(), RunError> {
-                for (i, loaded) in current.into_iter().enumerate() {
-                    if let Some((daily, daily_s)) = loaded? {
-                        absorb(from + i, daily, daily_s)?;
-                    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(0);
+    std::thread::scope(|scope| -> Result<(), RunError> {
+        let load_some = &load_some;
+        scope.spawn(move || {
+            for from in (0..n_buckets).step_by(AT_ONCE) {
+                // The absorber stopped (an error): read no further.
+                if tx.send((from, load_some(from))).is_err() {
+                    break;
                 }
-                Ok(())
-            },
-        );
-        absorbed?;
-        pending = next;
-    }
+            }
+        });
+        for (from, loaded) in rx {
+            for (i, loaded) in loaded.into_iter().enumerate() {
+                if let Some((daily, daily_s)) = loaded? {
+                    absorb(from + i, daily, daily_s)?;
+                }
+            }
+        }
+        Ok(())
+    })?;
     let per_day = per_day.unwrap_or_default();
     let flagged = flagged.unwrap_or_default();
     let empty_files: Vec<String> = scan.empty_files.clone();
