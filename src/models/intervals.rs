@@ -340,16 +340,31 @@ pub fn customer_intervals(
     let n = x.len();
     let draws = purchase.len();
     let (pairs, pair_of) = distinct_pairs(x, t);
-    // Customers sorted by (pair, t_x): equal (x, t_x, T) keys are adjacent. One parallel sort
-    // of packed (pair, rank of t_x) keys (an indirect sort on one thread took 0.3 s of the
+    // Customers sorted by (pair, t_x, m): equal (x, t_x, T) keys are adjacent, and within a
+    // key (or a pair whose every draw says alive for sure, where t_x does not matter) by mean
+    // spend, so that consecutive customers' CLV draws have nearly the same extremes and
+    // `BandSelector`'s bound from the previous customer keeps few candidates. One parallel
+    // sort of (pair and rank of t_x, m) keys (an indirect sort on one thread took 0.3 s of the
     // intervals of 1.8 M customers).
     let (_, tx_rank, _) = shared_index(tx, &[]);
-    let mut keyed: Vec<(u64, u32)> = (0..n)
+    let certain_pair: Vec<bool> = pairs
+        .par_iter()
+        .map(|&(xk, _)| purchase.iter().all(|p| p.alive_for_sure(xk)))
+        .collect();
+    let mut keyed: Vec<(u64, i64, u32)> = (0..n)
         .into_par_iter()
-        .map(|i| (((pair_of[i] as u64) << 32) | tx_rank[i] as u64, i as u32))
+        .map(|i| {
+            let pair = pair_of[i] as usize;
+            let rank = if certain_pair[pair] { 0 } else { tx_rank[i] };
+            (
+                ((pair as u64) << 32) | rank as u64,
+                total_key(m[i]),
+                i as u32,
+            )
+        })
         .collect();
     keyed.par_sort_unstable();
-    let order: Vec<u32> = keyed.into_par_iter().map(|(_, i)| i).collect();
+    let order: Vec<u32> = keyed.into_par_iter().map(|(_, _, i)| i).collect();
     // Where each pair's customers start in `order`.
     let mut start = vec![0usize; pairs.len() + 1];
     for &i in &order {
@@ -397,7 +412,11 @@ pub fn customer_intervals(
                 // Where every draw says the customer is alive for sure (x = 0 in BG/NBD, every
                 // customer at the no-dropout limit), P(alive) is 1 and the other two bands
                 // depend on (x, T) only: computed once for the pair.
-                let certain = terms.iter().all(|t| matches!(t, AliveTerms::Certain));
+                let certain = certain_pair[k];
+                debug_assert_eq!(
+                    certain,
+                    terms.iter().all(|t| matches!(t, AliveTerms::Certain))
+                );
                 let mut pair_band: Option<[f64; 4]> = None;
                 for &i in &order[start[k]..start[k + 1]] {
                     let i = i as usize;

@@ -183,18 +183,29 @@ pub(crate) enum AliveTerms {
 }
 
 impl PurchaseModel {
+    /// Whether P(alive) is 1 for every customer with `x` repeat purchases: BG/NBD's `x = 0`
+    /// and the no-dropout limit `a = 0` of BG/NBD and MBG/NBD ([`AliveTerms::Certain`]).
+    pub(crate) fn alive_for_sure(&self, x: f64) -> bool {
+        match *self {
+            PurchaseModel::BgNbd(p) => x <= 0.0 || p.a == 0.0,
+            PurchaseModel::MbgNbd(p) => p.a == 0.0,
+            PurchaseModel::ParetoNbd(_) => false,
+        }
+    }
+
     /// The split of P(alive) for customers with `x` repeat purchases: BG/NBD and MBG/NBD have
     /// log-odds of dropout `c0(x) + (r+x) ln((α+T)/(α+t_x))`, which lets P(alive) of many
     /// `(t_x, T)` be computed from a table of `ln(α + t)`.
     pub(crate) fn alive_terms(&self, x: f64) -> AliveTerms {
+        if self.alive_for_sure(x) {
+            return AliveTerms::Certain;
+        }
         match *self {
-            PurchaseModel::BgNbd(p) if x <= 0.0 || p.a == 0.0 => AliveTerms::Certain,
             PurchaseModel::BgNbd(p) => AliveTerms::Odds {
                 c0: p.a.ln() - (p.b + x - 1.0).ln(),
                 rx: p.r + x,
                 alpha: p.alpha,
             },
-            PurchaseModel::MbgNbd(p) if p.a == 0.0 => AliveTerms::Certain,
             // MBG/NBD is BG/NBD with b + 1 and no x = 0 exception.
             PurchaseModel::MbgNbd(p) => AliveTerms::Odds {
                 c0: p.a.ln() - (p.b + x).ln(),
