@@ -16,12 +16,34 @@ const ROW_GROUP_ROWS: usize = 512 * 512;
 /// How a file is encoded.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Encoding {
-    compression: ParquetCompression,
+    codec: Codec,
     /// Compress float columns too (LZ4 gains nothing on amounts with cents: it made them
     /// larger).
     compress_floats: bool,
     statistics: bool,
     dictionaries: Dictionaries,
+}
+
+/// How pages are compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Codec {
+    /// zstd at level 1. Measured on the 50 M-row workload's `customer_features` (1.9 M rows,
+    /// 53 columns): encoded in 0.75 s into 238 MB, against 0.98–1.03 s and 218 MB at level 3
+    /// (zstd's default).
+    Zstd1,
+    /// LZ4 (the raw block format).
+    Lz4Raw,
+}
+
+impl Codec {
+    fn parquet(self) -> ParquetCompression {
+        match self {
+            Codec::Zstd1 => {
+                ParquetCompression::Zstd(polars_parquet::write::ZstdLevel::try_new(1).ok())
+            }
+            Codec::Lz4Raw => ParquetCompression::Lz4Raw,
+        }
+    }
 }
 
 /// Which columns get a dictionary.
@@ -56,9 +78,9 @@ const CHEAP_RANGE: i128 = 1 << 16;
 const SAMPLE_ROWS: usize = 4096;
 
 impl Encoding {
-    /// Output tables: zstd, statistics (BI engines skip row groups by them), dictionaries.
+    /// Output tables: zstd (level 1), statistics (BI engines skip row groups by them), dictionaries.
     pub(crate) const OUTPUT: Encoding = Encoding {
-        compression: ParquetCompression::Zstd(None),
+        codec: Codec::Zstd1,
         compress_floats: true,
         statistics: true,
         dictionaries: Dictionaries::Polars,
@@ -68,7 +90,7 @@ impl Encoding {
     /// the id columns was the split's costliest step; with no dictionary at all the split was
     /// faster but reading the buckets back slower.
     pub(crate) const SCRATCH: Encoding = Encoding {
-        compression: ParquetCompression::Lz4Raw,
+        codec: Codec::Lz4Raw,
         compress_floats: false,
         statistics: false,
         dictionaries: Dictionaries::Cheap,
@@ -107,7 +129,7 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
     let statistics = encoding.statistics();
     let options = WriteOptions {
         statistics,
-        compression: encoding.compression.into(),
+        compression: encoding.codec.parquet().into(),
         version: Version::V1,
         data_page_size: None,
     };
@@ -236,7 +258,7 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
         .sum();
     let mut buf = Vec::with_capacity(data_bytes + data_bytes / 16 + (1 << 20));
     let mut writer = ParquetWriter::new(&mut buf)
-        .with_compression(encoding.compression)
+        .with_compression(encoding.codec.parquet())
         .with_statistics(statistics)
         .batched(df.schema())?;
     let mut pages = pages.into_iter();
