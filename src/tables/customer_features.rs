@@ -34,7 +34,23 @@ pub(crate) struct FeatureSettings<'a> {
     pub matrix: &'a MatrixFile,
 }
 
+/// A column made on its own (in parallel with the others).
+type Make<'a> = Box<dyn FnOnce() -> Column + Send + 'a>;
+
+/// The columns of `makers`, made in parallel, appended to `df` in order.
+fn append(df: &mut DataFrame, makers: Vec<Make<'_>>) -> PolarsResult<()> {
+    use rayon::prelude::*;
+    let columns: Vec<Column> = makers.into_par_iter().map(|make| make()).collect();
+    for c in columns {
+        df.with_column(c)?;
+    }
+    Ok(())
+}
+
 /// Add RFM scores, code, segment and value tier to the customer summary.
+///
+/// Independent steps run in parallel (the three RFM axes, the value tiers, each new column):
+/// one after another they kept one of two cores idle for half of this step.
 pub(crate) fn build(
     mut summary: DataFrame,
     settings: FeatureSettings<'_>,
@@ -44,24 +60,37 @@ pub(crate) fn build(
     let days = f64_column(&summary, "days_since_last")?;
     let orders = f64_column(&summary, "orders")?;
     let revenue = f64_column(&summary, "total_amount")?;
-    let neg_days: Vec<f64> = days.iter().map(|d| -d).collect();
-    let r = quintile_scores(&neg_days);
-    let f = quintile_scores(&orders);
-    let m = quintile_scores(&revenue);
     let ids_col = summary.column("customer_id")?.str()?.clone();
     let ids: Vec<&str> = ids_col.iter().map(|s| s.unwrap_or("")).collect();
-    let tiers = value_tiers(&ids, &revenue, settings.tiers);
-    let codes: Vec<&str> = (0..r.len()).map(|i| rfm_code(r[i], f[i], m[i])).collect();
-    let segs: Vec<&str> = (0..r.len())
-        .map(|i| segment_of(settings.segments, r[i], f[i], m[i]).unwrap_or("Unsegmented"))
-        .collect();
+    let ((r, f, m), tiers) = rayon::join(
+        || {
+            let neg_days: Vec<f64> = days.iter().map(|d| -d).collect();
+            let ((r, f), m) = rayon::join(
+                || rayon::join(|| quintile_scores(&neg_days), || quintile_scores(&orders)),
+                || quintile_scores(&revenue),
+            );
+            (r, f, m)
+        },
+        || value_tiers(&ids, &revenue, settings.tiers),
+    );
     let as_i32 = |v: &[u8]| v.iter().map(|&x| x as i32).collect::<Vec<i32>>();
-    summary.with_column(Column::new("r_score".into(), as_i32(&r)))?;
-    summary.with_column(Column::new("f_score".into(), as_i32(&f)))?;
-    summary.with_column(Column::new("m_score".into(), as_i32(&m)))?;
-    summary.with_column(Column::new("rfm_code".into(), codes))?;
-    summary.with_column(Column::new("rfm_segment".into(), segs))?;
-    summary.with_column(Column::new("value_tier".into(), tiers))?;
+    let (r, f, m) = (&r, &f, &m);
+    let mut makers: Vec<Make> = vec![
+        Box::new(move || Column::new("r_score".into(), as_i32(r))),
+        Box::new(move || Column::new("f_score".into(), as_i32(f))),
+        Box::new(move || Column::new("m_score".into(), as_i32(m))),
+        Box::new(move || {
+            let codes: Vec<&str> = (0..r.len()).map(|i| rfm_code(r[i], f[i], m[i])).collect();
+            Column::new("rfm_code".into(), codes)
+        }),
+        Box::new(move || {
+            let segs: Vec<&str> = (0..r.len())
+                .map(|i| segment_of(settings.segments, r[i], f[i], m[i]).unwrap_or("Unsegmented"))
+                .collect();
+            Column::new("rfm_segment".into(), segs)
+        }),
+        Box::new(move || Column::new("value_tier".into(), tiers)),
+    ];
     if let Some(v) = valuation {
         for (name, values) in [
             ("prob_alive", &v.prob_alive),
@@ -70,36 +99,50 @@ pub(crate) fn build(
             ("clv", &v.clv),
             ("clv_simple", &v.clv_simple),
         ] {
-            summary.with_column(Column::new(name.into(), values.clone()))?;
+            makers.push(Box::new(move || Column::new(name.into(), values.clone())));
         }
     }
+    append(&mut summary, makers)?;
     for c in behaviour {
         summary.with_column(c)?;
     }
     let clv_usable = valuation.is_some_and(|v| v.clv.iter().any(|c| c.is_some()));
-    if let Some(v) = valuation {
-        let risk: Vec<Option<f64>> = v.prob_alive.iter().map(|p| p.map(|p| 1.0 - p)).collect();
-        summary.with_column(Column::new("churn_risk".into(), risk))?;
-    }
     let value = if clv_usable {
         f64_column(&summary, "clv")?
     } else {
         revenue.clone()
     };
     let rel = f64_column(&summary, "relationship_score")?;
-    let m = settings.matrix;
-    let vt = m.value_threshold.unwrap_or_else(|| median(&value));
-    let rt = m.relationship_threshold.unwrap_or_else(|| median(&rel));
+    let mx = settings.matrix;
+    let (vt, rt) = rayon::join(
+        || mx.value_threshold.unwrap_or_else(|| median(&value)),
+        || mx.relationship_threshold.unwrap_or_else(|| median(&rel)),
+    );
     let quads = quadrants(&value, &rel, vt, rt);
-    let actions: Vec<&str> = quads.iter().map(|q| q.action()).collect();
-    let quads: Vec<&str> = quads.iter().map(|q| q.as_str()).collect();
-    summary.with_column(Column::new("value_metric".into(), value))?;
-    summary.with_column(Column::new("value_quadrant".into(), quads))?;
-    summary.with_column(Column::new("recommended_action".into(), actions))?;
+    let quads = &quads;
+    let mut makers: Vec<Make> = Vec::new();
+    if let Some(v) = valuation {
+        makers.push(Box::new(move || {
+            let risk: Vec<Option<f64>> = v.prob_alive.iter().map(|p| p.map(|p| 1.0 - p)).collect();
+            Column::new("churn_risk".into(), risk)
+        }));
+    }
+    makers.push(Box::new(move || Column::new("value_metric".into(), value)));
+    makers.push(Box::new(move || {
+        let q: Vec<&str> = quads.iter().map(|q| q.as_str()).collect();
+        Column::new("value_quadrant".into(), q)
+    }));
+    makers.push(Box::new(move || {
+        let a: Vec<&str> = quads.iter().map(|q| q.action()).collect();
+        Column::new("recommended_action".into(), a)
+    }));
     if let Some(v) = valuation {
         for (name, values) in &v.intervals {
-            summary.with_column(Column::new((*name).into(), values.clone()))?;
+            makers.push(Box::new(move || {
+                Column::new((*name).into(), values.clone())
+            }));
         }
     }
+    append(&mut summary, makers)?;
     Ok(summary)
 }
