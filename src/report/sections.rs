@@ -341,22 +341,30 @@ pub(super) fn all(input: &ReportInput) -> Vec<Section> {
             )]
         }),
     };
-    vec![
-        section("segments", "RFM segments", segments(input)),
-        section("tiers", "Value tiers", with_cf(tiers)),
-        section("matrix", "Value × relationship", matrix(input)),
-        section("churn", "Churn over time", churn(input)),
-        section("cohorts", "Cohort retention", cohorts(input)),
-        section("clv", "Customer lifetime value", clv(input)),
-        section("model", "Model quality", model(input)),
-        section(
-            "lifecycle",
-            "Lifecycle and early warning",
-            with_cf(lifecycle),
-        ),
-        section("quality", "Data quality", quality(input)),
-        section("breakdowns", "Breakdowns", breakdowns(input)),
-    ]
+    // The sections are independent: drawn in parallel (one after another, this step ran on
+    // one core).
+    type Draw<'a> = Box<dyn Fn() -> Section + Send + Sync + 'a>;
+    let (section, with_cf) = (&section, &with_cf);
+    let draws: Vec<Draw> = vec![
+        Box::new(move || section("segments", "RFM segments", segments(input))),
+        Box::new(move || section("tiers", "Value tiers", with_cf(tiers))),
+        Box::new(move || section("matrix", "Value × relationship", matrix(input))),
+        Box::new(move || section("churn", "Churn over time", churn(input))),
+        Box::new(move || section("cohorts", "Cohort retention", cohorts(input))),
+        Box::new(move || section("clv", "Customer lifetime value", clv(input))),
+        Box::new(move || section("model", "Model quality", model(input))),
+        Box::new(move || {
+            section(
+                "lifecycle",
+                "Lifecycle and early warning",
+                with_cf(lifecycle),
+            )
+        }),
+        Box::new(move || section("quality", "Data quality", quality(input))),
+        Box::new(move || section("breakdowns", "Breakdowns", breakdowns(input))),
+    ];
+    use rayon::prelude::*;
+    draws.into_par_iter().map(|draw| draw()).collect()
 }
 
 fn segments(input: &ReportInput) -> PolarsResult<Vec<Figure>> {
