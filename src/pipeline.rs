@@ -396,17 +396,22 @@ fn daily_keyed(
 /// The (key, day) order of the used rows (`reason` 0, numbered in row order) from that of
 /// all rows (`sorted`, from [`summary::key_day_order`]).
 fn used_order(mut sorted: Vec<(u64, u64)>, reason: &Int32Chunked) -> Vec<(u64, u64)> {
-    let is_used: Vec<bool> = reason.iter().map(|r| r == Some(0)).collect();
-    let mut used_index = Vec::with_capacity(is_used.len());
-    let mut used = 0u64;
-    for &u in &is_used {
-        used_index.push(used);
-        used += u64::from(u);
+    // Each row's number among the used rows, u32::MAX for the others: one lookup per sorted row.
+    let mut used_index = vec![u32::MAX; reason.len()];
+    let mut used = 0u32;
+    for (slot, r) in used_index.iter_mut().zip(reason.iter()) {
+        if r == Some(0) {
+            *slot = used;
+            used += 1;
+        }
     }
-    sorted.retain(|&(_, dr)| is_used[(dr & 0xffff_ffff) as usize]);
-    for (_, dr) in sorted.iter_mut() {
-        *dr = (*dr & !0xffff_ffff) | used_index[(*dr & 0xffff_ffff) as usize];
-    }
+    sorted.retain_mut(|(_, dr)| match used_index[(*dr & 0xffff_ffff) as usize] {
+        u32::MAX => false,
+        j => {
+            *dr = (*dr & !0xffff_ffff) | u64::from(j);
+            true
+        }
+    });
     sorted
 }
 
