@@ -245,10 +245,22 @@ impl Splitter {
         }
     }
 
-    /// Appends a batch's rows (with their `bucket` column) to the buckets' buffers, in order.
+    /// Appends a batch's rows (with their `bucket` column) to the buckets' buffers, in order,
+    /// one polars morsel (a chunk of every column) at a time: gathers from a batch of many
+    /// morsels are several times slower, and making the batch one chunk first copied every
+    /// value once more (measured on the 50 M-row workload: split 4.5–4.8 → 4.25–4.7 s).
     fn push(&mut self, mut batch: DataFrame) -> Result<(), SplitError> {
+        let pieces: Vec<DataFrame> = batch.split_chunks().collect();
+        for piece in pieces {
+            self.push_piece(piece)?;
+        }
+        Ok(())
+    }
+
+    /// [`Splitter::push`] of one single-chunk piece.
+    fn push_piece(&mut self, mut batch: DataFrame) -> Result<(), SplitError> {
         let n = self.pending.len();
-        // One chunk per column: gathers from a batch of many morsels are several times slower.
+        // Single-chunk already (a morsel); a no-op then.
         batch.rechunk_mut_par();
         let buckets = batch.column("bucket")?.u64()?.rechunk();
         let buckets = buckets.cont_slice().expect("hashes have no nulls");
