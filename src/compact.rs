@@ -27,10 +27,12 @@ pub(crate) const MAX_BUCKETS: usize = 128;
 /// are written out. The split holds at most two such buffers (one being written), so this
 /// bounds its memory whatever the source's size or width; it also sets the scratch files'
 /// size (this divided by the bucket count). Measured on the 50 M-row workload, where polars
-/// estimates about 45 bytes a row (this is about 7 M rows): flushing every 4 M rows took
-/// 19.5–20 s, every 8 M rows 17.6–18.9 s at the same 2.5 GB peak (fewer, larger files to
-/// write and read back), every 16 M rows 18.7–20.7 s at a 4.0 GB peak.
-const FLUSH_BYTES: usize = 320 << 20;
+/// estimates about 45 bytes a row: in session 8, flushing every 4 M rows took 19.5–20 s, every
+/// 8 M rows 17.6–18.9 s at the same 2.5 GB peak, every 16 M rows 18.7–20.7 s at a 4.0 GB
+/// peak; in session 12, once batches were grouped morsel by morsel (more, smaller buffers),
+/// 320 MiB peaked at 2.72–2.85 GB with the split at 4.33–4.73 s, 256 MiB at 2.67–2.75 GB
+/// (4.37–4.73 s), 192 MiB (about 4 M rows) at 2.68–2.71 GB (4.01–4.46 s).
+const FLUSH_BYTES: usize = 192 << 20;
 /// Rows per batch handed over by polars' streaming engine.
 const BATCH_ROWS: usize = 256 * 1024;
 

@@ -37,6 +37,12 @@ pub(crate) struct FeatureSettings<'a> {
 /// A column made on its own (in parallel with the others).
 type Make<'a> = Box<dyn FnOnce() -> Column + Send + 'a>;
 
+/// A Float64 column of `values` (None as null), built straight from the slice: a copy of the
+/// vector first held the values twice more while the columns were made in parallel.
+fn optional_floats(name: &str, values: &[Option<f64>]) -> Column {
+    Float64Chunked::from_iter_options(name.into(), values.iter().copied()).into_column()
+}
+
 /// The columns of `makers`, made in parallel, appended to `df` in order.
 fn append(df: &mut DataFrame, makers: Vec<Make<'_>>) -> PolarsResult<()> {
     use rayon::prelude::*;
@@ -99,7 +105,7 @@ pub(crate) fn build(
             ("clv", &v.clv),
             ("clv_simple", &v.clv_simple),
         ] {
-            makers.push(Box::new(move || Column::new(name.into(), values.clone())));
+            makers.push(Box::new(move || optional_floats(name, values)));
         }
     }
     append(&mut summary, makers)?;
@@ -138,9 +144,7 @@ pub(crate) fn build(
     }));
     if let Some(v) = valuation {
         for (name, values) in &v.intervals {
-            makers.push(Box::new(move || {
-                Column::new((*name).into(), values.clone())
-            }));
+            makers.push(Box::new(move || optional_floats(name, values)));
         }
     }
     append(&mut summary, makers)?;
