@@ -30,8 +30,8 @@ pub(crate) const MAX_BUCKETS: usize = 128;
 /// estimates about 45 bytes a row: in session 8, flushing every 4 M rows took 19.5–20 s, every
 /// 8 M rows 17.6–18.9 s at the same 2.5 GB peak, every 16 M rows 18.7–20.7 s at a 4.0 GB
 /// peak; in session 12, once batches were grouped morsel by morsel (more, smaller buffers),
-/// 320 MiB peaked at 2.72–2.85 GB with the split at 4.33–4.73 s, 256 MiB at 2.67–2.75 GB
-/// (4.37–4.73 s), 192 MiB (about 4 M rows) at 2.68–2.71 GB (4.01–4.46 s).
+/// 320 MiB peaked at 2.79–2.91 GB (10⁹ bytes) with the split at 4.33–4.73 s, 256 MiB at
+/// 2.74–2.82 GB (4.37–4.73 s), 192 MiB (about 4 M rows) at 2.75–2.77 GB (4.01–4.46 s).
 const FLUSH_BYTES: usize = 192 << 20;
 /// Rows per batch handed over by polars' streaming engine.
 const BATCH_ROWS: usize = 256 * 1024;
