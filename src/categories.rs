@@ -39,24 +39,24 @@ fn biased(day: i32) -> u64 {
     (i64::from(day) + (1i64 << 31)) as u64
 }
 
-/// Category codes (their order of first appearance) of each value, `None` for a null; `None`
-/// for all when there are more than `max` distinct values.
+/// Category codes ([`crate::codes::StringCodes`]: order of first appearance) of each value,
+/// `None` for a null; `None` for all when there are more than `max` distinct values.
 fn codes(category: &StringChunked, max: usize) -> Option<Vec<Option<u8>>> {
-    let mut of: PlHashMap<&str, u8> = PlHashMap::new();
+    use polars_arrow::array::Array;
+    let mut codes = crate::codes::StringCodes::default();
     let mut out = Vec::with_capacity(category.len());
-    for c in category.iter() {
-        out.push(match c {
-            None => None,
-            Some(c) => Some(match of.get(c) {
-                Some(&code) => code,
-                None if of.len() < max => {
-                    let code = of.len() as u8;
-                    of.insert(c, code);
-                    code
-                }
-                None => return None,
-            }),
-        });
+    for arr in category.downcast_iter() {
+        for i in 0..arr.len() {
+            if !arr.is_valid(i) {
+                out.push(None);
+                continue;
+            }
+            let code = codes.code(arr, i);
+            if codes.values().len() > max {
+                return None;
+            }
+            out.push(Some(code as u8));
+        }
     }
     Some(out)
 }
