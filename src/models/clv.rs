@@ -117,15 +117,37 @@ pub(crate) fn discount_factor<M: PurchaseScore + ?Sized>(
     t: f64,
     opts: &ClvOptions,
 ) -> f64 {
+    discount_factor_with(bg, x, t, opts, &monthly_discounts(opts))
+}
+
+/// `1/(1+d)^k` for `k = 1..=H`, by repeated division (the same values for every customer).
+pub(crate) fn monthly_discounts(opts: &ClvOptions) -> Vec<f64> {
+    let mut discount = 1.0;
+    (0..opts.horizon_months)
+        .map(|_| {
+            discount /= 1.0 + opts.monthly_discount_rate;
+            discount
+        })
+        .collect()
+}
+
+/// [`discount_factor`] with the month discounts of [`monthly_discounts`] computed once by the
+/// caller (the repeated division is a chain of dependent divisions per call).
+pub(crate) fn discount_factor_with<M: PurchaseScore + ?Sized>(
+    bg: &M,
+    x: f64,
+    t: f64,
+    opts: &ClvOptions,
+    discounts: &[f64],
+) -> f64 {
     let month = opts.days_per_month / opts.time_unit_days;
-    let months = opts.horizon_months as usize;
+    let months = discounts.len();
     // The cumulative expectations at every month end, by batches of series that share their
     // coefficients.
     let mut ts = [0.0; BATCH];
     let mut cums = [0.0; BATCH];
     let mut sum = 0.0;
     let mut prev = 0.0;
-    let mut discount = 1.0;
     let mut k = 1;
     while k <= months {
         let len = BATCH.min(months + 1 - k);
@@ -133,8 +155,7 @@ pub(crate) fn discount_factor<M: PurchaseScore + ?Sized>(
             *t_j = (k + j) as f64 * month;
         }
         bg.expected_purchases_if_alive_many(&ts[..len], x, t, &mut cums[..len]);
-        for &cum in &cums[..len] {
-            discount /= 1.0 + opts.monthly_discount_rate;
+        for (&cum, &discount) in cums[..len].iter().zip(&discounts[k - 1..]) {
             sum += (cum - prev) * discount;
             prev = cum;
         }
@@ -266,10 +287,11 @@ pub fn batch_discounted_clv<M: PurchaseScore + ?Sized>(
     check_len("frequency", x.len(), "monetary", m.len())?;
     // The H-month series part depends on (x, T) only: once per distinct pair.
     let (pairs, idx) = distinct_pairs(x, t);
+    let discounts = monthly_discounts(opts);
     let factors: Vec<f64> = pairs
         .par_iter()
         .with_min_len(MIN_PER_TASK / 64)
-        .map(|&(xi, ti)| discount_factor(bg, xi, ti, opts))
+        .map(|&(xi, ti)| discount_factor_with(bg, xi, ti, opts, &discounts))
         .collect();
     Ok((0..x.len())
         .into_par_iter()
@@ -311,13 +333,14 @@ pub fn batch_scores<M: PurchaseScore + ?Sized>(
     check_len("frequency", x.len(), "monetary", m.len())?;
     let h = horizon_days / time_unit_days;
     let (pairs, idx) = distinct_pairs(x, t);
+    let discounts = monthly_discounts(opts);
     // Per pair: expected purchases if alive, and the CLV discount factor.
     let per_pair: Vec<(f64, f64)> = pairs
         .par_iter()
         .with_min_len(MIN_PER_TASK / 64)
         .map(|&(xi, ti)| {
             let factor = match gg {
-                Some(_) => discount_factor(bg, xi, ti, opts),
+                Some(_) => discount_factor_with(bg, xi, ti, opts, &discounts),
                 None => f64::NAN,
             };
             (bg.expected_purchases_if_alive(h, xi, ti), factor)

@@ -13,9 +13,11 @@
 //! one batch of series that share their coefficients); P(alive) once per distinct
 //! `(x, t_x, T)` and draw, from a table of `ln(α + t_x)` per draw for BG/NBD and MBG/NBD
 //! (customers are processed sorted by that key, in chunks of pairs, so memory stays
-//! `chunk × S`); the spend once per customer. The percentiles need only the 11 smallest and
-//! largest of 200 values, found in one pass with the previous customer's extreme draws as
-//! the bound (`BandSelector`).
+//! `chunk × S`); the spend once per customer, as a line in its mean spend `m` whose two
+//! coefficients per draw are computed once per pair. The percentiles need only the 11
+//! smallest and largest of 200 values, found in one vectorized screen with the previous
+//! customer's extreme draws as the bound (`BandSelector`). The bands are written in that
+//! sorted order and read back once per customer into input order.
 //!
 //! Draws come from a fixed-seed generator, so reruns are bit-identical.
 
@@ -23,10 +25,11 @@ use rayon::prelude::*;
 
 use crate::order::{from_total_key, total_key};
 
-use super::clv::{discount_factor, distinct_pairs, ClvOptions};
+use super::clv::{discount_factor_with, distinct_pairs, monthly_discounts, ClvOptions};
 use super::distinct::shared_index;
 use super::optimize::cholesky;
 use super::purchase::{AliveTerms, PurchaseScore};
+use super::special::exp_fast;
 use super::{GammaGammaParams, ModelKind, PurchaseModel};
 
 /// SplitMix64 with Box–Muller normals: small, fast, and the same stream on every platform.
@@ -156,9 +159,10 @@ pub struct Intervals {
 /// The two quantiles need only the few smallest and largest values (11 of each for 200
 /// draws). Consecutive customers are scored under the same draws, so the draws that gave one
 /// customer's extremes usually give the next one's: the largest of the next customer's values
-/// at the previous smallest draws bounds its own smallest values from above, and one pass
-/// keeps only the values under that bound (exact whatever the order, just slower when it
-/// changes). Falls back to selection when a tail needs more than [`MAX_KEPT`] values.
+/// at the previous smallest draws bounds its own smallest values from above. One screen of
+/// float comparisons (two lanes at a time, into bit masks) finds the values under that bound,
+/// and only those are ordered (exact whatever the order, just slower when it changes). Falls
+/// back to selection when a tail needs more than [`MAX_KEPT`] values.
 #[derive(Debug, Default)]
 struct BandSelector {
     /// The draws of the previous vector's smallest and largest values.
@@ -189,40 +193,62 @@ impl BandSelector {
                 select_quantile(&mut self.scratch, 0.95),
             );
         }
+        // The previous vector's extreme draws bound this one's tails: at least keep_lo values
+        // are at most the largest of its values at the previous smallest draws.
         let key_at = |s: &u32| total_key(values[*s as usize]);
-        let bound_lo = if self.low_draws.len() == keep_lo {
-            self.low_draws.iter().map(key_at).max().unwrap_or(i64::MAX)
-        } else {
-            i64::MAX
+        let bound_lo = match self.low_draws.len() == keep_lo {
+            true => self.low_draws.iter().map(key_at).max(),
+            false => None,
         };
-        let bound_hi = if self.high_draws.len() == keep_hi {
-            self.high_draws.iter().map(key_at).min().unwrap_or(i64::MIN)
-        } else {
-            i64::MIN
+        let bound_hi = match self.high_draws.len() == keep_hi {
+            true => self.high_draws.iter().map(key_at).min(),
+            false => None,
         };
+        let (bound_lo, bound_hi) = (bound_lo.unwrap_or(i64::MAX), bound_hi.unwrap_or(i64::MIN));
+        // Values are screened with float comparisons (vectorized), which keep a superset of
+        // the values under the bounds in the total order (they differ only on −0.0 = 0.0, and
+        // on NaN, which passes both screens).
+        let (flo, fhi) = (from_total_key(bound_lo), from_total_key(bound_hi));
+        let (flo, fhi) = (
+            if bound_lo == i64::MAX {
+                f64::INFINITY
+            } else {
+                flo
+            },
+            if bound_hi == i64::MIN {
+                f64::NEG_INFINITY
+            } else {
+                fhi
+            },
+        );
+        // Bit masks of the values that pass each screen, 64 values a word, built without
+        // branches; then only the set bits are visited.
         self.low.clear();
         self.high.clear();
-        for (s, &v) in values.iter().enumerate() {
-            let k = total_key(v);
-            if k <= bound_lo {
-                self.low.push((k, s as u32));
-            }
-            if k >= bound_hi {
-                self.high.push((k, s as u32));
-            }
+        for (b, block) in values.chunks(64).enumerate() {
+            let (lo_bits, hi_bits) = screen(block, flo, fhi);
+            let base = b * 64;
+            push_set(lo_bits, base, values, |k| k <= bound_lo, &mut self.low);
+            push_set(hi_bits, base, values, |k| k >= bound_hi, &mut self.high);
         }
-        // Ascending smallest, descending largest.
-        smallest_sorted(&mut self.low, keep_lo, |a, b| a.cmp(b));
-        smallest_sorted(&mut self.high, keep_hi, |a, b| b.cmp(a));
+        let (low, high) = (&mut self.low[..], &mut self.high[..]);
+        // The keep_lo smallest (ties by draw), in any order, and the two largest of them: the
+        // sorted positions keep_lo − 1 and keep_lo − 2. Likewise the keep_hi largest and the
+        // two smallest of them: sorted positions n − keep_hi and n − keep_hi + 1.
+        let low = keep_smallest(low, keep_lo, |a, b| a.cmp(b));
+        let high = keep_smallest(high, keep_hi, |a, b| b.cmp(a));
         self.low_draws.clear();
-        self.low_draws.extend(self.low.iter().map(|c| c.1));
+        self.low_draws.extend(low.iter().map(|c| c.1));
         self.high_draws.clear();
-        self.high_draws.extend(self.high.iter().map(|c| c.1));
+        self.high_draws.extend(high.iter().map(|c| c.1));
+        let (lo_last, lo_before) = two_extremes(low, |a, b| a > b);
+        let (hi_first, hi_after) = two_extremes(high, |a, b| a < b);
         let at = |p: usize| {
-            from_total_key(if p < keep_lo {
-                self.low[p].0
-            } else {
-                self.high[n - 1 - p].0
+            from_total_key(match p {
+                _ if p == keep_lo - 1 => lo_last,
+                _ if p + 2 == keep_lo => lo_before,
+                _ if p == n - keep_hi => hi_first,
+                _ => hi_after,
             })
         };
         let interp = |pos: f64| {
@@ -234,18 +260,101 @@ impl BandSelector {
     }
 }
 
-/// Truncates `v` to its `keep` first elements in the order `cmp` (ties by draw), sorted.
-fn smallest_sorted(
-    v: &mut Vec<(i64, u32)>,
+/// Bit masks of the values of `block` (at most 64) that are not above `flo` and not below
+/// `fhi` (NaN passes both).
+fn screen(block: &[f64], flo: f64, fhi: f64) -> (u64, u64) {
+    debug_assert!(block.len() <= 64);
+    let (mut lo, mut hi) = (0u64, 0u64);
+    let pairs = block.chunks_exact(2);
+    let rest = pairs.remainder();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpngt_pd, _mm_cmpnlt_pd, _mm_loadu_pd, _mm_movemask_pd, _mm_set1_pd,
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are always
+        // available; each `p` holds two f64 (chunks_exact), read unaligned.
+        unsafe {
+            let (vlo, vhi) = (_mm_set1_pd(flo), _mm_set1_pd(fhi));
+            for (j, p) in pairs.enumerate() {
+                let v = _mm_loadu_pd(p.as_ptr());
+                lo |= (_mm_movemask_pd(_mm_cmpngt_pd(v, vlo)) as u64) << (2 * j);
+                hi |= (_mm_movemask_pd(_mm_cmpnlt_pd(v, vhi)) as u64) << (2 * j);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (j, p) in pairs.enumerate() {
+        for (k, &v) in p.iter().enumerate() {
+            lo |= u64::from(not_above(v, flo)) << (2 * j + k);
+            hi |= u64::from(not_below(v, fhi)) << (2 * j + k);
+        }
+    }
+    if let Some(&v) = rest.first() {
+        let j = block.len() - 1;
+        lo |= u64::from(not_above(v, flo)) << j;
+        hi |= u64::from(not_below(v, fhi)) << j;
+    }
+    (lo, hi)
+}
+
+/// `v ≤ b` or unordered (NaN).
+fn not_above(v: f64, b: f64) -> bool {
+    v.partial_cmp(&b) != Some(std::cmp::Ordering::Greater)
+}
+
+/// `v ≥ b` or unordered (NaN).
+fn not_below(v: f64, b: f64) -> bool {
+    v.partial_cmp(&b) != Some(std::cmp::Ordering::Less)
+}
+
+/// Pushes `(total_key(values[base + j]), base + j)` for each set bit `j` of `bits` whose key
+/// passes `keep`.
+fn push_set(
+    mut bits: u64,
+    base: usize,
+    values: &[f64],
+    keep: impl Fn(i64) -> bool,
+    out: &mut Vec<(i64, u32)>,
+) {
+    while bits != 0 {
+        let s = base + bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let k = total_key(values[s]);
+        if keep(k) {
+            out.push((k, s as u32));
+        }
+    }
+}
+
+/// The `keep` first elements of `v` in the order `cmp` (ties by draw), in any order.
+fn keep_smallest(
+    v: &mut [(i64, u32)],
     keep: usize,
     cmp: impl Fn(&i64, &i64) -> std::cmp::Ordering,
-) {
+) -> &[(i64, u32)] {
     let by = |a: &(i64, u32), b: &(i64, u32)| cmp(&a.0, &b.0).then(a.1.cmp(&b.1));
     if v.len() > keep {
         v.select_nth_unstable_by(keep - 1, by);
-        v.truncate(keep);
     }
-    v.sort_unstable_by(by);
+    &v[..keep.min(v.len())]
+}
+
+/// The key of the first and second of `v` in the order `first` (`first(a, b)`: `a` comes
+/// before `b`), ties by draw; the second is the first when `v` has one element.
+fn two_extremes(v: &[(i64, u32)], first: impl Fn(&(i64, u32), &(i64, u32)) -> bool) -> (i64, i64) {
+    let before = |a: &(i64, u32), b: &(i64, u32)| first(a, b) || (a.0 == b.0 && a.1 < b.1);
+    let mut best = v[0];
+    let mut second: Option<(i64, u32)> = None;
+    for c in &v[1..] {
+        if before(c, &best) {
+            second = Some(best);
+            best = *c;
+        } else if second.is_none_or(|s| before(c, &s)) {
+            second = Some(*c);
+        }
+    }
+    (best.0, second.unwrap_or(best).0)
 }
 
 /// Most values [`BandSelector`] keeps per tail before it falls back to selection (enough for
@@ -321,6 +430,9 @@ impl LnAlphaTable {
     }
 }
 
+/// Customers per parallel task when the bands go back to input order.
+const OUT_CHUNK: usize = 1 << 14;
+
 /// Distinct `(x, T)` pairs scored per parallel task.
 const PAIRS_PER_TASK: usize = 256;
 
@@ -376,109 +488,165 @@ pub fn customer_intervals(
     // ln(α_s + t_x) for every distinct t_x and draw s, when the model splits P(alive) that way
     // and the table is small: P(alive) then costs one exp per key and draw.
     let ln_alpha_tx = LnAlphaTable::new(purchase, tx);
-    let tasks: Vec<Vec<(u32, [f64; 6])>> = (0..pairs.len().div_ceil(PAIRS_PER_TASK))
-        .into_par_iter()
-        .map(|task| {
-            let mut out = Vec::new();
-            let (mut pa, mut ep, mut cl) = (vec![0.0; draws], vec![0.0; draws], vec![0.0; draws]);
-            let mut eif = vec![0.0; draws];
-            let mut factor = vec![0.0; draws];
-            let mut terms = vec![AliveTerms::Other; draws];
-            // c0 + (r+x) ln(α+T) per draw: the log-odds are this minus (r+x) ln(α+t_x).
-            let mut odds_at_t = vec![0.0; draws];
-            let mut weight = vec![0.0; draws];
-            let (mut sel_pa, mut sel_ep, mut sel_cl) = (
-                BandSelector::default(),
-                BandSelector::default(),
-                BandSelector::default(),
-            );
-            let lo = task * PAIRS_PER_TASK;
-            for k in lo..(lo + PAIRS_PER_TASK).min(pairs.len()) {
-                let (xk, tk) = pairs[k];
-                for s in 0..draws {
-                    eif[s] = purchase[s].expected_purchases_if_alive(horizon, xk, tk);
-                    if spend.is_some() {
-                        factor[s] = discount_factor(&purchase[s], xk, tk, opts);
-                    }
-                    terms[s] = purchase[s].alive_terms(xk);
-                    if let AliveTerms::Odds { c0, rx, alpha } = terms[s] {
-                        odds_at_t[s] = c0 + rx * (alpha + tk).ln();
-                    }
+    let discounts = monthly_discounts(opts);
+    // The bands in `order`, each task writing the range of its pairs' customers.
+    let mut in_order = vec![[f64::NAN; 6]; n];
+    let mut ranges: Vec<(usize, &mut [[f64; 6]])> = Vec::new();
+    let mut rest = &mut in_order[..];
+    for task in 0..pairs.len().div_ceil(PAIRS_PER_TASK) {
+        let hi = ((task + 1) * PAIRS_PER_TASK).min(pairs.len());
+        let lo = task * PAIRS_PER_TASK;
+        let (part, tail) = rest.split_at_mut(start[hi] - start[lo]);
+        ranges.push((task, part));
+        rest = tail;
+    }
+    ranges.into_par_iter().for_each(|(task, out)| {
+        let mut out = out.iter_mut();
+        let (mut pa, mut ep, mut cl) = (vec![0.0; draws], vec![0.0; draws], vec![0.0; draws]);
+        let mut eif = vec![0.0; draws];
+        // Each draw's spend for this pair's x, linear in m: (sa + sb·m), or pop (m or x 0).
+        let (mut sa, mut sb, mut pop) = (vec![0.0; draws], vec![0.0; draws], vec![0.0; draws]);
+        let mut factor = vec![0.0; draws];
+        let mut terms = vec![AliveTerms::Other; draws];
+        // c0 + (r+x) ln(α+T) per draw: the log-odds are this minus (r+x) ln(α+t_x).
+        let mut odds_at_t = vec![0.0; draws];
+        // r + x per draw, when every draw splits P(alive) as odds (`all_odds`).
+        let mut rx_of = vec![0.0; draws];
+        let mut weight = vec![0.0; draws];
+        let (mut sel_pa, mut sel_ep, mut sel_cl) = (
+            BandSelector::default(),
+            BandSelector::default(),
+            BandSelector::default(),
+        );
+        let lo = task * PAIRS_PER_TASK;
+        for k in lo..(lo + PAIRS_PER_TASK).min(pairs.len()) {
+            let (xk, tk) = pairs[k];
+            for s in 0..draws {
+                eif[s] = purchase[s].expected_purchases_if_alive(horizon, xk, tk);
+                if spend.is_some() {
+                    factor[s] = discount_factor_with(&purchase[s], xk, tk, opts, &discounts);
                 }
-                let mut last_tx = f64::NAN;
-                // Bands that depend on (x, t_x, T) only are computed once per key; CLV per
-                // customer only when the mean spend m matters (x > 0).
-                let mut key_band = [f64::NAN; 6];
-                // Where every draw says the customer is alive for sure (x = 0 in BG/NBD, every
-                // customer at the no-dropout limit), P(alive) is 1 and the other two bands
-                // depend on (x, T) only: computed once for the pair.
-                let certain = certain_pair[k];
-                debug_assert_eq!(
-                    certain,
-                    terms.iter().all(|t| matches!(t, AliveTerms::Certain))
-                );
-                let mut pair_band: Option<[f64; 4]> = None;
-                for &i in &order[start[k]..start[k + 1]] {
-                    let i = i as usize;
-                    let new_key = tx[i].to_bits() != last_tx.to_bits();
-                    if new_key && certain {
-                        last_tx = tx[i];
-                        let band = *pair_band.get_or_insert_with(|| {
-                            let (lo, hi) = sel_ep.p05_p95(&eif);
-                            for s in 0..draws {
-                                weight[s] = opts.margin * factor[s];
-                            }
-                            [1.0, 1.0, lo, hi]
-                        });
-                        key_band[..4].copy_from_slice(&band);
-                    } else if new_key {
-                        last_tx = tx[i];
-                        let ln_row = ln_alpha_tx.row(tx[i]);
-                        for s in 0..draws {
-                            pa[s] = match terms[s] {
-                                AliveTerms::Certain => 1.0,
-                                AliveTerms::Odds { rx, alpha, .. } => {
-                                    let ln_a_tx = match ln_row {
-                                        Some(row) => row[s],
-                                        None => (alpha + tx[i]).ln(),
-                                    };
-                                    1.0 / (1.0 + (odds_at_t[s] - rx * ln_a_tx).exp())
-                                }
-                                AliveTerms::Other => purchase[s].prob_alive(xk, tx[i], tk),
-                            };
-                            ep[s] = eif[s] * pa[s];
-                        }
-                        (key_band[0], key_band[1]) = sel_pa.p05_p95(&pa);
-                        (key_band[2], key_band[3]) = sel_ep.p05_p95(&ep);
-                        for s in 0..draws {
-                            weight[s] = opts.margin * pa[s] * factor[s];
-                        }
-                    }
-                    let mut band = key_band;
-                    if let Some(g) = spend {
-                        if new_key || x[i] > 0.0 {
-                            for s in 0..draws {
-                                cl[s] = g[s].conditional_expected_spend(x[i], m[i]) * weight[s]
-                                    - opts.acquisition_cost;
-                            }
-                            (key_band[4], key_band[5]) = sel_cl.p05_p95(&cl);
-                        }
-                        (band[4], band[5]) = (key_band[4], key_band[5]);
-                    }
-                    out.push((i as u32, band));
+                terms[s] = purchase[s].alive_terms(xk);
+                if let Some(g) = spend {
+                    // GammaGammaParams::conditional_expected_spend, split at x = xk.
+                    let den = g[s].p * xk + g[s].q - 1.0;
+                    (sa[s], sb[s]) = (g[s].p * g[s].v / den, g[s].p * xk / den);
+                    pop[s] = g[s].population_mean();
+                }
+                if let AliveTerms::Odds { c0, rx, alpha } = terms[s] {
+                    odds_at_t[s] = c0 + rx * (alpha + tk).ln();
+                    rx_of[s] = rx;
                 }
             }
-            out
-        })
-        .collect();
-    let mut cols = vec![vec![f64::NAN; n]; 6];
-    for task in tasks {
-        for (i, band) in task {
-            for (c, v) in band.iter().enumerate() {
-                cols[c][i as usize] = *v;
+            let all_odds = terms.iter().all(|t| matches!(t, AliveTerms::Odds { .. }));
+            let mut last_tx = f64::NAN;
+            // Bands that depend on (x, t_x, T) only are computed once per key; CLV per
+            // customer only when the mean spend m matters (x > 0).
+            let mut key_band = [f64::NAN; 6];
+            // Where every draw says the customer is alive for sure (x = 0 in BG/NBD, every
+            // customer at the no-dropout limit), P(alive) is 1 and the other two bands
+            // depend on (x, T) only: computed once for the pair.
+            let certain = certain_pair[k];
+            debug_assert_eq!(
+                certain,
+                terms.iter().all(|t| matches!(t, AliveTerms::Certain))
+            );
+            let mut pair_band: Option<[f64; 4]> = None;
+            for &i in &order[start[k]..start[k + 1]] {
+                let i = i as usize;
+                let new_key = tx[i].to_bits() != last_tx.to_bits();
+                if new_key && certain {
+                    last_tx = tx[i];
+                    let band = *pair_band.get_or_insert_with(|| {
+                        let (lo, hi) = sel_ep.p05_p95(&eif);
+                        for s in 0..draws {
+                            weight[s] = opts.margin * factor[s];
+                        }
+                        [1.0, 1.0, lo, hi]
+                    });
+                    key_band[..4].copy_from_slice(&band);
+                } else if new_key {
+                    last_tx = tx[i];
+                    let ln_row = ln_alpha_tx.row(tx[i]);
+                    match ln_row {
+                        // Every draw's log-odds from the table: one vectorized pass.
+                        Some(row) if all_odds => {
+                            let per_draw = odds_at_t.iter().zip(&rx_of).zip(row).zip(&eif);
+                            for ((p, e), (((&o, &r), &l), &f)) in
+                                pa.iter_mut().zip(ep.iter_mut()).zip(per_draw)
+                            {
+                                *p = 1.0 / (1.0 + exp_fast(o - r * l));
+                                *e = f * *p;
+                            }
+                        }
+                        _ => {
+                            for s in 0..draws {
+                                pa[s] = match terms[s] {
+                                    AliveTerms::Certain => 1.0,
+                                    AliveTerms::Odds { rx, alpha, .. } => {
+                                        let ln_a_tx = match ln_row {
+                                            Some(row) => row[s],
+                                            None => (alpha + tx[i]).ln(),
+                                        };
+                                        1.0 / (1.0 + (odds_at_t[s] - rx * ln_a_tx).exp())
+                                    }
+                                    AliveTerms::Other => purchase[s].prob_alive(xk, tx[i], tk),
+                                };
+                                ep[s] = eif[s] * pa[s];
+                            }
+                        }
+                    }
+                    (key_band[0], key_band[1]) = sel_pa.p05_p95(&pa);
+                    (key_band[2], key_band[3]) = sel_ep.p05_p95(&ep);
+                    for s in 0..draws {
+                        weight[s] = opts.margin * pa[s] * factor[s];
+                    }
+                }
+                let mut band = key_band;
+                if spend.is_some() {
+                    if new_key || x[i] > 0.0 {
+                        let (mi, cost) = (m[i], opts.acquisition_cost);
+                        if x[i] > 0.0 && mi > 0.0 {
+                            for s in 0..draws {
+                                cl[s] = (sa[s] + sb[s] * mi) * weight[s] - cost;
+                            }
+                        } else {
+                            for s in 0..draws {
+                                cl[s] = pop[s] * weight[s] - cost;
+                            }
+                        }
+                        (key_band[4], key_band[5]) = sel_cl.p05_p95(&cl);
+                    }
+                    (band[4], band[5]) = (key_band[4], key_band[5]);
+                }
+                *out.next().expect("one slot per customer") = band;
             }
         }
+    });
+    // Back to input order: one read of each customer's six values (a scatter into six columns
+    // took 0.3 s for 1.9 M customers).
+    let mut position = vec![0u32; n];
+    for (j, &i) in order.iter().enumerate() {
+        position[i as usize] = j as u32;
     }
+    let mut cols: [Vec<f64>; 6] = std::array::from_fn(|_| vec![f64::NAN; n]);
+    let [c0, c1, c2, c3, c4, c5] = &mut cols;
+    (
+        c0.par_chunks_mut(OUT_CHUNK),
+        c1.par_chunks_mut(OUT_CHUNK),
+        c2.par_chunks_mut(OUT_CHUNK),
+        c3.par_chunks_mut(OUT_CHUNK),
+        c4.par_chunks_mut(OUT_CHUNK),
+        c5.par_chunks_mut(OUT_CHUNK),
+    )
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(k, (c0, c1, c2, c3, c4, c5))| {
+            for (j, &p) in position[k * OUT_CHUNK..][..c0.len()].iter().enumerate() {
+                let b = &in_order[p as usize];
+                (c0[j], c1[j], c2[j], c3[j], c4[j], c5[j]) = (b[0], b[1], b[2], b[3], b[4], b[5]);
+            }
+        });
     let mut cols = cols.into_iter();
     let mut next = || cols.next().unwrap_or_default();
     let prob_alive = Band {
