@@ -60,6 +60,15 @@ impl GammaGammaParams {
         self.p * (self.v + x * m) / (self.p * x + self.q - 1.0)
     }
 
+    /// [`conditional_expected_spend`](Self::conditional_expected_spend) for `x > 0` and
+    /// `m > 0` as a line in `m`: `(a, b)` with spend `a + b·m`, `a = p v / (p x + q − 1)` and
+    /// `b = p x / (p x + q − 1)` (equal to the formula up to rounding), for scoring many
+    /// customers with the same `x`.
+    pub fn spend_line(&self, x: f64) -> (f64, f64) {
+        let den = self.p * x + self.q - 1.0;
+        (self.p * self.v / den, self.p * x / den)
+    }
+
     /// Log-density of one customer's mean spend (eq. 1a).
     pub fn log_likelihood(&self, x: f64, m: f64) -> f64 {
         let Self { p, q, v } = *self;
@@ -318,6 +327,23 @@ pub fn fit_gamma_gamma(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_spend_line_is_the_conditional_expected_spend() {
+        let g = super::GammaGammaParams {
+            p: 6.25,
+            q: 3.74,
+            v: 15.44,
+        };
+        for (x, m) in [(1.0, 20.0), (3.0, 0.5), (40.0, 1234.5)] {
+            let (a, b) = g.spend_line(x);
+            let want = g.conditional_expected_spend(x, m);
+            assert!(((a + b * m) - want).abs() <= 1e-13 * want, "x {x}, m {m}");
+        }
+        // Hand-worked: x = 1, m = 20: 6.25 · (15.44 + 20) / (6.25 + 2.74) = 221.5 / 8.99.
+        let (a, b) = g.spend_line(1.0);
+        assert!((a + b * 20.0 - 221.5 / 8.99).abs() < 1e-12);
+    }
+
     use super::*;
     use crate::models::testdata;
 

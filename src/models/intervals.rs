@@ -528,9 +528,7 @@ pub fn customer_intervals(
                 }
                 terms[s] = purchase[s].alive_terms(xk);
                 if let Some(g) = spend {
-                    // GammaGammaParams::conditional_expected_spend, split at x = xk.
-                    let den = g[s].p * xk + g[s].q - 1.0;
-                    (sa[s], sb[s]) = (g[s].p * g[s].v / den, g[s].p * xk / den);
+                    (sa[s], sb[s]) = g[s].spend_line(xk);
                     pop[s] = g[s].population_mean();
                 }
                 if let AliveTerms::Odds { c0, rx, alpha } = terms[s] {
