@@ -65,7 +65,8 @@ impl CategoryDays {
     /// The categories of rows with the (64-bit hash) customer `key`, epoch `day` and
     /// `category`; rows with a null in any of them are left out (as
     /// [`crate::summary::daily_categories`] leaves them out). `order`, when given, is the
-    /// rows' [`crate::summary::key_day_order`] (every row with a key and a day, by key and day).
+    /// [`crate::summary::key_day_order`] of the rows to count: every row with a key and a day,
+    /// or some of them (the others are left out).
     pub(crate) fn from_rows(
         key: &UInt64Chunked,
         day: &Int32Chunked,
@@ -76,6 +77,20 @@ impl CategoryDays {
             if let Some(code) = codes(category, 64) {
                 return CategoryDays(Coded::Masks(masks(order, &code)));
             }
+            // More categories than a mask holds: the triples of the rows `order` lists.
+            let mut codes: PlHashMap<&str, u64> = PlHashMap::new();
+            let mut triples: Vec<(u64, u64)> = Vec::with_capacity(order.len());
+            for &(k, dr) in order {
+                let Some(c) = category.get((dr & 0xffff_ffff) as usize) else {
+                    continue;
+                };
+                let next = codes.len() as u64;
+                let code = *codes.entry(c).or_insert(next);
+                triples.push((k, code << 32 | dr >> 32));
+            }
+            let mut triples = crate::order::sort_hashed_pairs(triples);
+            triples.dedup();
+            return CategoryDays(Coded::Triples(triples));
         }
         let mut codes: PlHashMap<&str, u64> = PlHashMap::new();
         let mut triples: Vec<(u64, u64)> = Vec::with_capacity(key.len());
@@ -252,6 +267,38 @@ mod tests {
                         "seed {seed} window {start:?}..{as_of}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Given the order of some rows only (the rows the checks accepted), the counts are those
+    /// of these rows alone, for both codings.
+    #[test]
+    fn an_order_of_some_rows_counts_only_those_rows() {
+        for (seed, cats) in [(4, 12), (5, 70)] {
+            let df = rows_with(seed, cats);
+            let key = df.column(CUSTOMER_KEY).unwrap().u64().unwrap();
+            let day = df.column("day").unwrap().i32().unwrap();
+            let category = df.column("category").unwrap().str().unwrap();
+            // Every third row is rejected.
+            let order: Vec<(u64, u64)> = crate::summary::key_day_order(key, day)
+                .into_iter()
+                .filter(|&(_, dr)| (dr & 0xffff_ffff) % 3 != 0)
+                .collect();
+            let some = CategoryDays::from_rows(key, day, category, Some(&order));
+            let mask =
+                BooleanChunked::from_iter_values("m".into(), (0..df.height()).map(|i| i % 3 != 0));
+            let kept = df.filter(&mask).unwrap();
+            let alone = CategoryDays::from_rows(
+                kept.column(CUSTOMER_KEY).unwrap().u64().unwrap(),
+                kept.column("day").unwrap().i32().unwrap(),
+                kept.column("category").unwrap().str().unwrap(),
+                None,
+            );
+            let all = CategoryDays::from_rows(key, day, category, None);
+            for (start, as_of) in [(None, 399), (Some(-100), 100)] {
+                assert_eq!(some.counts(start, as_of), alone.counts(start, as_of));
+                assert_ne!(some.counts(start, as_of), all.counts(start, as_of));
             }
         }
     }

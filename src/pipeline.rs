@@ -287,6 +287,8 @@ fn daily_keyed(
     // One chunk per column (the bucket's files and polars' engine give many): gathers by row
     // number from a chunked string column copy every string and are several times slower.
     rows.rechunk_mut_par();
+    // The rows, for reading in place (the plans below take `rows`).
+    let all = rows.clone();
     let opt = optional_columns(job);
     let coded_categories = opt.category
         && rows.column(summary::CUSTOMER_KEY)?.dtype() == &DataType::UInt64
@@ -324,16 +326,21 @@ fn daily_keyed(
         ))
         .drop(by_name(["_row"], true, false))
         .cache();
+    // With a hash key, the used rows are read where they are, through their (key, day) order
+    // (all rows' order, less the rejected rows); otherwise they are gathered for polars' plans.
+    let reuse_order = hashed.is_some() && sorted.is_some();
     let used = lf.clone().filter(col("reason").eq(lit(0i32))).drop(by_name(
         ["ts", "reason", "future"],
         true,
         false,
     ));
     let mut plans = vec![
-        used.clone(),
         quality::per_day(lf.clone()),
         quality::flagged(lf.clone(), opt.order_id)?,
     ];
+    if !reuse_order {
+        plans.push(used.clone());
+    }
     if opt.category && !coded_categories {
         plans.push(summary::daily_categories(used));
     }
@@ -349,8 +356,6 @@ fn daily_keyed(
             ));
         plans.push(quarantine_rows(rejected, cap));
     }
-    // The used rows' (key, day) order is taken from all rows' when the key is a hash.
-    let reuse_order = hashed.is_some() && sorted.is_some();
     if reuse_order {
         plans.push(lf.clone().select([col("reason")]));
     }
@@ -362,26 +367,33 @@ fn daily_keyed(
     )?;
     let mut frames = frames.into_iter();
     let mut next = || frames.next().expect("one frame per plan");
-    let used = next();
     let rows_per_day = next();
     let flagged = next();
+    let used = (!reuse_order).then(&mut next);
     let triples = (opt.category && !coded_categories).then(&mut next);
     let quarantine = dates.iter().map(|&d| (d, next())).collect();
-    let used_order = match (reuse_order, sorted) {
-        (true, Some(sorted)) => Some(used_order(sorted, next().column("reason")?.i32()?)),
-        _ => None,
+    let (purchases, categories) = match (used, sorted) {
+        (None, Some(sorted)) => {
+            let order = accepted(sorted, next().column("reason")?.i32()?);
+            let categories = match (opt.category, coded_categories) {
+                (false, _) => None,
+                (true, false) => triples.map(DailyCategories::Triples),
+                (true, true) => Some(DailyCategories::Coded(CategoryDays::from_rows(
+                    all.column(summary::CUSTOMER_KEY)?.u64()?,
+                    all.column("day")?.i32()?,
+                    all.column("category")?.str()?,
+                    Some(&order),
+                ))),
+            };
+            (summary::daily_purchases_of(&all, opt, &order)?, categories)
+        }
+        (used, _) => {
+            let used = used.expect("the used rows are gathered without a reused order");
+            let categories = triples.map(DailyCategories::Triples);
+            (summary::daily_purchases_in(used, opt, None)?, categories)
+        }
     };
-    let categories = match (opt.category, coded_categories) {
-        (false, _) => None,
-        (true, false) => triples.map(DailyCategories::Triples),
-        (true, true) => Some(DailyCategories::Coded(CategoryDays::from_rows(
-            used.column(summary::CUSTOMER_KEY)?.u64()?,
-            used.column("day")?.i32()?,
-            used.column("category")?.str()?,
-            used_order.as_deref(),
-        ))),
-    };
-    let Some(purchases) = summary::daily_purchases_in(used, opt, used_order)? else {
+    let Some(purchases) = purchases else {
         return Ok(None);
     };
     Ok(Some(Daily {
@@ -393,25 +405,11 @@ fn daily_keyed(
     }))
 }
 
-/// The (key, day) order of the used rows (`reason` 0, numbered in row order) from that of
-/// all rows (`sorted`, from [`summary::key_day_order`]).
-fn used_order(mut sorted: Vec<(u64, u64)>, reason: &Int32Chunked) -> Vec<(u64, u64)> {
-    // Each row's number among the used rows, u32::MAX for the others: one lookup per sorted row.
-    let mut used_index = vec![u32::MAX; reason.len()];
-    let mut used = 0u32;
-    for (slot, r) in used_index.iter_mut().zip(reason.iter()) {
-        if r == Some(0) {
-            *slot = used;
-            used += 1;
-        }
-    }
-    sorted.retain_mut(|(_, dr)| match used_index[(*dr & 0xffff_ffff) as usize] {
-        u32::MAX => false,
-        j => {
-            *dr = (*dr & !0xffff_ffff) | u64::from(j);
-            true
-        }
-    });
+/// The rows of `sorted` ([`summary::key_day_order`] of all rows) that the checks accepted
+/// (`reason` 0).
+fn accepted(mut sorted: Vec<(u64, u64)>, reason: &Int32Chunked) -> Vec<(u64, u64)> {
+    let ok: Vec<bool> = reason.iter().map(|r| r == Some(0)).collect();
+    sorted.retain(|&(_, dr)| ok[(dr & 0xffff_ffff) as usize]);
     sorted
 }
 

@@ -54,11 +54,24 @@ where
 
 /// Each run's sum of `values`, as polars sums a group; None when a value is null.
 pub(crate) fn float_sums(values: &Float64Chunked, starts: &[usize]) -> Option<Vec<f64>> {
-    per_run(values, starts, |run| match run {
+    per_run(values, starts, float_sum)
+}
+
+/// [`float_sums`] of values without nulls.
+pub(crate) fn float_sums_of(values: &[f64], starts: &[usize]) -> Vec<f64> {
+    starts
+        .windows(2)
+        .map(|w| float_sum(&values[w[0]..w[1]]))
+        .collect()
+}
+
+/// A run's sum, as polars sums a group.
+fn float_sum(run: &[f64]) -> f64 {
+    match run {
         // polars takes a one-row group's value as it is (keeping a negative zero).
         [one] => *one,
         _ => <f64 as FloatSum<f64>>::sum(run),
-    })
+    }
 }
 
 /// Each run's sum of `values`; None when a value is null.
