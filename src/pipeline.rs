@@ -207,13 +207,28 @@ fn duplicate_rows(
     let mut candidates: Vec<IdxSize> = Vec::new();
     let mut seen: PlHashMap<u64, usize> = PlHashMap::new();
     for w in bounds.windows(2) {
-        let run = w[0]..w[1];
+        let run = &hashes[w[0]..w[1]];
+        let rows = &multi[w[0]..w[1]];
+        if run.len() <= 16 {
+            // Small runs (nearly all): each hash compared with the others of the run.
+            for (k, h) in run.iter().enumerate() {
+                if run.iter().enumerate().any(|(j, o)| j != k && o == h) {
+                    candidates.push(rows[k]);
+                }
+            }
+            continue;
+        }
         seen.clear();
-        for k in run.clone() {
-            *seen.entry(hashes[k]).or_default() += 1;
+        for &h in run {
+            *seen.entry(h).or_default() += 1;
         }
         if seen.len() < run.len() {
-            candidates.extend(run.filter(|&k| seen[&hashes[k]] > 1).map(|k| multi[k]));
+            candidates.extend(
+                run.iter()
+                    .zip(rows)
+                    .filter(|(h, _)| seen[*h] > 1)
+                    .map(|(_, &r)| r),
+            );
         }
     }
     if candidates.is_empty() {
@@ -1112,26 +1127,28 @@ mod tests {
 
     #[test]
     fn duplicates_found_by_runs_equal_polars_over_all_rows() {
-        duplicates_equal_polars(false);
+        // Runs of a few rows (compared pairwise), and of dozens (counted in a hash map).
+        duplicates_equal_polars(false, 211);
+        duplicates_equal_polars(false, 7);
     }
 
     #[test]
     fn duplicates_of_columns_hashed_as_structs_equal_polars() {
         // A decimal column: not among the types hashed column by column.
-        duplicates_equal_polars(true);
+        duplicates_equal_polars(true, 211);
     }
 
     /// Checks [`duplicate_rows`] against polars' own duplicate test over all rows; `decimal`
     /// adds a decimal column to the mapped ones.
-    fn duplicates_equal_polars(decimal: bool) {
+    fn duplicates_equal_polars(decimal: bool, customers: usize) {
         // Order lines: several rows of one customer's day, some repeated exactly (null order
         // ids equal each other, and so do NaN amounts, and −0 and +0), some differing only in
         // amount or order id; the same row under another customer or another time is not a
         // duplicate.
         let mut rows: Vec<(String, i64, f64, Option<String>)> = Vec::new();
         for i in 0..3000usize {
-            let c = format!("c{}", i % 211);
-            let ts = ((i / 211) % 5) as i64 * 86_400_000_000 + (i % 3) as i64;
+            let c = format!("c{}", i % customers);
+            let ts = ((i / customers) % 5) as i64 * 86_400_000_000 + (i % 3) as i64;
             let amount = match i % 7 {
                 6 => f64::NAN,
                 k => k as f64,
