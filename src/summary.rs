@@ -27,6 +27,7 @@
 
 use crate::run_aggs;
 use polars::prelude::*;
+use polars_arrow::array::Array;
 use rayon::prelude::*;
 
 /// Which optional canonical columns the transactions carry.
@@ -300,8 +301,11 @@ fn ids_collide(order: &[(u64, u64)], idx: &[IdxSize], ids: &Column) -> bool {
     match ids.str() {
         Ok(ids) if ids.chunks().len() == 1 => {
             let arr = ids.downcast_iter().next().expect("one chunk");
-            (1..idx.len())
-                .any(|i| same_key(i) && arr.get(idx[i] as usize) != arr.get(idx[i - 1] as usize))
+            let same = |i: usize, j: usize| match (arr.is_valid(i), arr.is_valid(j)) {
+                (true, true) => same_str(arr, i, j),
+                (a, b) => a == b,
+            };
+            (1..idx.len()).any(|i| same_key(i) && !same(idx[i] as usize, idx[i - 1] as usize))
         }
         // Ids of another type: compared through polars' values (rare; not the usual path).
         _ => {
@@ -390,31 +394,52 @@ fn daily_inputs(opt: Optional) -> Vec<&'static str> {
 /// order.
 fn distinct_in_runs(values: &StringChunked, idx: &[IdxSize], starts: &[usize]) -> Vec<i64> {
     let values = values.rechunk();
-    let arr = values.downcast_iter().next();
+    let Some(arr) = values.downcast_iter().next() else {
+        return vec![0; starts.len().saturating_sub(1)];
+    };
     let mut seen: PlHashSet<&str> = PlHashSet::new();
-    // The non-null values of the current run.
-    let mut run: Vec<&str> = Vec::new();
+    // The rows of the current run's non-null values.
+    let mut run: Vec<usize> = Vec::new();
     let mut out = Vec::with_capacity(starts.len().saturating_sub(1));
     for w in starts.windows(2) {
         run.clear();
         run.extend(
             idx[w[0]..w[1]]
                 .iter()
-                .filter_map(|&r| arr.and_then(|a| a.get(r as usize))),
+                .map(|&r| r as usize)
+                .filter(|&r| arr.is_valid(r)),
         );
         let distinct = if run.len() <= 16 {
             // Small runs (nearly all): compare with the earlier values of the run.
             (0..run.len())
-                .filter(|&i| !run[..i].contains(&run[i]))
+                .filter(|&i| !run[..i].iter().any(|&j| same_str(arr, j, run[i])))
                 .count()
         } else {
             seen.clear();
-            seen.extend(run.iter().copied());
+            // SAFETY: the rows are in bounds (row numbers of `values`).
+            seen.extend(run.iter().map(|&r| unsafe { arr.value_unchecked(r) }));
             seen.len()
         };
         out.push(distinct as i64);
     }
     out
+}
+
+/// Whether rows `i` and `j` (in bounds, both valid) of `arr` hold the same string, tested as
+/// polars' own equality kernel does: length and prefix from the views first, then the
+/// inlined bytes (strings of up to 12 bytes, zero-padded in their view) or the buffers'.
+#[inline]
+fn same_str(arr: &polars_arrow::array::Utf8ViewArray, i: usize, j: usize) -> bool {
+    let views = arr.views();
+    let (a, b) = (views[i].as_u128(), views[j].as_u128());
+    if a as u64 != b as u64 {
+        return false;
+    }
+    if (a as u32) <= polars_arrow::array::View::MAX_INLINE_SIZE {
+        return a >> 64 == b >> 64;
+    }
+    // SAFETY: the caller's rows are in bounds.
+    unsafe { arr.value_unchecked(i) == arr.value_unchecked(j) }
 }
 
 /// [`daily_purchases`] as a polars plan, for any key type.
@@ -947,6 +972,31 @@ mod tests {
         )
         .unwrap();
         with_customer_key(df).unwrap().lazy()
+    }
+
+    #[test]
+    fn strings_compare_by_their_views_as_by_their_bytes() {
+        // Inlined (up to 12 bytes) and in buffers, equal prefixes with other tails, other
+        // lengths, the empty string.
+        let values = [
+            "abc",
+            "abc",
+            "abd",
+            "",
+            "abcdefghijkl",
+            "abcdefghijkm",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "abcdefghijklmnop",
+            "abcdefghijklmno",
+        ];
+        let ca = StringChunked::from_slice("v".into(), &values);
+        let arr = ca.downcast_iter().next().unwrap();
+        for i in 0..values.len() {
+            for j in 0..values.len() {
+                assert_eq!(same_str(arr, i, j), values[i] == values[j], "{i} {j}");
+            }
+        }
     }
 
     #[test]
