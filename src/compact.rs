@@ -284,6 +284,9 @@ impl Splitter {
         if let Ok(day) = batch.column("day").and_then(|d| d.i32().cloned()) {
             self.note_days(&day);
         }
+        // The batch's size, before the gather: polars' decoded string arrays know their bytes,
+        // a gathered one counts them again value by value (1 % of a 50 M-row run).
+        let bytes = batch.estimated_size().max(1);
         let grouped = batch.take(&IdxCa::from_vec(PlSmallStr::EMPTY, order))?;
         for b in 0..n {
             let len = starts[b + 1] - starts[b];
@@ -298,7 +301,7 @@ impl Splitter {
                 none => *none = Some(part),
             }
         }
-        self.pending_bytes += grouped.estimated_size().max(1);
+        self.pending_bytes += bytes;
         if self.pending_bytes >= self.flush_bytes {
             self.flush()?;
         }
