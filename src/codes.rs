@@ -30,7 +30,7 @@ fn packed(s: &str) -> u128 {
 /// is the view with the bytes after the string cleared (polars' arrays keep them zero: its
 /// validation rejects a view with non-zero padding; the mask costs nothing).
 #[inline]
-fn short_key(strings: &Utf8ViewArray, i: usize) -> u128 {
+pub(crate) fn short_key(strings: &Utf8ViewArray, i: usize) -> u128 {
     if cfg!(target_endian = "little") {
         let view = strings.views()[i];
         let bits = 32 + 8 * view.length as usize;
