@@ -169,12 +169,7 @@ pub(crate) fn daily_purchases_in(
         Some(order) if order.len() == n => order,
         _ => key_day_order(&key, &day),
     };
-    let needed: Vec<PlSmallStr> = daily_inputs(opt)
-        .into_iter()
-        .filter(|c| tx.schema().contains(c))
-        .map(PlSmallStr::from)
-        .collect();
-    let mut inputs = tx.select(needed)?;
+    let mut inputs = tx.select(daily_input_names(&tx, opt))?;
     inputs.rechunk_mut_par();
     daily_purchases_of(&inputs, opt, &order)
 }
@@ -212,13 +207,8 @@ pub(crate) fn daily_purchases_of(
         Some(daily) => Ok(Some(daily)),
         // A summed column with nulls: polars' plan over the rows (same groups, same order).
         None => {
-            let needed: Vec<PlSmallStr> = daily_inputs(opt)
-                .into_iter()
-                .filter(|c| rows.schema().contains(c))
-                .map(PlSmallStr::from)
-                .collect();
             let used = rows
-                .select(needed)?
+                .select(daily_input_names(rows, opt))?
                 .take(&IdxCa::from_vec("".into(), idx))?;
             daily_purchases_lazy(used.lazy(), opt).collect().map(Some)
         }
@@ -371,6 +361,15 @@ fn last_valid_per_group(values: &Column, group: &[u32]) -> IdxCa {
         out.push(current);
     }
     IdxCa::from_iter_options("".into(), out.into_iter())
+}
+
+/// The columns of [`daily_inputs`] that `rows` has.
+fn daily_input_names(rows: &DataFrame, opt: Optional) -> Vec<PlSmallStr> {
+    daily_inputs(opt)
+        .into_iter()
+        .filter(|c| rows.schema().contains(c))
+        .map(PlSmallStr::from)
+        .collect()
 }
 
 /// The input columns of [`daily_aggs`].
