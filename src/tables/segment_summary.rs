@@ -13,30 +13,22 @@
 //! (Float64, sum of `clv`) and `customer_equity_share`. Sorted by dimension, value, then revenue
 //! (highest first).
 
-use super::breakdown::{aggregate, share};
+use super::breakdown::{aggregate, share, Agg, Measure};
 use polars::prelude::*;
-
-fn mean(name: &str, alias: &str) -> Expr {
-    col(name).cast(DataType::Float64).mean().alias(alias)
-}
 
 /// Aggregate customer features by segment.
 pub(crate) fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
     let has_clv = features.column("clv").is_ok();
-    let mut aggs = vec![
-        len().cast(DataType::Int64).alias("customers"),
-        col("total_amount").sum().alias("revenue"),
-        mean("days_since_last", "mean_days_since_last"),
-        mean("orders", "mean_orders"),
-        mean("total_amount", "mean_total_amount"),
-        mean("r_score", "mean_r_score"),
-        mean("f_score", "mean_f_score"),
-        mean("m_score", "mean_m_score"),
-        col("frequency")
-            .gt(lit(0i64))
-            .cast(DataType::Float64)
-            .mean()
-            .alias("repeat_customer_share"),
+    let mut aggs: Vec<Agg> = vec![
+        (Measure::Count, "customers"),
+        (Measure::Sum("total_amount"), "revenue"),
+        (Measure::Mean("days_since_last"), "mean_days_since_last"),
+        (Measure::Mean("orders"), "mean_orders"),
+        (Measure::Mean("total_amount"), "mean_total_amount"),
+        (Measure::Mean("r_score"), "mean_r_score"),
+        (Measure::Mean("f_score"), "mean_f_score"),
+        (Measure::Mean("m_score"), "mean_m_score"),
+        (Measure::PositiveShare("frequency"), "repeat_customer_share"),
     ];
     let mut select = vec![
         col("dimension_rank"),
@@ -56,16 +48,12 @@ pub(crate) fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         col("repeat_customer_share"),
     ];
     if has_clv {
-        aggs.push(
-            when(col("clv").count().gt(lit(0)))
-                .then(col("clv").sum())
-                .otherwise(lit(NULL).cast(DataType::Float64))
-                .alias("customer_equity"),
-        );
+        aggs.push((Measure::SumOrNull("clv"), "customer_equity"));
         select.push(col("customer_equity"));
         select.push(share("customer_equity", "customer_equity_share")?);
     }
     aggregate(features, "rfm_segment", &aggs)?
+        .lazy()
         .sort(
             [
                 "dimension_rank",

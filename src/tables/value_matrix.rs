@@ -9,21 +9,22 @@
 //! `mean_relationship_score`, `mean_value` (Float64: mean of the value metric),
 //! `action` (String: the recommended action of the quadrant).
 
-use super::breakdown::{aggregate, share};
+use super::breakdown::{aggregate, share, Agg, Measure};
 use crate::segments::value_matrix::Quadrant;
 use polars::prelude::*;
 
 /// Aggregate customer features by quadrant.
 pub(crate) fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
     let has_clv = features.column("clv").is_ok();
-    let mut aggs = vec![
-        len().cast(DataType::Int64).alias("customers"),
-        col("total_amount").sum().alias("revenue"),
-        col("loyalty_score").mean().alias("mean_loyalty_score"),
-        col("relationship_score")
-            .mean()
-            .alias("mean_relationship_score"),
-        col("value_metric").mean().alias("mean_value"),
+    let mut aggs: Vec<Agg> = vec![
+        (Measure::Count, "customers"),
+        (Measure::Sum("total_amount"), "revenue"),
+        (Measure::Mean("loyalty_score"), "mean_loyalty_score"),
+        (
+            Measure::Mean("relationship_score"),
+            "mean_relationship_score",
+        ),
+        (Measure::Mean("value_metric"), "mean_value"),
     ];
     let mut select = vec![
         col("dimension_rank"),
@@ -36,12 +37,7 @@ pub(crate) fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         share("revenue", "revenue_share")?,
     ];
     if has_clv {
-        aggs.push(
-            when(col("clv").count().gt(lit(0)))
-                .then(col("clv").sum())
-                .otherwise(lit(NULL).cast(DataType::Float64))
-                .alias("clv"),
-        );
+        aggs.push((Measure::SumOrNull("clv"), "clv"));
         select.push(col("clv"));
         select.push(share("clv", "clv_share")?);
     }
@@ -51,6 +47,7 @@ pub(crate) fn build(features: &DataFrame) -> PolarsResult<DataFrame> {
         col("mean_value"),
     ]);
     let mut df = aggregate(features, "value_quadrant", &aggs)?
+        .lazy()
         .sort(
             ["dimension_rank", "dimension_value", "value_quadrant"],
             SortMultipleOptions::default().with_nulls_last(false),
