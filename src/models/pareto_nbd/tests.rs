@@ -427,3 +427,50 @@ fn quadrature_matches_brute_force() {
     assert!(worst_panels <= 5e-8, "panels: {worst_panels:.2e}");
     assert!(small >= 12 && panels >= 12, "{small} and {panels} rows");
 }
+
+/// Random rows over wide parameter ranges (shapes e^−5..e^3, scales e^−8..e^8, times
+/// e^−3..e^3, up to a thousand purchases) whose log-integrand changes by at most
+/// [`SMALLER_DROP`]: [`integral`] takes the 6-point rule there and agrees with brute force.
+#[test]
+fn six_point_rule_matches_brute_force() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut rows, mut worst) = (0, 0.0f64);
+    while rows < 400 {
+        let p = ParetoNbdParams {
+            r: (uniform() * 8.0 - 5.0).exp(),
+            alpha: (uniform() * 16.0 - 8.0).exp(),
+            s: (uniform() * 10.0 - 7.0).exp(),
+            beta: (uniform() * 16.0 - 8.0).exp(),
+        };
+        let t = (uniform() * 6.0 - 3.0).exp();
+        let tx = t * uniform().powf(0.3);
+        let x = ((uniform() * 7.0).exp().floor() - 1.0).max(0.0);
+        let a0 = p.alpha + tx;
+        let end = ((t - tx) / a0).ln_1p();
+        let k = p.r + x - 1.0;
+        let rate = |a: f64, b: f64| (k + (p.s + 1.0) * a / b).abs();
+        let drop = rate(a0, p.beta + tx).max(rate(p.alpha + t, p.beta + t)) * end;
+        if !(end > 0.0 && drop <= SMALLER_DROP) {
+            continue;
+        }
+        rows += 1;
+        let got = integral(&p, x, tx, t);
+        let got = [got.ln_i, got.ln_a, got.inv_a, got.ln_b, got.inv_b];
+        let want = brute_integral(&p, x, tx, t);
+        let err = got
+            .iter()
+            .zip(want)
+            .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
+            .fold(0.0, f64::max);
+        worst = worst.max(err);
+    }
+    // Measured: 1.9e-11. On similar random rows the 8-point rule gave 3.5e-14 and a 4-point
+    // rule 1.3e-7, too coarse to use.
+    assert!(worst <= 1e-10, "6-point rule: {worst:.2e}");
+}
