@@ -30,8 +30,8 @@ use rayon::prelude::*;
 use super::optimize::{covariance, hessian, minimize_bfgs, minimize_warm};
 use super::special::{digamma, ln_gamma, sum_power_series_multi, sum_series, MAX_MULTI};
 use super::{
-    check_purchase_inputs, no_dropout_covariance, penalized_mean, stalled_at_precision, warm_note,
-    FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_purchase_inputs, loglik_at, no_dropout_covariance, penalized_mean, stalled_at_precision,
+    warm_note, FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Which of the two Beta-geometric dropout models the shared likelihood code computes.
@@ -634,7 +634,15 @@ pub(crate) fn fit_variant(
         ..p
     };
     let mut params = unscaled(scaled);
-    let mut ll = full_rows.loglik_grad(&params).0;
+    let sum_x: f64 = frequency.iter().sum();
+    let mut ll = loglik_at(
+        m.f,
+        &[scaled.r, scaled.alpha, scaled.a, scaled.b],
+        rows.total_weight,
+        pen,
+        sum_x,
+        scale,
+    );
     let mut converged = m.converged && ll.is_finite();
     let mut iterations = m.iterations;
     let mut grad_norm = m.grad_norm;
@@ -672,7 +680,14 @@ pub(crate) fn fit_variant(
             a: 0.0,
             b: params.b,
         };
-        let nbd_ll = full_rows.loglik_grad(&limit).0;
+        let nbd_ll = loglik_at(
+            n.f,
+            &[n.x[0].exp(), n.x[1].exp()],
+            rows.total_weight,
+            pen,
+            sum_x,
+            scale,
+        );
         // Started next to its optimum, the 2-parameter fit may stop at a gradient just above
         // the tolerance where double precision finds no further decrease: that is converged.
         let nbd_converged = n.converged || stalled_at_precision(&n, opts.tolerance).is_some();

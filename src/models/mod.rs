@@ -349,6 +349,17 @@ pub(crate) fn penalized_mean(
     f
 }
 
+/// The log-likelihood, in the caller's time, of customers whose mean penalized objective
+/// ([`penalized_mean`], over times multiplied by `scale`) is `f` at the parameters `p` it
+/// penalizes: what a full pass over the rows in the caller's time would give, without that
+/// pass. Rescaling time by `c` (with the scale parameters) multiplies each customer's
+/// likelihood by `c^{−x}` in BG/NBD, MBG/NBD and Pareto/NBD alike, so the log-likelihood gains
+/// `Σx · ln c`.
+pub(crate) fn loglik_at(f: f64, p: &[f64], weight: f64, pen: f64, sum_x: f64, scale: f64) -> f64 {
+    let penalty: f64 = p.iter().map(|v| pen * v * v).sum();
+    (penalty - f) * weight + sum_x * scale.ln()
+}
+
 /// The end of a fit's message that says it started from a subsample's fit ("" for a cold
 /// start).
 pub(crate) fn warm_note(warm: Option<&optimize::WarmStart>) -> String {

@@ -46,8 +46,8 @@ use rayon::prelude::*;
 use super::optimize::{covariance, hessian, minimize_warm};
 use super::special::{digamma, ln_gamma};
 use super::{
-    check_purchase_inputs, no_dropout_covariance, penalized_mean, stalled_at_precision, warm_note,
-    FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
+    check_purchase_inputs, loglik_at, no_dropout_covariance, penalized_mean, stalled_at_precision,
+    warm_note, FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Pareto/NBD parameters, in the time unit of the data they were fitted on.
@@ -541,7 +541,15 @@ pub fn fit_pareto_nbd(
         ..p
     };
     let mut params = unscale(scaled);
-    let mut ll = full.loglik_grad(&params).0;
+    let sum_x: f64 = frequency.iter().sum();
+    let mut ll = loglik_at(
+        m.f,
+        &[scaled.r, scaled.alpha, scaled.s, scaled.beta],
+        rows.total_weight,
+        pen,
+        sum_x,
+        scale,
+    );
     let mut converged = m.converged && ll.is_finite();
     let mut message = format!(
         "{} after {} iterations ({} evaluations){}",

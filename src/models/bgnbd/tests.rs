@@ -36,6 +36,14 @@ fn cdnow_published_parameters_and_loglik() {
         "{}",
         rep.log_likelihood
     );
+    // The reported log-likelihood (from the fit's objective in rescaled time) equals a direct
+    // pass over the customers in weeks.
+    let direct = log_likelihood_and_gradient(&p, &s.frequency, &s.recency, &s.t).0;
+    assert!(
+        (rep.log_likelihood - direct).abs() <= 1e-10 * direct.abs(),
+        "{} vs {direct}",
+        rep.log_likelihood
+    );
     // lifetimes 0.11.3 on the same summary (tests/fixtures/lifetimes/cdnow_sample_weeks_reference.json).
     let j = testdata::read_json("fixtures/lifetimes/cdnow_sample_weeks_reference.json");
     for (name, got) in [("r", p.r), ("alpha", p.alpha), ("a", p.a), ("b", p.b)] {
@@ -492,4 +500,14 @@ fn warm_start_reaches_the_cold_optimum() {
         rel_close(warm.params.alpha, cold.params.alpha, 1e-4, 0.0),
         "{cold:?} vs {warm:?}"
     );
+    // The limit's log-likelihood (from the NBD fit's objective in rescaled time) equals a
+    // direct pass over the customers at a = 0.
+    for rep in [&cold, &warm] {
+        let direct = log_likelihood_and_gradient(&rep.params, &x, &tx, &t).0;
+        assert!(
+            (rep.log_likelihood - direct).abs() <= 1e-10 * direct.abs(),
+            "{} vs {direct}",
+            rep.log_likelihood
+        );
+    }
 }

@@ -214,6 +214,16 @@ fn cdnow_published_parameters() {
         "{}",
         rep.log_likelihood
     );
+    // The reported log-likelihood (from the fit's objective in rescaled time) equals the sum of
+    // each customer's, in weeks.
+    let direct: f64 = (0..s.frequency.len())
+        .map(|i| p.log_likelihood(s.frequency[i], s.recency[i], s.t[i]))
+        .sum();
+    assert!(
+        (rep.log_likelihood - direct).abs() <= 1e-10 * direct.abs(),
+        "{} vs {direct}",
+        rep.log_likelihood
+    );
 }
 
 #[test]
