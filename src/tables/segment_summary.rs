@@ -2,7 +2,7 @@
 //!
 //! Grain: (`dimension`, `dimension_value`, `rfm_segment`); `dimension = "all"` rows cover every
 //! customer, and when the job maps region / industry / channel there are rows per value of each
-//! (see [`super::breakdown`]). Partition: `as_of=YYYY-MM-DD`. Cost: one group-by over
+//! (see [`super::breakdown`]). Partition: `as_of=YYYY-MM-DD`. Cost: one pass over
 //! `customer_features` per dimension.
 //! Columns: `dimension` (String), `dimension_value` (String, null for "all"), `rfm_segment`
 //! (String), `customers` (Int64), `customer_share` (Float64, 0–1 within the dimension value),

@@ -2,7 +2,7 @@
 //! attribute.
 //!
 //! Grain: (`dimension`, `dimension_value`, `value_quadrant`). Partition: `as_of=YYYY-MM-DD`.
-//! Cost: one group-by over `customer_features` per dimension.
+//! Cost: one pass over `customer_features` per dimension.
 //! Columns: `dimension`, `dimension_value` (see [`super::breakdown`]), `value_quadrant` (String),
 //! `customers` (Int64), `customer_share`, `revenue`, `revenue_share` (Float64), `clv`,
 //! `clv_share` (Float64, when the CLV models ran), `mean_loyalty_score`,
