@@ -133,12 +133,13 @@ pub(crate) fn aggregate(df: &DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult
         .collect::<PolarsResult<_>>()?;
     let inputs: Vec<(&[f64], Option<&Bitmap>)> = inputs
         .iter()
-        .map(|ca| {
-            let arr = ca.downcast_iter().next().expect("one chunk");
-            (
+        .map(|ca| match ca.downcast_iter().next() {
+            Some(arr) => (
                 arr.values().as_slice(),
                 arr.validity().filter(|v| v.unset_bits() > 0),
-            )
+            ),
+            // No chunk at all: no rows.
+            None => (&[][..], None),
         })
         .collect();
     let nk = keys.values.len();
@@ -377,6 +378,10 @@ mod tests {
                 }
             }
         }
+        // No customers: no groups, the same columns.
+        let empty = aggregate(&df.head(Some(0)), "rfm_segment", &aggs).unwrap();
+        assert_eq!(empty.height(), 0);
+        assert_eq!(empty.get_column_names(), ours.get_column_names());
         // The "Lost" groups have no clv at all: null equity, zero sum.
         let lost = ours
             .clone()
