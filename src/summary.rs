@@ -71,8 +71,10 @@ pub(crate) const CUSTOMER_KEY: &str = "customer_key";
 /// the per-date summaries of a customer bucket fast. Whether the hash tells this table's
 /// customers apart is checked where the rows are sorted anyway ([`daily_purchases`] returns
 /// `None` on a collision, about one in 10¹⁰ per bucket of 100,000 customers); the caller then
-/// starts again with [`with_id_key`]. Results never depend on the choice: the key only orders
-/// customers within a bucket, and the merged tables are sorted by `customer_id`.
+/// starts again with [`with_id_key`]. Per-customer results never depend on the choice: the
+/// key only orders customers within a bucket, and the merged tables are sorted by
+/// `customer_id` (the churn and cohort revenue sums add a bucket's customers in key order, so
+/// their last digits do).
 pub(crate) fn with_hash_key(rows: DataFrame) -> PolarsResult<DataFrame> {
     rows.lazy()
         .with_column(customer_hash().alias(CUSTOMER_KEY))
