@@ -402,10 +402,11 @@ impl Buckets {
     /// polars' streaming engine reads the source and hashes the customer ids on all cores and
     /// hands over batches in source order; each batch is grouped by bucket (a stable counting
     /// sort, one gather) and appended to the buckets' buffers. Every [`FLUSH_BYTES`] the
-    /// buffers are grouped by customer key ([`grouped_by_key`]) and encoded on all cores ([`parquet_pages::Encoding::SCRATCH`]) and written as
-    /// `bucket=K/part-NNNNNN.parquet` by a writer thread, so memory holds at most about twice
-    /// that whatever the source's size. (polars' partitioned sink took 6–7 s for what takes about 4.5 s here at
-    /// 50 M rows: it looked for dictionaries in the id columns and compressed on one thread.)
+    /// buffers are grouped by customer key ([`grouped_by_key`]), encoded on all cores
+    /// ([`parquet_pages::Encoding::SCRATCH`]) and written as `bucket=K/part-NNNNNN.parquet`
+    /// by a writer thread, so memory holds at most about twice that whatever the source's
+    /// size. (polars' partitioned sink took 6–7 s for what takes about 4.5 s here at 50 M
+    /// rows: it looked for dictionaries in the id columns and compressed on one thread.)
     pub(crate) fn split(rows: LazyFrame, n: usize, scratch: &Path) -> Result<Buckets, SplitError> {
         Self::split_in(rows, n, scratch, BATCH_ROWS, FLUSH_BYTES)
     }
