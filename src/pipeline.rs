@@ -179,22 +179,43 @@ fn duplicate_rows(
     if multi.is_empty() {
         return Ok(empty());
     }
-    // The runs' hashes of the mapped columns but the customer id (a run shares it): polars'
-    // column hashes of every row, taken at the runs' rows, which is cheaper than gathering
-    // those rows and hashing them as structs (the fallback, for other column types).
+    // The runs' hashes of the mapped columns but the customer id (a run shares it).
     let others: Vec<&str> = mapped
         .iter()
         .map(|c| c.as_str())
         .filter(|&c| c != "customer_id")
         .collect();
     let hashed = rows.select(others.iter().copied())?;
-    let hashes: Vec<u64> = match column_hashes(&hashed)? {
-        Some(all) => multi.iter().map(|&r| all[r as usize]).collect(),
+    // First the numeric columns alone (cheap to hash: the string columns' hashes of every row
+    // were 2 % of a 50 M-row run): only rows whose numeric values repeat in their run can be
+    // duplicates, and with amounts and timestamps mapped those are few.
+    let numeric: Vec<Column> = hashed
+        .columns()
+        .iter()
+        .filter(|c| !matches!(c.dtype(), DataType::String))
+        .cloned()
+        .collect();
+    let (multi, bounds) = match numeric.len() < hashed.width() && !numeric.is_empty() {
+        true => match column_hashes(&DataFrame::new(hashed.height(), numeric)?)? {
+            Some(all) => {
+                let h: Vec<u64> = multi.iter().map(|&r| all[r as usize]).collect();
+                repeated_in_runs(&h, &bounds, &multi)
+            }
+            None => (multi, bounds),
+        },
+        false => (multi, bounds),
+    };
+    if multi.is_empty() {
+        return Ok(empty());
+    }
+    // Then every column of the rows left (polars' column hashes of those rows; hashing the
+    // rows as structs is the fallback, for other column types).
+    let subset = hashed.take(&IdxCa::from_vec("_row".into(), multi.clone()))?;
+    let hashes: Vec<u64> = match column_hashes(&subset)? {
+        Some(h) => h,
         None => {
-            let idx = IdxCa::from_vec("_row".into(), multi.clone());
             let cols: Vec<Expr> = others.iter().map(|&c| col(c)).collect();
-            let hashes = hashed
-                .take(&idx)?
+            let hashes = subset
                 .lazy()
                 .select([as_struct(cols)
                     .hash(0x5eed, 0xd0b1e, 0xc0ffee, 0xbeef)
@@ -203,34 +224,7 @@ fn duplicate_rows(
             hashes.column("_h")?.u64()?.into_no_null_iter().collect()
         }
     };
-    // Rows whose hash repeats within their run, with the earlier rows of the same hash.
-    let mut candidates: Vec<IdxSize> = Vec::new();
-    let mut seen: PlHashMap<u64, usize> = PlHashMap::new();
-    for w in bounds.windows(2) {
-        let run = &hashes[w[0]..w[1]];
-        let rows = &multi[w[0]..w[1]];
-        if run.len() <= 16 {
-            // Small runs (nearly all): each hash compared with the others of the run.
-            for (k, h) in run.iter().enumerate() {
-                if run.iter().enumerate().any(|(j, o)| j != k && o == h) {
-                    candidates.push(rows[k]);
-                }
-            }
-            continue;
-        }
-        seen.clear();
-        for &h in run {
-            *seen.entry(h).or_default() += 1;
-        }
-        if seen.len() < run.len() {
-            candidates.extend(
-                run.iter()
-                    .zip(rows)
-                    .filter(|(h, _)| seen[*h] > 1)
-                    .map(|(_, &r)| r),
-            );
-        }
-    }
+    let (mut candidates, _) = repeated_in_runs(&hashes, &bounds, &multi);
     if candidates.is_empty() {
         return Ok(empty());
     }
@@ -245,6 +239,47 @@ fn duplicate_rows(
         .select([col("_row")])
         .collect()?;
     Ok(dups.column("_row")?.as_materialized_series().clone())
+}
+
+/// The rows of `rows` (grouped in runs: run `k` is `bounds[k]..bounds[k + 1]`) whose hash in
+/// `hashes` (by position) repeats within their run, grouped the same way: (rows, bounds).
+fn repeated_in_runs(
+    hashes: &[u64],
+    bounds: &[usize],
+    rows: &[IdxSize],
+) -> (Vec<IdxSize>, Vec<usize>) {
+    let mut kept: Vec<IdxSize> = Vec::new();
+    let mut kept_bounds = vec![0];
+    let mut seen: PlHashMap<u64, usize> = PlHashMap::new();
+    for w in bounds.windows(2) {
+        let run = &hashes[w[0]..w[1]];
+        let run_rows = &rows[w[0]..w[1]];
+        if run.len() <= 16 {
+            // Small runs (nearly all): each hash compared with the others of the run.
+            for (k, h) in run.iter().enumerate() {
+                if run.iter().enumerate().any(|(j, o)| j != k && o == h) {
+                    kept.push(run_rows[k]);
+                }
+            }
+        } else {
+            seen.clear();
+            for &h in run {
+                *seen.entry(h).or_default() += 1;
+            }
+            if seen.len() < run.len() {
+                kept.extend(
+                    run.iter()
+                        .zip(run_rows)
+                        .filter(|(h, _)| seen[*h] > 1)
+                        .map(|(_, &r)| r),
+                );
+            }
+        }
+        if kept.len() > *kept_bounds.last().expect("starts with 0") {
+            kept_bounds.push(kept.len());
+        }
+    }
+    (kept, kept_bounds)
 }
 
 /// polars' hash of each row of `columns`, combined column by column, equal for rows whose
