@@ -526,6 +526,7 @@ fn compute_dates(
         };
         let t = Instant::now();
         let daily = pipeline::bucket_daily(job, rows, &scan.mapped, dates).map_err(&read_error)?;
+        buckets.release(b);
         Ok(Some((daily, t.elapsed().as_secs_f64())))
     };
     let mut absorb = |b: usize, daily: pipeline::Daily, daily_s: f64| -> Result<(), RunError> {

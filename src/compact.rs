@@ -508,6 +508,17 @@ impl Buckets {
         LazyFrame::scan_parquet(PlRefPath::new(dir.display().to_string().as_str()), args).map(Some)
     }
 
+    /// Deletes bucket `i`'s scratch files once its rows have been read. Each bucket is read
+    /// once, so deleting it there spreads the file system's work over the bucket phase:
+    /// deleting them all at the end stalled the run (measured on the 50 M-row workload: 0.6 s
+    /// with both cores nearly idle, the kernel freeing 1.9 GB of cached pages). A failure is
+    /// ignored here: the directory is removed with the run's scratch directory in any case.
+    pub(crate) fn release(&self, i: usize) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir.path().join(format!("bucket={i}")));
+        }
+    }
+
     /// The scratch directory, when the rows were split.
     #[cfg(test)]
     pub(crate) fn scratch_dir(&self) -> Option<&Path> {
