@@ -172,6 +172,7 @@ fn main() {
             &s.m,
             // Point values only, as lifetimes: no covariance for intervals.
             &models::FitOptions::default().with_covariance(false),
+            &models::FitOptions::default().with_covariance(false),
         );
         let fit_s = t0.elapsed().as_secs_f64();
         let bg = fits.remove(0).1 .0.expect("BG/NBD fit").map(|p| match p {
@@ -215,6 +216,7 @@ fn main() {
             &s.tx,
             &s.t,
             &s.m,
+            &models::FitOptions::default(),
             &models::FitOptions::default(),
         );
         let bg_cov = cov_fits[0].1 .0.as_ref().expect("BG/NBD fit");

@@ -31,7 +31,7 @@ use super::optimize::{covariance, hessian, minimize_bfgs, minimize_warm};
 use super::special::{digamma, ln_gamma, sum_power_series_multi, sum_series, MAX_MULTI};
 use super::{
     check_purchase_inputs, loglik_at, no_dropout_covariance, penalized_mean, stalled_at_precision,
-    warm_note, FitOptions, FitReport, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
+    warm_note, FitOptions, FitReport, Limit, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
 /// Which of the two Beta-geometric dropout models the shared likelihood code computes.
@@ -356,6 +356,94 @@ fn mean_objective(rows: &Rows, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 +
     }
 }
 
+/// The mean objective of the no-dropout limit (NBD, `a = 0`) over `rows`, as a function of
+/// `(ln r, ln α)`.
+fn nbd_objective(rows: &Rows, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 + '_ {
+    move |theta: &[f64], grad: &mut [f64]| -> f64 {
+        let (r, alpha) = (theta[0].exp(), theta[1].exp());
+        let (ll, g) = rows.nbd_loglik_grad(r, alpha);
+        penalized_mean(ll, &g, &[r, alpha], rows.total_weight, pen, grad)
+    }
+}
+
+/// The mean objective of the same-dropout limit (`a, b → ∞` at `a/(a+b) = p`) over `rows`, as
+/// a function of `(ln r, ln α, logit p)`.
+fn same_dropout_objective(rows: &Rows, pen: f64) -> impl Fn(&[f64], &mut [f64]) -> f64 + '_ {
+    move |theta: &[f64], grad: &mut [f64]| -> f64 {
+        let (ll, g) = rows.homogeneous_loglik_grad(theta);
+        let natural = [theta[0].exp(), theta[1].exp()];
+        let mut f = -ll / rows.total_weight;
+        for k in 0..3 {
+            grad[k] = -g[k] / rows.total_weight;
+        }
+        // The penalty sees r and the rescaled α (a and b are infinite at this limit).
+        for k in 0..2 {
+            grad[k] += 2.0 * pen * natural[k] * natural[k];
+            f += pen * natural[k] * natural[k];
+        }
+        f
+    }
+}
+
+/// The asymptotic covariance of the log-parameters `(ln r, ln α, ln a, ln b)` of a converged
+/// fit over `rows` (times multiplied by `scale`), at the model its parameters are: the interior
+/// optimum, or the `limit` it is scored with. At the no-dropout limit only `(ln r, ln α)` are
+/// free (zero variance for the rest); at the same-dropout limit the covariance of
+/// `(ln r, ln α, logit p)` is embedded as that of `(ln r, ln α, ln a)` with `ln b` fixed: logit
+/// p = ln a − ln b exactly, so a draw of `ln a` at the fixed `b` is a draw of logit p. None
+/// where a parameter ran off (the Hessian is singular there) or it is not positive definite.
+fn covariance_at(
+    rows: &Rows,
+    pen: f64,
+    scale: f64,
+    params: &BgNbdParams,
+    limit: Option<Limit>,
+) -> Option<Vec<f64>> {
+    let (ln_r, ln_alpha) = (params.r.ln(), (params.alpha * scale).ln());
+    match limit {
+        None => {
+            let theta = [ln_r, ln_alpha, params.a.ln(), params.b.ln()];
+            let mut f = mean_objective(rows, pen);
+            covariance(&hessian(&mut f, &theta), 4, rows.total_weight)
+        }
+        Some(Limit::NoDropout) => no_dropout_covariance(
+            &nbd_objective(rows, pen),
+            &[ln_r, ln_alpha],
+            rows.total_weight,
+        ),
+        Some(Limit::SameDropout) => {
+            let theta = [ln_r, ln_alpha, (params.a / params.b).ln()];
+            let mut f = same_dropout_objective(rows, pen);
+            let c = covariance(&hessian(&mut f, &theta), 3, rows.total_weight)?;
+            let mut full = vec![0.0; 16];
+            for i in 0..3 {
+                for j in 0..3 {
+                    full[i * 4 + j] = c[i * 3 + j];
+                }
+            }
+            Some(full)
+        }
+        Some(Limit::RanOff) => None,
+    }
+}
+
+/// [`FitReport::covariance`] of a converged fit made without it ([`FitOptions::covariance`]
+/// off), from its parameters and limit and the same customers and options: what `auto`
+/// computes for its chosen candidate only.
+pub(crate) fn covariance_of(
+    frequency: &[f64],
+    recency: &[f64],
+    t: &[f64],
+    params: &BgNbdParams,
+    limit: Option<Limit>,
+    opts: &FitOptions,
+    variant: Variant,
+) -> Option<Vec<f64>> {
+    let scale = check_purchase_inputs("BG/NBD", frequency, recency, t, opts).ok()?;
+    let rows = Rows::build(frequency, recency, t, scale, variant);
+    covariance_at(&rows, opts.penalizer_coef, scale, params, limit)
+}
+
 /// Collapsed likelihood rows.
 #[derive(Clone)]
 struct Rows {
@@ -661,20 +749,16 @@ pub(crate) fn fit_variant(
     }
     let mut boundary = None;
     let mut free_parameters = 4;
-    let mut boundary_covariance = None;
+    let mut limit = None;
 
     // The no-dropout boundary: a/(a+b) → 0 makes the model NBD (nobody drops out). Fit the
     // limit directly; if the 4-parameter fit is no better, report the boundary solution a = 0.
     let share = scaled.a / (scaled.a + scaled.b);
     if share.is_nan() || share < NO_DROPOUT_SHARE {
-        let nbd_objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
-            let (r, alpha) = (theta[0].exp(), theta[1].exp());
-            let (ll, g) = rows.nbd_loglik_grad(r, alpha);
-            penalized_mean(ll, &g, &[r, alpha], rows.total_weight, pen, grad)
-        };
+        let nbd_objective = nbd_objective(&rows, pen);
         let start = [m.x[0].clamp(-5.0, 5.0), m.x[1].clamp(-10.0, 10.0)];
         let n = minimize_bfgs(&nbd_objective, &start, opts.max_iter, opts.tolerance);
-        let limit = BgNbdParams {
+        let nbd = BgNbdParams {
             r: n.x[0].exp(),
             alpha: n.x[1].exp() / scale,
             a: 0.0,
@@ -699,37 +783,19 @@ pub(crate) fn fit_variant(
                  {ll:.4}",
                 n.iterations
             ));
-            params = limit;
+            params = nbd;
             ll = nbd_ll;
             converged = true;
             iterations += n.iterations;
             grad_norm = n.grad_norm;
             free_parameters = 2;
-            // Only (ln r, ln α) are free at this limit: their 2×2 covariance, embedded with
-            // zero variance for ln a = −∞ and the unidentified b.
-            boundary_covariance = opts
-                .covariance
-                .then(|| no_dropout_covariance(&nbd_objective, &n.x, rows.total_weight))
-                .flatten();
+            limit = Some(Limit::NoDropout);
         }
     }
     // The homogeneous-dropout ridge: a, b → ∞ at a fixed a/(a+b) = p (dropout probabilities do
     // not vary between customers). BFGS crawls along it; fit the 3-parameter limit directly.
     if boundary.is_none() && (!converged || scaled.a + scaled.b > HOMOGENEOUS_AB / 100.0) {
-        let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
-            let (ll, g) = rows.homogeneous_loglik_grad(theta);
-            let natural = [theta[0].exp(), theta[1].exp()];
-            let mut f = -ll / rows.total_weight;
-            for k in 0..3 {
-                grad[k] = -g[k] / rows.total_weight;
-            }
-            // The penalty sees r and the rescaled α (a and b are infinite at this limit).
-            for k in 0..2 {
-                grad[k] += 2.0 * pen * natural[k] * natural[k];
-                f += pen * natural[k] * natural[k];
-            }
-            f
-        };
+        let objective = same_dropout_objective(&rows, pen);
         let share = share.clamp(1e-9, 1.0 - 1e-9);
         let start = [
             m.x[0].clamp(-5.0, 5.0),
@@ -761,23 +827,7 @@ pub(crate) fn fit_variant(
             iterations += h.iterations;
             grad_norm = h.grad_norm;
             free_parameters = 3;
-            // The covariance of (ln r, ln α, logit p), embedded as that of (ln r, ln α, ln a)
-            // with ln b fixed: logit p = ln a − ln b exactly, so a draw of ln a at the fixed
-            // b = (1−p)K is a draw of logit p, and a/(a+b) its dropout probability.
-            let mut f = &objective;
-            boundary_covariance = opts
-                .covariance
-                .then(|| covariance(&hessian(&mut f, &h.x), 3, rows.total_weight))
-                .flatten()
-                .map(|c| {
-                    let mut full = vec![0.0; 16];
-                    for i in 0..3 {
-                        for j in 0..3 {
-                            full[i * 4 + j] = c[i * 3 + j];
-                        }
-                    }
-                    full
-                });
+            limit = Some(Limit::SameDropout);
         }
     }
     if boundary.is_none() {
@@ -799,6 +849,7 @@ pub(crate) fn fit_variant(
                     ran_off.join(", "),
                     if ran_off.len() == 1 { "it" } else { "them" }
                 ));
+                limit = Some(Limit::RanOff);
             } else {
                 message.push_str(&format!(
                     "; {} ran off to a boundary: the data do not identify {}",
@@ -808,14 +859,9 @@ pub(crate) fn fit_variant(
             }
         }
     }
-    let covariance = if !opts.covariance {
-        None
-    } else if converged && boundary.is_none() {
-        let mut f = &objective;
-        covariance(&hessian(&mut f, &m.x), 4, rows.total_weight)
-    } else {
-        boundary_covariance
-    };
+    let covariance = (opts.covariance && converged)
+        .then(|| covariance_at(&rows, pen, scale, &params, limit))
+        .flatten();
     Ok(FitReport {
         params,
         covariance,
@@ -825,6 +871,7 @@ pub(crate) fn fit_variant(
         converged,
         message,
         boundary,
+        limit,
         customers: frequency.len(),
         distinct_rows: rows.w.len(),
         grad_norm,

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use super::optimize::{covariance, hessian, minimize_bfgs_then_newton};
 use super::special::{digamma, ln_gamma};
 use super::{
-    check_finite, check_len, stalled_at_precision, FitOptions, FitReport, ModelError,
+    check_finite, check_len, stalled_at_precision, FitOptions, FitReport, Limit, ModelError,
     LOG_PARAM_LIMIT, PAR_CHUNK,
 };
 
@@ -286,6 +286,7 @@ pub fn fit_gamma_gamma(
         .map(|(_, n)| *n)
         .collect();
     let mut boundary = None;
+    let mut limit = None;
     if !ran_off.is_empty() {
         let what = ran_off.join(", ");
         let mean = params.population_mean();
@@ -298,6 +299,7 @@ pub fn fit_gamma_gamma(
                  {:.4e})",
                 params.population_mean()
             ));
+            limit = Some(Limit::RanOff);
         } else {
             // E.g. q → 1: the population mean spend is infinite, nothing finite to score with.
             converged = false;
@@ -318,6 +320,7 @@ pub fn fit_gamma_gamma(
         iterations: m.iterations,
         converged,
         message,
+        limit,
         boundary,
         customers: pairs.len(),
         distinct_rows: rows.w.len(),

@@ -254,6 +254,8 @@ pub struct FitReport<P> {
     /// dropout, `a → 0`): what the limit is and how customers are scored there. The fit is
     /// still `converged`; the parameters are the limiting model's.
     pub boundary: Option<String>,
+    /// The limiting model a boundary fit is scored with (None at an interior optimum).
+    pub limit: Option<Limit>,
     /// Asymptotic covariance of the log-parameters (row-major, parameters in their documented
     /// order), the inverse Hessian of −LL at the optimum. `None` at a boundary, for a fit that
     /// did not converge, or when the Hessian is not positive definite.
@@ -269,6 +271,21 @@ pub struct FitReport<P> {
     pub grad_norm: f64,
 }
 
+/// Which limiting model a fit on a boundary of the parameter space is scored with (see
+/// [`FitReport::boundary`] for the message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Nobody drops out: the NBD model (BG/NBD and MBG/NBD at `a = 0`, Pareto/NBD at `s = 0`).
+    /// Only `r` and `α` are free.
+    NoDropout,
+    /// BG/NBD and MBG/NBD with `a, b → ∞` at a fixed `a/(a+b)`: every customer drops out with
+    /// the same probability after each purchase.
+    SameDropout,
+    /// A parameter ran off where the likelihood is flat and the data do not identify it; scored
+    /// at the values reached. No covariance (the Hessian is singular there).
+    RanOff,
+}
+
 impl<P> FitReport<P> {
     /// The same report with the parameters converted.
     pub fn map<Q>(self, f: impl FnOnce(P) -> Q) -> FitReport<Q> {
@@ -279,6 +296,7 @@ impl<P> FitReport<P> {
             converged: self.converged,
             message: self.message,
             boundary: self.boundary,
+            limit: self.limit,
             covariance: self.covariance,
             free_parameters: self.free_parameters,
             customers: self.customers,

@@ -5,7 +5,8 @@
 //! does not depend on `t_x`. The batch functions of [`super::clv`] use that to evaluate the
 //! expensive factor once per distinct `(x, T)`.
 
-use super::{BgNbdParams, MbgNbdParams, ParetoNbdParams};
+use super::bgnbd::Variant;
+use super::{BgNbdParams, FitOptions, Limit, MbgNbdParams, ParetoNbdParams};
 
 /// The purchase (transaction-count) models custval fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -129,6 +130,38 @@ pub enum PurchaseModel {
 }
 
 impl PurchaseModel {
+    /// The asymptotic covariance of the log-parameters ([`super::FitReport::covariance`]) of
+    /// this model, fitted to these customers with `opts` and converged at `limit`, computed
+    /// apart from the fit: `auto` computes it for its chosen candidate only (a numerical
+    /// Hessian costs twice as many passes over the customers as the model has parameters).
+    pub fn covariance(
+        &self,
+        limit: Option<Limit>,
+        frequency: &[f64],
+        recency: &[f64],
+        t: &[f64],
+        opts: &FitOptions,
+    ) -> Option<Vec<f64>> {
+        let (f, r) = (frequency, recency);
+        match *self {
+            PurchaseModel::BgNbd(p) => {
+                super::bgnbd::covariance_of(f, r, t, &p, limit, opts, Variant::Bg)
+            }
+            PurchaseModel::MbgNbd(p) => {
+                let p = BgNbdParams {
+                    r: p.r,
+                    alpha: p.alpha,
+                    a: p.a,
+                    b: p.b,
+                };
+                super::bgnbd::covariance_of(f, r, t, &p, limit, opts, Variant::Mbg)
+            }
+            PurchaseModel::ParetoNbd(p) => {
+                super::pareto_nbd::covariance_of(f, r, t, &p, limit, opts)
+            }
+        }
+    }
+
     /// Which model this is.
     pub fn kind(&self) -> ModelKind {
         match self {
@@ -255,6 +288,86 @@ impl PurchaseScore for PurchaseModel {
             PurchaseModel::BgNbd(p) => PurchaseScore::prob_alive_and_weight(p, x, tx, big_t),
             PurchaseModel::MbgNbd(p) => PurchaseScore::prob_alive_and_weight(p, x, tx, big_t),
             PurchaseModel::ParetoNbd(p) => PurchaseScore::prob_alive_and_weight(p, x, tx, big_t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{fit_bgnbd, fit_mbgnbd, fit_pareto_nbd, testdata, FitReport};
+
+    /// The covariance computed apart from the fit ([`PurchaseModel::covariance`], what `auto`
+    /// does for its chosen candidate) equals the one the fit computes itself, at an interior
+    /// optimum and at each limit (its point differs from the optimiser's only by rounding
+    /// through the reported parameters).
+    #[test]
+    fn covariance_apart_equals_the_fits_own() {
+        let (sx, stx, st) = testdata::synthetic_rfm();
+        let no_dropout = testdata::simulate_bgnbd(
+            20_000,
+            &BgNbdParams {
+                r: 0.7,
+                alpha: 30.0,
+                a: 0.0,
+                b: 1.0,
+            },
+            730.0,
+            5,
+        );
+        let same_dropout = testdata::simulate_bgnbd(
+            5_000,
+            &BgNbdParams {
+                r: 0.8,
+                alpha: 25.0,
+                a: 0.2e8,
+                b: 0.8e8,
+            },
+            365.0,
+            21,
+        );
+        let with = FitOptions::default();
+        let without = FitOptions::default().with_covariance(false);
+        type Fit = fn(&[f64], &[f64], &[f64], &FitOptions) -> FitReport<PurchaseModel>;
+        let bg: Fit = |x, tx, t, o| fit_bgnbd(x, tx, t, o).unwrap().map(PurchaseModel::BgNbd);
+        let mbg: Fit = |x, tx, t, o| fit_mbgnbd(x, tx, t, o).unwrap().map(PurchaseModel::MbgNbd);
+        let pareto: Fit = |x, tx, t, o| {
+            fit_pareto_nbd(x, tx, t, o)
+                .unwrap()
+                .map(PurchaseModel::ParetoNbd)
+        };
+        let synthetic = (&sx[..], &stx[..], &st[..]);
+        let nd = (&no_dropout.0[..], &no_dropout.1[..], &no_dropout.2[..]);
+        let sd = (
+            &same_dropout.0[..],
+            &same_dropout.1[..],
+            &same_dropout.2[..],
+        );
+        for (name, fit, (x, tx, t), limit) in [
+            ("bgnbd", bg, synthetic, None),
+            ("mbgnbd", mbg, synthetic, None),
+            ("pareto_nbd", pareto, synthetic, None),
+            ("bgnbd", bg, nd, Some(Limit::NoDropout)),
+            ("pareto_nbd", pareto, nd, Some(Limit::NoDropout)),
+            ("bgnbd", bg, sd, Some(Limit::SameDropout)),
+        ] {
+            let own = fit(x, tx, t, &with);
+            let bare = fit(x, tx, t, &without);
+            assert_eq!(own.limit, limit, "{name}: {own:?}");
+            assert_eq!(bare.params, own.params, "{name}");
+            assert!(bare.covariance.is_none(), "{name}");
+            let want = own.covariance.clone().expect("the fit's covariance");
+            let got = bare
+                .params
+                .covariance(bare.limit, x, tx, t, &without)
+                .expect("covariance apart");
+            let scale = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * scale,
+                    "{name} {limit:?} [{k}]: {got:?} vs {want:?}"
+                );
+            }
         }
     }
 }

@@ -128,6 +128,37 @@ fn gradient_matches_finite_differences() {
     }
 }
 
+/// The NBD limit's likelihood and gradient (chunked, with ln Γ and ψ per run of x) equal the
+/// full likelihood's at s = 0, a separate code path, over more rows than one chunk.
+#[test]
+fn nbd_limit_equals_the_full_likelihood_at_s_zero() {
+    let (x, tx, t) = testdata::synthetic_rfm();
+    // Three copies with longer observation periods: more distinct rows than one chunk.
+    let copies = |v: &[f64], shift: f64| -> Vec<f64> {
+        (0..3)
+            .flat_map(|k| v.iter().map(move |&e| e + shift * k as f64))
+            .collect()
+    };
+    let (x, tx, t) = (copies(&x, 0.0), copies(&tx, 0.0), copies(&t, 0.5));
+    let rows = Rows::build(&x, &tx, &t, 1.0);
+    assert!(rows.w.len() > PAR_CHUNK, "{} rows", rows.w.len());
+    let p = ParetoNbdParams {
+        s: 0.0,
+        ..fixture_params()
+    };
+    let (ll, g) = rows.loglik_grad(&p);
+    let (nbd_ll, nbd_g) = rows.nbd_loglik_grad(p.r, p.alpha);
+    assert!(rel_close(nbd_ll, ll, 1e-12), "{nbd_ll} vs {ll}");
+    for k in 0..2 {
+        assert!(
+            rel_close(nbd_g[k], g[k], 1e-10),
+            "d/d{k}: {} vs {}",
+            nbd_g[k],
+            g[k]
+        );
+    }
+}
+
 #[test]
 fn fit_reaches_the_refined_optimum() {
     let (x, tx, t) = testdata::synthetic_rfm();
