@@ -610,7 +610,10 @@ pub fn holdout_predictions(
     horizon_units: f64,
     penalizer_coef: f64,
 ) -> Vec<(ModelKind, Result<Vec<f64>, String>)> {
-    let opts = FitOptions::default().with_penalizer_coef(penalizer_coef);
+    // Point predictions only: no covariance (it would cost each candidate a numerical Hessian).
+    let opts = FitOptions::default()
+        .with_penalizer_coef(penalizer_coef)
+        .with_covariance(false);
     kinds
         .par_iter()
         .map(|&k| {
