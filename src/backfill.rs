@@ -441,6 +441,10 @@ fn compute_dates(
                 crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root).map_err(|e| {
                     match e {
                         crate::compact::SplitError::Polars(p) => read_error(p),
+                        // Handled by the split itself (it starts again without the codes).
+                        e @ crate::compact::SplitError::TooManyValues(_) => {
+                            read_error(PolarsError::ComputeError(e.to_string().into()))
+                        }
                         crate::compact::SplitError::Scratch { dir, source } => {
                             storage::StorageError::Local {
                                 path: dir,
@@ -521,7 +525,7 @@ fn compute_dates(
     // step has one-thread stretches, and overlapping them keeps both cores busy (measured on
     // the 50 M-row workload: the bucket phase ran at three quarters of two cores).
     let load = |b: usize| -> Result<Option<(pipeline::Daily, f64)>, RunError> {
-        let Some(rows) = buckets.rows(b).map_err(&read_error)? else {
+        let Some(rows) = buckets.read(b).map_err(&read_error)? else {
             return Ok(None);
         };
         let t = Instant::now();

@@ -13,6 +13,7 @@
 //! `<scratch>/custval-XXXX/bucket=K/*.parquet`, a directory removed when the run ends, whether
 //! it succeeds or fails.
 
+use crate::dictionary::{Decoder, Encoder};
 use crate::parquet_pages;
 use polars::prelude::*;
 use std::num::NonZeroUsize;
@@ -35,6 +36,25 @@ pub(crate) const MAX_BUCKETS: usize = 128;
 const FLUSH_BYTES: usize = 192 << 20;
 /// Rows per batch handed over by polars' streaming engine.
 const BATCH_ROWS: usize = 256 * 1024;
+
+/// The split's settings (tests make them small).
+#[derive(Debug, Clone, Copy)]
+struct Tuning {
+    /// Rows per batch of polars' engine.
+    batch_rows: usize,
+    /// Bytes buffered before the buckets' files are written.
+    flush_bytes: usize,
+    /// Distinct values of a coded column at most ([`crate::dictionary::Encoder::with_max`]).
+    max_codes: usize,
+}
+
+impl Tuning {
+    const DEFAULT: Tuning = Tuning {
+        batch_rows: BATCH_ROWS,
+        flush_bytes: FLUSH_BYTES,
+        max_codes: crate::dictionary::MAX_CODES,
+    };
+}
 
 /// The number of buckets for a source of `rows` rows (1 when unknown). The environment
 /// variable `CUSTVAL_ROWS_PER_BUCKET` overrides [`ROWS_PER_BUCKET`] (for tests and tuning).
@@ -115,7 +135,13 @@ pub(crate) struct Buckets {
     whole: Option<LazyFrame>,
     /// Several: the scratch directory holding `bucket=K/` folders.
     dir: Option<ScratchDir>,
+    /// The columns written there as codes, with their strings.
+    decoders: Vec<(PlSmallStr, Decoder)>,
 }
+
+/// The string columns the split writes as codes ([`crate::dictionary`]), when the source has
+/// them: low-cardinality columns, read back as strings.
+const CODED: [&str; 4] = ["category", "region", "industry", "channel"];
 
 /// A run's directory under the scratch root (`--scratch`): removed when dropped (the run
 /// succeeded or failed), and locked while the process lives, so that a later run removes it
@@ -209,6 +235,10 @@ pub(crate) enum SplitError {
     /// Reading the source or encoding the bucket files with polars failed.
     #[error(transparent)]
     Polars(#[from] PolarsError),
+    /// A coded column has more distinct values than a dictionary holds
+    /// ([`crate::dictionary::MAX_CODES`]): [`Buckets::split`] starts again without coding it.
+    #[error("column {0} has too many distinct values to code")]
+    TooManyValues(PlSmallStr),
 }
 
 /// The split's state between polars' batches: each bucket's rows not yet written, and the
@@ -227,6 +257,8 @@ struct Splitter {
     failed: Option<SplitError>,
     /// The distinct days of the rows (the freshness check's input, found on the way).
     days: std::collections::BTreeSet<i32>,
+    /// The string columns written as codes, with their dictionaries.
+    coded: Vec<(PlSmallStr, Encoder)>,
 }
 
 /// One flush: its number (the files' name) and each non-empty bucket's rows.
@@ -235,7 +267,15 @@ type Flush = (usize, Vec<(usize, DataFrame)>);
 impl Splitter {
     /// A splitter into `n` buckets under `dir` (this run's directory under the scratch root
     /// `scratch`), writing every `flush_bytes` bytes.
-    fn new(scratch: &Path, dir: &Path, n: usize, flush_bytes: usize) -> Splitter {
+    /// The columns named in `coded` are written as codes ([`crate::dictionary`]), of at most
+    /// `max_codes` distinct values each.
+    fn new(
+        scratch: &Path,
+        dir: &Path,
+        n: usize,
+        flush_bytes: usize,
+        (coded, max_codes): (&[PlSmallStr], usize),
+    ) -> Splitter {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Flush>(0);
         let (scratch, dir) = (scratch.to_path_buf(), dir.to_path_buf());
         let writer = std::thread::spawn(move || {
@@ -266,6 +306,10 @@ impl Splitter {
             writer: Some(writer),
             failed: None,
             days: std::collections::BTreeSet::new(),
+            coded: coded
+                .iter()
+                .map(|c| (c.clone(), Encoder::with_max(max_codes)))
+                .collect(),
         }
     }
 
@@ -312,6 +356,21 @@ impl Splitter {
         let n = self.pending.len();
         // Single-chunk already (a morsel); a no-op then.
         batch.rechunk_mut_par();
+        for (name, encoder) in &mut self.coded {
+            let Ok(strings) = batch.column(name.as_str()).and_then(|c| c.str().cloned()) else {
+                continue;
+            };
+            let mut codes = Vec::with_capacity(strings.chunks().len());
+            for arr in strings.downcast_iter() {
+                codes.push(
+                    encoder
+                        .encode(arr)
+                        .map_err(|_| SplitError::TooManyValues(name.clone()))?,
+                );
+            }
+            let codes = UInt32Chunked::from_chunk_iter(name.clone(), codes);
+            batch.with_column(codes.into_column())?;
+        }
         let hashes = batch.column(HASH)?.u64()?.rechunk();
         let hashes = hashes.cont_slice().expect("hashes have no nulls");
         // A stable counting sort by bucket: `starts[b]..starts[b + 1]` are bucket b's rows.
@@ -437,18 +496,49 @@ impl Buckets {
     /// by a writer thread, so memory holds at most about twice that whatever the source's
     /// size. (polars' partitioned sink took 6–7 s for what takes about 4.5 s here at 50 M
     /// rows: it looked for dictionaries in the id columns and compressed on one thread.)
+    ///
+    /// The low-cardinality string columns ([`CODED`]) are written as codes. One with more
+    /// distinct values than a dictionary holds stops the split, which starts again without
+    /// coding it (one more pass over the source, for a column that is not what its name says).
     pub(crate) fn split(rows: LazyFrame, n: usize, scratch: &Path) -> Result<Buckets, SplitError> {
-        Self::split_in(rows, n, scratch, BATCH_ROWS, FLUSH_BYTES)
+        Self::split_with(rows, n, scratch, Tuning::DEFAULT)
     }
 
-    /// [`Buckets::split`] with polars' batches of `batch_rows` rows, written every
-    /// `flush_bytes` bytes.
+    /// [`Buckets::split`] with the settings `tuning`.
+    fn split_with(
+        mut rows: LazyFrame,
+        n: usize,
+        scratch: &Path,
+        tuning: Tuning,
+    ) -> Result<Buckets, SplitError> {
+        let schema = rows.collect_schema()?;
+        let mut coded: Vec<PlSmallStr> = CODED
+            .iter()
+            .filter(|c| schema.get(c) == Some(&DataType::String))
+            .map(|c| PlSmallStr::from(*c))
+            .collect();
+        loop {
+            match Self::split_in(rows.clone(), n, scratch, tuning, &coded) {
+                Err(SplitError::TooManyValues(column)) => {
+                    tracing::info!(
+                        %column,
+                        max = tuning.max_codes,
+                        "too many distinct values to code on scratch: splitting again with the column as strings"
+                    );
+                    coded.retain(|c| c != &column);
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One pass of [`Buckets::split_with`], the columns `coded` written as codes.
     fn split_in(
         rows: LazyFrame,
         n: usize,
         scratch: &Path,
-        batch_rows: usize,
-        flush_bytes: usize,
+        tuning: Tuning,
+        coded: &[PlSmallStr],
     ) -> Result<Buckets, SplitError> {
         if n <= 1 {
             return Ok(Buckets {
@@ -456,6 +546,7 @@ impl Buckets {
                 days: None,
                 whole: Some(rows),
                 dir: None,
+                decoders: Vec::new(),
             });
         }
         let dir = ScratchDir::new(scratch).map_err(|source| SplitError::Scratch {
@@ -466,7 +557,8 @@ impl Buckets {
             scratch,
             dir.path(),
             n,
-            flush_bytes,
+            tuning.flush_bytes,
+            (coded, tuning.max_codes),
         )));
         let sink = splitter.clone();
         let callback = PlanCallback::new(move |batch: DataFrame| {
@@ -482,7 +574,7 @@ impl Buckets {
         });
         let ran = rows
             .with_column(hash_expr())
-            .sink_batches(callback, true, NonZeroUsize::new(batch_rows))
+            .sink_batches(callback, true, NonZeroUsize::new(tuning.batch_rows))
             .and_then(|lf| lf.collect_with_engine(Engine::Streaming));
         let mut s = splitter.lock().expect("the splitter is not poisoned");
         let failed = s.failed.take();
@@ -500,6 +592,11 @@ impl Buckets {
             days: Some(std::mem::take(&mut s.days).into_iter().collect()),
             whole: None,
             dir: Some(dir),
+            decoders: s
+                .coded
+                .iter()
+                .map(|(name, e)| (name.clone(), e.decoder()))
+                .collect(),
         })
     }
 
@@ -514,8 +611,28 @@ impl Buckets {
         self.days.as_deref()
     }
 
-    /// The rows of bucket `i`, or None when no customer hashed to it.
-    pub(crate) fn rows(&self, i: usize) -> PolarsResult<Option<LazyFrame>> {
+    /// The rows of bucket `i`, or None when no customer hashed to it, with the coded columns
+    /// as strings again.
+    pub(crate) fn read(&self, i: usize) -> PolarsResult<Option<DataFrame>> {
+        let Some(lf) = self.scan(i)? else {
+            return Ok(None);
+        };
+        let mut rows = lf.collect()?;
+        for (name, decoder) in &self.decoders {
+            // One chunk of codes, so one of strings: the bucket phase reads some of these
+            // columns by row number, from one chunk (copying 4-byte codes, not 16-byte views).
+            let codes = rows.column(name.as_str())?.u32()?.rechunk();
+            let strings = StringChunked::from_chunk_iter(
+                name.clone(),
+                codes.downcast_iter().map(|c| decoder.decode(c)),
+            );
+            rows.with_column(strings.into_column())?;
+        }
+        Ok(Some(rows))
+    }
+
+    /// The scan of bucket `i`'s rows as stored, or None when no customer hashed to it.
+    fn scan(&self, i: usize) -> PolarsResult<Option<LazyFrame>> {
         if let Some(lf) = &self.whole {
             return Ok(Some(lf.clone()));
         }
@@ -588,7 +705,7 @@ mod tests {
         // or read-only disk.
         let blocked = scratch.path().join("custval-blocked");
         std::fs::write(&blocked, b"").unwrap();
-        let mut s = Splitter::new(scratch.path(), &blocked, 2, 1);
+        let mut s = Splitter::new(scratch.path(), &blocked, 2, 1, (&[], 1));
         let batch = df!("customer_id" => ["a"], HASH => [1u64]).unwrap();
         // The writer fails in the background: the next flush or the end reports it.
         let failed = s.push(batch).and_then(|()| s.finish());
@@ -596,6 +713,67 @@ mod tests {
             Err(SplitError::Scratch { dir, .. }) => assert_eq!(dir, scratch.path()),
             other => panic!("expected a scratch error, got {other:?}"),
         }
+    }
+
+    /// The low-cardinality columns are codes on scratch and the same strings when read.
+    #[test]
+    fn coded_columns_come_back_as_strings() {
+        let n = 3000;
+        let long = "a channel whose name is longer than a view inlines";
+        let df = df!(
+            "customer_id" => (0..n).map(|i| format!("c{}", i % 211)).collect::<Vec<_>>(),
+            "amount" => (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+            "category" => (0..n).map(|i| (i % 7 != 3).then(|| format!("cat{}", i % 23))).collect::<Vec<_>>(),
+            "channel" => (0..n).map(|i| if i % 5 == 0 { long } else { "web" }).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        // 23 categories and two channels: both coded. With a cap of 20 values, the split
+        // starts again with the categories as strings.
+        for (max_codes, category) in [(100, DataType::UInt32), (20, DataType::String)] {
+            let tuning = Tuning {
+                max_codes,
+                ..Tuning::DEFAULT
+            };
+            let b = Buckets::split_with(df.clone().lazy(), 4, scratch.path(), tuning).unwrap();
+            let (stored, back) = stored_and_read(&b);
+            assert_eq!(stored.column("category").unwrap().dtype(), &category);
+            assert_eq!(stored.column("channel").unwrap().dtype(), &DataType::UInt32);
+            assert!(back.equals_missing(&sort(df.clone().lazy())));
+        }
+    }
+
+    /// Bucket 1's first scratch file, and all the buckets' rows read back (sorted).
+    fn stored_and_read(b: &Buckets) -> (DataFrame, DataFrame) {
+        let file = std::fs::read_dir(b.scratch_dir().unwrap().join("bucket=1"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let stored = ParquetReader::new(std::fs::File::open(file).unwrap())
+            .finish()
+            .unwrap();
+        let mut parts = Vec::new();
+        for i in 0..b.len() {
+            if let Some(part) = b.read(i).unwrap() {
+                assert_eq!(part.column("category").unwrap().dtype(), &DataType::String);
+                parts.push(part.lazy());
+            }
+        }
+        (stored, sort(concat(parts, Default::default()).unwrap()))
+    }
+
+    fn sort(lf: LazyFrame) -> DataFrame {
+        lf.select([
+            col("customer_id"),
+            col("amount"),
+            col("category"),
+            col("channel"),
+        ])
+        .sort(["amount"], Default::default())
+        .collect()
+        .unwrap()
     }
 
     #[test]
@@ -654,7 +832,12 @@ mod tests {
         .unwrap();
         let scratch = tempfile::tempdir().unwrap();
         // Batches of 100 rows, files every 4 KB (about 3 batches): several files per bucket.
-        let b = Buckets::split_in(df.lazy(), 5, scratch.path(), 100, 4096).unwrap();
+        let tuning = Tuning {
+            batch_rows: 100,
+            flush_bytes: 4096,
+            ..Tuning::DEFAULT
+        };
+        let b = Buckets::split_with(df.lazy(), 5, scratch.path(), tuning).unwrap();
         assert_eq!(b.len(), 5);
         let files = std::fs::read_dir(b.scratch_dir().unwrap().join("bucket=0"))
             .unwrap()
@@ -663,10 +846,9 @@ mod tests {
         let mut total = 0;
         let mut seen = std::collections::HashMap::new();
         for i in 0..b.len() {
-            let Some(lf) = b.rows(i).unwrap() else {
+            let Some(part) = b.read(i).unwrap() else {
                 continue;
             };
-            let part = lf.collect().unwrap();
             total += part.height();
             // A customer's rows keep their source order inside a bucket.
             let amounts = part.column("amount").unwrap().f64().unwrap();

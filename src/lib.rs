@@ -41,6 +41,7 @@ pub mod cli;
 pub(crate) mod codes;
 pub(crate) mod columns;
 pub(crate) mod compact;
+pub(crate) mod dictionary;
 pub mod error;
 pub(crate) mod features;
 pub mod generate;

@@ -311,11 +311,10 @@ fn column_hashes(columns: &DataFrame) -> PolarsResult<Option<Vec<u64>>> {
 /// duplicate repeats; `dates` are the as-of dates whose quarantine is kept.
 pub(crate) fn bucket_daily(
     job: &Job,
-    rows: LazyFrame,
+    rows: DataFrame,
     mapped: &[String],
     dates: &[chrono::NaiveDate],
 ) -> PolarsResult<Daily> {
-    let rows = rows.collect()?;
     match daily_keyed(job, summary::with_hash_key(rows.clone())?, mapped, dates)? {
         Some(daily) => Ok(daily),
         None => {
