@@ -200,7 +200,9 @@ fn triples<'a>(rows: impl Iterator<Item = (u64, u64, &'a str)>) -> CategoryDays 
 /// One [`DayMask`] per (key, day) run of `order` ([`crate::summary::key_day_order`]) with a
 /// category, from the rows' category `code`s (at most 64).
 fn masks(order: &[(u64, u64)], code: &[Option<u8>]) -> Vec<DayMask> {
-    let mut out: Vec<DayMask> = Vec::new();
+    // At most one per row: reserved at once (the pages never written are never touched),
+    // rather than grown and copied a dozen times.
+    let mut out: Vec<DayMask> = Vec::with_capacity(order.len());
     for &(key, dr) in order {
         let Some(c) = code[(dr & 0xffff_ffff) as usize] else {
             continue;

@@ -160,8 +160,10 @@ fn duplicate_rows(
     let same_run =
         |i: usize, j: usize| sorted[i].0 == sorted[j].0 && sorted[i].1 >> 32 == sorted[j].1 >> 32;
     // The rows of runs of two or more, run by run (`bounds`: where each run starts).
-    let mut multi: Vec<IdxSize> = Vec::new();
-    let mut bounds: Vec<usize> = Vec::new();
+    // Reserved for every row at once (pages never written are never touched) rather than
+    // grown and copied.
+    let mut multi: Vec<IdxSize> = Vec::with_capacity(sorted.len());
+    let mut bounds: Vec<usize> = Vec::with_capacity(sorted.len() / 2 + 1);
     let mut i = 0;
     while i < sorted.len() {
         let mut j = i + 1;
@@ -475,7 +477,8 @@ fn daily_keyed(
 /// The rows of `sorted` ([`summary::key_day_order`] of all rows) that the checks accepted
 /// (`reason` 0).
 fn accepted(mut sorted: Vec<(u64, u64)>, reason: &Int32Chunked) -> Vec<(u64, u64)> {
-    let ok: Vec<bool> = reason.iter().map(|r| r == Some(0)).collect();
+    let mut ok: Vec<bool> = Vec::with_capacity(reason.len());
+    ok.extend(reason.iter().map(|r| r == Some(0)));
     sorted.retain(|&(_, dr)| ok[(dr & 0xffff_ffff) as usize]);
     sorted
 }

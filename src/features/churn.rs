@@ -166,9 +166,16 @@ fn day_periods(cols: &DailyColumns, opts: &ChurnOptions) -> DayPeriods {
     DayPeriods::new(opts.period, lo.min(opts.as_of), opts.as_of)
 }
 
-/// Periods `lo..=hi` in which a customer with purchase `days` is active, ascending.
-fn active_periods(days: &[i32], lo: i32, hi: i32, o: &ChurnOptions, p: &DayPeriods) -> Vec<i32> {
-    let mut out: Vec<i32> = Vec::new();
+/// Periods `lo..=hi` in which a customer with purchase `days` is active, ascending, into `out`
+/// (cleared first: one buffer serves many customers).
+fn active_periods(
+    days: &[i32],
+    (lo, hi): (i32, i32),
+    o: &ChurnOptions,
+    p: &DayPeriods,
+    out: &mut Vec<i32>,
+) {
+    out.clear();
     match o.inactivity_days {
         None => {
             for &d in days {
@@ -194,18 +201,17 @@ fn active_periods(days: &[i32], lo: i32, hi: i32, o: &ChurnOptions, p: &DayPerio
             }
         }
     }
-    out
 }
 
-/// Spend per period `lo..=hi`, ascending by period.
+/// Spend per period `lo..=hi`, ascending by period, into `out` (cleared first).
 fn revenue_by_period(
     days: &[i32],
     amounts: &[f64],
-    lo: i32,
-    hi: i32,
+    (lo, hi): (i32, i32),
     p: &DayPeriods,
-) -> Vec<(i32, f64)> {
-    let mut out: Vec<(i32, f64)> = Vec::new();
+    out: &mut Vec<(i32, f64)>,
+) {
+    out.clear();
     for (&d, &a) in days.iter().zip(amounts) {
         let i = p.index(d);
         if i < lo || i > hi {
@@ -216,7 +222,6 @@ fn revenue_by_period(
             _ => out.push((i, a)),
         }
     }
-    out
 }
 
 fn lookup(rev: &[(i32, f64)], p: i32) -> f64 {
@@ -288,13 +293,15 @@ pub(crate) fn churn_rates(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<Churn
     let acc = ranges
         .par_chunks(DETERMINISTIC_CHUNK)
         .map(|chunk| {
+            // One pair of buffers per chunk, reused customer after customer.
+            let (mut act, mut rev) = (Vec::new(), Vec::new());
             chunk
                 .iter()
                 .fold(vec![Acc::default(); len], |mut acc, &(s, e)| {
                     let days = &cols.day[s..e];
                     let amounts = &cols.amount[s..e];
-                    let act = active_periods(days, first - 1, last, opts, &periods);
-                    let rev = revenue_by_period(days, amounts, first - 1, last, &periods);
+                    active_periods(days, (first - 1, last), opts, &periods, &mut act);
+                    revenue_by_period(days, amounts, (first - 1, last), &periods, &mut rev);
                     let is_active = |i: i32| act.binary_search(&i).is_ok();
                     let first_period = periods.index(days[0]);
                     for &i in &act {
@@ -396,6 +403,7 @@ pub(crate) fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<
     let acc = ranges
         .par_chunks(DETERMINISTIC_CHUNK)
         .map(|chunk| {
+            let (mut act, mut rev) = (Vec::new(), Vec::new());
             chunk.iter().fold(empty(), |mut acc, &(s, e)| {
                 let days = &cols.day[s..e];
                 if !in_window(days[0]) {
@@ -404,10 +412,12 @@ pub(crate) fn cohort_retention(cols: &DailyColumns, opts: &ChurnOptions) -> Vec<
                 let c = periods.index(days[0]);
                 let cell = &mut acc[(c - c0) as usize];
                 cell.0 += 1;
-                for i in active_periods(days, c, last, opts, &periods) {
+                active_periods(days, (c, last), opts, &periods, &mut act);
+                for &i in &act {
                     cell.1[(i - c) as usize].0 += 1;
                 }
-                for (i, r) in revenue_by_period(days, &cols.amount[s..e], c, last, &periods) {
+                revenue_by_period(days, &cols.amount[s..e], (c, last), &periods, &mut rev);
+                for &(i, r) in &rev {
                     cell.1[(i - c) as usize].1 += r;
                 }
                 acc
