@@ -442,7 +442,8 @@ fn compute_dates(
                     match e {
                         crate::compact::SplitError::Polars(p) => read_error(p),
                         // Handled by the split itself (it starts again without the codes).
-                        e @ crate::compact::SplitError::TooManyValues(_) => {
+                        e @ (crate::compact::SplitError::TooManyValues(_)
+                        | crate::compact::SplitError::LongValues(_)) => {
                             read_error(PolarsError::ComputeError(e.to_string().into()))
                         }
                         crate::compact::SplitError::Scratch { dir, source } => {

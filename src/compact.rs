@@ -137,11 +137,33 @@ pub(crate) struct Buckets {
     dir: Option<ScratchDir>,
     /// The columns written there as codes, with their strings.
     decoders: Vec<(PlSmallStr, Decoder)>,
+    /// The columns written there as two integers ([`crate::inline_ids`]).
+    packed: Vec<PlSmallStr>,
+    /// The scan's columns, in order.
+    names: Vec<PlSmallStr>,
 }
 
 /// The string columns the split writes as codes ([`crate::dictionary`]), when the source has
 /// them: low-cardinality columns, read back as strings.
 const CODED: [&str; 4] = ["category", "region", "industry", "channel"];
+
+/// The string columns the split writes as two integers per value ([`crate::inline_ids`]),
+/// when every value is short: the ids.
+const PACKED: [&str; 2] = ["customer_id", "order_id"];
+
+/// The scratch columns of the halves of packed column `name`.
+fn halves(name: &str) -> [PlSmallStr; 2] {
+    [format!("_lo_{name}").into(), format!("_hi_{name}").into()]
+}
+
+/// How the split writes the string columns.
+#[derive(Debug, Clone, Default)]
+struct Layout {
+    /// As codes ([`crate::dictionary`]).
+    coded: Vec<PlSmallStr>,
+    /// As two integers per value ([`crate::inline_ids`]).
+    packed: Vec<PlSmallStr>,
+}
 
 /// A run's directory under the scratch root (`--scratch`): removed when dropped (the run
 /// succeeded or failed), and locked while the process lives, so that a later run removes it
@@ -239,6 +261,10 @@ pub(crate) enum SplitError {
     /// ([`crate::dictionary::MAX_CODES`]): [`Buckets::split`] starts again without coding it.
     #[error("column {0} has too many distinct values to code")]
     TooManyValues(PlSmallStr),
+    /// A packed column has a value longer than a string view holds: [`Buckets::split`] starts
+    /// again without packing it.
+    #[error("column {0} has values too long to pack")]
+    LongValues(PlSmallStr),
 }
 
 /// The split's state between polars' batches: each bucket's rows not yet written, and the
@@ -259,6 +285,8 @@ struct Splitter {
     days: std::collections::BTreeSet<i32>,
     /// The string columns written as codes, with their dictionaries.
     coded: Vec<(PlSmallStr, Encoder)>,
+    /// The string columns written as two integers.
+    packed: Vec<PlSmallStr>,
 }
 
 /// One flush: its number (the files' name) and each non-empty bucket's rows.
@@ -267,14 +295,14 @@ type Flush = (usize, Vec<(usize, DataFrame)>);
 impl Splitter {
     /// A splitter into `n` buckets under `dir` (this run's directory under the scratch root
     /// `scratch`), writing every `flush_bytes` bytes.
-    /// The columns named in `coded` are written as codes ([`crate::dictionary`]), of at most
-    /// `max_codes` distinct values each.
+    /// The string columns are written as `layout` says, coded columns of at most `max_codes`
+    /// distinct values each.
     fn new(
         scratch: &Path,
         dir: &Path,
         n: usize,
         flush_bytes: usize,
-        (coded, max_codes): (&[PlSmallStr], usize),
+        (layout, max_codes): (&Layout, usize),
     ) -> Splitter {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Flush>(0);
         let (scratch, dir) = (scratch.to_path_buf(), dir.to_path_buf());
@@ -306,10 +334,12 @@ impl Splitter {
             writer: Some(writer),
             failed: None,
             days: std::collections::BTreeSet::new(),
-            coded: coded
+            coded: layout
+                .coded
                 .iter()
                 .map(|c| (c.clone(), Encoder::with_max(max_codes)))
                 .collect(),
+            packed: layout.packed.clone(),
         }
     }
 
@@ -356,6 +386,8 @@ impl Splitter {
         let n = self.pending.len();
         // Single-chunk already (a morsel); a no-op then.
         batch.rechunk_mut_par();
+        // The batch's size as strings: the flush threshold was tuned on it.
+        let bytes = batch_bytes(&batch).max(1);
         for (name, encoder) in &mut self.coded {
             let Ok(strings) = batch.column(name.as_str()).and_then(|c| c.str().cloned()) else {
                 continue;
@@ -370,6 +402,22 @@ impl Splitter {
             }
             let codes = UInt32Chunked::from_chunk_iter(name.clone(), codes);
             batch.with_column(codes.into_column())?;
+        }
+        for name in &self.packed {
+            let Ok(strings) = batch.column(name.as_str()).and_then(|c| c.str().cloned()) else {
+                continue;
+            };
+            let (mut lo, mut hi) = (Vec::new(), Vec::new());
+            for arr in strings.downcast_iter() {
+                let (l, h) = crate::inline_ids::split(arr)
+                    .ok_or_else(|| SplitError::LongValues(name.clone()))?;
+                lo.push(l);
+                hi.push(h);
+            }
+            let [lo_name, hi_name] = halves(name);
+            batch.drop_in_place(name.as_str())?;
+            batch.with_column(UInt64Chunked::from_chunk_iter(lo_name, lo).into_column())?;
+            batch.with_column(UInt64Chunked::from_chunk_iter(hi_name, hi).into_column())?;
         }
         let hashes = batch.column(HASH)?.u64()?.rechunk();
         let hashes = hashes.cont_slice().expect("hashes have no nulls");
@@ -391,8 +439,6 @@ impl Splitter {
         if let Ok(day) = batch.column("day").and_then(|d| d.i32().cloned()) {
             self.note_days(&day);
         }
-        // The batch's size, before the gather.
-        let bytes = batch_bytes(&batch).max(1);
         let grouped = batch.take(&IdxCa::from_vec(PlSmallStr::EMPTY, order))?;
         for b in 0..n {
             let len = starts[b + 1] - starts[b];
@@ -512,34 +558,48 @@ impl Buckets {
         tuning: Tuning,
     ) -> Result<Buckets, SplitError> {
         let schema = rows.collect_schema()?;
-        let mut coded: Vec<PlSmallStr> = CODED
-            .iter()
-            .filter(|c| schema.get(c) == Some(&DataType::String))
-            .map(|c| PlSmallStr::from(*c))
-            .collect();
+        let strings = |names: &[&str]| -> Vec<PlSmallStr> {
+            names
+                .iter()
+                .filter(|c| schema.get(c) == Some(&DataType::String))
+                .map(|c| PlSmallStr::from(*c))
+                .collect()
+        };
+        let mut layout = Layout {
+            coded: strings(&CODED),
+            packed: strings(&PACKED),
+        };
         loop {
-            match Self::split_in(rows.clone(), n, scratch, tuning, &coded) {
+            match Self::split_in(rows.clone(), n, scratch, tuning, &layout) {
                 Err(SplitError::TooManyValues(column)) => {
                     tracing::info!(
                         %column,
                         max = tuning.max_codes,
                         "too many distinct values to code on scratch: splitting again with the column as strings"
                     );
-                    coded.retain(|c| c != &column);
+                    layout.coded.retain(|c| c != &column);
+                }
+                Err(SplitError::LongValues(column)) => {
+                    tracing::info!(
+                        %column,
+                        "values longer than 12 bytes: splitting again with the column as strings"
+                    );
+                    layout.packed.retain(|c| c != &column);
                 }
                 done => return done,
             }
         }
     }
 
-    /// One pass of [`Buckets::split_with`], the columns `coded` written as codes.
+    /// One pass of [`Buckets::split_with`], the string columns written as `layout` says.
     fn split_in(
-        rows: LazyFrame,
+        mut rows: LazyFrame,
         n: usize,
         scratch: &Path,
         tuning: Tuning,
-        coded: &[PlSmallStr],
+        layout: &Layout,
     ) -> Result<Buckets, SplitError> {
+        let names = rows.collect_schema()?.iter_names_cloned().collect();
         if n <= 1 {
             return Ok(Buckets {
                 n: 1,
@@ -547,6 +607,8 @@ impl Buckets {
                 whole: Some(rows),
                 dir: None,
                 decoders: Vec::new(),
+                packed: Vec::new(),
+                names,
             });
         }
         let dir = ScratchDir::new(scratch).map_err(|source| SplitError::Scratch {
@@ -558,7 +620,7 @@ impl Buckets {
             dir.path(),
             n,
             tuning.flush_bytes,
-            (coded, tuning.max_codes),
+            (layout, tuning.max_codes),
         )));
         let sink = splitter.clone();
         let callback = PlanCallback::new(move |batch: DataFrame| {
@@ -597,6 +659,8 @@ impl Buckets {
                 .iter()
                 .map(|(name, e)| (name.clone(), e.decoder()))
                 .collect(),
+            packed: s.packed.clone(),
+            names,
         })
     }
 
@@ -628,7 +692,20 @@ impl Buckets {
             );
             rows.with_column(strings.into_column())?;
         }
-        Ok(Some(rows))
+        if self.packed.is_empty() {
+            return Ok(Some(rows));
+        }
+        for name in &self.packed {
+            let [lo, hi] = halves(name);
+            let ids = crate::inline_ids::join(
+                name.clone(),
+                rows.column(lo.as_str())?.u64()?,
+                rows.column(hi.as_str())?.u64()?,
+            )?;
+            rows.with_column(ids.into_column())?;
+        }
+        // The scan's columns in the scan's order (without the halves).
+        rows.select(self.names.iter().cloned()).map(Some)
     }
 
     /// The scan of bucket `i`'s rows as stored, or None when no customer hashed to it.
@@ -705,7 +782,7 @@ mod tests {
         // or read-only disk.
         let blocked = scratch.path().join("custval-blocked");
         std::fs::write(&blocked, b"").unwrap();
-        let mut s = Splitter::new(scratch.path(), &blocked, 2, 1, (&[], 1));
+        let mut s = Splitter::new(scratch.path(), &blocked, 2, 1, (&Layout::default(), 1));
         let batch = df!("customer_id" => ["a"], HASH => [1u64]).unwrap();
         // The writer fails in the background: the next flush or the end reports it.
         let failed = s.push(batch).and_then(|()| s.finish());
@@ -715,36 +792,57 @@ mod tests {
         }
     }
 
-    /// The low-cardinality columns are codes on scratch and the same strings when read.
+    /// The low-cardinality columns are codes on scratch, the ids two integers, and all are
+    /// the same strings, in the same column order, when read.
     #[test]
-    fn coded_columns_come_back_as_strings() {
+    fn coded_and_packed_columns_come_back_as_strings() {
         let n = 3000;
         let long = "a channel whose name is longer than a view inlines";
-        let df = df!(
-            "customer_id" => (0..n).map(|i| format!("c{}", i % 211)).collect::<Vec<_>>(),
-            "amount" => (0..n).map(|i| i as f64).collect::<Vec<_>>(),
-            "category" => (0..n).map(|i| (i % 7 != 3).then(|| format!("cat{}", i % 23))).collect::<Vec<_>>(),
-            "channel" => (0..n).map(|i| if i % 5 == 0 { long } else { "web" }).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let frame = |long_order_at: Option<usize>| {
+            df!(
+                "customer_id" => (0..n).map(|i| format!("c{}", i % 211)).collect::<Vec<_>>(),
+                "amount" => (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+                "order_id" => (0..n)
+                    .map(|i| match (i % 11, Some(i) == long_order_at) {
+                        (_, true) => Some("an order id of 25 bytes".to_string()),
+                        (0, _) => None,
+                        _ => Some(format!("o{:011}", i / 2)),
+                    })
+                    .collect::<Vec<_>>(),
+                "category" => (0..n).map(|i| (i % 7 != 3).then(|| format!("cat{}", i % 23))).collect::<Vec<_>>(),
+                "channel" => (0..n).map(|i| if i % 5 == 0 { long } else { "web" }).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
         let scratch = tempfile::tempdir().unwrap();
-        // 23 categories and two channels: both coded. With a cap of 20 values, the split
-        // starts again with the categories as strings.
-        for (max_codes, category) in [(100, DataType::UInt32), (20, DataType::String)] {
+        // 23 categories and two channels: both coded; with a cap of 20 values, the split
+        // starts again with the categories as strings. Order ids of 12 bytes are packed; one
+        // long one among the last rows starts the split again with them as strings.
+        for (max_codes, long_order_at, category, packed_orders) in [
+            (100, None, DataType::UInt32, true),
+            (20, None, DataType::String, true),
+            (100, Some(n - 3), DataType::UInt32, false),
+        ] {
+            let df = frame(long_order_at);
             let tuning = Tuning {
                 max_codes,
+                batch_rows: 500,
                 ..Tuning::DEFAULT
             };
             let b = Buckets::split_with(df.clone().lazy(), 4, scratch.path(), tuning).unwrap();
-            let (stored, back) = stored_and_read(&b);
+            let (stored, back, names) = stored_and_read(&b);
             assert_eq!(stored.column("category").unwrap().dtype(), &category);
             assert_eq!(stored.column("channel").unwrap().dtype(), &DataType::UInt32);
+            assert!(stored.column("customer_id").is_err(), "customer ids packed");
+            assert_eq!(stored.column("order_id").is_err(), packed_orders);
+            assert_eq!(names, df.get_column_names_owned());
             assert!(back.equals_missing(&sort(df.clone().lazy())));
         }
     }
 
-    /// Bucket 1's first scratch file, and all the buckets' rows read back (sorted).
-    fn stored_and_read(b: &Buckets) -> (DataFrame, DataFrame) {
+    /// Bucket 1's first scratch file, all the buckets' rows read back (sorted), and the
+    /// columns' names as read.
+    fn stored_and_read(b: &Buckets) -> (DataFrame, DataFrame, Vec<PlSmallStr>) {
         let file = std::fs::read_dir(b.scratch_dir().unwrap().join("bucket=1"))
             .unwrap()
             .next()
@@ -755,13 +853,19 @@ mod tests {
             .finish()
             .unwrap();
         let mut parts = Vec::new();
+        let mut names = Vec::new();
         for i in 0..b.len() {
             if let Some(part) = b.read(i).unwrap() {
                 assert_eq!(part.column("category").unwrap().dtype(), &DataType::String);
+                names = part.get_column_names_owned();
                 parts.push(part.lazy());
             }
         }
-        (stored, sort(concat(parts, Default::default()).unwrap()))
+        (
+            stored,
+            sort(concat(parts, Default::default()).unwrap()),
+            names,
+        )
     }
 
     fn sort(lf: LazyFrame) -> DataFrame {
@@ -873,9 +977,18 @@ mod tests {
         }
         // Each file's rows are grouped by the top bits of the bucket phase's customer key.
         for file in std::fs::read_dir(b.scratch_dir().unwrap().join("bucket=0")).unwrap() {
-            let rows = ParquetReader::new(std::fs::File::open(file.unwrap().path()).unwrap())
+            let mut rows = ParquetReader::new(std::fs::File::open(file.unwrap().path()).unwrap())
                 .finish()
                 .unwrap();
+            // The ids are stored as their views' halves ([`crate::inline_ids`]).
+            let [lo, hi] = halves("customer_id");
+            let ids = crate::inline_ids::join(
+                "customer_id".into(),
+                rows.column(lo.as_str()).unwrap().u64().unwrap(),
+                rows.column(hi.as_str()).unwrap().u64().unwrap(),
+            )
+            .unwrap();
+            rows.with_column(ids.into_column()).unwrap();
             let bits = (rows.height() / ROWS_PER_GROUP)
                 .max(1)
                 .next_power_of_two()

@@ -46,6 +46,7 @@ pub mod error;
 pub(crate) mod features;
 pub mod generate;
 pub mod generate_io;
+pub(crate) mod inline_ids;
 pub mod job;
 pub mod models;
 pub(crate) mod order;

@@ -166,12 +166,17 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
             // beyond it polars estimates the cardinality and, below 3/4 distinct, builds the
             // dictionary with its value map (the timestamps of multi-line orders: 8 % of the
             // split at 50 M rows, for a dictionary half the column's size).
+            // The first values first: a column they already spread too far (timestamps,
+            // hashes, the ids' halves) is not scanned whole for its range.
             (dt, Dictionaries::Cheap) if dt.to_physical().is_integer() => {
-                let values = column.as_materialized_series().to_physical_repr();
-                match (values.min::<i64>()?, values.max::<i64>()?) {
-                    (Some(lo), Some(hi)) => (hi as i128 - lo as i128) < CHEAP_RANGE,
-                    _ => false,
-                }
+                let narrow = |values: &Column| -> PolarsResult<bool> {
+                    let values = values.as_materialized_series().to_physical_repr();
+                    Ok(match (values.min::<i64>()?, values.max::<i64>()?) {
+                        (Some(lo), Some(hi)) => (hi as i128 - lo as i128) < CHEAP_RANGE,
+                        _ => false,
+                    })
+                };
+                narrow(&column.slice(0, SAMPLE_ROWS))? && narrow(column)?
             }
             _ => true,
         };
