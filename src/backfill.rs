@@ -530,7 +530,12 @@ fn compute_dates(
             return Ok(None);
         };
         let t = Instant::now();
-        let daily = pipeline::bucket_daily(job, rows, &scan.mapped, dates).map_err(&read_error)?;
+        let mut daily =
+            pipeline::bucket_daily(job, rows, &scan.mapped, dates).map_err(&read_error)?;
+        // The rejected rows with their categories as strings (the bucket phase read codes).
+        for q in daily.quarantine.values_mut() {
+            *q = buckets.strings(std::mem::take(q)).map_err(&read_error)?;
+        }
         buckets.release(b);
         Ok(Some((daily, t.elapsed().as_secs_f64())))
     };

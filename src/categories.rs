@@ -12,6 +12,7 @@
 //! for keys that are not 64-bit hashes; a test holds the paths equal.
 
 use polars::prelude::*;
+use polars_arrow::array::Array;
 
 /// One bucket's categories per customer and day.
 #[derive(Debug, Clone)]
@@ -117,6 +118,48 @@ impl CategoryDays {
         )
     }
 
+    /// [`CategoryDays::from_rows`] of a category column of strings, or of codes (`UInt32`:
+    /// the split's, numbered over all buckets, [`crate::dictionary`]), which count the same.
+    pub(crate) fn from_column(
+        key: &UInt64Chunked,
+        day: &Int32Chunked,
+        category: &Series,
+        order: Option<&[(u64, u64)]>,
+    ) -> PolarsResult<CategoryDays> {
+        Ok(match category.dtype() {
+            DataType::UInt32 => CategoryDays::from_codes(key, day, category.u32()?, order),
+            _ => CategoryDays::from_rows(key, day, category.str()?, order),
+        })
+    }
+
+    /// [`CategoryDays::from_rows`] of category codes: renumbered in order of first appearance
+    /// in the bucket (a table indexed by code, no hashing), so that a bucket of at most 64
+    /// distinct categories gets masks whatever the codes' range.
+    pub(crate) fn from_codes(
+        key: &UInt64Chunked,
+        day: &Int32Chunked,
+        codes: &UInt32Chunked,
+        order: Option<&[(u64, u64)]>,
+    ) -> CategoryDays {
+        if let Some(order) = order {
+            if let Some(local) = local_codes(codes, 64) {
+                return CategoryDays(Coded::Masks(masks(order, &local)));
+            }
+            let codes = codes.rechunk();
+            let codes = codes.downcast_as_array();
+            return triples_of_codes(order.iter().filter_map(|&(k, dr)| {
+                let r = (dr & 0xffff_ffff) as usize;
+                codes.is_valid(r).then(|| (k, dr >> 32, codes.value(r)))
+            }));
+        }
+        triples_of_codes(
+            key.iter()
+                .zip(day.iter())
+                .zip(codes.iter())
+                .filter_map(|((k, d), c)| Some((k?, biased(d?), c?))),
+        )
+    }
+
     /// Per customer with at least one category bought on a day in `[start_day, as_of_day]`:
     /// (key, distinct categories), ascending by key.
     pub(crate) fn counts(&self, start_day: Option<i32>, as_of_day: i32) -> Vec<(u64, i64)> {
@@ -197,6 +240,47 @@ fn triples<'a>(rows: impl Iterator<Item = (u64, u64, &'a str)>) -> CategoryDays 
     CategoryDays(Coded::Triples(triples))
 }
 
+/// The bucket's own number (order of first appearance) of each code, `None` for a null;
+/// `None` for all when there are more than `max` (at most 256) distinct codes.
+fn local_codes(codes: &UInt32Chunked, max: usize) -> Option<Vec<Option<u8>>> {
+    let max = max.min(256);
+    const UNSEEN: u16 = u16::MAX;
+    let mut table: Vec<u16> = Vec::new();
+    let mut seen = 0usize;
+    let mut out = Vec::with_capacity(codes.len());
+    for arr in codes.downcast_iter() {
+        for (i, &c) in arr.values().iter().enumerate() {
+            if !arr.is_valid(i) {
+                out.push(None);
+                continue;
+            }
+            let c = c as usize;
+            if c >= table.len() {
+                table.resize(c + 1, UNSEEN);
+            }
+            if table[c] == UNSEEN {
+                if seen == max {
+                    return None;
+                }
+                table[c] = seen as u16;
+                seen += 1;
+            }
+            out.push(Some(table[c] as u8));
+        }
+    }
+    Some(out)
+}
+
+/// The distinct (key, code << 32 | biased day) of `rows` (key, biased day, code).
+fn triples_of_codes(rows: impl Iterator<Item = (u64, u64, u32)>) -> CategoryDays {
+    let triples: Vec<(u64, u64)> = rows
+        .map(|(k, day, c)| (k, u64::from(c) << 32 | day))
+        .collect();
+    let mut triples = crate::order::sort_hashed_pairs(triples);
+    triples.dedup();
+    CategoryDays(Coded::Triples(triples))
+}
+
 /// One [`DayMask`] per (key, day) run of `order` ([`crate::summary::key_day_order`]) with a
 /// category, from the rows' category `code`s (at most 64).
 fn masks(order: &[(u64, u64)], code: &[Option<u8>]) -> Vec<DayMask> {
@@ -263,6 +347,24 @@ mod tests {
             let ordered = CategoryDays::from_rows(key, day, category, Some(&order));
             assert!(matches!(plain.0, Coded::Triples(_)));
             assert_eq!(matches!(ordered.0, Coded::Masks(_)), cats <= 64);
+            // The same categories as the split's codes, numbered after 100 other values (as
+            // in a bucket that sees a few of a source's categories), over two chunks.
+            let mut enc = crate::dictionary::Encoder::default();
+            let others: Vec<String> = (0..100).map(|i| format!("other{i}")).collect();
+            enc.encode(&polars_arrow::array::Utf8ViewArray::from_slice_values(
+                &others,
+            ))
+            .unwrap();
+            let halves = [category.slice(0, 2000), category.slice(2000, df.height())];
+            let codes = UInt32Chunked::from_chunk_iter(
+                "category".into(),
+                halves
+                    .iter()
+                    .map(|h| enc.encode(h.rechunk().downcast_as_array()).unwrap()),
+            );
+            let coded_plain = CategoryDays::from_codes(key, day, &codes, None);
+            let coded_ordered = CategoryDays::from_codes(key, day, &codes, Some(&order));
+            assert_eq!(matches!(coded_ordered.0, Coded::Masks(_)), cats <= 64);
             let triples = daily_categories(df.clone().lazy()).collect().unwrap();
             if let Coded::Triples(t) = &plain.0 {
                 assert_eq!(t.len(), triples.height());
@@ -287,7 +389,7 @@ mod tests {
                     )
                     .collect();
                 assert!(!want.is_empty());
-                for cd in [&plain, &ordered] {
+                for cd in [&plain, &ordered, &coded_plain, &coded_ordered] {
                     assert_eq!(
                         cd.counts(start, as_of),
                         want,

@@ -147,6 +147,11 @@ pub(crate) struct Buckets {
 /// them: low-cardinality columns, read back as strings.
 const CODED: [&str; 4] = ["category", "region", "industry", "channel"];
 
+/// The coded columns [`Buckets::read`] leaves as codes: the bucket phase only counts distinct
+/// categories ([`crate::categories`]), which codes tell as well as strings; the rejected rows
+/// get their strings back ([`Buckets::strings`]).
+const KEPT_CODED: [&str; 1] = ["category"];
+
 /// The string columns the split writes as two integers per value ([`crate::inline_ids`]),
 /// when every value is short: the ids.
 const PACKED: [&str; 2] = ["customer_id", "order_id"];
@@ -676,13 +681,17 @@ impl Buckets {
     }
 
     /// The rows of bucket `i`, or None when no customer hashed to it, with the coded columns
-    /// as strings again.
+    /// as strings again but the categories ([`KEPT_CODED`]: `UInt32` codes, numbered over all
+    /// buckets, when the rows were split).
     pub(crate) fn read(&self, i: usize) -> PolarsResult<Option<DataFrame>> {
         let Some(lf) = self.scan(i)? else {
             return Ok(None);
         };
         let mut rows = lf.collect()?;
         for (name, decoder) in &self.decoders {
+            if KEPT_CODED.contains(&name.as_str()) {
+                continue;
+            }
             // One chunk of codes, so one of strings: the bucket phase reads some of these
             // columns by row number, from one chunk (copying 4-byte codes, not 16-byte views).
             let codes = rows.column(name.as_str())?.u32()?.rechunk();
@@ -706,6 +715,21 @@ impl Buckets {
         }
         // The scan's columns in the scan's order (without the halves).
         rows.select(self.names.iter().cloned()).map(Some)
+    }
+
+    /// `rows` (some of [`Buckets::read`]'s) with the columns read as codes as strings again.
+    pub(crate) fn strings(&self, mut rows: DataFrame) -> PolarsResult<DataFrame> {
+        for (name, decoder) in &self.decoders {
+            let Ok(codes) = rows.column(name.as_str()).and_then(|c| c.u32().cloned()) else {
+                continue;
+            };
+            let strings = StringChunked::from_chunk_iter(
+                name.clone(),
+                codes.downcast_iter().map(|c| decoder.decode(c)),
+            );
+            rows.with_column(strings.into_column())?;
+        }
+        Ok(rows)
     }
 
     /// The scan of bucket `i`'s rows as stored, or None when no customer hashed to it.
@@ -856,6 +880,7 @@ mod tests {
         let mut names = Vec::new();
         for i in 0..b.len() {
             if let Some(part) = b.read(i).unwrap() {
+                let part = b.strings(part).unwrap();
                 assert_eq!(part.column("category").unwrap().dtype(), &DataType::String);
                 names = part.get_column_names_owned();
                 parts.push(part.lazy());

@@ -359,9 +359,13 @@ fn daily_keyed(
     // The rows, for reading in place (the plans below take `rows`).
     let all = rows.clone();
     let opt = optional_columns(job);
+    // Categories as strings, or as the split's codes ([`crate::compact::Buckets::read`]).
     let coded_categories = opt.category
         && rows.column(summary::CUSTOMER_KEY)?.dtype() == &DataType::UInt64
-        && rows.column("category")?.dtype() == &DataType::String;
+        && matches!(
+            rows.column("category")?.dtype(),
+            DataType::String | DataType::UInt32
+        );
     // Rows by (customer key, day): runs of one customer's day, for the duplicate check and
     // the daily table. A key that is not a hash (after a collision) sorts by a hash of the
     // id for the duplicate check only.
@@ -447,12 +451,12 @@ fn daily_keyed(
             let categories = match (opt.category, coded_categories) {
                 (false, _) => None,
                 (true, false) => triples.map(DailyCategories::Triples),
-                (true, true) => Some(DailyCategories::Coded(CategoryDays::from_rows(
+                (true, true) => Some(DailyCategories::Coded(CategoryDays::from_column(
                     all.column(summary::CUSTOMER_KEY)?.u64()?,
                     all.column("day")?.i32()?,
-                    all.column("category")?.str()?,
+                    all.column("category")?.as_materialized_series(),
                     Some(&order),
-                ))),
+                )?)),
             };
             (summary::daily_purchases_of(&all, opt, &order)?, categories)
         }
