@@ -481,8 +481,22 @@ fn daily_keyed(
 /// The rows of `sorted` ([`summary::key_day_order`] of all rows) that the checks accepted
 /// (`reason` 0).
 fn accepted(mut sorted: Vec<(u64, u64)>, reason: &Int32Chunked) -> Vec<(u64, u64)> {
+    // Chunk by chunk over the values (polars' per-value iterator was 1 % of a 50 M run).
     let mut ok: Vec<bool> = Vec::with_capacity(reason.len());
-    ok.extend(reason.iter().map(|r| r == Some(0)));
+    for arr in reason.downcast_iter() {
+        match arr.validity().filter(|v| v.unset_bits() > 0) {
+            None => ok.extend(arr.values().iter().map(|&r| r == 0)),
+            Some(valid) => ok.extend(
+                arr.values()
+                    .iter()
+                    .zip(valid.iter())
+                    .map(|(&r, v)| v && r == 0),
+            ),
+        }
+    }
+    if ok.iter().all(|&k| k) {
+        return sorted;
+    }
     sorted.retain(|&(_, dr)| ok[(dr & 0xffff_ffff) as usize]);
     sorted
 }
