@@ -360,9 +360,21 @@ impl Splitter {
             return;
         }
         let mut seen = vec![0u64; span.div_ceil(64)];
-        for d in day.iter().flatten() {
+        let mut mark = |d: i32| {
             let i = (d - lo) as usize;
             seen[i / 64] |= 1 << (i % 64);
+        };
+        // Chunk by chunk over the values (polars' per-value iterator was slower than the rest).
+        for arr in day.downcast_iter() {
+            match arr.validity().filter(|v| v.unset_bits() > 0) {
+                None => arr.values().iter().for_each(|&d| mark(d)),
+                Some(valid) => arr
+                    .values()
+                    .iter()
+                    .zip(valid.iter())
+                    .filter(|&(_, ok)| ok)
+                    .for_each(|(&d, _)| mark(d)),
+            }
         }
         for (w, bits) in seen.iter().enumerate() {
             let mut bits = *bits;

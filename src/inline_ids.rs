@@ -24,16 +24,20 @@ pub(crate) fn split(strings: &Utf8ViewArray) -> Option<(PrimitiveArray<u64>, Pri
     }
     let views = strings.views();
     let (lo, hi): (Vec<u64>, Vec<u64>) = match strings.validity().filter(|v| v.unset_bits() > 0) {
-        // No nulls (ids nearly never are): one pass to check, one per half, each over a
-        // morsel's views in cache.
+        // No nulls (ids nearly never are): one pass.
         None => {
-            if views.iter().any(|v| v.length > View::MAX_INLINE_SIZE) {
+            let (mut lo, mut hi) = (vec![0u64; views.len()], vec![0u64; views.len()]);
+            let mut long = false;
+            for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(views.iter()) {
+                let bits = v.as_u128();
+                *l = bits as u64;
+                *h = (bits >> 64) as u64;
+                long |= v.length > View::MAX_INLINE_SIZE;
+            }
+            if long {
                 return None;
             }
-            (
-                views.iter().map(|v| v.as_u128() as u64).collect(),
-                views.iter().map(|v| (v.as_u128() >> 64) as u64).collect(),
-            )
+            (lo, hi)
         }
         Some(valid) => {
             let (mut lo, mut hi) = (

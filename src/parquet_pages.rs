@@ -69,7 +69,10 @@ enum Coding {
     /// Always (the sample of [`Dictionaries::Cheap`] had few distinct values).
     Always,
     /// Where polars' writer would build one (under 3/4 distinct values in the row group),
-    /// with the same codes, so the file is the same.
+    /// with the same codes, so the file is the same; but a column whose first
+    /// [`SAMPLE_ROWS`] values are over 3/4 distinct is written plain, and one whose first
+    /// values are at most 1/8 distinct gets its dictionary, without polars' estimate of the
+    /// whole column.
     AsPolars,
 }
 
@@ -224,11 +227,20 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
             let strings = array.as_any().downcast_ref::<Utf8ViewArray>();
             let (array, leaf_encodings) = match (coded[*c], strings) {
                 (Coding::Always, Some(strings)) => (string_dictionary(strings).boxed(), None),
-                // polars' own rule: plain when more than 3/4 of the values are distinct.
+                // polars' own rule: plain when more than 3/4 of the values are distinct; a
+                // column whose first values already are (ids) skips polars' estimate of the
+                // whole column.
                 (Coding::AsPolars, Some(strings))
                     if strings.len() > 128
-                        && polars_compute::cardinality::estimate_cardinality(strings) as f64
-                            > 0.75 * strings.len() as f64 =>
+                        && match distinct_share(strings) {
+                            share if share > 0.75 => true,
+                            // A few values in the sample (segment names, attributes): coded.
+                            share if share <= 0.125 => false,
+                            _ => {
+                                polars_compute::cardinality::estimate_cardinality(strings) as f64
+                                    > 0.75 * strings.len() as f64
+                            }
+                        } =>
                 {
                     (
                         array.clone(),
@@ -286,6 +298,17 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
     writer.finish()?;
     drop(writer);
     Ok(buf)
+}
+
+/// The share of distinct values among the first [`SAMPLE_ROWS`] of `strings`, counted
+/// exactly.
+fn distinct_share(strings: &Utf8ViewArray) -> f64 {
+    let sample = strings.clone().sliced(0, strings.len().min(SAMPLE_ROWS));
+    let mut seen = polars::prelude::PlHashSet::with_capacity(sample.len());
+    for s in sample.iter() {
+        seen.insert(s);
+    }
+    seen.len() as f64 / sample.len().max(1) as f64
 }
 
 /// `strings` as a dictionary array: codes in order of first appearance
