@@ -153,7 +153,7 @@ const CODED: [&str; 4] = ["category", "region", "industry", "channel"];
 const KEPT_CODED: [&str; 1] = ["category"];
 
 /// The string columns the split writes as two integers per value ([`crate::inline_ids`]),
-/// when every value is short: the ids.
+/// when every value is short (up to 12 bytes): the ids.
 const PACKED: [&str; 2] = ["customer_id", "order_id"];
 
 /// The scratch columns of the halves of packed column `name`.
@@ -266,8 +266,8 @@ pub(crate) enum SplitError {
     /// ([`crate::dictionary::MAX_CODES`]): [`Buckets::split`] starts again without coding it.
     #[error("column {0} has too many distinct values to code")]
     TooManyValues(PlSmallStr),
-    /// A packed column has a value longer than a string view holds: [`Buckets::split`] starts
-    /// again without packing it.
+    /// A packed column has a value longer than a string view holds (or ending in a NUL
+    /// byte): [`Buckets::split`] starts again without packing it.
     #[error("column {0} has values too long to pack")]
     LongValues(PlSmallStr),
 }
@@ -434,7 +434,7 @@ impl Splitter {
             let [lo_name, hi_name] = halves(name);
             batch.drop_in_place(name.as_str())?;
             batch.with_column(UInt64Chunked::from_chunk_iter(lo_name, lo).into_column())?;
-            batch.with_column(UInt64Chunked::from_chunk_iter(hi_name, hi).into_column())?;
+            batch.with_column(UInt32Chunked::from_chunk_iter(hi_name, hi).into_column())?;
         }
         let hashes = batch.column(HASH)?.u64()?.rechunk();
         let hashes = hashes.cont_slice().expect("hashes have no nulls");
@@ -599,7 +599,7 @@ impl Buckets {
                 Err(SplitError::LongValues(column)) => {
                     tracing::info!(
                         %column,
-                        "values longer than 12 bytes: splitting again with the column as strings"
+                        "values longer than 12 bytes (or ending in a NUL byte): splitting again with the column as strings"
                     );
                     layout.packed.retain(|c| c != &column);
                 }
@@ -721,7 +721,7 @@ impl Buckets {
             let ids = crate::inline_ids::join(
                 name.clone(),
                 rows.column(lo.as_str())?.u64()?,
-                rows.column(hi.as_str())?.u64()?,
+                rows.column(hi.as_str())?.u32()?,
             )?;
             rows.with_column(ids.into_column())?;
         }
@@ -1022,7 +1022,7 @@ mod tests {
             let ids = crate::inline_ids::join(
                 "customer_id".into(),
                 rows.column(lo.as_str()).unwrap().u64().unwrap(),
-                rows.column(hi.as_str()).unwrap().u64().unwrap(),
+                rows.column(hi.as_str()).unwrap().u32().unwrap(),
             )
             .unwrap();
             rows.with_column(ids.into_column()).unwrap();
