@@ -161,6 +161,15 @@ fn halves(name: &str) -> [PlSmallStr; 2] {
     [format!("_lo_{name}").into(), format!("_hi_{name}").into()]
 }
 
+/// The strings of column `name`'s `codes`, chunk by chunk.
+fn decoded(name: &PlSmallStr, decoder: &Decoder, codes: &UInt32Chunked) -> Column {
+    StringChunked::from_chunk_iter(
+        name.clone(),
+        codes.downcast_iter().map(|c| decoder.decode(c)),
+    )
+    .into_column()
+}
+
 /// How the split writes the string columns.
 #[derive(Debug, Clone, Default)]
 struct Layout {
@@ -707,11 +716,7 @@ impl Buckets {
             // One chunk of codes, so one of strings: the bucket phase reads some of these
             // columns by row number, from one chunk (copying 4-byte codes, not 16-byte views).
             let codes = rows.column(name.as_str())?.u32()?.rechunk();
-            let strings = StringChunked::from_chunk_iter(
-                name.clone(),
-                codes.downcast_iter().map(|c| decoder.decode(c)),
-            );
-            rows.with_column(strings.into_column())?;
+            rows.with_column(decoded(name, decoder, &codes))?;
         }
         if self.packed.is_empty() {
             return Ok(Some(rows));
@@ -735,11 +740,7 @@ impl Buckets {
             let Ok(codes) = rows.column(name.as_str()).and_then(|c| c.u32().cloned()) else {
                 continue;
             };
-            let strings = StringChunked::from_chunk_iter(
-                name.clone(),
-                codes.downcast_iter().map(|c| decoder.decode(c)),
-            );
-            rows.with_column(strings.into_column())?;
+            rows.with_column(decoded(name, decoder, &codes))?;
         }
         Ok(rows)
     }
