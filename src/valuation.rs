@@ -20,9 +20,11 @@
 //!   `clv.on_fit_failure = "null"` leaves the model columns null and marks the date degraded;
 //!   never a silent wrong number.
 
+use crate::models::bgnbd::Variant;
+use crate::models::distinct::Distinct;
 use crate::models::{
-    self, fit_bgnbd, fit_gamma_gamma, fit_mbgnbd, ClvOptions, FitOptions, FitReport,
-    GammaGammaParams, ModelError, ModelKind, PurchaseModel,
+    self, fit_gamma_gamma, ClvOptions, FitOptions, FitReport, GammaGammaParams, ModelError,
+    ModelKind, PurchaseModel,
 };
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -191,13 +193,26 @@ pub fn fit_purchase(
     t: &[f64],
     opts: &FitOptions,
 ) -> Timed<PurchaseModel> {
+    fit_purchase_on(kind, x, tx, t, None, opts)
+}
+
+/// [`fit_purchase`], with the customers' distinct `(x, t_x, T)` rows when the caller has them.
+fn fit_purchase_on(
+    kind: ModelKind,
+    x: &[f64],
+    tx: &[f64],
+    t: &[f64],
+    rows: Option<&Distinct<3>>,
+    opts: &FitOptions,
+) -> Timed<PurchaseModel> {
     let t0 = Instant::now();
     let res = match kind {
-        ModelKind::BgNbd => fit_bgnbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::BgNbd)),
-        ModelKind::MbgNbd => fit_mbgnbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::MbgNbd)),
-        ModelKind::ParetoNbd => {
-            models::fit_pareto_nbd(x, tx, t, opts).map(|r| r.map(PurchaseModel::ParetoNbd))
-        }
+        ModelKind::BgNbd => models::bgnbd::fit_variant_on(x, tx, t, rows, opts, Variant::Bg)
+            .map(|r| r.map(PurchaseModel::BgNbd)),
+        ModelKind::MbgNbd => models::mbgnbd::fit_mbgnbd_on(x, tx, t, rows, opts)
+            .map(|r| r.map(PurchaseModel::MbgNbd)),
+        ModelKind::ParetoNbd => models::pareto_nbd::fit_pareto_nbd_on(x, tx, t, rows, opts)
+            .map(|r| r.map(PurchaseModel::ParetoNbd)),
     };
     (res, t0.elapsed().as_secs_f64())
 }
@@ -218,9 +233,18 @@ pub fn fit_models(
 ) {
     rayon::join(
         || {
+            // Several candidates share one collapse of the customers into distinct rows
+            // (each fit made its own: a parallel sort of every customer).
+            let rows = (kinds.len() > 1 && x.len() == tx.len() && x.len() == t.len())
+                .then(|| models::distinct::distinct([x, tx, t]));
             kinds
                 .par_iter()
-                .map(|&k| (k, fit_purchase(k, x, tx, t, purchase_opts)))
+                .map(|&k| {
+                    (
+                        k,
+                        fit_purchase_on(k, x, tx, t, rows.as_ref(), purchase_opts),
+                    )
+                })
                 .collect()
         },
         || {

@@ -23,7 +23,7 @@
 //!   or multi-modal likelihoods both land in the same basin.
 //! * **Identical customers** (same `x, t_x, T` bit patterns) are collapsed into weighted rows.
 
-use super::distinct::{distinct, shared_index};
+use super::distinct::{distinct, shared_index, Distinct};
 
 use rayon::prelude::*;
 
@@ -469,7 +469,11 @@ impl Rows {
     /// Customers collapsed to their distinct `(x, t_x, T)` rows (ascending), times multiplied
     /// by `scale`.
     fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64, variant: Variant) -> Rows {
-        let d = distinct([frequency, recency, t]);
+        Rows::from_distinct(&distinct([frequency, recency, t]), scale, variant)
+    }
+
+    /// [`Rows::build`] of customers already collapsed to their distinct rows `d`.
+    fn from_distinct(d: &Distinct<3>, scale: f64, variant: Variant) -> Rows {
         let n = d.rows.len();
         let mut rows = Rows {
             variant,
@@ -479,7 +483,7 @@ impl Rows {
             tx: Vec::with_capacity(n),
             t: Vec::with_capacity(n),
             w: Vec::with_capacity(n),
-            total_weight: frequency.len() as f64,
+            total_weight: d.counts.iter().map(|&c| f64::from(c)).sum(),
             times: vec![],
             txi: vec![],
             ti: vec![],
@@ -684,12 +688,28 @@ pub(crate) fn fit_variant(
     opts: &FitOptions,
     variant: Variant,
 ) -> Result<FitReport<BgNbdParams>, ModelError> {
+    fit_variant_on(frequency, recency, t, None, opts, variant)
+}
+
+/// [`fit_variant`], with the customers' distinct `(x, t_x, T)` rows when the caller has them
+/// (the candidates of `clv.model = "auto"` share one collapse).
+pub(crate) fn fit_variant_on(
+    frequency: &[f64],
+    recency: &[f64],
+    t: &[f64],
+    rows: Option<&Distinct<3>>,
+    opts: &FitOptions,
+    variant: Variant,
+) -> Result<FitReport<BgNbdParams>, ModelError> {
     let model = match variant {
         Variant::Bg => "BG/NBD",
         Variant::Mbg => "MBG/NBD",
     };
     let scale = check_purchase_inputs(model, frequency, recency, t, opts)?;
-    let full_rows = Rows::build(frequency, recency, t, 1.0, variant);
+    let full_rows = match rows {
+        Some(d) => Rows::from_distinct(d, 1.0, variant),
+        None => Rows::build(frequency, recency, t, 1.0, variant),
+    };
     let rows = full_rows.rescaled(scale);
     let pen = opts.penalizer_coef;
     let objective = mean_objective(&rows, pen);

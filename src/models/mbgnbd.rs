@@ -16,7 +16,7 @@
 //! The fit, the collapsing of identical customers, the time rescaling and the no-dropout
 //! boundary (`a → 0`, NBD) are shared with BG/NBD.
 
-use super::bgnbd::{fit_variant, BgNbdParams, Variant};
+use super::bgnbd::{BgNbdParams, Variant};
 use super::{FitOptions, FitReport, ModelError};
 
 /// MBG/NBD parameters, in the time unit of the data they were fitted on (same meaning as
@@ -95,12 +95,25 @@ pub fn fit_mbgnbd(
     t: &[f64],
     opts: &FitOptions,
 ) -> Result<FitReport<MbgNbdParams>, ModelError> {
+    fit_mbgnbd_on(frequency, recency, t, None, opts)
+}
+
+/// [`fit_mbgnbd`], with the customers' distinct `(x, t_x, T)` rows when the caller has them.
+pub(crate) fn fit_mbgnbd_on(
+    frequency: &[f64],
+    recency: &[f64],
+    t: &[f64],
+    rows: Option<&super::distinct::Distinct<3>>,
+    opts: &FitOptions,
+) -> Result<FitReport<MbgNbdParams>, ModelError> {
     Ok(
-        fit_variant(frequency, recency, t, opts, Variant::Mbg)?.map(|p| MbgNbdParams {
-            r: p.r,
-            alpha: p.alpha,
-            a: p.a,
-            b: p.b,
+        super::bgnbd::fit_variant_on(frequency, recency, t, rows, opts, Variant::Mbg)?.map(|p| {
+            MbgNbdParams {
+                r: p.r,
+                alpha: p.alpha,
+                a: p.a,
+                b: p.b,
+            }
         }),
     )
 }

@@ -38,7 +38,7 @@
 //! and Newton steps for a stalled fit. At the no-dropout boundary (`s → 0`) the model becomes
 //! NBD: `s = 0` is reported, with P(alive) = 1.
 
-use super::distinct::distinct;
+use super::distinct::{distinct, Distinct};
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -413,13 +413,17 @@ impl Rows {
     /// Customers collapsed to their distinct `(x, t_x, T)` rows (ascending), times multiplied
     /// by `scale`.
     fn build(frequency: &[f64], recency: &[f64], t: &[f64], scale: f64) -> Rows {
-        let d = distinct([frequency, recency, t]);
+        Rows::from_distinct(&distinct([frequency, recency, t]), scale)
+    }
+
+    /// [`Rows::build`] of customers already collapsed to their distinct rows `d`.
+    fn from_distinct(d: &Distinct<3>, scale: f64) -> Rows {
         Rows {
             x: d.rows.iter().map(|r| r[0]).collect(),
             tx: d.rows.iter().map(|r| r[1] * scale).collect(),
             t: d.rows.iter().map(|r| r[2] * scale).collect(),
             w: d.counts.iter().map(|&c| c as f64).collect(),
-            total_weight: frequency.len() as f64,
+            total_weight: d.counts.iter().map(|&c| f64::from(c)).sum(),
         }
     }
 
@@ -580,9 +584,24 @@ pub fn fit_pareto_nbd(
     t: &[f64],
     opts: &FitOptions,
 ) -> Result<FitReport<ParetoNbdParams>, ModelError> {
+    fit_pareto_nbd_on(frequency, recency, t, None, opts)
+}
+
+/// [`fit_pareto_nbd`], with the customers' distinct `(x, t_x, T)` rows when the caller has
+/// them (the candidates of `clv.model = "auto"` share one collapse).
+pub(crate) fn fit_pareto_nbd_on(
+    frequency: &[f64],
+    recency: &[f64],
+    t: &[f64],
+    rows: Option<&Distinct<3>>,
+    opts: &FitOptions,
+) -> Result<FitReport<ParetoNbdParams>, ModelError> {
     const MODEL: &str = "Pareto/NBD";
     let scale = check_purchase_inputs(MODEL, frequency, recency, t, opts)?;
-    let full = Rows::build(frequency, recency, t, 1.0);
+    let full = match rows {
+        Some(d) => Rows::from_distinct(d, 1.0),
+        None => Rows::build(frequency, recency, t, 1.0),
+    };
     let rows = full.rescaled(scale);
     let pen = opts.penalizer_coef;
     let objective = mean_objective(&rows, pen);
