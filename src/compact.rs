@@ -162,12 +162,12 @@ fn halves(name: &str) -> [PlSmallStr; 2] {
 }
 
 /// The strings of column `name`'s `codes`, chunk by chunk.
-fn decoded(name: &PlSmallStr, decoder: &Decoder, codes: &UInt32Chunked) -> Column {
-    StringChunked::from_chunk_iter(
-        name.clone(),
-        codes.downcast_iter().map(|c| decoder.decode(c)),
-    )
-    .into_column()
+fn decoded(name: &PlSmallStr, decoder: &Decoder, codes: &UInt32Chunked) -> PolarsResult<Column> {
+    let chunks = codes
+        .downcast_iter()
+        .map(|c| decoder.decode(c))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    Ok(StringChunked::from_chunk_iter(name.clone(), chunks).into_column())
 }
 
 /// How the split writes the string columns.
@@ -716,7 +716,7 @@ impl Buckets {
             // One chunk of codes, so one of strings: the bucket phase reads some of these
             // columns by row number, from one chunk (copying 4-byte codes, not 16-byte views).
             let codes = rows.column(name.as_str())?.u32()?.rechunk();
-            rows.with_column(decoded(name, decoder, &codes))?;
+            rows.with_column(decoded(name, decoder, &codes)?)?;
         }
         if self.packed.is_empty() {
             return Ok(Some(rows));
@@ -740,7 +740,7 @@ impl Buckets {
             let Ok(codes) = rows.column(name.as_str()).and_then(|c| c.u32().cloned()) else {
                 continue;
             };
-            rows.with_column(decoded(name, decoder, &codes))?;
+            rows.with_column(decoded(name, decoder, &codes)?)?;
         }
         Ok(rows)
     }

@@ -10,7 +10,7 @@
 //! table of at most [`MAX_CODES`] views that stays in cache.
 
 use crate::codes::short_key;
-use polars::prelude::PlHashMap;
+use polars::prelude::{polars_ensure, PlHashMap, PolarsResult};
 use polars_arrow::array::{Array, PrimitiveArray, Utf8ViewArray, View};
 
 /// Distinct values a column may have to be coded: more, and the split writes it as strings
@@ -137,12 +137,22 @@ impl Encoder {
 pub(crate) struct Decoder(Utf8ViewArray);
 
 impl Decoder {
-    /// The strings of `codes` (a null stays null). A code out of range is an empty string;
-    /// the split never writes one.
-    pub(crate) fn decode(&self, codes: &PrimitiveArray<u32>) -> Utf8ViewArray {
+    /// The strings of `codes` (a null stays null).
+    ///
+    /// # Errors
+    /// A valid code with no string: the codes were not this dictionary's (a scratch file not
+    /// written by this split).
+    pub(crate) fn decode(&self, codes: &PrimitiveArray<u32>) -> PolarsResult<Utf8ViewArray> {
         let table = self.0.views();
         let empty = View::default();
-        let view = |c: u32| *table.get(c as usize).unwrap_or(&empty);
+        let mut unknown = false;
+        let mut view = |c: u32| match table.get(c as usize) {
+            Some(v) => *v,
+            None => {
+                unknown = true;
+                empty
+            }
+        };
         let views: Vec<View> = match codes.validity().filter(|v| v.unset_bits() > 0) {
             None => codes.values().iter().map(|&c| view(c)).collect(),
             Some(valid) => codes
@@ -152,10 +162,15 @@ impl Decoder {
                 .map(|(&c, ok)| if ok { view(c) } else { empty })
                 .collect(),
         };
+        polars_ensure!(
+            !unknown,
+            ComputeError: "a scratch code has no string in its dictionary ({} values): the scratch files were not written by this run",
+            table.len()
+        );
         let bytes = views.iter().map(|v| v.length as usize).sum();
         // SAFETY: every view is one of the dictionary's own (valid UTF-8, in its buffers) or
-        // the empty string.
-        unsafe {
+        // the empty string (a null's).
+        Ok(unsafe {
             Utf8ViewArray::new_unchecked(
                 self.0.dtype().clone(),
                 views.into(),
@@ -164,7 +179,7 @@ impl Decoder {
                 Some(bytes),
                 self.0.total_buffer_len(),
             )
-        }
+        })
     }
 }
 
@@ -183,6 +198,7 @@ mod tests {
             .iter()
             .map(|c| {
                 dec.decode(c)
+                    .unwrap()
                     .iter()
                     .map(|s| s.map(String::from))
                     .collect::<Vec<_>>()
@@ -237,6 +253,22 @@ mod tests {
             assert_eq!(c, *first.entry(w.as_str()).or_insert(n), "{w}");
         }
         assert_eq!(enc.values.len(), 3000);
+    }
+
+    #[test]
+    fn a_code_without_a_string_is_an_error() {
+        let mut enc = Encoder::default();
+        enc.encode(&Utf8ViewArray::from_slice_values(["a", "b"]))
+            .unwrap();
+        let dec = enc.decoder();
+        assert!(dec.decode(&PrimitiveArray::from_vec(vec![1u32, 0])).is_ok());
+        assert!(dec
+            .decode(&PrimitiveArray::from_vec(vec![1u32, 2]))
+            .is_err());
+        // Under a null, any code is fine.
+        let masked = PrimitiveArray::from_vec(vec![1u32, 2])
+            .with_validity(Some([true, false].into_iter().collect()));
+        assert!(dec.decode(&masked).is_ok());
     }
 
     #[test]

@@ -312,31 +312,23 @@ const FLOAT_SAMPLE: usize = 8192;
 /// 1.99–2.09 s). Columns of few or repeated values (probabilities, scores, days) stay
 /// compressed.
 fn compresses(array: &dyn Array, options: polars_parquet::write::WriteOptions) -> bool {
-    let sample: &[u8] = match array.dtype() {
-        ArrowDataType::Float64 => {
-            let a = array.as_any().downcast_ref::<PrimitiveArray<f64>>();
-            match a {
-                Some(a) => bytemuck_f64(&a.values()[..a.len().min(FLOAT_SAMPLE)]),
-                None => return true,
-            }
-        }
+    let sample: Vec<u8> = match array.dtype() {
+        ArrowDataType::Float64 => match array.as_any().downcast_ref::<PrimitiveArray<f64>>() {
+            Some(a) => a.values()[..a.len().min(FLOAT_SAMPLE)]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+            None => return true,
+        },
         _ => return true,
     };
     if sample.is_empty() {
         return true;
     }
     let mut out = Vec::with_capacity(sample.len());
-    match polars_parquet::parquet::compression::compress(options.compression, sample, &mut out) {
+    match polars_parquet::parquet::compression::compress(options.compression, &sample, &mut out) {
         Ok(()) => out.len() * 5 < sample.len() * 4,
         Err(_) => true,
-    }
-}
-
-/// The bytes of `values`.
-fn bytemuck_f64(values: &[f64]) -> &[u8] {
-    // SAFETY: any f64 is 8 initialized bytes; u8 has alignment 1.
-    unsafe {
-        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
     }
 }
 
