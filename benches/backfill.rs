@@ -14,7 +14,13 @@ use custval::job::{self, Overrides, StorageOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The binary's allocator and memory settings ([`custval::memory`]), so that the benchmark
+/// measures what `custval run` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
+    custval::memory::configure();
     let mut customers = 2_300_000usize;
     let mut dir = std::env::temp_dir().join("custval-bench-backfill");
     let mut args = std::env::args().skip(1);

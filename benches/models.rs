@@ -20,6 +20,11 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution, Exp, Gamma};
 use std::time::Instant;
 
+/// The binary's allocator and memory settings ([`custval::memory`]), so that the benchmark
+/// measures what `custval run` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Summary {
     x: Vec<f64>,
     tx: Vec<f64>,
@@ -128,6 +133,7 @@ fn read_summary(path: &str) -> Summary {
 }
 
 fn main() {
+    custval::memory::configure();
     let mut sizes = Vec::new();
     let mut summary_out = None;
     let mut summary_in = None;
