@@ -524,9 +524,11 @@ pub const WARM_MAX_ITER: usize = 30;
 /// Both objectives are means, so their minima differ by the sampling error of the subsample
 /// and their Hessians are alike: the fit over every observation then needs a few iterations
 /// instead of the dozens a cold start takes. The result is the optimum of `full` by the same
-/// convergence test as a cold start. When the subsample fit does not end at a finite point of
-/// `full`, or the warm-started fit has not converged within [`WARM_MAX_ITER`] iterations, the
-/// fit starts again, cold, from `x0`: a warm start never gives a worse answer than none.
+/// convergence test as a cold start (converged, or stalled within [`super::STALL_FACTOR`] of
+/// the tolerance, which the caller reports as such). When the subsample fit does not end at a
+/// finite point of `full`, or the warm-started fit has not passed that test within
+/// [`WARM_MAX_ITER`] iterations, the fit starts again, cold, from `x0`: a warm start never
+/// gives a worse answer than none.
 pub fn minimize_warm<F, G>(
     full: &F,
     sub: Option<(&G, usize)>,
@@ -550,7 +552,10 @@ where
             let budget = max_iter.min(WARM_MAX_ITER);
             let m =
                 minimize_bfgs_then_newton(full, &w.x, inv.as_deref(), budget, gtol, first, &polish);
-            if m.converged {
+            // Judged as the cold start's result is: converged, or stalled at the precision of
+            // the objective (`stalled_at_precision`), which the fit then reports.
+            let stalled = m.grad_norm.is_finite() && m.grad_norm <= super::STALL_FACTOR * gtol;
+            if m.converged || stalled {
                 let used = true;
                 return (
                     m,
