@@ -17,9 +17,9 @@ pub fn configure() {
 
 /// Never give freed pages back to the OS while the run lives. By default mimalloc purges them
 /// after 10 ms, and the next bucket's buffers fault them in again: the kernel zeroing those
-/// pages was 17 % of a backfill's CPU time. Without purging, the 50 M-row run takes 27.2–27.8 s
-/// instead of 29.7–30.0 s, at a peak of 2.55–2.60 GB instead of 2.06–2.12 GB
-/// (docs/benchmark-history.md). `MIMALLOC_PURGE_DELAY` in the environment still overrides it.
+/// pages was 17 % of a backfill's CPU time. Without purging, the 50 M-row run took 27.1–28.5 s
+/// instead of 29.7–30.0 s, at a peak of 2.55–2.63 GB instead of 2.06–2.12 GB (session 7,
+/// docs/benchmark-history.md). `MIMALLOC_PURGE_DELAY` in the environment still overrides it.
 fn keep_freed_memory() {
     // SAFETY: sets a plain integer option; mimalloc reads options atomically.
     unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, -1) };

@@ -143,8 +143,9 @@ pub struct FitOptions {
     pub tolerance: f64,
     /// With more than 4 × this many customers, the fit starts from the fit of every k-th
     /// customer (about this many; [`optimize::minimize_warm`]); 0 = always start cold. The
-    /// optimum is the same (same convergence test); only the number of passes over all
-    /// customers falls.
+    /// optimum is the same (same convergence test, or a stall at the objective's precision
+    /// that a cold fit would also accept); only the number of passes over all customers falls.
+    /// The purchase models subsample the customers, Gamma-Gamma its repeat buyers.
     pub warm_start_customers: usize,
     /// Compute [`FitReport::covariance`] (a numerical Hessian: 2 × parameters more passes over
     /// all customers); only the prediction intervals need it.

@@ -508,14 +508,30 @@ pub struct WarmStart {
     /// The subsample's fit.
     pub fit: Minimum,
     /// Whether the result started from it (false: the subsample's fit was not finite or the
-    /// warm-started fit had not converged in [`WARM_MAX_ITER`] iterations, and the result comes
-    /// from the cold start; the fit's message says so).
+    /// warm-started fit had neither converged nor stalled at precision in [`WARM_MAX_ITER`]
+    /// iterations, and the result comes from the cold start; the fit's message says so).
     pub used: bool,
 }
 
 /// Iterations allowed to a warm-started fit (it usually needs 3-6); one that has not
-/// converged by then is rerun from the cold start.
+/// converged by then (nor stalled at precision, [`minimize_warm`]) is rerun from the cold
+/// start.
 pub const WARM_MAX_ITER: usize = 30;
+
+/// A warm-started fit whose line search found no further decrease at a finite point that
+/// `polish` accepts (interior, not on a ridge running to a boundary), with its gradient within
+/// [`super::STALL_FACTOR`] of the tolerance: the objective's rounding hides any further
+/// decrease there, which a cold start cannot do better than (it is accepted by the same rule,
+/// `models::stalled_at_precision`). A fit stopped by its iteration budget, at a non-finite
+/// point or on a ridge is not.
+fn stalled_at_precision(m: &Minimum, gtol: f64, polish: impl Fn(&[f64]) -> bool) -> bool {
+    m.reason == StopReason::LineSearchFailed
+        && m.f.is_finite()
+        && m.x.iter().all(|v| v.is_finite())
+        && m.grad_norm.is_finite()
+        && m.grad_norm <= super::STALL_FACTOR * gtol
+        && polish(&m.x)
+}
 
 /// [`minimize_bfgs_then_newton`] of the mean objective `full`, started at the minimum of `sub`
 /// (the same mean objective over a subsample of the observations; fitted from `x0`) with the
@@ -524,11 +540,11 @@ pub const WARM_MAX_ITER: usize = 30;
 /// Both objectives are means, so their minima differ by the sampling error of the subsample
 /// and their Hessians are alike: the fit over every observation then needs a few iterations
 /// instead of the dozens a cold start takes. The result is the optimum of `full` by the same
-/// convergence test as a cold start (converged, or stalled within [`super::STALL_FACTOR`] of
-/// the tolerance, which the caller reports as such). When the subsample fit does not end at a
-/// finite point of `full`, or the warm-started fit has not passed that test within
-/// [`WARM_MAX_ITER`] iterations, the fit starts again, cold, from `x0`: a warm start never
-/// gives a worse answer than none.
+/// convergence test as a cold start: converged, or (as a cold fit may also end) stalled at the
+/// precision of the objective at an interior point ([`stalled_at_precision`]; the caller
+/// reports that in the fit's message). When the subsample fit does not end at a finite point
+/// of `full`, or the warm-started fit has done neither within [`WARM_MAX_ITER`] iterations,
+/// the fit starts again, cold, from `x0`: a warm start never gives a worse answer than none.
 pub fn minimize_warm<F, G>(
     full: &F,
     sub: Option<(&G, usize)>,
@@ -552,10 +568,7 @@ where
             let budget = max_iter.min(WARM_MAX_ITER);
             let m =
                 minimize_bfgs_then_newton(full, &w.x, inv.as_deref(), budget, gtol, first, &polish);
-            // Judged as the cold start's result is: converged, or stalled at the precision of
-            // the objective (`stalled_at_precision`), which the fit then reports.
-            let stalled = m.grad_norm.is_finite() && m.grad_norm <= super::STALL_FACTOR * gtol;
-            if m.converged || stalled {
+            if m.converged || stalled_at_precision(&m, gtol, &polish) {
                 let used = true;
                 return (
                     m,
@@ -705,6 +718,73 @@ mod tests {
         assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
         assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
         assert!(super::super::warm_note(w.as_ref()).contains("from the cold start"));
+    }
+
+    #[test]
+    fn a_warm_fit_stalled_at_precision_is_kept_only_at_an_interior_point() {
+        // The full objective of `a_decrease_below_rounding_stops_the_line_search_early`: at
+        // x = 0 no step can show a decrease, and its gradient (2e-8) is within STALL_FACTOR of
+        // the tolerance 1e-9. A subsample whose optimum is x = 0 starts the full fit there.
+        let full = |x: &[f64], g: &mut [f64]| {
+            g[0] = 2e-8 * (x[0] - 1.0);
+            let noise = if x[0] == 0.0 {
+                0.0
+            } else {
+                1e-5 * (1.0 + (x[0] * 1e6).sin().abs())
+            };
+            1e10 + 1e-8 * (x[0] - 1.0).powi(2) + noise
+        };
+        let sub = |x: &[f64], g: &mut [f64]| {
+            g[0] = 2.0 * x[0];
+            x[0] * x[0]
+        };
+        // Interior (the caller's `polish` accepts the point): BFGS's line search fails there,
+        // Newton's finish finds the point stationary, and the warm fit is kept.
+        let (m, w) = minimize_warm(&full, Some((&sub, 10)), &[0.5], 100, 1e-9, 100, |_| true);
+        assert!(m.x[0] == 0.0 && m.converged, "{m:?}");
+        assert!(w.as_ref().is_some_and(|w| w.used), "{w:?}");
+        // On a ridge (`polish` refuses the point): no Newton finish, the line search's stall
+        // within STALL_FACTOR of the tolerance is not accepted there, and the cold start runs.
+        let (_, w) = minimize_warm(&full, Some((&sub, 10)), &[0.5], 100, 1e-9, 100, |_| false);
+        assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
+        // The rule itself: a line-search stall within the factor at an interior finite point
+        // is accepted; stopped by the budget, at a non-finite point, outside the factor or on a
+        // ridge, it is not.
+        let stop = |reason, f: f64, grad_norm| Minimum {
+            x: vec![0.0],
+            f,
+            grad_norm,
+            iterations: 30,
+            evaluations: 40,
+            converged: false,
+            reason,
+        };
+        let yes = |_: &[f64]| true;
+        assert!(stalled_at_precision(
+            &stop(StopReason::LineSearchFailed, 1.0, 2e-8),
+            1e-9,
+            yes
+        ));
+        assert!(!stalled_at_precision(
+            &stop(StopReason::MaxIterations, 1.0, 2e-8),
+            1e-9,
+            yes
+        ));
+        assert!(!stalled_at_precision(
+            &stop(StopReason::LineSearchFailed, f64::NAN, 2e-8),
+            1e-9,
+            yes
+        ));
+        assert!(!stalled_at_precision(
+            &stop(StopReason::LineSearchFailed, 1.0, 2e-6),
+            1e-9,
+            yes
+        ));
+        assert!(!stalled_at_precision(
+            &stop(StopReason::LineSearchFailed, 1.0, 2e-8),
+            1e-9,
+            |_: &[f64]| false
+        ));
     }
 
     #[test]
