@@ -662,20 +662,22 @@ mod tests {
         assert!(!m.converged);
     }
 
+    /// f = 1e10 + 1e-8 (x − 1)² + noise: at x = 0 every step's decrease is below the rounding
+    /// noise of f (as in a sum over millions of customers), so no trial point can show one.
+    fn flat_at_zero(x: &[f64], g: &mut [f64]) -> f64 {
+        g[0] = 2e-8 * (x[0] - 1.0);
+        let noise = if x[0] == 0.0 {
+            0.0
+        } else {
+            1e-5 * (1.0 + (x[0] * 1e6).sin().abs())
+        };
+        1e10 + 1e-8 * (x[0] - 1.0).powi(2) + noise
+    }
+
     #[test]
     fn a_decrease_below_rounding_stops_the_line_search_early() {
-        // f = 1e10 + 1e-8 (x − 1)² + noise: at x = 0 every step's decrease is below the
-        // rounding noise of f (as in a sum over millions of customers), so no trial point can
-        // show one. The search gives up after a few trials instead of 60 halvings.
-        let f = |x: &[f64], g: &mut [f64]| {
-            g[0] = 2e-8 * (x[0] - 1.0);
-            let noise = if x[0] == 0.0 {
-                0.0
-            } else {
-                1e-5 * (1.0 + (x[0] * 1e6).sin().abs())
-            };
-            1e10 + 1e-8 * (x[0] - 1.0).powi(2) + noise
-        };
+        // The search gives up after a few trials instead of 60 halvings.
+        let f = flat_at_zero;
         let m = minimize_bfgs(f, &[0.0], 100, 1e-12);
         assert_eq!(m.reason, StopReason::LineSearchFailed, "{m:?}");
         assert!(m.evaluations <= 1 + HOPELESS_TRIALS + 1, "{m:?}");
@@ -722,18 +724,10 @@ mod tests {
 
     #[test]
     fn a_warm_fit_stalled_at_precision_is_kept_only_at_an_interior_point() {
-        // The full objective of `a_decrease_below_rounding_stops_the_line_search_early`: at
-        // x = 0 no step can show a decrease, and its gradient (2e-8) is within STALL_FACTOR of
-        // the tolerance 1e-9. A subsample whose optimum is x = 0 starts the full fit there.
-        let full = |x: &[f64], g: &mut [f64]| {
-            g[0] = 2e-8 * (x[0] - 1.0);
-            let noise = if x[0] == 0.0 {
-                0.0
-            } else {
-                1e-5 * (1.0 + (x[0] * 1e6).sin().abs())
-            };
-            1e10 + 1e-8 * (x[0] - 1.0).powi(2) + noise
-        };
+        // The full objective `flat_at_zero`: at x = 0 no step can show a decrease, and its
+        // gradient (2e-8) is within STALL_FACTOR of the tolerance 1e-9. A subsample whose
+        // optimum is x = 0 starts the full fit there.
+        let full = flat_at_zero;
         let sub = |x: &[f64], g: &mut [f64]| {
             g[0] = 2.0 * x[0];
             x[0] * x[0]
