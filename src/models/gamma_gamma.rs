@@ -239,10 +239,9 @@ pub fn fit_gamma_gamma(
         // A stalled fit (the spend likelihood is flat and ill-conditioned) is finished by
         // Newton. The free fit starts from a subsample's fit; `minimize_warm` falls back to the
         // cold start when that neither converges nor stalls at precision within its budget.
-        // (Session 5 dropped the
-        // warm start after it stalled for 150 iterations on the 50 M-row workload; with the
-        // line search's rounding test and the budget of 30 it takes 3 iterations there, 4
-        // passes over all customers instead of 17.)
+        // (Session 5 dropped the warm start after it stalled for 150 iterations on the 50 M-row
+        // workload; with the line search's rounding test and the budget of 30 it takes 3
+        // iterations there, 4 passes over all repeat buyers instead of 17.)
         let sub_objective = sub_rows
             .as_ref()
             .filter(|_| q_offset == 0.0)
