@@ -171,8 +171,8 @@ fn ninety_percent_parameter_intervals_cover_the_truth_about_ninety_percent_of_th
 fn selection_gives_the_sorted_quantiles() {
     let mut rng = Rng(9);
     // One selector across vectors, as across customers: its guess from the previous vector
-    // is right (shape 4 follows 3 with the same order), wrong (reversed orders), or unusable
-    // (another length). 200 and 201 keep 11 values per tail; 1000 falls back to selection.
+    // is right (shape 4 follows 3 with the same order), wrong (reversed orders: the other
+    // tail's draws then give the bound), or unusable (another length). 200 and 201 keep 11 values per tail; 1000 falls back to selection.
     let mut sel = BandSelector::default();
     for n in [1usize, 2, 3, 20, 200, 201, 1000] {
         for shape in 0..6 {
