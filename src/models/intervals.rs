@@ -172,10 +172,19 @@ struct BandSelector {
     low: Vec<(i64, u32)>,
     high: Vec<(i64, u32)>,
     scratch: Vec<f64>,
+    /// The extreme draws of the last vector seen in each slot ([`Self::p05_p95_in`]).
+    slots: Vec<(Vec<u32>, Vec<u32>)>,
 }
 
 impl BandSelector {
     fn p05_p95(&mut self, values: &[f64]) -> (f64, f64) {
+        self.p05_p95_in(values, None)
+    }
+
+    /// [`Self::p05_p95`], where the caller also names a slot of vectors likely to share their
+    /// draws' order (for CLV: customers of a similar mean spend, whose order the spend sets):
+    /// the last extreme draws of that slot bound the tails too, with the previous vector's.
+    fn p05_p95_in(&mut self, values: &[f64], slot: Option<usize>) -> (f64, f64) {
         let n = values.len();
         if n == 0 {
             return (f64::NAN, f64::NAN);
@@ -206,10 +215,17 @@ impl BandSelector {
         );
         let max_of = |d: &[u32]| d.iter().map(key_at).max();
         let min_of = |d: &[u32]| d.iter().map(key_at).min();
+        let (slot_lo, slot_hi): (&[u32], &[u32]) = match slot.and_then(|k| self.slots.get(k)) {
+            Some((l, h)) => (l, h),
+            None => (&[], &[]),
+        };
         let bound_lo = [
             lo_ok.then(|| max_of(&self.low_draws)).flatten(),
             (hi_ok && keep_hi >= keep_lo)
                 .then(|| max_of(&self.high_draws))
+                .flatten(),
+            (slot_lo.len() == keep_lo)
+                .then(|| max_of(slot_lo))
                 .flatten(),
         ]
         .into_iter()
@@ -219,6 +235,9 @@ impl BandSelector {
             hi_ok.then(|| min_of(&self.high_draws)).flatten(),
             (lo_ok && keep_lo >= keep_hi)
                 .then(|| min_of(&self.low_draws))
+                .flatten(),
+            (slot_hi.len() == keep_hi)
+                .then(|| min_of(slot_hi))
                 .flatten(),
         ]
         .into_iter()
@@ -261,6 +280,14 @@ impl BandSelector {
         self.low_draws.extend(low.iter().map(|c| c.1));
         self.high_draws.clear();
         self.high_draws.extend(high.iter().map(|c| c.1));
+        if let Some(k) = slot {
+            if self.slots.len() <= k {
+                self.slots.resize_with(k + 1, Default::default);
+            }
+            let (l, h) = &mut self.slots[k];
+            l.clone_from(&self.low_draws);
+            h.clone_from(&self.high_draws);
+        }
         let (lo_last, lo_before) = two_extremes(low, |a, b| a > b);
         let (hi_first, hi_after) = two_extremes(high, |a, b| a < b);
         let at = |p: usize| {
@@ -633,7 +660,14 @@ pub fn customer_intervals(
                                 cl[s] = pop[s] * weight[s] - cost;
                             }
                         }
-                        (key_band[4], key_band[5]) = sel_cl.p05_p95(&cl);
+                        // Slot: the octave of the mean spend (whose size orders the draws'
+                        // CLV lines), 0 for the population mean.
+                        let slot = if x[i] > 0.0 && m[i] > 0.0 {
+                            (m[i].log2().floor() + 33.0).clamp(1.0, 96.0) as usize
+                        } else {
+                            0
+                        };
+                        (key_band[4], key_band[5]) = sel_cl.p05_p95_in(&cl, Some(slot));
                     }
                     (band[4], band[5]) = (key_band[4], key_band[5]);
                 }

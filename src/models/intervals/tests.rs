@@ -173,35 +173,43 @@ fn selection_gives_the_sorted_quantiles() {
     // One selector across vectors, as across customers: its guess from the previous vector
     // is right (shape 4 follows 3 with the same order), wrong (reversed orders: the other
     // tail's draws then give the bound), or unusable (another length). 200 and 201 keep 11 values per tail; 1000 falls back to selection.
-    let mut sel = BandSelector::default();
-    for n in [1usize, 2, 3, 20, 200, 201, 1000] {
-        for shape in 0..6 {
-            let v: Vec<f64> = (0..n)
-                .map(|i| match shape {
-                    0 => rng.normal(),
-                    // ties
-                    1 => (rng.normal() * 3.0).round(),
-                    // descending, then ascending: the worst orders for the previous guess
-                    2 => -(i as f64),
-                    3 => i as f64 * 1e-3 - 0.1,
-                    // the same order as shape 3, shifted and scaled
-                    4 => i as f64 * 2e-3 + 5.0,
-                    // NaN and infinities sort as f64::total_cmp
-                    _ => [f64::NAN, f64::INFINITY, -1.0, f64::NEG_INFINITY][i % 4] + i as f64,
-                })
-                .collect();
-            let mut sorted = v.clone();
-            sorted.sort_unstable_by(f64::total_cmp);
-            let (lo, hi) = sel.p05_p95(&v);
-            let (want_lo, want_hi) = (quantile(&sorted, 0.05), quantile(&sorted, 0.95));
-            assert!(
-                lo.to_bits() == want_lo.to_bits() || (lo.is_nan() && want_lo.is_nan()),
-                "n = {n}, shape {shape}: {lo} vs {want_lo}"
-            );
-            assert!(
-                hi.to_bits() == want_hi.to_bits() || (hi.is_nan() && want_hi.is_nan()),
-                "n = {n}, shape {shape}: {hi} vs {want_hi}"
-            );
+    // The second pass names slots (as CLV does by mean spend), whose remembered draws come
+    // from vectors of other orders: their bounds must never drop a value either.
+    for slotted in [false, true] {
+        let mut sel = BandSelector::default();
+        for n in [1usize, 2, 3, 20, 200, 201, 1000] {
+            for shape in 0..6 {
+                let v: Vec<f64> = (0..n)
+                    .map(|i| match shape {
+                        0 => rng.normal(),
+                        // ties
+                        1 => (rng.normal() * 3.0).round(),
+                        // descending, then ascending: the worst orders for the previous guess
+                        2 => -(i as f64),
+                        3 => i as f64 * 1e-3 - 0.1,
+                        // the same order as shape 3, shifted and scaled
+                        4 => i as f64 * 2e-3 + 5.0,
+                        // NaN and infinities sort as f64::total_cmp
+                        _ => [f64::NAN, f64::INFINITY, -1.0, f64::NEG_INFINITY][i % 4] + i as f64,
+                    })
+                    .collect();
+                let mut sorted = v.clone();
+                sorted.sort_unstable_by(f64::total_cmp);
+                let (lo, hi) = if slotted {
+                    sel.p05_p95_in(&v, Some((shape + n) % 3))
+                } else {
+                    sel.p05_p95(&v)
+                };
+                let (want_lo, want_hi) = (quantile(&sorted, 0.05), quantile(&sorted, 0.95));
+                assert!(
+                    lo.to_bits() == want_lo.to_bits() || (lo.is_nan() && want_lo.is_nan()),
+                    "n = {n}, shape {shape}: {lo} vs {want_lo}"
+                );
+                assert!(
+                    hi.to_bits() == want_hi.to_bits() || (hi.is_nan() && want_hi.is_nan()),
+                    "n = {n}, shape {shape}: {hi} vs {want_hi}"
+                );
+            }
         }
     }
     // The total order's keys round-trip and order as f64::total_cmp.
