@@ -753,32 +753,22 @@ mod tests {
             converged: false,
             reason,
         };
-        let yes = |_: &[f64]| true;
-        assert!(stalled_at_precision(
-            &stop(StopReason::LineSearchFailed, 1.0, 2e-8),
-            1e-9,
-            yes
-        ));
-        assert!(!stalled_at_precision(
-            &stop(StopReason::MaxIterations, 1.0, 2e-8),
-            1e-9,
-            yes
-        ));
-        assert!(!stalled_at_precision(
-            &stop(StopReason::LineSearchFailed, f64::NAN, 2e-8),
-            1e-9,
-            yes
-        ));
-        assert!(!stalled_at_precision(
-            &stop(StopReason::LineSearchFailed, 1.0, 2e-6),
-            1e-9,
-            yes
-        ));
-        assert!(!stalled_at_precision(
-            &stop(StopReason::LineSearchFailed, 1.0, 2e-8),
-            1e-9,
-            |_: &[f64]| false
-        ));
+        use StopReason::{LineSearchFailed as Stalled, MaxIterations as Budget};
+        let cases = [
+            (Stalled, 1.0, 2e-8, true, true),
+            (Budget, 1.0, 2e-8, true, false),
+            (Stalled, f64::NAN, 2e-8, true, false),
+            (Stalled, 1.0, 2e-6, true, false),
+            (Stalled, 1.0, 2e-8, false, false),
+        ];
+        for (reason, f, grad_norm, interior, kept) in cases {
+            let m = stop(reason, f, grad_norm);
+            assert_eq!(
+                stalled_at_precision(&m, 1e-9, |_: &[f64]| interior),
+                kept,
+                "{m:?}, interior {interior}"
+            );
+        }
     }
 
     #[test]
