@@ -145,12 +145,7 @@ impl CategoryDays {
             if let Some(local) = local_codes(codes, 64) {
                 return CategoryDays(Coded::Masks(masks(order, &local)));
             }
-            let codes = codes.rechunk();
-            let codes = codes.downcast_as_array();
-            return triples_of_codes(order.iter().filter_map(|&(k, dr)| {
-                let r = (dr & 0xffff_ffff) as usize;
-                codes.is_valid(r).then(|| (k, dr >> 32, codes.value(r)))
-            }));
+            return CategoryDays::of_part(codes, order);
         }
         triples_of_codes(
             key.iter()
@@ -158,6 +153,33 @@ impl CategoryDays {
                 .zip(codes.iter())
                 .filter_map(|((k, d), c)| Some((k?, biased(d?), c?))),
         )
+    }
+
+    /// The categories of the rows `order` lists as triples of the split's codes (`UInt32`,
+    /// numbered over all buckets), never masks: the coding of one part of a bucket that
+    /// [`CategoryDays::merge`] joins with the others' ([`crate::compact::Buckets::split_bucket`]).
+    pub(crate) fn of_part(codes: &UInt32Chunked, order: &[(u64, u64)]) -> CategoryDays {
+        let codes = codes.rechunk();
+        let codes = codes.downcast_as_array();
+        triples_of_codes(order.iter().filter_map(|&(k, dr)| {
+            let r = (dr & 0xffff_ffff) as usize;
+            codes.is_valid(r).then(|| (k, dr >> 32, codes.value(r)))
+        }))
+    }
+
+    /// The categories of a bucket from those of its parts ([`CategoryDays::of_part`]); None
+    /// when a part was coded otherwise (masks, whose codes are the part's own).
+    pub(crate) fn merge(parts: Vec<CategoryDays>) -> Option<CategoryDays> {
+        let mut all = Vec::new();
+        for p in parts {
+            match p.0 {
+                Coded::Triples(t) => all.extend(t),
+                Coded::Masks(_) => return None,
+            }
+        }
+        let mut all = crate::order::sort_hashed_pairs(all);
+        all.dedup();
+        Some(CategoryDays(Coded::Triples(all)))
     }
 
     /// Per customer with at least one category bought on a day in `[start_day, as_of_day]`:

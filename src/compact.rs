@@ -59,12 +59,28 @@ impl Tuning {
 /// The number of buckets for a source of `rows` rows (1 when unknown). The environment
 /// variable `CUSTVAL_ROWS_PER_BUCKET` overrides [`ROWS_PER_BUCKET`] (for tests and tuning).
 pub(crate) fn bucket_count(rows: Option<i64>) -> usize {
-    let per = std::env::var("CUSTVAL_ROWS_PER_BUCKET")
+    buckets_for(rows, rows_per_bucket())
+}
+
+/// The parts a bucket of `rows` rows is read in ([`Buckets::split_bucket`]): 1 up to twice
+/// the rows a bucket is meant to hold ([`bucket_count`]), else one part per that many rows.
+/// Hashing spreads customers evenly, so only a few customers with very many rows make a
+/// bucket that large.
+pub(crate) fn parts_for(rows: u64) -> usize {
+    let per = rows_per_bucket();
+    if rows <= 2 * per {
+        1
+    } else {
+        rows.div_ceil(per) as usize
+    }
+}
+
+fn rows_per_bucket() -> u64 {
+    std::env::var("CUSTVAL_ROWS_PER_BUCKET")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&v| v > 0)
-        .unwrap_or(ROWS_PER_BUCKET);
-    buckets_for(rows, per)
+        .unwrap_or(ROWS_PER_BUCKET)
 }
 
 fn buckets_for(rows: Option<i64>, per_bucket: u64) -> usize {
@@ -141,6 +157,8 @@ pub(crate) struct Buckets {
     packed: Vec<PlSmallStr>,
     /// The scan's columns, in order.
     names: Vec<PlSmallStr>,
+    /// Rows written to each bucket (empty for one bucket: not counted).
+    rows: Vec<u64>,
 }
 
 /// The string columns the split writes as codes ([`crate::dictionary`]), when the source has
@@ -159,6 +177,20 @@ const PACKED: [&str; 2] = ["customer_id", "order_id"];
 /// The scratch columns of the halves of packed column `name`.
 fn halves(name: &str) -> [PlSmallStr; 2] {
     [format!("_lo_{name}").into(), format!("_hi_{name}").into()]
+}
+
+/// The part column of [`Buckets::split_bucket`].
+const PART: &str = "_part";
+
+/// How scratch folders are scanned: plain files, no Hive partitions.
+fn scratch_scan_args() -> ScanArgsParquet {
+    ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// The strings of column `name`'s `codes`, chunk by chunk.
@@ -301,6 +333,8 @@ struct Splitter {
     coded: Vec<(PlSmallStr, Encoder)>,
     /// The string columns written as two integers.
     packed: Vec<PlSmallStr>,
+    /// Rows sent to each bucket.
+    rows: Vec<u64>,
 }
 
 /// One flush: its number (the files' name) and each non-empty bucket's rows.
@@ -348,6 +382,7 @@ impl Splitter {
             writer: Some(writer),
             failed: None,
             days: std::collections::BTreeSet::new(),
+            rows: vec![0; n],
             coded: layout
                 .coded
                 .iter()
@@ -471,6 +506,7 @@ impl Splitter {
             if len == 0 {
                 continue;
             }
+            self.rows[b] += len as u64;
             let part = grouped.slice(starts[b] as i64, len);
             match &mut self.pending[b] {
                 Some(rows) => {
@@ -635,6 +671,7 @@ impl Buckets {
                 decoders: Vec::new(),
                 packed: Vec::new(),
                 names,
+                rows: Vec::new(),
             });
         }
         let dir = ScratchDir::new(scratch).map_err(|source| SplitError::Scratch {
@@ -687,6 +724,7 @@ impl Buckets {
                 .collect(),
             packed: s.packed.clone(),
             names,
+            rows: std::mem::take(&mut s.rows),
         })
     }
 
@@ -705,10 +743,15 @@ impl Buckets {
     /// as strings again but the categories ([`KEPT_CODED`]: `UInt32` codes, numbered over all
     /// buckets, when the rows were split).
     pub(crate) fn read(&self, i: usize) -> PolarsResult<Option<DataFrame>> {
-        let Some(lf) = self.scan(i)? else {
-            return Ok(None);
-        };
-        let mut rows = lf.collect()?;
+        match self.scan(i)? {
+            Some(lf) => self.decode(lf.collect()?).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Rows as stored on scratch with the coded columns as strings again (but
+    /// [`KEPT_CODED`]) and the packed ones joined ([`Buckets::read`]).
+    fn decode(&self, mut rows: DataFrame) -> PolarsResult<DataFrame> {
         for (name, decoder) in &self.decoders {
             if KEPT_CODED.contains(&name.as_str()) {
                 continue;
@@ -719,7 +762,7 @@ impl Buckets {
             rows.with_column(decoded(name, decoder, &codes)?)?;
         }
         if self.packed.is_empty() {
-            return Ok(Some(rows));
+            return Ok(rows);
         }
         for name in &self.packed {
             let [lo, hi] = halves(name);
@@ -731,7 +774,7 @@ impl Buckets {
             rows.with_column(ids.into_column())?;
         }
         // The scan's columns in the scan's order (without the halves).
-        rows.select(self.names.iter().cloned()).map(Some)
+        rows.select(self.names.iter().cloned())
     }
 
     /// `rows` (some of [`Buckets::read`]'s) with the columns read as codes as strings again.
@@ -743,6 +786,89 @@ impl Buckets {
             rows.with_column(decoded(name, decoder, &codes)?)?;
         }
         Ok(rows)
+    }
+
+    /// Rows the split wrote to bucket `i` (0 for one bucket read from the scan).
+    pub(crate) fn rows(&self, i: usize) -> u64 {
+        self.rows.get(i).copied().unwrap_or(0)
+    }
+
+    /// Re-splits bucket `i`'s files into `parts` parts by a hash of (customer, day), read with
+    /// [`Buckets::read_part`]: every customer day is whole in one part, which is all the
+    /// daily table needs, and each part holds about `1/parts` of the rows. For a bucket that a
+    /// few customers with very many rows made large (a guest or placeholder id holding a
+    /// large share of the source): the bucket phase then holds one part at a time, and memory
+    /// stays bounded whatever one customer's rows. One file at a time is read; within each
+    /// part the rows keep the bucket's order. The bucket's own files are deleted afterwards.
+    pub(crate) fn split_bucket(&self, i: usize, parts: usize) -> PolarsResult<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let src = dir.path().join(format!("bucket={i}"));
+        let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&src) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+                .collect(),
+            Err(_) => return Ok(()),
+        };
+        files.sort();
+        for file in &files {
+            let f = std::fs::File::open(file)?;
+            let rows = ParquetReader::new(f).finish()?;
+            let schema = rows.schema();
+            let [lo, hi] = halves("customer_id");
+            let keys: Vec<Expr> = ["customer_id", lo.as_str(), hi.as_str(), "day"]
+                .into_iter()
+                .filter(|c| schema.contains(c))
+                .map(col)
+                .collect();
+            let parted = rows
+                .lazy()
+                .with_column(
+                    (as_struct(keys).hash(0x9a27_5eed, 0xda1, 0x5eed, 0xb0c4e7)
+                        % lit(parts as u64))
+                    .alias(PART),
+                )
+                .collect()?;
+            let name = file.file_name().expect("a scratch file has a name");
+            for mut g in parted.partition_by_stable([PART], true)? {
+                let j = g.column(PART)?.u64()?.get(0).expect("a part has rows");
+                g.drop_in_place(PART)?;
+                let bytes = parquet_pages::encode(&mut g, parquet_pages::Encoding::SCRATCH)?;
+                let part = dir.path().join(format!("bucket={i}.part={j}"));
+                std::fs::create_dir_all(&part)?;
+                std::fs::write(part.join(name), bytes)?;
+            }
+        }
+        self.release(i);
+        Ok(())
+    }
+
+    /// Part `j` of bucket `i` after [`Buckets::split_bucket`], as [`Buckets::read`] reads a
+    /// bucket; None when no row fell in it.
+    pub(crate) fn read_part(&self, i: usize, j: usize) -> PolarsResult<Option<DataFrame>> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let part = dir.path().join(format!("bucket={i}.part={j}"));
+        if !part.is_dir() {
+            return Ok(None);
+        }
+        let lf = LazyFrame::scan_parquet(
+            PlRefPath::new(part.display().to_string().as_str()),
+            scratch_scan_args(),
+        )?;
+        self.decode(lf.collect()?).map(Some)
+    }
+
+    /// Deletes the parts of bucket `i` ([`Buckets::split_bucket`]).
+    pub(crate) fn release_parts(&self, i: usize, parts: usize) {
+        if let Some(dir) = &self.dir {
+            for j in 0..parts {
+                let _ = std::fs::remove_dir_all(dir.path().join(format!("bucket={i}.part={j}")));
+            }
+        }
     }
 
     /// The scan of bucket `i`'s rows as stored, or None when no customer hashed to it.
@@ -759,14 +885,11 @@ impl Buckets {
         if !dir.is_dir() {
             return Ok(None);
         }
-        let args = ScanArgsParquet {
-            hive_options: HiveOptions {
-                enabled: Some(false),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        LazyFrame::scan_parquet(PlRefPath::new(dir.display().to_string().as_str()), args).map(Some)
+        LazyFrame::scan_parquet(
+            PlRefPath::new(dir.display().to_string().as_str()),
+            scratch_scan_args(),
+        )
+        .map(Some)
     }
 
     /// Deletes bucket `i`'s scratch files once its rows have been read. Each bucket is read

@@ -317,23 +317,179 @@ pub(crate) fn bucket_daily(
     mapped: &[String],
     dates: &[chrono::NaiveDate],
 ) -> PolarsResult<Daily> {
-    match daily_keyed(job, summary::with_hash_key(rows.clone())?, mapped, dates)? {
+    match daily_keyed(
+        job,
+        summary::with_hash_key(rows.clone())?,
+        mapped,
+        dates,
+        false,
+    )? {
         Some(daily) => Ok(daily),
         None => {
             tracing::debug!("customer hash collision in a bucket: keyed by customer_id instead");
-            let daily = daily_keyed(job, summary::with_id_key(rows)?, mapped, dates)?;
+            let daily = daily_keyed(job, summary::with_id_key(rows)?, mapped, dates, false)?;
             Ok(daily.expect("an id key never collides"))
         }
     }
 }
 
+/// [`bucket_daily`] of a bucket read in `parts` parts by (customer, day)
+/// ([`crate::compact::Buckets::split_bucket`]; `read(j)` reads part `j`): each part's compact
+/// tables, one part in memory at a time, then merged. Every customer day is whole in one
+/// part, so the daily table and the row checks are those of the whole bucket: the
+/// tables are the same as [`bucket_daily`]'s of all the rows at once. With a hash collision
+/// (in a part, or between customers of different parts) every part is keyed by id instead.
+pub(crate) fn bucket_daily_in_parts(
+    job: &Job,
+    parts: usize,
+    read: impl Fn(usize) -> PolarsResult<Option<DataFrame>>,
+    mapped: &[String],
+    dates: &[chrono::NaiveDate],
+) -> PolarsResult<Daily> {
+    let by = |key: fn(DataFrame) -> PolarsResult<DataFrame>| -> PolarsResult<Option<Daily>> {
+        let mut dailies = Vec::with_capacity(parts);
+        for j in 0..parts {
+            let Some(rows) = read(j)? else {
+                continue;
+            };
+            match daily_keyed(job, key(rows)?, mapped, dates, true)? {
+                Some(d) => dailies.push(d),
+                None => return Ok(None),
+            }
+        }
+        merge_parts(job, dailies)
+    };
+    match by(summary::with_hash_key)? {
+        Some(daily) => Ok(daily),
+        None => {
+            tracing::debug!("customer hash collision in a bucket: keyed by customer_id instead");
+            Ok(by(summary::with_id_key)?.expect("an id key never collides"))
+        }
+    }
+}
+
+/// The customer with the most source rows in the daily table `purchases`, and those rows.
+pub(crate) fn heaviest_customer(purchases: &DataFrame) -> PolarsResult<Option<(String, i64)>> {
+    let top = purchases
+        .clone()
+        .lazy()
+        .group_by([col("customer_id")])
+        .agg([col("rows").sum().cast(DataType::Int64)])
+        .sort(
+            ["rows", "customer_id"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .limit(1)
+        .collect()?;
+    let id = top.column("customer_id")?.str()?.get(0).map(str::to_string);
+    let rows = top.column("rows")?.i64()?.get(0);
+    Ok(id.zip(rows))
+}
+
+/// One bucket's compact tables from those of its parts ([`bucket_daily_in_parts`]); None when
+/// two customers of different parts share a key.
+fn merge_parts(job: &Job, parts: Vec<Daily>) -> PolarsResult<Option<Daily>> {
+    let stack = |frames: Vec<DataFrame>| -> PolarsResult<DataFrame> {
+        let mut frames = frames.into_iter();
+        let mut all = frames.next().unwrap_or_default();
+        for f in frames {
+            all.vstack_mut_owned(f)?;
+        }
+        Ok(all)
+    };
+    let mut purchases = Vec::new();
+    let mut categories = Vec::new();
+    let (mut per_day, mut flagged) = (Vec::new(), Vec::new());
+    let mut quarantine: std::collections::BTreeMap<chrono::NaiveDate, Vec<DataFrame>> =
+        Default::default();
+    for p in parts {
+        purchases.push(p.purchases);
+        categories.extend(p.categories);
+        per_day.push(p.rows_per_day);
+        flagged.push(p.flagged);
+        for (d, q) in p.quarantine {
+            quarantine.entry(d).or_default().push(q);
+        }
+    }
+    // Sorted by customer and day, as one bucket's daily table is.
+    let purchases = stack(purchases)?.sort(
+        [summary::CUSTOMER_KEY, "day"],
+        SortMultipleOptions::default(),
+    )?;
+    if keys_collide(&purchases)? {
+        return Ok(None);
+    }
+    let categories = match categories.first() {
+        None => None,
+        Some(DailyCategories::Coded(_)) => {
+            let coded = categories
+                .into_iter()
+                .map(|c| match c {
+                    DailyCategories::Coded(c) => Ok(c),
+                    DailyCategories::Triples(_) => Err(polars_err!(
+                        ComputeError: "the parts of a bucket coded their categories differently"
+                    )),
+                })
+                .collect::<PolarsResult<Vec<_>>>()?;
+            Some(DailyCategories::Coded(CategoryDays::merge(coded).ok_or_else(
+                || polars_err!(ComputeError: "a part of a bucket coded its categories as masks"),
+            )?))
+        }
+        Some(DailyCategories::Triples(_)) => {
+            let frames = categories
+                .into_iter()
+                .map(|c| match c {
+                    DailyCategories::Triples(t) => Ok(t),
+                    DailyCategories::Coded(_) => Err(polars_err!(
+                        ComputeError: "the parts of a bucket coded their categories differently"
+                    )),
+                })
+                .collect::<PolarsResult<Vec<_>>>()?;
+            Some(DailyCategories::Triples(stack(frames)?))
+        }
+    };
+    let cap = job.quality.max_quarantine_rows.min(IdxSize::MAX as u64) as IdxSize;
+    let quarantine = quarantine
+        .into_iter()
+        .map(|(d, q)| Ok((d, quarantine_rows(stack(q)?.lazy(), cap).collect()?)))
+        .collect::<PolarsResult<_>>()?;
+    Ok(Some(Daily {
+        purchases,
+        categories,
+        rows_per_day: stack(per_day)?,
+        flagged: stack(flagged)?,
+        quarantine,
+    }))
+}
+
+/// Whether two neighbours of `purchases` (sorted by key) have the same key and different
+/// customer ids.
+fn keys_collide(purchases: &DataFrame) -> PolarsResult<bool> {
+    let (key, id) = (
+        purchases
+            .column(summary::CUSTOMER_KEY)?
+            .as_materialized_series(),
+        purchases.column("customer_id")?.as_materialized_series(),
+    );
+    let n = purchases.height();
+    if n < 2 {
+        return Ok(false);
+    }
+    let same_key = key.slice(1, n - 1).equal_missing(&key.slice(0, n - 1))?;
+    let same_id = id.slice(1, n - 1).equal_missing(&id.slice(0, n - 1))?;
+    Ok((same_key & !same_id).any())
+}
+
 /// [`bucket_daily`] of rows with their [`summary::CUSTOMER_KEY`]; `None` when the key is a
 /// hash under which two customers of these rows collide.
+/// `parted`: the rows are a part of a bucket ([`bucket_daily_in_parts`]), whose categories
+/// are then coded so that the parts merge ([`merge_parts`]).
 fn daily_keyed(
     job: &Job,
     mut rows: DataFrame,
     mapped: &[String],
     dates: &[chrono::NaiveDate],
+    parted: bool,
 ) -> PolarsResult<Option<Daily>> {
     // One chunk for the columns the daily table reads by row number (the bucket's files and
     // polars' engine give many chunks; polars' gathers across them go value by value, and
@@ -362,10 +518,12 @@ fn daily_keyed(
     // Categories as strings, or as the split's codes ([`crate::compact::Buckets::read`]).
     let coded_categories = opt.category
         && rows.column(summary::CUSTOMER_KEY)?.dtype() == &DataType::UInt64
-        && matches!(
-            rows.column("category")?.dtype(),
-            DataType::String | DataType::UInt32
-        );
+        && match rows.column("category")?.dtype() {
+            DataType::UInt32 => true,
+            // A part's categories as strings: polars' triples, which parts merge as frames.
+            DataType::String => !parted,
+            _ => false,
+        };
     // Rows by (customer key, day): runs of one customer's day, for the duplicate check and
     // the daily table. A key that is not a hash (after a collision) sorts by a hash of the
     // id for the duplicate check only.
@@ -451,6 +609,10 @@ fn daily_keyed(
             let categories = match (opt.category, coded_categories) {
                 (false, _) => None,
                 (true, false) => triples.map(DailyCategories::Triples),
+                (true, true) if parted => Some(DailyCategories::Coded(CategoryDays::of_part(
+                    all.column("category")?.u32()?,
+                    &order,
+                ))),
                 (true, true) => Some(DailyCategories::Coded(CategoryDays::from_column(
                     all.column(summary::CUSTOMER_KEY)?.u64()?,
                     all.column("day")?.i32()?,

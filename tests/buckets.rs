@@ -123,6 +123,88 @@ fn several_buckets_give_the_tables_of_one() {
     }
 }
 
+/// A customer id holding a large share of the rows (a guest or placeholder id) makes its
+/// bucket several times larger than the others: that bucket is read in parts by (customer,
+/// day), one at a time, and the tables are still those of one bucket.
+#[test]
+fn a_bucket_made_large_by_one_customer_is_read_in_parts() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The B2B transactions with two rows in five given to one guest id.
+    let tx = d.join("tx");
+    std::fs::create_dir_all(&tx).unwrap();
+    let src = root().join("sample_data/b2b/transactions");
+    let mut rows = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let df = ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        rows += df.height();
+        let mut df = df
+            .lazy()
+            .with_row_index("i", None)
+            .with_column(
+                when((col("i") % lit(5u32)).lt(lit(2u32)))
+                    .then(lit("GUEST"))
+                    .otherwise(col("customer_id"))
+                    .alias("customer_id"),
+            )
+            .drop(by_name(["i"], true, false))
+            .collect()
+            .unwrap();
+        write_parquet(&mut df, &tx.join(path.file_name().unwrap()));
+    }
+    assert!(rows > 8000, "{rows}");
+    let job = d.join("job.toml");
+    let text = std::fs::read_to_string(b2b_job(d)).unwrap().replace(
+        &format!(
+            "uri = \"{}/sample_data/b2b/transactions/\"",
+            root().display()
+        ),
+        &format!("uri = \"{}/\"", tx.display()),
+    );
+    assert!(text.contains(tx.to_str().unwrap()));
+    std::fs::write(&job, text).unwrap();
+    let job = job.to_str().unwrap();
+    let one = run_bucketed(d, None, &["run", job, "--output", "one"]);
+    assert!(one.status.success());
+    // 1,500 rows per bucket: the guest's bucket holds over 3,400 rows, more than twice that.
+    let many = custval()
+        .args(["run", job, "--output", "many"])
+        .current_dir(d)
+        .env("RUST_LOG", "custval=info")
+        .env("CUSTVAL_ROWS_PER_BUCKET", "1500")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&many.stderr);
+    assert!(many.status.success(), "{log}");
+    assert!(log.contains("read in parts"), "{log}");
+    // The id is named, with its rows.
+    assert!(log.contains("customer id \"GUEST\" has"), "{log}");
+    for t in EXACT {
+        assert_eq!(
+            std::fs::read(file(&d.join("one"), t, "2024-12-31")).unwrap(),
+            std::fs::read(file(&d.join("many"), t, "2024-12-31")).unwrap(),
+            "{t}"
+        );
+    }
+    for t in ["churn_rates", "cohort_retention"] {
+        assert_rows_close(
+            &file(&d.join("one"), t, "2024-12-31"),
+            &file(&d.join("many"), t, "2024-12-31"),
+        );
+    }
+    // The guest is one customer of the output.
+    let features = read_rows(&file(&d.join("many"), "customer_features", "2024-12-31"));
+    let guest = features
+        .iter()
+        .filter(|r| matches!(r.get("customer_id"), Some(parquet::record::Field::Str(s)) if s == "GUEST"))
+        .count();
+    assert_eq!(guest, 1);
+}
+
 #[test]
 fn a_bucketed_backfill_equals_single_bucket_runs() {
     let dir = tempfile::tempdir().unwrap();
