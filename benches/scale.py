@@ -5,6 +5,7 @@
     python3 benches/scale.py --rows 1000000 --customers 100000 --reps 1   # quick check
     python3 benches/scale.py --rows 200m --generate-only      # only write the data
     python3 benches/scale.py --rows 50m --skip-duckdb         # time custval alone (no check)
+    python3 benches/scale.py --rows 50m --guest-share 0.4     # 40% of orders under one guest id
 
 Needs Python 3.9+ with numpy, polars and duckdb (`pip install numpy polars duckdb`) and a
 release build of custval (`cargo build --release`; the default path is
@@ -80,6 +81,7 @@ GENERATOR_VERSION = 1
 
 CATEGORIES = ["cat%02d" % i for i in range(1, 21)]
 CHANNELS = ["online", "store", "phone", "partner"]
+GUEST_ID = "G0000000"  # --guest-share: the placeholder customer id
 CHANNEL_P = [0.5, 0.3, 0.15, 0.05]
 REGIONS = ["north", "south", "east", "west", "central", "international"]
 INDUSTRIES = [
@@ -216,7 +218,7 @@ def id_series(pl, prefix, values, width, name):
     )
 
 
-def generate(data_dir, rows, customers, seed, sigma, chunk_rows):
+def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0):
     np, pl = import_generators()
     if rows < customers:
         die("--rows (%d) must be at least --customers (%d): every customer buys once" % (rows, customers))
@@ -282,6 +284,9 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows):
         line = np.arange(n, dtype=np.int64) - order_start[oidx]  # line number inside its order
         order_cust = cidx[order_start]
         del order_start
+        # --guest-share: that share of the orders is bought under one placeholder id (a guest
+        # checkout), drawn after the other draws of the chunk so that 0 leaves the data as is.
+        guest_row = None
         # Per order: timestamp, channel, first category.
         o_ts = rng.integers(start_us, end_us, n_orders, dtype=np.int64)
         o_chan = np.where(rng.random(n_orders) < 0.85, preferred[order_cust],
@@ -292,6 +297,8 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows):
         chan = o_chan[oidx]
         cat = (o_cat[oidx] + line) % len(CATEGORIES)  # lines of one order differ in category
         del o_ts, o_chan, o_cat, line
+        if guest_share > 0:
+            guest_row = (rng.random(n_orders) < guest_share)[oidx]
         amount = rng.lognormal(3.0, 0.9, n) * spend_level[cidx]
         order_no = oidx + order_base
         order_base += n_orders
@@ -299,12 +306,16 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows):
         # Sort by time: months become contiguous and files are time-ordered, as appended data is.
         perm = np.argsort(ts, kind="stable")
         ts, cidx, chan, cat, amount, order_no = (a[perm] for a in (ts, cidx, chan, cat, amount, order_no))
+        if guest_row is not None:
+            guest_row = guest_row[perm]
         del perm
         rows_in_window += int(np.searchsorted(ts, window_end_us, side="left"))
         cuts = np.searchsorted(ts, month_start_us, side="left").tolist() + [n]
         df = pl.DataFrame({
             "order_id": id_series(pl, "O", order_no, 11, "order_id"),
-            "customer_id": cust_ids.gather(cidx),
+            "customer_id": cust_ids.gather(cidx) if guest_row is None else pl.select(
+                pl.when(pl.Series(guest_row)).then(pl.lit(GUEST_ID)).otherwise(cust_ids.gather(cidx))
+            ).to_series().alias("customer_id"),
             "order_date": pl.Series("order_date", ts).cast(pl.Datetime("us")),
             "category": cats.gather(cat),
             "channel": chans.gather(chan),
@@ -331,6 +342,7 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows):
         "customers": customers,
         "seed": seed,
         "sigma": sigma,
+        "guest_share": guest_share,
         "chunk_rows": chunk_rows,
         "chunks": len(bounds),
         "files": files,
@@ -546,6 +558,9 @@ def main(argv):
                     help="σ of the lognormal customer-activity weights (default 2.0; larger = heavier tail)")
     ap.add_argument("--chunk-rows", type=parse_count, default=parse_count("10m"),
                     help="rows per generation chunk: bounds generator memory (default 10m, ~2 GB)")
+    ap.add_argument("--guest-share", type=float, default=0.0,
+                    help="share of the orders bought under one placeholder customer id, G0000000 (a "
+                    "guest checkout: one customer with very many rows; default 0)")
     ap.add_argument("--threads", type=int, default=0, help="threads for both tools (default: all cores)")
     ap.add_argument("--duckdb-memory-limit", default="",
                     help="DuckDB memory_limit, e.g. 8GB (default: DuckDB's own, 80%% of RAM, or 40%% of the "
@@ -554,6 +569,8 @@ def main(argv):
     args = ap.parse_args(argv)
     if args.reps < 1:
         die("--reps must be at least 1")
+    if not 0.0 <= args.guest_share < 1.0:
+        die("--guest-share must be in [0, 1)")
     if not args.duckdb_memory_limit:
         # Under an address-space cap (prlimit --as, ulimit -v) DuckDB's default limit (80% of
         # RAM) is above the cap: its allocations fail ("bad allocation") before it spills.
@@ -571,6 +588,8 @@ def main(argv):
     data_dir = os.path.join(root, "rows%d_cust%d_seed%d" % (args.rows, args.customers, args.seed))
     if args.sigma != 2.0:
         data_dir += "_sigma%g" % args.sigma
+    if args.guest_share > 0:
+        data_dir += "_guest%g" % args.guest_share
     marker = os.path.join(data_dir, "_COMPLETE")
     if os.path.exists(marker):
         with open(marker) as f:
@@ -584,7 +603,8 @@ def main(argv):
         if free < need:
             die("%s has %s free; about %s needed for %d rows" % (root, human_bytes(free), human_bytes(need), args.rows))
         log("generating %d rows for %d customers under %s" % (args.rows, args.customers, data_dir))
-        meta = generate(data_dir, args.rows, args.customers, args.seed, args.sigma, args.chunk_rows)
+        meta = generate(data_dir, args.rows, args.customers, args.seed, args.sigma, args.chunk_rows,
+                        args.guest_share)
     data_bytes = dir_bytes(os.path.join(data_dir, "transactions")) + os.path.getsize(
         os.path.join(data_dir, "attributes.parquet"))
     job = os.path.join(data_dir, "job.toml")

@@ -203,6 +203,41 @@ fn a_bucket_made_large_by_one_customer_is_read_in_parts() {
         .filter(|r| matches!(r.get("customer_id"), Some(parquet::record::Field::Str(s)) if s == "GUEST"))
         .count();
     assert_eq!(guest, 1);
+    // A backfill reads the bucket in parts too; each date's tables are a single run's.
+    let bf = run_bucketed(
+        d,
+        Some("1500"),
+        &[
+            "backfill",
+            "--allow-degraded",
+            job,
+            "--from",
+            "2024-11-01",
+            "--to",
+            "2024-12-31",
+            "--every",
+            "month",
+            "--output",
+            "bf",
+        ],
+    );
+    assert!(bf.status.success());
+    assert!(String::from_utf8_lossy(&bf.stderr).contains("customer id \"GUEST\" has"));
+    let nov = run_bucketed(
+        d,
+        None,
+        &["run", job, "--as-of", "2024-11-30", "--output", "one"],
+    );
+    assert!(nov.status.success());
+    for as_of in ["2024-11-30", "2024-12-31"] {
+        for t in EXACT {
+            assert_eq!(
+                std::fs::read(file(&d.join("one"), t, as_of)).unwrap(),
+                std::fs::read(file(&d.join("bf"), t, as_of)).unwrap(),
+                "{t} {as_of}"
+            );
+        }
+    }
 }
 
 #[test]
