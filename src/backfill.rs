@@ -537,6 +537,11 @@ fn compute_dates(
             );
             let t = Instant::now();
             buckets.split_bucket(b, parts).map_err(&read_error)?;
+            tracing::debug!(
+                bucket = b,
+                split_s = t.elapsed().as_secs_f64(),
+                "bucket split in parts"
+            );
             let daily = pipeline::bucket_daily_in_parts(
                 job,
                 parts,

@@ -342,19 +342,29 @@ pub(crate) fn bucket_daily(
 pub(crate) fn bucket_daily_in_parts(
     job: &Job,
     parts: usize,
-    read: impl Fn(usize) -> PolarsResult<Option<DataFrame>>,
+    read: impl Fn(usize) -> PolarsResult<Option<DataFrame>> + Sync,
     mapped: &[String],
     dates: &[chrono::NaiveDate],
 ) -> PolarsResult<Daily> {
+    use rayon::prelude::*;
     let by = |key: fn(DataFrame) -> PolarsResult<DataFrame>| -> PolarsResult<Option<Daily>> {
         let mut dailies = Vec::with_capacity(parts);
-        for j in 0..parts {
-            let Some(rows) = read(j)? else {
-                continue;
-            };
-            match daily_keyed(job, key(rows)?, mapped, dates, true)? {
-                Some(d) => dailies.push(d),
-                None => return Ok(None),
+        // Two parts at a time (each part's checks have one-thread stretches), in part order.
+        let all: Vec<usize> = (0..parts).collect();
+        for pair in all.chunks(2) {
+            let done: Vec<PolarsResult<Option<Option<Daily>>>> = pair
+                .par_iter()
+                .map(|&j| match read(j)? {
+                    Some(rows) => daily_keyed(job, key(rows)?, mapped, dates, true).map(Some),
+                    None => Ok(None),
+                })
+                .collect();
+            for d in done {
+                match d? {
+                    Some(Some(d)) => dailies.push(d),
+                    Some(None) => return Ok(None),
+                    None => {}
+                }
             }
         }
         merge_parts(job, dailies)
