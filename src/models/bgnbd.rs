@@ -715,10 +715,8 @@ pub(crate) fn fit_variant_on(
     let objective = mean_objective(&rows, pen);
     let sub_rows = opts
         .subsample([frequency, recency, t])
-        .map(|[f, r, t]| Rows::build(&f, &r, &t, scale, variant));
-    let sub_objective = sub_rows
-        .as_ref()
-        .map(|r| (mean_objective(r, pen), r.total_weight as usize));
+        .map(|(d, n)| (Rows::from_distinct(&d, scale, variant), n));
+    let sub_objective = sub_rows.as_ref().map(|(r, n)| (mean_objective(r, pen), *n));
     let start = [0.1; 4];
     // A first budget of RIDGE_CHECK_ITER iterations: a fit still moving after that along one of
     // the two ridges (a → 0, or a, b → ∞ together) goes to the limit tests below instead of

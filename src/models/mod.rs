@@ -164,6 +164,10 @@ impl Default for FitOptions {
     }
 }
 
+/// Customers of the most repeat purchases always in the purchase models' warm-start sample
+/// ([`FitOptions::subsample`]).
+pub(crate) const HEAVIEST_SAMPLED: usize = 100;
+
 impl FitOptions {
     /// Sets the L2 penalty on the parameters.
     #[must_use]
@@ -196,12 +200,57 @@ impl FitOptions {
         self
     }
 
-    /// Every k-th customer's `(frequency, recency, T)` when there are more than
-    /// 4 × [`FitOptions::warm_start_customers`], with k chosen to keep about that many. The
-    /// customers arrive in id order, so this is a systematic sample across the ids.
-    pub(crate) fn subsample(&self, columns: [&[f64]; 3]) -> Option<[Vec<f64>; 3]> {
-        let k = self.subsample_step(columns[0].len())?;
-        Some(columns.map(|c| c.iter().step_by(k).copied().collect()))
+    /// The purchase models' warm-start sample of the customers `(frequency, recency, T)`, when
+    /// there are more than 4 × [`FitOptions::warm_start_customers`]: every k-th customer (k
+    /// chosen to keep about that many; the customers arrive in id order, so this is a
+    /// systematic sample across the ids) at weight k, and the [`HEAVIEST_SAMPLED`] customers
+    /// of the most repeat purchases at weight 1 whatever their place. The weighted sum of the
+    /// sample's terms then estimates the full sum, and a customer whose terms alone move the
+    /// fit (a guest or placeholder id with hundreds of purchase days) counts in the sample as
+    /// in the full fit instead of k times or not at all: measured on the 50 M-row workload
+    /// with 40 % of the orders under one id, the systematic sample alone left the BG/NBD and
+    /// MBG/NBD fits too far from the full optimum, and both restarted cold (2.6 and 6.0 s).
+    /// Returns the sample's distinct rows with their weights, and the customers sampled.
+    pub(crate) fn subsample(&self, columns: [&[f64]; 3]) -> Option<(distinct::Distinct<3>, usize)> {
+        let n = columns[0].len();
+        let k = self.subsample_step(n)?;
+        let [x, tx, t] = columns;
+        // Above the HEAVIEST_SAMPLED-th largest frequency (ties at it are not taken).
+        let mut top = x.to_vec();
+        let h = HEAVIEST_SAMPLED.min(n);
+        let (_, threshold, _) = top.select_nth_unstable_by(n - h, f64::total_cmp);
+        let threshold = *threshold;
+        let mut picked: Vec<([f64; 3], u32)> = (0..n)
+            .filter_map(|i| match x[i].total_cmp(&threshold).is_gt() {
+                true => Some(([x[i], tx[i], t[i]], 1)),
+                false => (i % k == 0).then_some(([x[i], tx[i], t[i]], k as u32)),
+            })
+            .collect();
+        let customers = picked.len();
+        picked.sort_unstable_by(|a, b| {
+            (a.0[0].total_cmp(&b.0[0]))
+                .then(a.0[1].total_cmp(&b.0[1]))
+                .then(a.0[2].total_cmp(&b.0[2]))
+        });
+        let mut d = distinct::Distinct {
+            rows: Vec::with_capacity(customers),
+            counts: Vec::with_capacity(customers),
+        };
+        for (row, w) in picked {
+            let same = d.rows.last().is_some_and(|last: &[f64; 3]| {
+                last.iter()
+                    .zip(&row)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            });
+            match (same, d.counts.last_mut()) {
+                (true, Some(c)) => *c += w,
+                _ => {
+                    d.rows.push(row);
+                    d.counts.push(w);
+                }
+            }
+        }
+        Some((d, customers))
     }
 
     /// The step k of [`FitOptions::subsample`] for `n` customers, or None for a cold start.

@@ -607,10 +607,8 @@ pub(crate) fn fit_pareto_nbd_on(
     let objective = mean_objective(&rows, pen);
     let sub_rows = opts
         .subsample([frequency, recency, t])
-        .map(|[f, r, t]| Rows::build(&f, &r, &t, scale));
-    let sub_objective = sub_rows
-        .as_ref()
-        .map(|r| (mean_objective(r, pen), r.total_weight as usize));
+        .map(|(d, n)| (Rows::from_distinct(&d, scale), n));
+    let sub_objective = sub_rows.as_ref().map(|(r, n)| (mean_objective(r, pen), *n));
     let at_boundary = |x: &[f64]| x[2].exp() < NO_DROPOUT_S || (x[2] - x[3]).exp() < NO_DROPOUT_S;
     let (m, warm) = minimize_warm(
         &objective,

@@ -266,3 +266,13 @@ pub(crate) fn purchase_bands(
         &crate::models::ClvOptions::default(),
     )
 }
+
+/// The customers of the warm-start sample a fit's message names ("… a 4061-customer
+/// subsample …").
+pub(crate) fn sampled_customers(message: &str) -> Option<usize> {
+    let end = message.find("-customer subsample")?;
+    let digits = message[..end]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()?;
+    digits.parse().ok()
+}

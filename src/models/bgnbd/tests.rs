@@ -428,6 +428,67 @@ fn whole_days(n: usize, truth: &BgNbdParams, seed: u64) -> (Vec<f64>, Vec<f64>, 
     (x, floor(tx), floor(t))
 }
 
+/// The warm-start sample takes every k-th customer at weight k and the customers of the most
+/// purchases at weight 1: its weights add up to about the customers, and a guest id with
+/// hundreds of purchase days is in it once, wherever it stands.
+#[test]
+fn warm_start_sample_keeps_the_heaviest_customers_once() {
+    let truth = BgNbdParams {
+        r: 0.5,
+        alpha: 20.0,
+        a: 0.8,
+        b: 3.0,
+    };
+    let (mut x, mut tx, mut t) = whole_days(40_000, &truth, 23);
+    // The guest: 700 purchase days, at a place the every-10th sample skips.
+    let guest = 12_345;
+    (x[guest], tx[guest], t[guest]) = (700.0, 729.0, 730.0);
+    let opts = FitOptions::default().with_warm_start_customers(4_000);
+    let (d, customers) = opts.subsample([&x, &tx, &t]).expect("40 000 > 4 × 4 000");
+    let total: u32 = d.counts.iter().sum();
+    assert!((39_000..=41_000).contains(&total), "{total}");
+    assert!((3_900..=4_100).contains(&customers), "{customers}");
+    let at = d
+        .rows
+        .iter()
+        .position(|r| *r == [700.0, 729.0, 730.0])
+        .expect("the guest is sampled");
+    assert_eq!(d.counts[at], 1);
+    // Every customer of a higher frequency than the 100th highest is in it at weight 1.
+    let mut sorted = x.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let threshold = sorted[crate::models::HEAVIEST_SAMPLED - 1];
+    let heavy = x.iter().filter(|&&v| v > threshold).count();
+    let heavy_sampled: u32 = d
+        .rows
+        .iter()
+        .zip(&d.counts)
+        .filter(|(r, _)| r[0] > threshold)
+        .map(|(_, &c)| c)
+        .sum();
+    assert_eq!(heavy_sampled as usize, heavy);
+    // And the fit from that sample reaches the cold fit's optimum.
+    let cold = fit_bgnbd(
+        &x,
+        &tx,
+        &t,
+        &FitOptions::default().with_warm_start_customers(0),
+    )
+    .unwrap();
+    let warm = fit_bgnbd(&x, &tx, &t, &opts).unwrap();
+    assert!(
+        warm.message.contains("over all customers, started from"),
+        "{}",
+        warm.message
+    );
+    assert!(
+        (cold.log_likelihood - warm.log_likelihood).abs() < 1e-6,
+        "{} vs {}",
+        cold.log_likelihood,
+        warm.log_likelihood
+    );
+}
+
 #[test]
 fn warm_start_reaches_the_cold_optimum() {
     // 40 000 customers, warm-started from every 10th: the same optimum as a cold start (both
@@ -453,8 +514,10 @@ fn warm_start_reaches_the_cold_optimum() {
             "{name}: {cold:?} {warm:?}"
         );
         assert!(!cold.message.contains("subsample"), "{}", cold.message);
+        // Every 10th customer, and the 100 of the most purchases at weight 1.
+        let sampled = testdata::sampled_customers(&warm.message);
         assert!(
-            warm.message.contains("4000-customer subsample"),
+            sampled.is_some_and(|n| (3900..=4100).contains(&n)),
             "{}",
             warm.message
         );
