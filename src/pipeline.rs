@@ -429,32 +429,36 @@ fn merge_parts(job: &Job, parts: Vec<Daily>) -> PolarsResult<Option<Daily>> {
     if keys_collide(&purchases)? {
         return Ok(None);
     }
+    // Every part codes its categories the same way (the split's codes, or polars' triples).
+    fn all_as<T>(
+        parts: Vec<DailyCategories>,
+        take: impl Fn(DailyCategories) -> Option<T>,
+    ) -> PolarsResult<Vec<T>> {
+        parts
+            .into_iter()
+            .map(|c| {
+                take(c).ok_or_else(|| {
+                    polars_err!(ComputeError: "the parts of a bucket coded their categories differently")
+                })
+            })
+            .collect()
+    }
     let categories = match categories.first() {
         None => None,
         Some(DailyCategories::Coded(_)) => {
-            let coded = categories
-                .into_iter()
-                .map(|c| match c {
-                    DailyCategories::Coded(c) => Ok(c),
-                    DailyCategories::Triples(_) => Err(polars_err!(
-                        ComputeError: "the parts of a bucket coded their categories differently"
-                    )),
-                })
-                .collect::<PolarsResult<Vec<_>>>()?;
+            let coded = all_as(categories, |c| match c {
+                DailyCategories::Coded(c) => Some(c),
+                DailyCategories::Triples(_) => None,
+            })?;
             Some(DailyCategories::Coded(CategoryDays::merge(coded).ok_or_else(
                 || polars_err!(ComputeError: "a part of a bucket coded its categories as masks"),
             )?))
         }
         Some(DailyCategories::Triples(_)) => {
-            let frames = categories
-                .into_iter()
-                .map(|c| match c {
-                    DailyCategories::Triples(t) => Ok(t),
-                    DailyCategories::Coded(_) => Err(polars_err!(
-                        ComputeError: "the parts of a bucket coded their categories differently"
-                    )),
-                })
-                .collect::<PolarsResult<Vec<_>>>()?;
+            let frames = all_as(categories, |c| match c {
+                DailyCategories::Triples(t) => Some(t),
+                DailyCategories::Coded(_) => None,
+            })?;
             Some(DailyCategories::Triples(stack(frames)?))
         }
     };

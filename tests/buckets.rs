@@ -64,6 +64,17 @@ fn assert_rows_close(a: &Path, b: &Path) {
     }
 }
 
+/// The [`EXACT`] tables of `as_of` are the same bytes under `a` and `b`.
+fn assert_same_tables(a: &Path, b: &Path, as_of: &str) {
+    for t in EXACT {
+        assert_eq!(
+            std::fs::read(file(a, t, as_of)).unwrap(),
+            std::fs::read(file(b, t, as_of)).unwrap(),
+            "{t} {as_of}"
+        );
+    }
+}
+
 const EXACT: &[&str] = &[
     "customer_features",
     "segment_summary",
@@ -95,13 +106,7 @@ fn several_buckets_give_the_tables_of_one() {
         ],
     );
     assert!(many.status.success());
-    for t in EXACT {
-        assert_eq!(
-            std::fs::read(file(&d.join("one"), t, "2024-12-31")).unwrap(),
-            std::fs::read(file(&d.join("many"), t, "2024-12-31")).unwrap(),
-            "{t}"
-        );
-    }
+    assert_same_tables(&d.join("one"), &d.join("many"), "2024-12-31");
     for t in ["churn_rates", "cohort_retention"] {
         assert_rows_close(
             &file(&d.join("one"), t, "2024-12-31"),
@@ -183,13 +188,7 @@ fn a_bucket_made_large_by_one_customer_is_read_in_parts() {
     assert!(log.contains("read in parts"), "{log}");
     // The id is named, with its rows.
     assert!(log.contains("customer id \"GUEST\" has"), "{log}");
-    for t in EXACT {
-        assert_eq!(
-            std::fs::read(file(&d.join("one"), t, "2024-12-31")).unwrap(),
-            std::fs::read(file(&d.join("many"), t, "2024-12-31")).unwrap(),
-            "{t}"
-        );
-    }
+    assert_same_tables(&d.join("one"), &d.join("many"), "2024-12-31");
     for t in ["churn_rates", "cohort_retention"] {
         assert_rows_close(
             &file(&d.join("one"), t, "2024-12-31"),
@@ -230,13 +229,7 @@ fn a_bucket_made_large_by_one_customer_is_read_in_parts() {
     );
     assert!(nov.status.success());
     for as_of in ["2024-11-30", "2024-12-31"] {
-        for t in EXACT {
-            assert_eq!(
-                std::fs::read(file(&d.join("one"), t, as_of)).unwrap(),
-                std::fs::read(file(&d.join("bf"), t, as_of)).unwrap(),
-                "{t} {as_of}"
-            );
-        }
+        assert_same_tables(&d.join("one"), &d.join("bf"), as_of);
     }
 }
 
@@ -270,13 +263,7 @@ fn a_bucketed_backfill_equals_single_bucket_runs() {
             &["run", &job, "--as-of", as_of, "--output", "runs"],
         );
         assert!(run.status.success());
-        for t in EXACT {
-            assert_eq!(
-                std::fs::read(file(&d.join("bf"), t, as_of)).unwrap(),
-                std::fs::read(file(&d.join("runs"), t, as_of)).unwrap(),
-                "{t} {as_of}"
-            );
-        }
+        assert_same_tables(&d.join("bf"), &d.join("runs"), as_of);
         assert_rows_close(
             &file(&d.join("bf"), "churn_rates", as_of),
             &file(&d.join("runs"), "churn_rates", as_of),
