@@ -429,6 +429,22 @@ fn compute_dates(
             .into(),
         }
     };
+    let split_error = |e: crate::compact::SplitError| -> RunError {
+        match e {
+            crate::compact::SplitError::Polars(p) => read_error(p),
+            // Handled by the split itself (it starts again without the codes).
+            e @ (crate::compact::SplitError::TooManyValues(_)
+            | crate::compact::SplitError::LongValues(_)) => {
+                read_error(PolarsError::ComputeError(e.to_string().into()))
+            }
+            crate::compact::SplitError::Scratch { dir, source } => storage::StorageError::Local {
+                path: dir,
+                op: "write customer buckets to",
+                source,
+            }
+            .into(),
+        }
+    };
     type Parts = (Vec<pipeline::DatePartial>, Vec<Option<std::path::PathBuf>>);
     // The side tables (read, and the attributes sorted by id) load on their own thread while
     // the source is checked and split: the split leaves a core partly idle (measured at 50 M
@@ -438,24 +454,8 @@ fn compute_dates(
         // The buckets and each date's freshness, or every date's staleness error.
         let checked_split = || -> Result<Result<_, Vec<_>>, RunError> {
             let split = || {
-                crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root).map_err(|e| {
-                    match e {
-                        crate::compact::SplitError::Polars(p) => read_error(p),
-                        // Handled by the split itself (it starts again without the codes).
-                        e @ (crate::compact::SplitError::TooManyValues(_)
-                        | crate::compact::SplitError::LongValues(_)) => {
-                            read_error(PolarsError::ComputeError(e.to_string().into()))
-                        }
-                        crate::compact::SplitError::Scratch { dir, source } => {
-                            storage::StorageError::Local {
-                                path: dir,
-                                op: "write customer buckets to",
-                                source,
-                            }
-                            .into()
-                        }
-                    }
-                })
+                crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root)
+                    .map_err(&split_error)
             };
             // Freshness before any per-date work (an as-of far past the data would otherwise
             // make every calendar period up to it). A source split into buckets gives its
@@ -536,7 +536,7 @@ fn compute_dates(
                 "bucket read in parts by customer and day (a customer id with very many rows: a guest or placeholder id?)"
             );
             let t = Instant::now();
-            buckets.split_bucket(b, parts).map_err(&read_error)?;
+            buckets.split_bucket(b, parts).map_err(&split_error)?;
             tracing::debug!(
                 bucket = b,
                 split_s = t.elapsed().as_secs_f64(),

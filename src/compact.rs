@@ -797,10 +797,11 @@ impl Buckets {
     /// [`Buckets::read_part`]: every customer day is whole in one part, which is all the
     /// daily table needs, and each part holds about `1/parts` of the rows. For a bucket that a
     /// few customers with very many rows made large (a guest or placeholder id holding a
-    /// large share of the source): the bucket phase then holds one part at a time, and memory
+    /// large share of the source): the bucket phase then holds two parts at a time, and memory
     /// stays bounded whatever one customer's rows. One file at a time is read; within each
     /// part the rows keep the bucket's order. The bucket's own files are deleted afterwards.
-    pub(crate) fn split_bucket(&self, i: usize, parts: usize) -> PolarsResult<()> {
+    /// A file that cannot be read or written (a full disk) is [`SplitError::Scratch`].
+    pub(crate) fn split_bucket(&self, i: usize, parts: usize) -> Result<(), SplitError> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
@@ -813,8 +814,12 @@ impl Buckets {
             Err(_) => return Ok(()),
         };
         files.sort();
+        let scratch = |source| SplitError::Scratch {
+            dir: dir.path().to_path_buf(),
+            source,
+        };
         for file in &files {
-            let f = std::fs::File::open(file)?;
+            let f = std::fs::File::open(file).map_err(scratch)?;
             let rows = ParquetReader::new(f).finish()?;
             let schema = rows.schema();
             let [lo, hi] = halves("customer_id");
@@ -837,8 +842,9 @@ impl Buckets {
                 g.drop_in_place(PART)?;
                 let bytes = parquet_pages::encode(&mut g, parquet_pages::Encoding::SCRATCH)?;
                 let part = dir.path().join(format!("bucket={i}.part={j}"));
-                std::fs::create_dir_all(&part)?;
-                std::fs::write(part.join(name), bytes)?;
+                std::fs::create_dir_all(&part)
+                    .and_then(|()| std::fs::write(part.join(name), bytes))
+                    .map_err(scratch)?;
             }
         }
         self.release(i);
