@@ -798,7 +798,7 @@ impl Buckets {
     /// daily table needs, and each part holds about `1/parts` of the rows. For a bucket that a
     /// few customers with very many rows made large (a guest or placeholder id holding a
     /// large share of the source): the bucket phase then holds two parts at a time, and memory
-    /// stays bounded whatever one customer's rows. One file at a time is read; within each
+    /// stays bounded whatever one customer's rows. Two files at a time are read; within each
     /// part the rows keep the bucket's order. The bucket's own files are deleted afterwards.
     /// A file that cannot be read or written (a full disk) is [`SplitError::Scratch`].
     pub(crate) fn split_bucket(&self, i: usize, parts: usize) -> Result<(), SplitError> {
@@ -818,7 +818,7 @@ impl Buckets {
             dir: dir.path().to_path_buf(),
             source,
         };
-        for file in &files {
+        let one = |file: &std::path::PathBuf| -> Result<(), SplitError> {
             let f = std::fs::File::open(file).map_err(scratch)?;
             let rows = ParquetReader::new(f).finish()?;
             let schema = rows.schema();
@@ -846,6 +846,12 @@ impl Buckets {
                     .and_then(|()| std::fs::write(part.join(name), bytes))
                     .map_err(scratch)?;
             }
+            Ok(())
+        };
+        // Two files at a time: each writes its own file name in every part.
+        for pair in files.chunks(2) {
+            use rayon::prelude::*;
+            pair.par_iter().try_for_each(one)?;
         }
         self.release(i);
         Ok(())
