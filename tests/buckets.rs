@@ -43,6 +43,27 @@ fn run_bucketed(dir: &Path, rows_per_bucket: Option<&str>, args: &[&str]) -> Out
     out
 }
 
+/// The month ends from `from` to 2024-12-31 with 1,500 rows per bucket, into `bf`.
+fn bucketed_backfill(dir: &Path, job: &str, from: &str) -> Output {
+    run_bucketed(
+        dir,
+        Some("1500"),
+        &[
+            "backfill",
+            "--allow-degraded",
+            job,
+            "--from",
+            from,
+            "--to",
+            "2024-12-31",
+            "--every",
+            "month",
+            "--output",
+            "bf",
+        ],
+    )
+}
+
 fn file(out: &Path, table: &str, as_of: &str) -> PathBuf {
     partition(out, table, as_of).join("part-00000.parquet")
 }
@@ -203,23 +224,7 @@ fn a_bucket_made_large_by_one_customer_is_read_in_parts() {
         .count();
     assert_eq!(guest, 1);
     // A backfill reads the bucket in parts too; each date's tables are a single run's.
-    let bf = run_bucketed(
-        d,
-        Some("1500"),
-        &[
-            "backfill",
-            "--allow-degraded",
-            job,
-            "--from",
-            "2024-11-01",
-            "--to",
-            "2024-12-31",
-            "--every",
-            "month",
-            "--output",
-            "bf",
-        ],
-    );
+    let bf = bucketed_backfill(d, job, "2024-11-01");
     assert!(bf.status.success());
     assert!(String::from_utf8_lossy(&bf.stderr).contains("customer id \"GUEST\" has"));
     let nov = run_bucketed(
@@ -238,23 +243,7 @@ fn a_bucketed_backfill_equals_single_bucket_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let job = b2b_job(d);
-    let out = run_bucketed(
-        d,
-        Some("1500"),
-        &[
-            "backfill",
-            "--allow-degraded",
-            &job,
-            "--from",
-            "2024-10-01",
-            "--to",
-            "2024-12-31",
-            "--every",
-            "month",
-            "--output",
-            "bf",
-        ],
-    );
+    let out = bucketed_backfill(d, &job, "2024-10-01");
     assert!(out.status.success());
     for as_of in ["2024-10-31", "2024-11-30", "2024-12-31"] {
         let run = run_bucketed(
