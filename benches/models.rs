@@ -1,7 +1,7 @@
 //! Model benchmark: fit BG/NBD + Gamma-Gamma and score every customer (P(alive), expected
 //! purchases in 30 days, 12-month discounted CLV) on simulated, *distinct* customers.
 //!
-//!     cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH] [--summary-in PATH]
+//!     cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH] [--summary-in PATH] [--menu]
 //!
 //! Workload: a BG/NBD population (r = 0.5, α = 20, a = 0.8, b = 3 per day) observed for T
 //! uniform in 30..730 days, spend from Gamma-Gamma (p = 6, q = 4, v = 15), simulated with a
@@ -11,6 +11,8 @@
 //! `--summary-in` fits and scores the customers of a Parquet summary instead (the `frequency`,
 //! `recency`, `T` and `monetary` columns, e.g. a `customer_features` partition of a real run;
 //! one size only).
+//! `--menu` also fits each candidate of `clv.model = "auto"` alone and reports its seconds,
+//! iterations and message (`menu`), to show where the auto menu's time goes.
 //! Prints one JSON line per size: customers, distinct rows, fit and score seconds, peak RSS, and
 //! the seconds of the 200-draw prediction intervals (`intervals_seconds`, timed apart from the
 //! point values and not part of the lifetimes comparison) with their ratio to point scoring.
@@ -137,16 +139,18 @@ fn main() {
     let mut sizes = Vec::new();
     let mut summary_out = None;
     let mut summary_in = None;
+    let mut menu = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--summary-out" => summary_out = args.next(),
             "--summary-in" => summary_in = args.next(),
+            "--menu" => menu = true,
             "--bench" => {}
             s => match s.replace('_', "").parse::<usize>() {
                 Ok(n) => sizes.push(n),
                 Err(_) => {
-                    eprintln!("usage: cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH] [--summary-in PATH]");
+                    eprintln!("usage: cargo bench --bench models -- [CUSTOMERS ...] [--summary-out PATH] [--summary-in PATH] [--menu]");
                     std::process::exit(2);
                 }
             },
@@ -193,6 +197,26 @@ fn main() {
         let t_gg = Instant::now();
         let _ = models::fit_gamma_gamma(&s.x, &s.m, &no_cov);
         let gg_alone_s = t_gg.elapsed().as_secs_f64();
+        // Each candidate of the auto menu alone (`--menu`).
+        let menu_rows: Vec<serde_json::Value> = match menu {
+            false => Vec::new(),
+            true => models::ModelKind::ALL
+                .iter()
+                .map(|&k| {
+                    let (r, secs) = custval::valuation::fit_purchase(k, &s.x, &s.tx, &s.t, &no_cov);
+                    match r {
+                        Ok(f) => serde_json::json!({
+                            "model": k.name(), "seconds": secs, "iterations": f.iterations,
+                            "log_likelihood": f.log_likelihood, "boundary": f.boundary,
+                            "message": f.message,
+                        }),
+                        Err(e) => serde_json::json!({
+                            "model": k.name(), "seconds": secs, "error": e.to_string(),
+                        }),
+                    }
+                })
+                .collect(),
+        };
         let t1 = Instant::now();
         // P(alive), expected purchases in 30 days and 12-month CLV in one pass, as `custval run`.
         let scores = models::batch_scores(
@@ -286,6 +310,7 @@ fn main() {
                 "intervals_seconds": intervals_s,
                 "intervals_over_score": intervals_s / score_s,
                 "intervals_checksum": iv_checksum,
+                "menu": menu_rows,
             })
         );
     }
