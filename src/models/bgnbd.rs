@@ -27,8 +27,12 @@ use super::distinct::{distinct, shared_index, Distinct};
 
 use rayon::prelude::*;
 
-use super::optimize::{covariance, hessian, minimize_bfgs, minimize_warm};
-use super::special::{digamma, ln_gamma, sum_power_series_multi, sum_series, MAX_MULTI};
+use super::optimize::{
+    covariance, hessian, minimize_bfgs, minimize_bfgs_then_newton, minimize_warm, Minimum, Ridges,
+};
+use super::special::{
+    digamma, digamma_diff, ln_gamma, sum_power_series_multi, sum_series, MAX_MULTI,
+};
 use super::{
     check_purchase_inputs, loglik_at, no_dropout_covariance, penalized_mean, stalled_at_precision,
     warm_note, FitOptions, FitReport, Limit, ModelError, LOG_PARAM_LIMIT, PAR_CHUNK,
@@ -620,6 +624,75 @@ impl Rows {
         (ll, g)
     }
 
+    /// Per distinct frequency, `Σ wᵢ Rᵢ` over its rows of customers who may have dropped out,
+    /// `Rᵢ = ((α+Tᵢ)/(α+t_xᵢ))^{r+xᵢ}`: the weight of the dropout explanation of their silence
+    /// since `t_x` ([`Rows::no_dropout_slope`]).
+    fn dropout_ratios(&self, r: f64, alpha: f64) -> Vec<f64> {
+        let ln_t: Vec<f64> = self.times.iter().map(|&v| (alpha + v).ln()).collect();
+        let mut ratios = vec![0.0; self.freqs.len()];
+        for (i, &w) in self.w.iter().enumerate() {
+            let f = self.fi[i] as usize;
+            let x = self.freqs[f];
+            if self.variant.can_drop(x) {
+                let gap = ln_t[self.ti[i] as usize] - ln_t[self.txi[i] as usize];
+                ratios[f] += w * ((r + x) * gap).exp();
+            }
+        }
+        ratios
+    }
+
+    /// The derivative in `a` of the log-likelihood at the no-dropout boundary `a = 0` (where it
+    /// does not depend on `b`), at `b`, as its positive and negative parts:
+    /// `D(b) = Σᵢ wᵢ [δᵢ Rᵢ/(b+xᵢ−1+s) − (ψ(b+xᵢ+s) − ψ(b))]` (`s` 1 for MBG/NBD, else 0;
+    /// `δᵢ` whether customer i may have dropped out; `ratios` of [`Rows::dropout_ratios`]).
+    /// From `ln L = ln A₁ + ln(B(a, b+x+s)/B(a,b) + δ A₂/A₁ · B(a+1, b+x−1+s)/B(a,b))`, whose
+    /// two Beta ratios have derivatives `ψ(b) − ψ(b+x+s)` and `1/(b+x−1+s)` at `a = 0`.
+    fn no_dropout_slope(&self, ratios: &[f64], b: f64) -> (f64, f64) {
+        let s = self.variant.shift();
+        let (mut pos, mut neg) = (0.0, 0.0);
+        for (f, &x) in self.freqs.iter().enumerate() {
+            neg += self.freq_weight[f] * digamma_diff(b, x + s);
+            if ratios[f] > 0.0 {
+                pos += ratios[f] / (b + x - 1.0 + s);
+            }
+        }
+        (pos, neg)
+    }
+
+    /// Where the log-likelihood rises from the no-dropout boundary at `(r, α)` (the rows' time
+    /// unit): the `b` at which a small `a > 0` raises it fastest for its dropout share `a/b`
+    /// (the largest `b·D(b)`, [`Rows::no_dropout_slope`]), or `None` when no `b` does, i.e. the
+    /// boundary is a maximum to first order. Tested on a grid of `b` from 1e-8 to 1e8 (four
+    /// points a decade) and in the limit `b → ∞`, where `b·D(b) → Σᵢ wᵢ (δᵢ Rᵢ − xᵢ − s)`; a
+    /// rise within 1e-9 of the two parts' size is rounding. A non-finite part counts as a
+    /// rise (at the largest `b` of the grid for the limit).
+    fn no_dropout_ascent(&self, r: f64, alpha: f64) -> Option<f64> {
+        let ratios = self.dropout_ratios(r, alpha);
+        let rise = |(pos, neg): (f64, f64)| match pos.is_finite() && neg.is_finite() {
+            true => (pos - neg > 1e-9 * (pos + neg)).then_some(pos - neg),
+            false => Some(f64::INFINITY),
+        };
+        let s = self.variant.shift();
+        let limit = (
+            ratios.iter().sum(),
+            self.freqs
+                .iter()
+                .zip(&self.freq_weight)
+                .map(|(x, w)| w * (x + s))
+                .sum(),
+        );
+        let mut best: Option<(f64, f64)> = rise(limit).map(|d| (1e8, d));
+        for k in 0..=64 {
+            let b = 10f64.powf(-8.0 + f64::from(k) / 4.0);
+            if let Some(d) = rise(self.no_dropout_slope(&ratios, b)) {
+                if best.is_none_or(|(_, bd)| b * d > bd) {
+                    best = Some((b, b * d));
+                }
+            }
+        }
+        best.map(|(b, _)| b)
+    }
+
     /// Weighted log-likelihood of the no-dropout limit (NBD: `a = 0`) and its gradient w.r.t.
     /// `(r, α)`: `Σ w [ln Γ(r+x) − ln Γ(r) + r ln α − (r+x) ln(α+T)]`.
     fn nbd_loglik_grad(&self, r: f64, alpha: f64) -> (f64, [f64; 2]) {
@@ -681,6 +754,80 @@ pub fn fit_bgnbd(
 }
 
 /// The fit shared by BG/NBD and MBG/NBD (parameters of `variant`, in the caller's time unit).
+/// `m`, or a better fit when `m` stopped on the no-dropout ridge (`a/(a+b)` below
+/// [`NO_DROPOUT_SHARE`]) where that boundary is not a maximum ([`Rows::no_dropout_ascent`]):
+/// then the fit starts again from the best of a grid of small `a` and `b`, and its
+/// result is returned if its log-likelihood is higher by [`BOUNDARY_LL_GAP`] at least (as the
+/// no-dropout limit test asks of an interior fit), else `m` (iterations and evaluations of
+/// both), with a note for the fit's message. Heavy-tailed data do this: from the usual start the fit runs to `a → 0` at
+/// a large `b`, where dropout does not pay, while the maximum has a small `a` and a small `b`
+/// (most customers never drop out, a few soon do).
+fn escape_no_dropout_ridge(
+    rows: &Rows,
+    objective: &impl Fn(&[f64], &mut [f64]) -> f64,
+    m: Minimum,
+    opts: &FitOptions,
+    polish: impl Fn(&[f64]) -> bool,
+) -> (Minimum, Option<String>) {
+    let p = from_log(&m.x);
+    let share = p.a / (p.a + p.b);
+    if share.is_nan() || share >= NO_DROPOUT_SHARE || !m.x.iter().all(|v| v.is_finite()) {
+        return (m, None);
+    }
+    let Some(b) = rows.no_dropout_ascent(p.r, p.alpha) else {
+        return (m, None);
+    };
+    // The start: the best of a grid of small dropout shares a/b at b a decade apart from 1e-3
+    // to 1e4, at the ridge's (r, α). (The steepest b may lie at the test's grid's end, from
+    // where the fit runs into the corner a, b → 0, a limit below the maximum.)
+    let mut g = [0.0; 4];
+    let (start, _) = (-3..=4)
+        .map(|k| 10f64.powi(k))
+        .flat_map(|b| (1..=6).map(move |k| (b * 10f64.powi(-k), b)))
+        .map(|(a, b)| {
+            let x = [m.x[0], m.x[1], a.ln(), b.ln()];
+            let f = objective(&x, &mut g);
+            (x, f)
+        })
+        .min_by(|u, v| u.1.total_cmp(&v.1))
+        .expect("a grid of starts");
+    let e = minimize_bfgs_then_newton(
+        objective,
+        &start,
+        None,
+        opts.max_iter,
+        opts.tolerance,
+        RIDGE_CHECK_ITER,
+        polish,
+    );
+    let restarted = |won: bool| {
+        format!(
+            "had stopped on the no-dropout ridge (a/(a+b) = {share:.1e}), where a small a \
+             raises the likelihood (first-order test, steepest at b = {b:.2e}): restarted from \
+             a = {:.2e}, b = {:.2e}, {} more iterations, log-likelihood {:+.4} against the \
+             ridge's{}",
+            start[2].exp(),
+            start[3].exp(),
+            e.iterations,
+            (m.f - e.f) * rows.total_weight,
+            match won {
+                true => "",
+                false => " (less than the boundary test's margin: the ridge's fit is kept)",
+            }
+        )
+    };
+    // Better by the boundary test's margin in log-likelihood, as a 4-parameter fit must be to
+    // be preferred to the no-dropout limit.
+    let won = e.f.is_finite() && (m.f - e.f) * rows.total_weight >= BOUNDARY_LL_GAP;
+    let (mut best, note) = match won {
+        true => (e.clone(), restarted(true)),
+        false => (m.clone(), restarted(false)),
+    };
+    best.iterations = m.iterations + e.iterations;
+    best.evaluations = m.evaluations + e.evaluations + 60;
+    (best, Some(note))
+}
+
 pub(crate) fn fit_variant(
     frequency: &[f64],
     recency: &[f64],
@@ -725,15 +872,30 @@ pub(crate) fn fit_variant_on(
         let p = from_log(x);
         p.a + p.b > HOMOGENEOUS_AB / 100.0 || p.a / (p.a + p.b) < NO_DROPOUT_SHARE
     };
+    // A warm fit that ends on the no-dropout ridge is kept: there the first-order test below
+    // decides whether that boundary is a maximum of the whole data's likelihood (a subsample's
+    // fit on the ridge may start the fit on a plateau it cannot leave although the maximum is
+    // interior), and on the other ridge it is kept when converged. The test and the restart
+    // run on everyone's rows, not the subsample's: from a subsample's restart the fit can
+    // end in the corner a, b → 0, another plateau, below the maximum.
+    let keep_on_ridge = |m: &Minimum| {
+        let p = from_log(&m.x);
+        p.a / (p.a + p.b) < NO_DROPOUT_SHARE || m.converged
+    };
     let (m, warm) = minimize_warm(
         &objective,
         sub_objective.as_ref().map(|(o, n)| (o, *n)),
         &start,
         opts.max_iter,
         opts.tolerance,
-        RIDGE_CHECK_ITER,
-        |x| !on_ridge(x),
+        &Ridges {
+            first: RIDGE_CHECK_ITER,
+            interior: &|x| !on_ridge(x),
+            keep: &keep_on_ridge,
+            ..Ridges::NONE
+        },
     );
+    let (m, escaped) = escape_no_dropout_ridge(&rows, &objective, m, opts, |x| !on_ridge(x));
     let scaled = from_log(&m.x);
     let unscaled = |p: BgNbdParams| BgNbdParams {
         alpha: p.alpha / scale,
@@ -753,11 +915,12 @@ pub(crate) fn fit_variant_on(
     let mut iterations = m.iterations;
     let mut grad_norm = m.grad_norm;
     let mut message = format!(
-        "{} after {} iterations ({} evaluations){}",
+        "{} after {} iterations ({} evaluations){}{}",
         m.reason,
         m.iterations,
         m.evaluations,
-        warm_note(warm.as_ref())
+        warm_note(warm.as_ref()),
+        escaped.map_or(String::new(), |note| format!("; the fit {note}"))
     );
     if !on_ridge(&m.x) {
         if let Some(note) = stalled_at_precision(&m, opts.tolerance) {

@@ -23,7 +23,7 @@ use super::distinct::shared_index;
 
 use rayon::prelude::*;
 
-use super::optimize::{covariance, hessian, minimize_warm};
+use super::optimize::{covariance, hessian, minimize_warm, Ridges};
 use super::special::{digamma, ln_gamma};
 use super::{
     check_finite, check_len, stalled_at_precision, warm_note, FitOptions, FitReport, Limit,
@@ -252,8 +252,7 @@ pub fn fit_gamma_gamma(
             &start,
             opts.max_iter,
             opts.tolerance,
-            100,
-            |_| true,
+            &Ridges::NONE,
         );
         if q_offset == 0.0 {
             warm = w;

@@ -533,6 +533,35 @@ fn stalled_at_precision(m: &Minimum, gtol: f64, polish: impl Fn(&[f64]) -> bool)
         && polish(&m.x)
 }
 
+/// What a fit's caller knows about the ridges of its objective: lines along which a parameter
+/// runs off to a boundary of the parameter space (where the model reaches a limit) and BFGS
+/// crawls.
+#[derive(Clone, Copy)]
+pub struct Ridges<'a> {
+    /// BFGS iterations after which a fit still on a ridge is returned to the caller's limit
+    /// tests (any other unfinished fit is finished by Newton's method).
+    pub first: usize,
+    /// Whether a point is interior (on no ridge): only there does Newton's method finish a
+    /// fit, and a warm fit stalled at precision is kept without [`Ridges::keep`].
+    pub interior: &'a dyn Fn(&[f64]) -> bool,
+    /// Whether a warm fit that ended on a ridge (converged, or stalled at precision) is kept.
+    pub keep: &'a dyn Fn(&Minimum) -> bool,
+    /// Applied to the subsample's fit before the fit over everyone starts from it: the
+    /// caller's way off a ridge whose limit is not the subsample's maximum.
+    pub refine_sub: &'a dyn Fn(Minimum) -> Minimum,
+}
+
+impl Ridges<'static> {
+    /// A caller that knows no ridge: every point is interior, a warm fit is kept when
+    /// converged, the subsample's fit is used as it is.
+    pub const NONE: Ridges<'static> = Ridges {
+        first: 100,
+        interior: &|_| true,
+        keep: &|m| m.converged,
+        refine_sub: &|m| m,
+    };
+}
+
 /// [`minimize_bfgs_then_newton`] of the mean objective `full`, started at the minimum of `sub`
 /// (the same mean objective over a subsample of the observations; fitted from `x0`) with the
 /// inverse of `sub`'s Hessian there as BFGS's first inverse-Hessian approximation.
@@ -545,30 +574,54 @@ fn stalled_at_precision(m: &Minimum, gtol: f64, polish: impl Fn(&[f64]) -> bool)
 /// reports that in the fit's message). When the subsample fit does not end at a finite point
 /// of `full`, or the warm-started fit has done neither within [`WARM_MAX_ITER`] iterations,
 /// the fit starts again, cold, from `x0`: a warm start never gives a worse answer than none.
+///
+/// A warm start that ends on a ridge (a point [`Ridges::interior`] refuses: a parameter
+/// running off to a boundary) is kept, converged or stalled at precision, only if
+/// [`Ridges::keep`] accepts it: started from a subsample's fit on a ridge, the fit may be on a
+/// plateau it cannot leave (the gradient in a log-parameter running to −∞ vanishes there)
+/// although `full`'s optimum is interior, so a caller keeps it there only when it tests the
+/// ridge's limit afterwards (`bgnbd`'s first-order test at the no-dropout boundary).
 pub fn minimize_warm<F, G>(
     full: &F,
     sub: Option<(&G, usize)>,
     x0: &[f64],
     max_iter: usize,
     gtol: f64,
-    first: usize,
-    polish: impl Fn(&[f64]) -> bool,
+    ridges: &Ridges<'_>,
 ) -> (Minimum, Option<WarmStart>)
 where
     F: Fn(&[f64], &mut [f64]) -> f64,
     G: Fn(&[f64], &mut [f64]) -> f64,
 {
+    let Ridges {
+        first,
+        interior,
+        keep,
+        refine_sub,
+    } = *ridges;
     let mut abandoned = None;
     if let Some((sub, customers)) = sub {
-        let w = minimize_bfgs_then_newton(sub, x0, None, max_iter, gtol, first, &polish);
+        let w = minimize_bfgs_then_newton(sub, x0, None, max_iter, gtol, first, interior);
+        let w = refine_sub(w);
         if w.x.iter().all(|v| v.is_finite()) {
             let n = x0.len();
             let mut s = |x: &[f64], g: &mut [f64]| sub(x, g);
             let inv = covariance(&hessian(&mut s, &w.x), n, 1.0);
             let budget = max_iter.min(WARM_MAX_ITER);
-            let m =
-                minimize_bfgs_then_newton(full, &w.x, inv.as_deref(), budget, gtol, first, &polish);
-            if m.converged || stalled_at_precision(&m, gtol, &polish) {
+            let m = minimize_bfgs_then_newton(
+                full,
+                &w.x,
+                inv.as_deref(),
+                budget,
+                gtol,
+                first,
+                interior,
+            );
+            let kept = match interior(&m.x) {
+                true => m.converged || stalled_at_precision(&m, gtol, interior),
+                false => (m.converged || stalled_at_precision(&m, gtol, |_| true)) && keep(&m),
+            };
+            if kept {
                 let used = true;
                 return (
                     m,
@@ -586,7 +639,7 @@ where
             used: false,
         });
     }
-    let m = minimize_bfgs_then_newton(full, x0, None, max_iter, gtol, first, &polish);
+    let m = minimize_bfgs_then_newton(full, x0, None, max_iter, gtol, first, interior);
     (m, abandoned)
 }
 
@@ -703,12 +756,41 @@ mod tests {
             g[0] = 2.0 * (x[0] - 1.1);
             (x[0] - 1.1).powi(2)
         };
-        let (m, w) = minimize_warm(&full, Some((&near, 10)), &[-3.0], 100, 1e-10, 100, |_| true);
+        let (m, w) = minimize_warm(&full, Some((&near, 10)), &[-3.0], 100, 1e-10, &Ridges::NONE);
         assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
         assert!(
             w.as_ref().is_some_and(|w| w.used && w.customers == 10),
             "{w:?}"
         );
+        // The same converged fit at a point the caller calls a ridge: kept only if the caller's
+        // test of the ridge's limit accepts it, else started again cold (the same optimum).
+        let on_ridge = |_: &[f64]| false;
+        let (_, w) = minimize_warm(
+            &full,
+            Some((&near, 10)),
+            &[-3.0],
+            100,
+            1e-10,
+            &Ridges {
+                interior: &on_ridge,
+                ..Ridges::NONE
+            },
+        );
+        assert!(w.as_ref().is_some_and(|w| w.used), "{w:?}");
+        let (m, w) = minimize_warm(
+            &full,
+            Some((&near, 10)),
+            &[-3.0],
+            100,
+            1e-10,
+            &Ridges {
+                interior: &on_ridge,
+                keep: &|_| false,
+                ..Ridges::NONE
+            },
+        );
+        assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
+        assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
         // One whose optimum (x = 10) is not even finite for the full objective: the fit starts
         // again from the cold start, reaches the same optimum, and says the warm start was not
         // used.
@@ -716,7 +798,7 @@ mod tests {
             g[0] = 2.0 * (x[0] - 10.0);
             (x[0] - 10.0).powi(2)
         };
-        let (m, w) = minimize_warm(&full, Some((&far, 10)), &[-3.0], 100, 1e-10, 100, |_| true);
+        let (m, w) = minimize_warm(&full, Some((&far, 10)), &[-3.0], 100, 1e-10, &Ridges::NONE);
         assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
         assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
         assert!(super::super::warm_note(w.as_ref()).contains("from the cold start"));
@@ -734,13 +816,40 @@ mod tests {
         };
         // Interior (the caller's `polish` accepts the point): BFGS's line search fails there,
         // Newton's finish finds the point stationary, and the warm fit is kept.
-        let (m, w) = minimize_warm(&full, Some((&sub, 10)), &[0.5], 100, 1e-9, 100, |_| true);
+        let (m, w) = minimize_warm(&full, Some((&sub, 10)), &[0.5], 100, 1e-9, &Ridges::NONE);
         assert!(m.x[0] == 0.0 && m.converged, "{m:?}");
         assert!(w.as_ref().is_some_and(|w| w.used), "{w:?}");
         // On a ridge (`polish` refuses the point): no Newton finish, the line search's stall
         // within STALL_FACTOR of the tolerance is not accepted there, and the cold start runs.
-        let (_, w) = minimize_warm(&full, Some((&sub, 10)), &[0.5], 100, 1e-9, 100, |_| false);
+        let (_, w) = minimize_warm(
+            &full,
+            Some((&sub, 10)),
+            &[0.5],
+            100,
+            1e-9,
+            &Ridges {
+                interior: &|_| false,
+                ..Ridges::NONE
+            },
+        );
         assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
+        // Unless the caller's test of the ridge's limit keeps it there: then the stalled warm
+        // fit is returned (unconverged, for the caller's limit fits), not a cold start.
+        let keep = |m: &Minimum| m.reason == StopReason::LineSearchFailed;
+        let (m, w) = minimize_warm(
+            &full,
+            Some((&sub, 10)),
+            &[0.5],
+            100,
+            1e-9,
+            &Ridges {
+                interior: &|_| false,
+                keep: &keep,
+                ..Ridges::NONE
+            },
+        );
+        assert!(w.as_ref().is_some_and(|w| w.used), "{w:?}");
+        assert!(m.x[0] == 0.0 && !m.converged, "{m:?}");
         // The rule itself: a line-search stall within the factor at an interior finite point
         // is accepted; stopped by the budget, at a non-finite point, outside the factor or on a
         // ridge, it is not.

@@ -43,7 +43,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::optimize::{covariance, hessian, minimize_warm};
+use super::optimize::{covariance, hessian, minimize_warm, Ridges};
 use super::special::{digamma, ln_gamma};
 use super::{
     check_purchase_inputs, loglik_at, no_dropout_covariance, penalized_mean, stalled_at_precision,
@@ -616,8 +616,11 @@ pub(crate) fn fit_pareto_nbd_on(
         &[0.1; 4],
         opts.max_iter,
         opts.tolerance,
-        100,
-        |x| !at_boundary(x),
+        // At the no-dropout boundary a warm fit is kept only when converged.
+        &Ridges {
+            interior: &|x| !at_boundary(x),
+            ..Ridges::NONE
+        },
     );
     let scaled = from_log(&m.x);
     let unscale = |p: ParetoNbdParams| ParetoNbdParams {
