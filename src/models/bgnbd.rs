@@ -754,6 +754,16 @@ pub fn fit_bgnbd(
 }
 
 /// The fit shared by BG/NBD and MBG/NBD (parameters of `variant`, in the caller's time unit).
+/// `a + b` below which a fit restarted off the no-dropout ridge from a subsample's fit is taken
+/// to have run into the corner `a, b → 0` ([`fit_variant_on`]).
+const CORNER_AB: f64 = 1e-5;
+
+/// Whether the log-parameters `x` lie in the corner `a + b <` [`CORNER_AB`].
+fn in_corner(x: &[f64]) -> bool {
+    let p = from_log(x);
+    p.a + p.b < CORNER_AB
+}
+
 /// `m`, or a better fit when `m` stopped on the no-dropout ridge (`a/(a+b)` below
 /// [`NO_DROPOUT_SHARE`]) where that boundary is not a maximum ([`Rows::no_dropout_ascent`]):
 /// then the fit starts again from the best of a grid of small `a` and `b`, and its
@@ -875,26 +885,64 @@ pub(crate) fn fit_variant_on(
     // A warm fit that ends on the no-dropout ridge is kept: there the first-order test below
     // decides whether that boundary is a maximum of the whole data's likelihood (a subsample's
     // fit on the ridge may start the fit on a plateau it cannot leave although the maximum is
-    // interior), and on the other ridge it is kept when converged. The test and the restart
-    // run on everyone's rows, not the subsample's: from a subsample's restart the fit can
-    // end in the corner a, b → 0, another plateau, below the maximum.
+    // interior), and on the other ridge it is kept when converged.
     let keep_on_ridge = |m: &Minimum| {
         let p = from_log(&m.x);
         p.a / (p.a + p.b) < NO_DROPOUT_SHARE || m.converged
     };
-    let (m, warm) = minimize_warm(
+    // The subsample's fit is moved off the no-dropout ridge first where that is not its
+    // maximum (cheap on its few rows; the fit over everyone then starts near the maximum).
+    let sub_escape = std::cell::RefCell::new(None);
+    let refine_sub = |w: Minimum| match (&sub_rows, &sub_objective) {
+        (Some((sub, _)), Some((o, _))) => {
+            let (w, note) = escape_no_dropout_ridge(sub, o, w, opts, |x| !on_ridge(x));
+            *sub_escape.borrow_mut() = note;
+            w
+        }
+        _ => w,
+    };
+    let ridges = Ridges {
+        first: RIDGE_CHECK_ITER,
+        interior: &|x| !on_ridge(x),
+        keep: &keep_on_ridge,
+        refine_sub: &refine_sub,
+    };
+    let sub_fit = sub_objective.as_ref().map(|(o, n)| (o, *n));
+    let (mut m, mut warm) = minimize_warm(
         &objective,
-        sub_objective.as_ref().map(|(o, n)| (o, *n)),
+        sub_fit,
         &start,
         opts.max_iter,
         opts.tolerance,
-        &Ridges {
-            first: RIDGE_CHECK_ITER,
-            interior: &|x| !on_ridge(x),
-            keep: &keep_on_ridge,
-            ..Ridges::NONE
-        },
+        &ridges,
     );
+    let mut sub_note = match warm.as_ref().is_some_and(|w| w.used) {
+        true => sub_escape
+            .take()
+            .map(|n| format!("; the subsample's fit {n}")),
+        false => None,
+    };
+    // From a subsample's restart the fit can end in the corner a, b → 0 (a two-point dropout
+    // distribution: another plateau, below the maximum on the fixture's data): then the fit is
+    // redone over everyone from the cold start, where the test and the restart below see all
+    // the rows.
+    if sub_note.is_some() && in_corner(&m.x) {
+        m = minimize_warm(
+            &objective,
+            None::<(&fn(&[f64], &mut [f64]) -> f64, usize)>,
+            &start,
+            opts.max_iter,
+            opts.tolerance,
+            &ridges,
+        )
+        .0;
+        warm = None;
+        sub_note = Some(
+            "; a warm start from the subsample's fit, restarted off the no-dropout ridge, \
+             ended in the corner a, b -> 0: fitted again from the cold start"
+                .to_string(),
+        );
+    }
     let (m, escaped) = escape_no_dropout_ridge(&rows, &objective, m, opts, |x| !on_ridge(x));
     let scaled = from_log(&m.x);
     let unscaled = |p: BgNbdParams| BgNbdParams {
@@ -915,11 +963,12 @@ pub(crate) fn fit_variant_on(
     let mut iterations = m.iterations;
     let mut grad_norm = m.grad_norm;
     let mut message = format!(
-        "{} after {} iterations ({} evaluations){}{}",
+        "{} after {} iterations ({} evaluations){}{}{}",
         m.reason,
         m.iterations,
         m.evaluations,
         warm_note(warm.as_ref()),
+        sub_note.unwrap_or_default(),
         escaped.map_or(String::new(), |note| format!("; the fit {note}"))
     );
     if !on_ridge(&m.x) {
