@@ -756,7 +756,9 @@ mod tests {
             g[0] = 2.0 * (x[0] - 1.1);
             (x[0] - 1.1).powi(2)
         };
-        let (m, w) = minimize_warm(&full, Some((&near, 10)), &[-3.0], 100, 1e-10, &Ridges::NONE);
+        let from_near =
+            |ridges: &Ridges| minimize_warm(&full, Some((&near, 10)), &[-3.0], 100, 1e-10, ridges);
+        let (m, w) = from_near(&Ridges::NONE);
         assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
         assert!(
             w.as_ref().is_some_and(|w| w.used && w.customers == 10),
@@ -765,30 +767,16 @@ mod tests {
         // The same converged fit at a point the caller calls a ridge: kept only if the caller's
         // test of the ridge's limit accepts it, else started again cold (the same optimum).
         let on_ridge = |_: &[f64]| false;
-        let (_, w) = minimize_warm(
-            &full,
-            Some((&near, 10)),
-            &[-3.0],
-            100,
-            1e-10,
-            &Ridges {
-                interior: &on_ridge,
-                ..Ridges::NONE
-            },
-        );
+        let (_, w) = from_near(&Ridges {
+            interior: &on_ridge,
+            ..Ridges::NONE
+        });
         assert!(w.as_ref().is_some_and(|w| w.used), "{w:?}");
-        let (m, w) = minimize_warm(
-            &full,
-            Some((&near, 10)),
-            &[-3.0],
-            100,
-            1e-10,
-            &Ridges {
-                interior: &on_ridge,
-                keep: &|_| false,
-                ..Ridges::NONE
-            },
-        );
+        let (m, w) = from_near(&Ridges {
+            interior: &on_ridge,
+            keep: &|_| false,
+            ..Ridges::NONE
+        });
         assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-9, "{m:?}");
         assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
         // One whose optimum (x = 10) is not even finite for the full objective: the fit starts
