@@ -767,9 +767,9 @@ fn in_corner(x: &[f64]) -> bool {
 /// `m`, or a better fit when `m` stopped on the no-dropout ridge (`a/(a+b)` below
 /// [`NO_DROPOUT_SHARE`]) where that boundary is not a maximum ([`Rows::no_dropout_ascent`]):
 /// then the fit starts again from the best of a grid of small `a` and `b`, and its
-/// result is returned if its log-likelihood is higher by [`BOUNDARY_LL_GAP`] at least (as the
-/// no-dropout limit test asks of an interior fit), else `m` (iterations and evaluations of
-/// both), with a note for the fit's message. Heavy-tailed data do this: from the usual start the fit runs to `a → 0` at
+/// result is returned if it converged and its log-likelihood is higher by
+/// [`BOUNDARY_LL_GAP`] at least (as the no-dropout limit test asks of an interior fit), else
+/// `m` (iterations and evaluations of both), with a note for the fit's message. Heavy-tailed data do this: from the usual start the fit runs to `a → 0` at
 /// a large `b`, where dropout does not pay, while the maximum has a small `a` and a small `b`
 /// (most customers never drop out, a few soon do).
 fn escape_no_dropout_ridge(
@@ -810,7 +810,7 @@ fn escape_no_dropout_ridge(
         RIDGE_CHECK_ITER,
         polish,
     );
-    let restarted = |won: bool| {
+    let restarted = |kept_ridge: Option<&str>| {
         format!(
             "had stopped on the no-dropout ridge (a/(a+b) = {share:.1e}), where a small a \
              raises the likelihood (first-order test, steepest at b = {b:.2e}): restarted from \
@@ -820,18 +820,23 @@ fn escape_no_dropout_ridge(
             start[3].exp(),
             e.iterations,
             (m.f - e.f) * rows.total_weight,
-            match won {
-                true => "",
-                false => " (less than the boundary test's margin: the ridge's fit is kept)",
-            }
+            kept_ridge.map_or(String::new(), |why| format!(
+                " ({why}: the ridge's fit is kept)"
+            ))
         )
     };
     // Better by the boundary test's margin in log-likelihood, as a 4-parameter fit must be to
-    // be preferred to the no-dropout limit.
-    let won = e.f.is_finite() && (m.f - e.f) * rows.total_weight >= BOUNDARY_LL_GAP;
-    let (mut best, note) = match won {
-        true => (e.clone(), restarted(true)),
-        false => (m.clone(), restarted(false)),
+    // be preferred to the no-dropout limit, and finished by the same tests as any fit: a
+    // restart that did not converge leaves the ridge's fit (and its limit test) in place.
+    let finished = e.converged || super::stalled_at_precision(&e, opts.tolerance).is_some();
+    let gain = (m.f - e.f) * rows.total_weight;
+    let (mut best, note) = match (e.f.is_finite() && gain >= BOUNDARY_LL_GAP, finished) {
+        (true, true) => (e.clone(), restarted(None)),
+        (true, false) => (m.clone(), restarted(Some("it did not converge"))),
+        (false, _) => (
+            m.clone(),
+            restarted(Some("less than the boundary test's margin")),
+        ),
     };
     best.iterations = m.iterations + e.iterations;
     best.evaluations = m.evaluations + e.evaluations + 60;

@@ -672,3 +672,46 @@ fn a_fit_stopped_on_the_no_dropout_ridge_where_it_is_no_maximum_is_restarted() {
         }
     }
 }
+
+/// The restart off the no-dropout ridge keeps the ridge's fit when the restart does not
+/// converge (here: within 3 iterations), and says why; with the usual budget it moves.
+#[test]
+fn a_restart_off_the_ridge_that_does_not_converge_keeps_the_ridge_fit() {
+    let (h, csv) = testdata::read_csv("fixtures/ridge/summary.csv");
+    let col = |name: &str| testdata::column(&h, &csv, name);
+    let (x, tx, t) = (col("frequency"), col("recency"), col("T"));
+    let scale = 1.0 / t.iter().cloned().fold(0.0, f64::max);
+    let rows = Rows::build(&x, &tx, &t, scale, Variant::Bg);
+    let objective = mean_objective(&rows, 0.0);
+    let interior = |v: &[f64]| {
+        let p = from_log(v);
+        p.a / (p.a + p.b) >= NO_DROPOUT_SHARE
+    };
+    let opts = FitOptions::default();
+    let ridge = minimize_bfgs_then_newton(
+        &objective,
+        &[0.1; 4],
+        None,
+        opts.max_iter,
+        opts.tolerance,
+        RIDGE_CHECK_ITER,
+        interior,
+    );
+    assert!(!interior(&ridge.x), "{ridge:?}");
+    let (kept, note) = escape_no_dropout_ridge(
+        &rows,
+        &objective,
+        ridge.clone(),
+        &opts.with_max_iter(3),
+        interior,
+    );
+    assert_eq!(kept.x, ridge.x);
+    let note = note.expect("the ridge is no maximum here");
+    assert!(
+        note.contains("(it did not converge: the ridge's fit is kept)"),
+        "{note}"
+    );
+    let (moved, note) = escape_no_dropout_ridge(&rows, &objective, ridge.clone(), &opts, interior);
+    assert!(interior(&moved.x) && moved.f < ridge.f, "{moved:?}");
+    assert!(!note.expect("restarted").contains("kept"));
+}
