@@ -791,10 +791,13 @@ fn escape_no_dropout_ridge(
     // to 1e4, at the ridge's (r, α). (The steepest b may lie at the test's grid's end, from
     // where the fit runs into the corner a, b → 0, a limit below the maximum.)
     let mut g = [0.0; 4];
-    let (start, _) = (-3..=4)
+    let grid: Vec<(f64, f64)> = (-3..=4)
         .map(|k| 10f64.powi(k))
         .flat_map(|b| (1..=6).map(move |k| (b * 10f64.powi(-k), b)))
-        .map(|(a, b)| {
+        .collect();
+    let (start, _) = grid
+        .iter()
+        .map(|&(a, b)| {
             let x = [m.x[0], m.x[1], a.ln(), b.ln()];
             let f = objective(&x, &mut g);
             (x, f)
@@ -839,7 +842,7 @@ fn escape_no_dropout_ridge(
         ),
     };
     best.iterations = m.iterations + e.iterations;
-    best.evaluations = m.evaluations + e.evaluations + 60;
+    best.evaluations = m.evaluations + e.evaluations + grid.len();
     (best, Some(note))
 }
 
@@ -932,15 +935,15 @@ pub(crate) fn fit_variant_on(
     // redone over everyone from the cold start, where the test and the restart below see all
     // the rows.
     if sub_note.is_some() && in_corner(&m.x) {
-        m = minimize_warm(
+        m = minimize_bfgs_then_newton(
             &objective,
-            None::<(&fn(&[f64], &mut [f64]) -> f64, usize)>,
             &start,
+            None,
             opts.max_iter,
             opts.tolerance,
-            &ridges,
-        )
-        .0;
+            RIDGE_CHECK_ITER,
+            |x| !on_ridge(x),
+        );
         warm = None;
         sub_note = Some(
             "; a warm start from the subsample's fit, restarted off the no-dropout ridge, \

@@ -802,40 +802,28 @@ mod tests {
             g[0] = 2.0 * x[0];
             x[0] * x[0]
         };
-        // Interior (the caller's `polish` accepts the point): BFGS's line search fails there,
+        let from_sub =
+            |ridges: &Ridges| minimize_warm(&full, Some((&sub, 10)), &[0.5], 100, 1e-9, ridges);
+        // Interior (the caller's `interior` accepts the point): BFGS's line search fails there,
         // Newton's finish finds the point stationary, and the warm fit is kept.
-        let (m, w) = minimize_warm(&full, Some((&sub, 10)), &[0.5], 100, 1e-9, &Ridges::NONE);
+        let (m, w) = from_sub(&Ridges::NONE);
         assert!(m.x[0] == 0.0 && m.converged, "{m:?}");
         assert!(w.as_ref().is_some_and(|w| w.used), "{w:?}");
-        // On a ridge (`polish` refuses the point): no Newton finish, the line search's stall
+        // On a ridge (`interior` refuses the point): no Newton finish, the line search's stall
         // within STALL_FACTOR of the tolerance is not accepted there, and the cold start runs.
-        let (_, w) = minimize_warm(
-            &full,
-            Some((&sub, 10)),
-            &[0.5],
-            100,
-            1e-9,
-            &Ridges {
-                interior: &|_| false,
-                ..Ridges::NONE
-            },
-        );
+        let (_, w) = from_sub(&Ridges {
+            interior: &|_| false,
+            ..Ridges::NONE
+        });
         assert!(w.as_ref().is_some_and(|w| !w.used), "{w:?}");
         // Unless the caller's test of the ridge's limit keeps it there: then the stalled warm
         // fit is returned (unconverged, for the caller's limit fits), not a cold start.
         let keep = |m: &Minimum| m.reason == StopReason::LineSearchFailed;
-        let (m, w) = minimize_warm(
-            &full,
-            Some((&sub, 10)),
-            &[0.5],
-            100,
-            1e-9,
-            &Ridges {
-                interior: &|_| false,
-                keep: &keep,
-                ..Ridges::NONE
-            },
-        );
+        let (m, w) = from_sub(&Ridges {
+            interior: &|_| false,
+            keep: &keep,
+            ..Ridges::NONE
+        });
         assert!(w.as_ref().is_some_and(|w| w.used), "{w:?}");
         assert!(m.x[0] == 0.0 && !m.converged, "{m:?}");
         // The rule itself: a line-search stall within the factor at an interior finite point
