@@ -235,6 +235,52 @@ impl BgNbdParams {
         }
     }
 
+    /// Whether [`Self::expected_purchases_if_alive_from_powers`] applies: the series case
+    /// (`a > 0`, `a + b` below the homogeneous limit) with `|a − 1| ≥ 1/4`. Nearer to `a = 1`
+    /// (`B = a − 1 → 0`) its `(1 − P)/B` would cancel; the logarithmic form is used there.
+    pub(crate) fn powers_apply(&self) -> bool {
+        let Self { r, alpha, a, b } = *self;
+        [r, alpha, a, b].iter().all(|v| v.is_finite())
+            && a > 0.0
+            && a + b < HOMOGENEOUS_AB
+            && (a - 1.0).abs() >= 0.25
+    }
+
+    /// [`Self::expected_purchases_if_alive_many`] from powers the caller tabulated (the
+    /// interval draws share them across customers): `q_t = (α+T)^B` and, for each horizon `t`
+    /// of `ts`, `q_inv = (α+T+t)^−B` and `inv = 1/(α+T+t)`, with `B = a − 1`. Then
+    /// `(1 − z)^B = q_t · q_inv` and `z = t · inv`, and the bracket `1 − (1−z)^B (1 + B U)` is
+    /// `(1 − P) − P·B·U`: no logarithm or exponential per horizon. Only where
+    /// [`Self::powers_apply`]; `ts` positive, at most [`MAX_MULTI`].
+    pub(crate) fn expected_purchases_if_alive_from_powers(
+        &self,
+        ts: &[f64],
+        x: f64,
+        q_t: f64,
+        q_inv: &[f64],
+        inv: &[f64],
+        out: &mut [f64],
+    ) {
+        debug_assert!(self.powers_apply() && ts.len() <= MAX_MULTI);
+        let (big_a, big_b, big_c) = self.euler_abc(x);
+        let mut zs = [0.0; MAX_MULTI];
+        for ((z, &t), &v) in zs.iter_mut().zip(ts).zip(inv) {
+            *z = t * v;
+        }
+        sum_power_series_multi(
+            big_a / big_c,
+            1,
+            &zs[..ts.len()],
+            |n| (big_a + n) * (big_b + n) / ((big_c + n) * (n + 1.0)),
+            out,
+        );
+        let c_over_b = big_c / big_b;
+        for (o, &qi) in out.iter_mut().zip(q_inv) {
+            let p = q_t * qi;
+            *o = c_over_b * ((1.0 - p) - p * big_b * *o);
+        }
+    }
+
     /// The denominator of eq. 10 as a weight in [0, 1]: P(alive) for `x > 0`, 1 for `x = 0`.
     pub fn alive_weight(&self, x: f64, tx: f64, big_t: f64) -> f64 {
         if x > 0.0 && self.a > 0.0 {

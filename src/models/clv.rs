@@ -140,7 +140,54 @@ pub(crate) fn discount_factor_with<M: PurchaseScore + ?Sized>(
     opts: &ClvOptions,
     discounts: &[f64],
 ) -> f64 {
-    let month = opts.days_per_month / opts.time_unit_days;
+    discount_factor_at(bg, x, t, opts, discounts, None).0
+}
+
+/// [`discount_factor_with`] and [`PurchaseScore::expected_purchases_if_alive`] at `horizon`:
+/// read from the month ends' batch when the horizon is a month end (within 1e-12 relative: 90
+/// days and 30-day months, the defaults), else computed apart.
+pub(crate) fn discount_factor_and_expected<M: PurchaseScore + ?Sized>(
+    bg: &M,
+    x: f64,
+    t: f64,
+    opts: &ClvOptions,
+    discounts: &[f64],
+    horizon: f64,
+) -> (f64, f64) {
+    if let Some(j) = horizon_month(horizon, discounts.len(), opts) {
+        let (factor, expected) = discount_factor_at(bg, x, t, opts, discounts, Some(j));
+        (factor, expected.expect("the month end is in the horizon"))
+    } else {
+        (
+            discount_factor_at(bg, x, t, opts, discounts, None).0,
+            bg.expected_purchases_if_alive(horizon, x, t),
+        )
+    }
+}
+
+/// The discount factor, and the cumulative expectation at month end `keep` (1-based) if asked.
+fn discount_factor_at<M: PurchaseScore + ?Sized>(
+    bg: &M,
+    x: f64,
+    t: f64,
+    opts: &ClvOptions,
+    discounts: &[f64],
+    keep: Option<usize>,
+) -> (f64, Option<f64>) {
+    discount_factor_from(opts, discounts, keep, |ts, cums| {
+        bg.expected_purchases_if_alive_many(ts, x, t, cums)
+    })
+}
+
+/// The discount factor from the cumulative expectations that `fill(ts, cums)` writes at the
+/// ascending month ends `ts` (at most [`BATCH`] at a time), and the one at month end `keep`
+/// (1-based) if asked.
+pub(crate) fn discount_factor_from(
+    opts: &ClvOptions,
+    discounts: &[f64],
+    keep: Option<usize>,
+    mut fill: impl FnMut(&[f64], &mut [f64]),
+) -> (f64, Option<f64>) {
     let months = discounts.len();
     // The cumulative expectations at every month end, by batches of series that share their
     // coefficients.
@@ -148,24 +195,43 @@ pub(crate) fn discount_factor_with<M: PurchaseScore + ?Sized>(
     let mut cums = [0.0; BATCH];
     let mut sum = 0.0;
     let mut prev = 0.0;
+    let mut kept = None;
     let mut k = 1;
     while k <= months {
         let len = BATCH.min(months + 1 - k);
         for (j, t_j) in ts[..len].iter_mut().enumerate() {
-            *t_j = (k + j) as f64 * month;
+            *t_j = month_end(k + j, opts);
         }
-        bg.expected_purchases_if_alive_many(&ts[..len], x, t, &mut cums[..len]);
+        fill(&ts[..len], &mut cums[..len]);
+        if let Some(j) = keep.filter(|&j| j >= k && j < k + len) {
+            kept = Some(cums[j - k]);
+        }
         for (&cum, &discount) in cums[..len].iter().zip(&discounts[k - 1..]) {
             sum += (cum - prev) * discount;
             prev = cum;
         }
         k += len;
     }
-    sum
+    (sum, kept)
+}
+
+/// The end of month `k` (1-based) in the model's time unit, as every discount factor computes
+/// it.
+pub(crate) fn month_end(k: usize, opts: &ClvOptions) -> f64 {
+    k as f64 * (opts.days_per_month / opts.time_unit_days)
+}
+
+/// The month end (1-based) that `horizon` is, within 1e-12 relative, if any of the first
+/// `months`.
+pub(crate) fn horizon_month(horizon: f64, months: usize, opts: &ClvOptions) -> Option<usize> {
+    let month = opts.days_per_month / opts.time_unit_days;
+    let j = (horizon / month).round();
+    (j >= 1.0 && j <= months as f64 && (j * month - horizon).abs() <= 1e-12 * horizon.abs())
+        .then_some(j as usize)
 }
 
 /// Month ends evaluated together by [`discount_factor`].
-const BATCH: usize = 24;
+pub(crate) const BATCH: usize = 24;
 
 /// CLV of a customer with frequency `x` and mean spend `m` from its alive weight
 /// ([`PurchaseScore::alive_weight`]) and discount factor ([`discount_factor`]).

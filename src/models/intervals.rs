@@ -25,12 +25,16 @@ use rayon::prelude::*;
 
 use crate::order::{from_total_key, total_key};
 
-use super::clv::{discount_factor_with, distinct_pairs, monthly_discounts, ClvOptions};
+use super::clv::{
+    discount_factor_and_expected, discount_factor_from, distinct_pairs, horizon_month, month_end,
+    monthly_discounts, ClvOptions,
+};
 use super::distinct::shared_index;
 use super::optimize::cholesky;
 use super::purchase::{AliveTerms, PurchaseScore};
 use super::special::exp_fast;
 use super::{GammaGammaParams, ModelKind, PurchaseModel};
+use tables::{LnAlphaTable, PowerTable};
 
 /// SplitMix64 with Box–Muller normals: small, fast, and the same stream on every platform.
 struct Rng(u64);
@@ -422,61 +426,6 @@ fn select_quantile(v: &mut [f64], q: f64) -> f64 {
     at_lo + (at_hi - at_lo) * (pos - lo as f64)
 }
 
-/// `ln(α_s + t)` for each draw `s` of an odds-split model (see
-/// [`PurchaseModel::alive_terms`]) and each distinct `t` of the customers' `t_x`, row by `t`.
-struct LnAlphaTable {
-    /// Distinct `t_x`, ascending.
-    tx: Vec<f64>,
-    /// `tx.len()` rows of one value per draw.
-    ln: Vec<f64>,
-    draws: usize,
-}
-
-/// Most entries of a [`LnAlphaTable`] (8 bytes each); beyond, P(alive) computes its logs.
-const MAX_TABLE: usize = 4 << 20;
-
-impl LnAlphaTable {
-    fn new(purchase: &[PurchaseModel], tx: &[f64]) -> LnAlphaTable {
-        let none = LnAlphaTable {
-            tx: Vec::new(),
-            ln: Vec::new(),
-            draws: purchase.len(),
-        };
-        // α of every draw, when every draw splits (they are one model kind).
-        let alphas: Option<Vec<f64>> = purchase
-            .iter()
-            .map(|p| match p.alive_terms(1.0) {
-                AliveTerms::Odds { alpha, .. } => Some(alpha),
-                _ => None,
-            })
-            .collect();
-        let Some(alphas) = alphas else {
-            return none;
-        };
-        let mut distinct = tx.to_vec();
-        distinct.sort_unstable_by(f64::total_cmp);
-        distinct.dedup_by(|a, b| a.to_bits() == b.to_bits());
-        if distinct.len() * alphas.len() > MAX_TABLE {
-            return none;
-        }
-        let ln = distinct
-            .iter()
-            .flat_map(|&t| alphas.iter().map(move |&a| (a + t).ln()))
-            .collect();
-        LnAlphaTable {
-            tx: distinct,
-            ln,
-            draws: alphas.len(),
-        }
-    }
-
-    /// The row of `t`, if the table has one.
-    fn row(&self, t: f64) -> Option<&[f64]> {
-        let i = self.tx.binary_search_by(|v| v.total_cmp(&t)).ok()?;
-        Some(&self.ln[i * self.draws..(i + 1) * self.draws])
-    }
-}
-
 /// Customers per parallel task when the bands go back to input order.
 const OUT_CHUNK: usize = 1 << 14;
 
@@ -536,6 +485,17 @@ pub fn customer_intervals(
     // and the table is small: P(alive) then costs one exp per key and draw.
     let ln_alpha_tx = LnAlphaTable::new(purchase, tx);
     let discounts = monthly_discounts(opts);
+    // With a spend model and the horizon a month end, each draw's expectations at the month
+    // ends from tables of (α_s + v)^(a_s − 1) (one pass of a series per pair and draw, no
+    // logarithm or exponential per month end).
+    let horizon_j = horizon_month(horizon, discounts.len(), opts);
+    let powers = match (spend, horizon_j) {
+        (Some(_), Some(_)) => {
+            let pair_t: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+            PowerTable::new(purchase, &pair_t, discounts.len(), opts)
+        }
+        _ => None,
+    };
     // The bands in `order`, each task writing the range of its pairs' customers.
     let mut in_order = vec![[f64::NAN; 6]; n];
     let mut ranges: Vec<(usize, &mut [[f64; 6]])> = Vec::new();
@@ -560,6 +520,10 @@ pub fn customer_intervals(
         // r + x per draw, when every draw splits P(alive) as odds (`all_odds`).
         let mut rx_of = vec![0.0; draws];
         let mut weight = vec![0.0; draws];
+        // The power-table rows of T plus each month end, and one draw's values at them.
+        let months = discounts.len();
+        let mut month_rows = vec![0usize; months];
+        let (mut q_inv, mut inv) = (vec![0.0; months], vec![0.0; months]);
         let (mut sel_pa, mut sel_ep, mut sel_cl) = (
             BandSelector::default(),
             BandSelector::default(),
@@ -568,10 +532,48 @@ pub fn customer_intervals(
         let lo = task * PAIRS_PER_TASK;
         for k in lo..(lo + PAIRS_PER_TASK).min(pairs.len()) {
             let (xk, tk) = pairs[k];
+            // The table's rows for this pair (present by construction).
+            let t_row = powers.as_ref().and_then(|tab| {
+                for (j, r) in month_rows.iter_mut().enumerate() {
+                    *r = tab.row(tk + month_end(j + 1, opts))?;
+                }
+                tab.row(tk)
+            });
             for s in 0..draws {
-                eif[s] = purchase[s].expected_purchases_if_alive(horizon, xk, tk);
-                if spend.is_some() {
-                    factor[s] = discount_factor_with(&purchase[s], xk, tk, opts, &discounts);
+                let tabled = powers
+                    .as_ref()
+                    .zip(t_row)
+                    .and_then(|(tab, row)| Some((tab, row, tab.bg(s)?)));
+                if let (Some((tab, row, bg)), Some(hj)) = (tabled, horizon_j) {
+                    let q_t = tab.pow(row, s);
+                    for ((q, v), &r) in q_inv.iter_mut().zip(inv.iter_mut()).zip(&month_rows) {
+                        (*q, *v) = tab.pow_inv_and_inv(r, s);
+                    }
+                    let mut done = 0;
+                    let (f, e) = discount_factor_from(opts, &discounts, Some(hj), |ts, cums| {
+                        let part = done..done + ts.len();
+                        bg.expected_purchases_if_alive_from_powers(
+                            ts,
+                            xk,
+                            q_t,
+                            &q_inv[part.clone()],
+                            &inv[part],
+                            cums,
+                        );
+                        done += ts.len();
+                    });
+                    (factor[s], eif[s]) = (f, e.expect("the horizon is a month end"));
+                } else if spend.is_some() {
+                    (factor[s], eif[s]) = discount_factor_and_expected(
+                        &purchase[s],
+                        xk,
+                        tk,
+                        opts,
+                        &discounts,
+                        horizon,
+                    );
+                } else {
+                    eif[s] = purchase[s].expected_purchases_if_alive(horizon, xk, tk);
                 }
                 terms[s] = purchase[s].alive_terms(xk);
                 if let Some(g) = spend {
@@ -720,5 +722,6 @@ pub fn customer_intervals(
     }
 }
 
+mod tables;
 #[cfg(test)]
 mod tests;

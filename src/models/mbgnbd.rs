@@ -44,7 +44,7 @@ impl MbgNbdParams {
     }
 
     /// The BG/NBD parameters whose eq. 10 bracket equals MBG/NBD's (`b + 1`).
-    fn shifted(&self) -> BgNbdParams {
+    pub(crate) fn shifted(&self) -> BgNbdParams {
         BgNbdParams {
             b: self.b + 1.0,
             ..self.as_bg()

@@ -226,6 +226,16 @@ impl PurchaseModel {
         }
     }
 
+    /// The BG/NBD parameters whose expected purchases if alive are this model's (MBG/NBD's
+    /// with `b + 1`); `None` for Pareto/NBD.
+    pub(crate) fn expectation_bg(&self) -> Option<BgNbdParams> {
+        match *self {
+            PurchaseModel::BgNbd(p) => Some(p),
+            PurchaseModel::MbgNbd(p) => Some(p.shifted()),
+            PurchaseModel::ParetoNbd(_) => None,
+        }
+    }
+
     /// The split of P(alive) for customers with `x` repeat purchases: BG/NBD and MBG/NBD have
     /// log-odds of dropout `c0(x) + (r+x) ln((α+T)/(α+t_x))`, which lets P(alive) of many
     /// `(t_x, T)` be computed from a table of `ln(α + t)`.

@@ -324,6 +324,77 @@ fn expectations_match_the_untransformed_formulas() {
 }
 
 #[test]
+fn expectations_from_tabulated_powers_match_the_logarithmic_form() {
+    // The interval draws' form, (1 − P) − P·B·U from (α+T)^B and (α+T+t)^−B, against
+    // expected_purchases_if_alive_many, over heavy-tailed (a → 0), CDNOW-like and a > 1
+    // parameters, both sides of the |a − 1| ≥ 1/4 rule, young and old customers and month
+    // ends up to a year (z up to 0.98).
+    let ts: Vec<f64> = (1..=12).map(|k| k as f64 * 30.0).collect();
+    let mut checked = 0;
+    for p in [
+        BgNbdParams {
+            r: 0.34,
+            alpha: 26.0,
+            a: 0.00082,
+            b: 0.037,
+        },
+        BgNbdParams { a: 0.75, ..CDNOW },
+        BgNbdParams {
+            r: 0.5,
+            alpha: 20.0,
+            a: 1.25,
+            b: 3.0,
+        },
+        BgNbdParams {
+            r: 2.0,
+            alpha: 3.0,
+            a: 4.0,
+            b: 40.0,
+        },
+        BgNbdParams {
+            r: 0.5,
+            alpha: 2.0,
+            a: 0.01,
+            b: 1e4,
+        },
+    ] {
+        assert!(p.powers_apply(), "{p:?}");
+        for &(x, big_t) in &[
+            (0.0, 0.0),
+            (0.0, 400.0),
+            (1.0, 3.0),
+            (7.0, 90.0),
+            (300.0, 911.0),
+        ] {
+            let mut want = vec![0.0; ts.len()];
+            p.expected_purchases_if_alive_many(&ts, x, big_t, &mut want);
+            let base = p.alpha + big_t;
+            let b = p.a - 1.0;
+            let q_inv: Vec<f64> = ts.iter().map(|t| 1.0 / (base + t).powf(b)).collect();
+            let inv: Vec<f64> = ts.iter().map(|t| 1.0 / (base + t)).collect();
+            let mut got = vec![0.0; ts.len()];
+            p.expected_purchases_if_alive_from_powers(&ts, x, base.powf(b), &q_inv, &inv, &mut got);
+            // Both forms lose about b/(r+x) ulp where b ≫ r + x (U and z nearly cancel; at
+            // b = 1e4 both are 1.6e-11 from mpmath's value at t = 60).
+            let rel = 1e-12 * (p.b / (p.r + x)).max(1.0);
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    rel_close(*g, *w, rel, 0.0),
+                    "{p:?} x={x} T={big_t} t={}: {g} vs {w}",
+                    ts[k]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 5 * 5 * 12);
+    // Near a = 1 the powers' (1 − P)/B would cancel: the rule sends those to the logarithms.
+    assert!(!BgNbdParams { a: 0.8, ..CDNOW }.powers_apply());
+    assert!(!BgNbdParams { a: 1.2, ..CDNOW }.powers_apply());
+    assert!(!BgNbdParams { a: 0.0, ..CDNOW }.powers_apply());
+}
+
+#[test]
 fn invalid_input_names_row_and_value() {
     let o = FitOptions::default();
     let err = fit_bgnbd(&[1.0, 2.5], &[1.0, 1.0], &[2.0, 2.0], &o).unwrap_err();

@@ -255,10 +255,17 @@ fn bands_equal_a_brute_force_over_every_draw_for_every_model() {
         0.01, 0.002, 0.0, 0.0, 0.002, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
     ];
     let interior = [0.5f64.ln(), 20f64.ln(), 0.8f64.ln(), 3f64.ln()];
+    // Heavy-tailed: a → 0, where the expectations come from the tables of (α + v)^(a − 1)
+    // (interior draws of a near 0.8 take the logarithmic form, or both, draw by draw).
+    let small_a = [0.5f64.ln(), 20f64.ln(), 0.01f64.ln(), 0.05f64.ln()];
     let limit = [0.5f64.ln(), 20f64.ln(), f64::NEG_INFINITY, 3f64.ln()];
-    let cases = ModelKind::ALL
-        .into_iter()
-        .flat_map(|k| [(k, interior, cov4), (k, limit, cov_limit)]);
+    let cases = ModelKind::ALL.into_iter().flat_map(|k| {
+        [
+            (k, interior, cov4),
+            (k, small_a, cov4),
+            (k, limit, cov_limit),
+        ]
+    });
     for (kind, theta, cov) in cases {
         let pd: Vec<PurchaseModel> = draw_log_params(&theta, &cov, 60, 5)
             .unwrap()
