@@ -655,7 +655,9 @@ pub(crate) fn fit_pareto_nbd_on(
     if at_boundary(&m.x) {
         // s → 0 or s/β → 0: nobody drops out, the model is NBD. Score with s = 0 (P(alive) = 1).
         let nbd = ParetoNbdParams { s: 0.0, ..params };
-        let limit_ll = full.loglik_grad(&nbd).0;
+        // The NBD's closed form (equal to the Pareto/NBD likelihood at s = 0, tested), not a
+        // pass of the quadrature over every row (0.2 s on the 50 M-row workload).
+        let limit_ll = full.nbd_loglik_grad(nbd.r, nbd.alpha).0;
         if limit_ll.is_finite() && (ll.is_nan() || ll - limit_ll < 0.5) {
             boundary = Some(format!(
                 "no dropout: the fit ran to s = {:.1e}, mean dropout rate s/beta = {:.1e} per \
