@@ -971,9 +971,12 @@ pub(crate) fn fit_variant_on(
         &ridges,
     );
     let mut sub_note = match warm.as_ref().is_some_and(|w| w.used) {
-        true => sub_escape
-            .take()
-            .map(|n| format!("; the subsample's fit {n}")),
+        true => sub_escape.take().map(|n| {
+            format!(
+                "; the subsample's fit {n} (the subsample's log-likelihood, its customers \
+                     weighted to stand for all)"
+            )
+        }),
         false => None,
     };
     // From a subsample's restart the fit can end in the corner a, b → 0 (a two-point dropout
