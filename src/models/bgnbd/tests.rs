@@ -375,7 +375,7 @@ fn expectations_from_tabulated_powers_match_the_logarithmic_form() {
             let mut got = vec![0.0; ts.len()];
             p.expected_purchases_if_alive_from_powers(&ts, x, base.powf(b), &q_inv, &inv, &mut got);
             // Both forms lose about b/(r+x) ulp where b ≫ r + x (U and z nearly cancel; at
-            // b = 1e4 both are 1.6e-11 from mpmath's value at t = 60).
+            // b = 1e4 they are 1.6e-11 and 1.8e-11 from mpmath's value at t = 60).
             let rel = 1e-12 * (p.b / (p.r + x)).max(1.0);
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(

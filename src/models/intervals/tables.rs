@@ -37,9 +37,7 @@ impl LnAlphaTable {
         let Some(alphas) = alphas else {
             return none;
         };
-        let mut distinct = tx.to_vec();
-        distinct.sort_unstable_by(f64::total_cmp);
-        distinct.dedup_by(|a, b| a.to_bits() == b.to_bits());
+        let distinct = sorted_distinct(tx.to_vec());
         if distinct.len() * alphas.len() > MAX_TABLE {
             return none;
         }
@@ -100,16 +98,15 @@ impl PowerTable {
         if bg.iter().all(Option::is_none) || month.is_nan() || month <= 0.0 {
             return None;
         }
-        let mut values: Vec<f64> = big_ts.to_vec();
-        values.sort_unstable_by(f64::total_cmp);
-        values.dedup_by(|a, b| a.to_bits() == b.to_bits());
-        let distinct_t = values.len();
-        for i in 0..distinct_t {
-            let t = values[i];
-            values.extend((1..=months).map(|j| t + month_end(j, opts)));
-        }
-        values.sort_unstable_by(f64::total_cmp);
-        values.dedup_by(|a, b| a.to_bits() == b.to_bits());
+        // The distinct T first (pairs repeat them), then with each month end added.
+        let values = sorted_distinct(
+            sorted_distinct(big_ts.to_vec())
+                .into_iter()
+                .flat_map(|t| {
+                    std::iter::once(t).chain((1..=months).map(move |j| t + month_end(j, opts)))
+                })
+                .collect(),
+        );
         let draws = purchase.len();
         if values.len().saturating_mul(draws) > MAX_POWERS {
             return None;
@@ -160,4 +157,11 @@ impl PowerTable {
             self.inv[i * self.draws + s],
         )
     }
+}
+
+/// `v`'s distinct values (by bits), ascending in the total order.
+fn sorted_distinct(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_unstable_by(f64::total_cmp);
+    v.dedup_by(|a, b| a.to_bits() == b.to_bits());
+    v
 }
