@@ -454,7 +454,7 @@ fn compute_dates(
         // The buckets and each date's freshness, or every date's staleness error.
         let checked_split = || -> Result<Result<_, Vec<_>>, RunError> {
             let split = || {
-                crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root)
+                crate::compact::Buckets::split(scan.lf.clone(), n, &scratch_root, job.scratch_io)
                     .map_err(&split_error)
             };
             // Freshness before any per-date work (an as-of far past the data would otherwise
@@ -560,9 +560,15 @@ fn compute_dates(
             }
             (daily, t)
         } else {
+            let t_read = Instant::now();
             let Some(rows) = buckets.read(b).map_err(&read_error)? else {
                 return Ok(None);
             };
+            tracing::debug!(
+                bucket = b,
+                read_s = t_read.elapsed().as_secs_f64(),
+                "bucket read"
+            );
             let t = Instant::now();
             let daily =
                 pipeline::bucket_daily(job, rows, &scan.mapped, dates).map_err(&read_error)?;
@@ -674,8 +680,13 @@ fn compute_dates(
     let (tx, rx) = std::sync::mpsc::sync_channel(0);
     std::thread::scope(|scope| -> Result<(), RunError> {
         let load_some = &load_some;
+        let buckets = &buckets;
         scope.spawn(move || {
             for from in (0..n_buckets).step_by(AT_ONCE) {
+                // The next pair's files are read from disk meanwhile.
+                for b in from + AT_ONCE..from + 2 * AT_ONCE {
+                    buckets.prefetch(b);
+                }
                 // The absorber stopped (an error): read no further.
                 if tx.send((from, load_some(from))).is_err() {
                     break;

@@ -14,6 +14,7 @@
 use crate::backfill::{self, Every};
 use crate::error::RunError;
 use crate::job::{self, Overrides};
+use crate::scratch_io::ScratchIo;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -87,6 +88,11 @@ pub struct ExecArgs {
     /// directory); removed when the run ends.
     #[arg(long)]
     pub scratch: Option<PathBuf>,
+    /// How scratch files are written and read: `direct` past the page cache (O_DIRECT; the
+    /// default, where the file system allows it) or `buffered` through it (for a slow disk,
+    /// such as a network volume, on a machine with memory to spare).
+    #[arg(long, value_enum, default_value_t = ScratchIo::Direct)]
+    pub scratch_io: ScratchIo,
     /// When another run of the job holds its lock (local outputs), wait for it instead of
     /// failing with exit 4.
     #[arg(long)]
@@ -299,11 +305,13 @@ fn run(a: RunArgs) -> Result<(), RunError> {
         job,
         as_of,
         holdout_days,
-        exec: ExecArgs {
-            output,
-            scratch,
-            wait,
-        },
+        exec:
+            ExecArgs {
+                output,
+                scratch,
+                scratch_io,
+                wait,
+            },
     } = a;
     let job = job::load(
         &job,
@@ -312,6 +320,7 @@ fn run(a: RunArgs) -> Result<(), RunError> {
             output,
             holdout_days,
             scratch,
+            scratch_io,
             wait,
         },
     )?;
@@ -337,11 +346,13 @@ fn backfill(a: BackfillArgs) -> Result<(), RunError> {
         to,
         every,
         force,
-        exec: ExecArgs {
-            output,
-            scratch,
-            wait,
-        },
+        exec:
+            ExecArgs {
+                output,
+                scratch,
+                scratch_io,
+                wait,
+            },
         allow_degraded,
     } = a;
     if from > to {
@@ -352,6 +363,7 @@ fn backfill(a: BackfillArgs) -> Result<(), RunError> {
         &Overrides {
             output,
             scratch,
+            scratch_io,
             wait,
             ..Default::default()
         },

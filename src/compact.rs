@@ -15,6 +15,7 @@
 
 use crate::dictionary::{Decoder, Encoder};
 use crate::parquet_pages;
+use crate::scratch_io::{self, ScratchIo};
 use polars::prelude::*;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ struct Tuning {
     flush_bytes: usize,
     /// Distinct values of a coded column at most ([`crate::dictionary::Encoder::with_max`]).
     max_codes: usize,
+    /// How scratch files are written and read.
+    io: ScratchIo,
 }
 
 impl Tuning {
@@ -53,6 +56,7 @@ impl Tuning {
         batch_rows: BATCH_ROWS,
         flush_bytes: FLUSH_BYTES,
         max_codes: crate::dictionary::MAX_CODES,
+        io: ScratchIo::Direct,
     };
 }
 
@@ -159,6 +163,38 @@ pub(crate) struct Buckets {
     names: Vec<PlSmallStr>,
     /// Rows written to each bucket (empty for one bucket: not counted).
     rows: Vec<u64>,
+    /// How the scratch files are written and read.
+    io: ScratchIo,
+    /// Folders being read ahead ([`Buckets::prefetch`]).
+    prefetched: Mutex<std::collections::HashMap<PathBuf, Prefetch>>,
+}
+
+/// A folder's files being read on a thread of their own ([`read_folder`]).
+type Prefetch = std::thread::JoinHandle<std::io::Result<Option<Vec<polars_buffer::Buffer<u8>>>>>;
+
+/// The bytes of the Parquet files of the scratch folder `dir`, in file-name order (the order
+/// they were written); None when there is no such folder or it has no files.
+fn read_folder(
+    dir: &Path,
+    io: ScratchIo,
+) -> std::io::Result<Option<Vec<polars_buffer::Buffer<u8>>>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|f| scratch_io::read(f, io))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map(Some)
 }
 
 /// The string columns the split writes as codes ([`crate::dictionary`]), when the source has
@@ -351,6 +387,7 @@ impl Splitter {
         n: usize,
         flush_bytes: usize,
         (layout, max_codes): (&Layout, usize),
+        io: ScratchIo,
     ) -> Splitter {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Flush>(0);
         let (scratch, dir) = (scratch.to_path_buf(), dir.to_path_buf());
@@ -364,7 +401,7 @@ impl Splitter {
                     drop(rows);
                     let bucket = dir.join(format!("bucket={b}"));
                     std::fs::create_dir_all(&bucket)
-                        .and_then(|()| std::fs::write(bucket.join(&file), bytes))
+                        .and_then(|()| scratch_io::write(&bucket.join(&file), &bytes, io))
                         .map_err(|source| SplitError::Scratch {
                             dir: scratch.clone(),
                             source,
@@ -608,8 +645,21 @@ impl Buckets {
     /// The low-cardinality string columns ([`CODED`]) are written as codes. One with more
     /// distinct values than a dictionary holds stops the split, which starts again without
     /// coding it (one more pass over the source, for a column that is not what its name says).
-    pub(crate) fn split(rows: LazyFrame, n: usize, scratch: &Path) -> Result<Buckets, SplitError> {
-        Self::split_with(rows, n, scratch, Tuning::DEFAULT)
+    pub(crate) fn split(
+        rows: LazyFrame,
+        n: usize,
+        scratch: &Path,
+        io: ScratchIo,
+    ) -> Result<Buckets, SplitError> {
+        Self::split_with(
+            rows,
+            n,
+            scratch,
+            Tuning {
+                io,
+                ..Tuning::DEFAULT
+            },
+        )
     }
 
     /// [`Buckets::split`] with the settings `tuning`.
@@ -672,6 +722,8 @@ impl Buckets {
                 packed: Vec::new(),
                 names,
                 rows: Vec::new(),
+                io: tuning.io,
+                prefetched: Mutex::default(),
             });
         }
         let dir = ScratchDir::new(scratch).map_err(|source| SplitError::Scratch {
@@ -684,6 +736,7 @@ impl Buckets {
             n,
             tuning.flush_bytes,
             (layout, tuning.max_codes),
+            tuning.io,
         )));
         let sink = splitter.clone();
         let callback = PlanCallback::new(move |batch: DataFrame| {
@@ -725,6 +778,8 @@ impl Buckets {
             packed: s.packed.clone(),
             names,
             rows: std::mem::take(&mut s.rows),
+            io: tuning.io,
+            prefetched: Mutex::default(),
         })
     }
 
@@ -819,8 +874,12 @@ impl Buckets {
             source,
         };
         let one = |file: &std::path::PathBuf| -> Result<(), SplitError> {
-            let f = std::fs::File::open(file).map_err(scratch)?;
-            let rows = ParquetReader::new(f).finish()?;
+            let bytes = scratch_io::read(file, self.io).map_err(scratch)?;
+            let rows = LazyFrame::scan_parquet_sources(
+                ScanSources::Buffers([bytes].into()),
+                scratch_scan_args(),
+            )?
+            .collect()?;
             let schema = rows.schema();
             let [lo, hi] = halves("customer_id");
             let keys: Vec<Expr> = ["customer_id", lo.as_str(), hi.as_str(), "day"]
@@ -843,7 +902,7 @@ impl Buckets {
                 let bytes = parquet_pages::encode(&mut g, parquet_pages::Encoding::SCRATCH)?;
                 let part = dir.path().join(format!("bucket={i}.part={j}"));
                 std::fs::create_dir_all(&part)
-                    .and_then(|()| std::fs::write(part.join(name), bytes))
+                    .and_then(|()| scratch_io::write(&part.join(name), &bytes, self.io))
                     .map_err(scratch)?;
             }
             Ok(())
@@ -863,15 +922,10 @@ impl Buckets {
         let Some(dir) = &self.dir else {
             return Ok(None);
         };
-        let part = dir.path().join(format!("bucket={i}.part={j}"));
-        if !part.is_dir() {
-            return Ok(None);
+        match self.scan_dir(&dir.path().join(format!("bucket={i}.part={j}")))? {
+            Some(lf) => self.decode(lf.collect()?).map(Some),
+            None => Ok(None),
         }
-        let lf = LazyFrame::scan_parquet(
-            PlRefPath::new(part.display().to_string().as_str()),
-            scratch_scan_args(),
-        )?;
-        self.decode(lf.collect()?).map(Some)
     }
 
     /// Deletes the parts of bucket `i` ([`Buckets::split_bucket`]).
@@ -894,14 +948,54 @@ impl Buckets {
             .expect("several buckets live in a scratch directory")
             .path()
             .join(format!("bucket={i}"));
-        if !dir.is_dir() {
+        self.scan_dir(&dir)
+    }
+
+    /// The scan of the Parquet files of the scratch folder `dir` (in file-name order, the
+    /// order they were written), or None when there is no such folder or it has no files.
+    /// The files are read whole first ([`scratch_io::read`]), or were read ahead
+    /// ([`Buckets::prefetch`]).
+    fn scan_dir(&self, dir: &Path) -> PolarsResult<Option<LazyFrame>> {
+        let ahead = self.take_prefetched(dir);
+        let files = match ahead {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("reading ahead panicked")))?,
+            None => read_folder(dir, self.io)?,
+        };
+        let Some(buffers) = files else {
             return Ok(None);
+        };
+        LazyFrame::scan_parquet_sources(ScanSources::Buffers(buffers.into()), scratch_scan_args())
+            .map(Some)
+    }
+
+    fn take_prefetched(&self, dir: &Path) -> Option<Prefetch> {
+        self.prefetched
+            .lock()
+            .expect("the read-ahead map is not poisoned")
+            .remove(dir)
+    }
+
+    /// Starts reading bucket `i`'s files on a thread of their own, for [`Buckets::read`] to
+    /// take: with direct I/O ([`ScratchIo::Direct`]) a read waits for the disk, and this
+    /// overlaps that wait with the buckets being processed. Buckets read in parts
+    /// ([`parts_for`]) are not read ahead.
+    pub(crate) fn prefetch(&self, i: usize) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        if i >= self.n || parts_for(self.rows(i)) > 1 {
+            return;
         }
-        LazyFrame::scan_parquet(
-            PlRefPath::new(dir.display().to_string().as_str()),
-            scratch_scan_args(),
-        )
-        .map(Some)
+        let folder = dir.path().join(format!("bucket={i}"));
+        let io = self.io;
+        let key = folder.clone();
+        let handle = std::thread::spawn(move || read_folder(&folder, io));
+        self.prefetched
+            .lock()
+            .expect("the read-ahead map is not poisoned")
+            .insert(key, handle);
     }
 
     /// Deletes bucket `i`'s scratch files once its rows have been read. Each bucket is read
@@ -911,7 +1005,11 @@ impl Buckets {
     /// ignored here: the directory is removed with the run's scratch directory in any case.
     pub(crate) fn release(&self, i: usize) {
         if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir.path().join(format!("bucket={i}")));
+            let folder = dir.path().join(format!("bucket={i}"));
+            if let Some(h) = self.take_prefetched(&folder) {
+                let _ = h.join();
+            }
+            let _ = std::fs::remove_dir_all(folder);
         }
     }
 
@@ -954,7 +1052,14 @@ mod tests {
         // or read-only disk.
         let blocked = scratch.path().join("custval-blocked");
         std::fs::write(&blocked, b"").unwrap();
-        let mut s = Splitter::new(scratch.path(), &blocked, 2, 1, (&Layout::default(), 1));
+        let mut s = Splitter::new(
+            scratch.path(),
+            &blocked,
+            2,
+            1,
+            (&Layout::default(), 1),
+            ScratchIo::Direct,
+        );
         let batch = df!("customer_id" => ["a"], HASH => [1u64]).unwrap();
         // The writer fails in the background: the next flush or the end reports it.
         let failed = s.push(batch).and_then(|()| s.finish());
@@ -1080,7 +1185,7 @@ mod tests {
         std::fs::create_dir_all(&other).unwrap();
         let df =
             df!("customer_id" => ["a", "b", "c", "d"], "amount" => [1.0, 2.0, 3.0, 4.0]).unwrap();
-        let b = Buckets::split(df.lazy(), 2, scratch.path()).unwrap();
+        let b = Buckets::split(df.lazy(), 2, scratch.path(), ScratchIo::Direct).unwrap();
         assert!(!dead.exists(), "the dead run's scratch is removed");
         assert!(live.exists() && other.exists());
         // This split's own directory is locked while the buckets live, and removed with them.
@@ -1094,6 +1199,17 @@ mod tests {
 
     #[test]
     fn split_keeps_every_row_once_and_each_customer_in_one_bucket() {
+        split_keeps_rows(ScratchIo::Direct, false);
+    }
+
+    /// The same through the page cache, and with every bucket read ahead.
+    #[test]
+    fn split_keeps_rows_buffered_and_read_ahead() {
+        split_keeps_rows(ScratchIo::Buffered, false);
+        split_keeps_rows(ScratchIo::Direct, true);
+    }
+
+    fn split_keeps_rows(io: ScratchIo, ahead: bool) {
         let n = 2000;
         // Days with nulls, bunched (a batch's bitmap) and far apart (a set).
         let day = |i: usize| match i % 10 {
@@ -1112,10 +1228,14 @@ mod tests {
         let tuning = Tuning {
             batch_rows: 100,
             flush_bytes: 4096,
+            io,
             ..Tuning::DEFAULT
         };
         let b = Buckets::split_with(df.lazy(), 5, scratch.path(), tuning).unwrap();
         assert_eq!(b.len(), 5);
+        if ahead {
+            (0..b.len() + 1).for_each(|i| b.prefetch(i));
+        }
         let files = std::fs::read_dir(b.scratch_dir().unwrap().join("bucket=0"))
             .unwrap()
             .count();

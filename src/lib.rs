@@ -60,6 +60,7 @@ pub(crate) mod report;
 pub(crate) mod rerender;
 pub(crate) mod run_aggs;
 pub(crate) mod runs;
+pub mod scratch_io;
 pub(crate) mod segments;
 pub mod source;
 pub(crate) mod storage;

@@ -105,6 +105,9 @@ pub struct Job {
     /// temp directory). Not a setting of the output, so not part of the settings hash.
     #[serde(skip)]
     pub scratch: Option<PathBuf>,
+    /// `--scratch-io`: how scratch files are written and read. Not part of the settings hash.
+    #[serde(skip)]
+    pub scratch_io: crate::scratch_io::ScratchIo,
     /// `--wait`: wait for another run of the job (local outputs) instead of failing.
     #[serde(skip)]
     pub wait: bool,
@@ -180,6 +183,8 @@ pub struct Overrides {
     pub holdout_days: Option<i64>,
     /// `--scratch`: where large sources are split into customer buckets.
     pub scratch: Option<PathBuf>,
+    /// `--scratch-io`: how scratch files are written and read.
+    pub scratch_io: crate::scratch_io::ScratchIo,
     /// `--wait`: wait for another run of the job instead of failing.
     pub wait: bool,
 }

@@ -154,6 +154,7 @@ fn override_wins_and_lookback_window() {
         output: Some("elsewhere".into()),
         holdout_days: None,
         scratch: None,
+        scratch_io: Default::default(),
         wait: false,
     };
     let job = from_str(&text, Path::new("j.toml"), &o).unwrap();

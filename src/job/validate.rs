@@ -200,6 +200,7 @@ pub(super) fn validate(
         quality: file.quality,
         min_date,
         scratch: overrides.scratch.clone(),
+        scratch_io: overrides.scratch_io,
         wait: overrides.wait,
     })
 }
