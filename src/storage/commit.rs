@@ -154,12 +154,26 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> St
     }
 }
 
+/// Writes `bytes` as the file `path` and waits until they are on disk. Files of at least
+/// [`DIRECT_BYTES`] go past the page cache (`O_DIRECT`, [`crate::scratch_io`]; buffered where
+/// the file system refuses it): the fsync waits for the disk either way, and the kernel then
+/// neither copies them into cache pages nor allocates those (on the 50 M-row workload's
+/// 312 MB `customer_features`, the publish step took 0.9–1.1 s buffered).
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     use std::io::Write;
+    if bytes.len() >= DIRECT_BYTES {
+        crate::scratch_io::write(path, bytes, crate::scratch_io::ScratchIo::Direct)
+            .map_err(io(path, "write"))?;
+        let f = std::fs::File::open(path).map_err(io(path, "open"))?;
+        return f.sync_all().map_err(io(path, "fsync"));
+    }
     let mut f = std::fs::File::create(path).map_err(io(path, "create"))?;
     f.write_all(bytes).map_err(io(path, "write"))?;
     f.sync_all().map_err(io(path, "fsync"))
 }
+
+/// Data files from this size on are written past the page cache ([`write_synced`]).
+const DIRECT_BYTES: usize = 1 << 20;
 
 fn publish_local(
     root: &Path,
@@ -383,6 +397,21 @@ mod tests {
         assert_eq!(names, ["_SUCCESS", "_manifest.json", "part-00000.parquet"]);
         assert_eq!(std::fs::read(dir.join(DATA_FILE)).unwrap(), b"new");
         assert!(!tmp.path().join("_staging").exists());
+    }
+
+    /// A data file large enough to be written past the page cache comes back byte for byte,
+    /// its odd length kept.
+    #[test]
+    fn a_large_data_file_is_published_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let loc = Location::Local(tmp.path().to_path_buf());
+        let data: Vec<u8> = (0..DIRECT_BYTES * 3 + 4099)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        publish(&loc, "run1", d(), &[part("t", &data)]).unwrap();
+        let back = std::fs::read(tmp.path().join("t/as_of=2024-06-30").join(DATA_FILE)).unwrap();
+        assert_eq!(back.len(), data.len());
+        assert!(back == data);
     }
 
     #[test]
