@@ -545,7 +545,11 @@ fn compute_dates(
             let daily = pipeline::bucket_daily_in_parts(
                 job,
                 parts,
-                |j| buckets.read_part(b, j),
+                |j| {
+                    // The part after the next pair is read from disk meanwhile.
+                    buckets.prefetch_part(b, j + 2);
+                    buckets.read_part(b, j)
+                },
                 &scan.mapped,
                 dates,
             );

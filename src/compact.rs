@@ -873,7 +873,11 @@ impl Buckets {
             dir: dir.path().to_path_buf(),
             source,
         };
-        let one = |file: &std::path::PathBuf| -> Result<(), SplitError> {
+        // The parts' files are written on a thread of their own while the next are encoded:
+        // a direct write waits for the disk.
+        let (to_writer, written) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(4);
+        type ToWriter = std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>;
+        let one = |file: &std::path::PathBuf, to_writer: &ToWriter| -> Result<(), SplitError> {
             let bytes = scratch_io::read(file, self.io).map_err(scratch)?;
             let rows = LazyFrame::scan_parquet_sources(
                 ScanSources::Buffers([bytes].into()),
@@ -901,17 +905,34 @@ impl Buckets {
                 g.drop_in_place(PART)?;
                 let bytes = parquet_pages::encode(&mut g, parquet_pages::Encoding::SCRATCH)?;
                 let part = dir.path().join(format!("bucket={i}.part={j}"));
-                std::fs::create_dir_all(&part)
-                    .and_then(|()| scratch_io::write(&part.join(name), &bytes, self.io))
-                    .map_err(scratch)?;
+                std::fs::create_dir_all(&part).map_err(scratch)?;
+                // The writer stopped on an error, which it reports.
+                if to_writer.send((part.join(name), bytes)).is_err() {
+                    return Ok(());
+                }
             }
             Ok(())
         };
-        // Two files at a time: each writes its own file name in every part.
-        for pair in files.chunks(2) {
-            use rayon::prelude::*;
-            pair.par_iter().try_for_each(one)?;
-        }
+        let io = self.io;
+        std::thread::scope(|scope| -> Result<(), SplitError> {
+            let writer = scope.spawn(move || -> std::io::Result<()> {
+                for (path, bytes) in written {
+                    scratch_io::write(&path, &bytes, io)?;
+                }
+                Ok(())
+            });
+            // Two files at a time: each writes its own file name in every part.
+            let split = files.chunks(2).try_for_each(|pair| {
+                use rayon::prelude::*;
+                pair.par_iter().try_for_each(|f| one(f, &to_writer))
+            });
+            drop(to_writer);
+            let wrote = writer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                .map_err(scratch);
+            split.and(wrote)
+        })?;
         self.release(i);
         Ok(())
     }
@@ -932,7 +953,11 @@ impl Buckets {
     pub(crate) fn release_parts(&self, i: usize, parts: usize) {
         if let Some(dir) = &self.dir {
             for j in 0..parts {
-                let _ = std::fs::remove_dir_all(dir.path().join(format!("bucket={i}.part={j}")));
+                let folder = dir.path().join(format!("bucket={i}.part={j}"));
+                if let Some(h) = self.take_prefetched(&folder) {
+                    let _ = h.join();
+                }
+                let _ = std::fs::remove_dir_all(folder);
             }
         }
     }
@@ -988,14 +1013,32 @@ impl Buckets {
         if i >= self.n || parts_for(self.rows(i)) > 1 {
             return;
         }
-        let folder = dir.path().join(format!("bucket={i}"));
+        self.read_ahead(dir.path().join(format!("bucket={i}")));
+    }
+
+    /// [`Buckets::prefetch`] of part `j` of bucket `i` ([`Buckets::split_bucket`]), for
+    /// [`Buckets::read_part`] to take.
+    pub(crate) fn prefetch_part(&self, i: usize, j: usize) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        if j < parts_for(self.rows(i)) {
+            self.read_ahead(dir.path().join(format!("bucket={i}.part={j}")));
+        }
+    }
+
+    fn read_ahead(&self, folder: PathBuf) {
         let io = self.io;
         let key = folder.clone();
         let handle = std::thread::spawn(move || read_folder(&folder, io));
-        self.prefetched
+        let earlier = self
+            .prefetched
             .lock()
             .expect("the read-ahead map is not poisoned")
             .insert(key, handle);
+        if let Some(h) = earlier {
+            let _ = h.join();
+        }
     }
 
     /// Deletes bucket `i`'s scratch files once its rows have been read. Each bucket is read
