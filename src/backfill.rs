@@ -439,7 +439,7 @@ fn compute_dates(
             }
             crate::compact::SplitError::Scratch { dir, source } => storage::StorageError::Local {
                 path: dir,
-                op: "write customer buckets to",
+                op: "writing the customer buckets to scratch (choose another with --scratch DIR)",
                 source,
             }
             .into(),

@@ -283,5 +283,6 @@ fn an_unusable_scratch_directory_is_a_storage_error() {
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a-file/sub"), "{err}");
+    assert!(err.contains("--scratch DIR"), "{err}");
     assert!(!partition(&d.join("out"), "customer_features", "2024-12-31").exists());
 }
