@@ -299,29 +299,39 @@ fn report(a: ReportArgs) -> Result<(), RunError> {
     Ok(())
 }
 
+impl ExecArgs {
+    /// The job-file overrides these options set (the others default).
+    fn overrides(self) -> Overrides {
+        let ExecArgs {
+            output,
+            scratch,
+            scratch_io,
+            wait,
+        } = self;
+        Overrides {
+            output,
+            scratch,
+            scratch_io,
+            wait,
+            ..Overrides::default()
+        }
+    }
+}
+
 /// `custval run`: compute and publish one as-of date.
 fn run(a: RunArgs) -> Result<(), RunError> {
     let RunArgs {
         job,
         as_of,
         holdout_days,
-        exec:
-            ExecArgs {
-                output,
-                scratch,
-                scratch_io,
-                wait,
-            },
+        exec,
     } = a;
     let job = job::load(
         &job,
         &Overrides {
             as_of,
-            output,
             holdout_days,
-            scratch,
-            scratch_io,
-            wait,
+            ..exec.overrides()
         },
     )?;
     let report = backfill::run(&job)?;
@@ -346,28 +356,13 @@ fn backfill(a: BackfillArgs) -> Result<(), RunError> {
         to,
         every,
         force,
-        exec:
-            ExecArgs {
-                output,
-                scratch,
-                scratch_io,
-                wait,
-            },
+        exec,
         allow_degraded,
     } = a;
     if from > to {
         return Err(RunError::Usage(format!("--from {from} is after --to {to}")));
     }
-    let job = job::load(
-        &job,
-        &Overrides {
-            output,
-            scratch,
-            scratch_io,
-            wait,
-            ..Default::default()
-        },
-    )?;
+    let job = job::load(&job, &exec.overrides())?;
     let dates = backfill::as_of_dates(from, to, every);
     if dates.is_empty() {
         return Err(RunError::Usage(format!(

@@ -178,6 +178,19 @@ fn read_folder(
     dir: &Path,
     io: ScratchIo,
 ) -> std::io::Result<Option<Vec<polars_buffer::Buffer<u8>>>> {
+    match parquet_files(dir)? {
+        Some(files) if !files.is_empty() => files
+            .iter()
+            .map(|f| scratch_io::read(f, io))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The Parquet files of the scratch folder `dir`, in file-name order (the order they were
+/// written); None when there is no such folder.
+fn parquet_files(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -186,15 +199,8 @@ fn read_folder(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if files.is_empty() {
-        return Ok(None);
-    }
     files.sort();
-    files
-        .iter()
-        .map(|f| scratch_io::read(f, io))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map(Some)
+    Ok(Some(files))
 }
 
 /// The string columns the split writes as codes ([`crate::dictionary`]), when the source has
@@ -861,14 +867,9 @@ impl Buckets {
             return Ok(());
         };
         let src = dir.path().join(format!("bucket={i}"));
-        let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&src) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-                .collect(),
-            Err(_) => return Ok(()),
+        let Ok(Some(files)) = parquet_files(&src) else {
+            return Ok(());
         };
-        files.sort();
         let scratch = |source| SplitError::Scratch {
             dir: dir.path().to_path_buf(),
             source,
