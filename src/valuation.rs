@@ -390,8 +390,10 @@ pub fn value_customers(
     // chosen were about half of Pareto/NBD's fit time, the longest of the three.)
     let defer_covariance = opts.covariance && kinds.len() > 1;
     let purchase_opts = opts.with_covariance(!defer_covariance && opts.covariance);
+    let t_fits = Instant::now();
     let (mut purchase_fits, (gg, gg_s)) =
         fit_models(&kinds, &x, &tx, &t, &m, &purchase_opts, &opts);
+    let fits_s = t_fits.elapsed().as_secs_f64();
     let mut fits: Vec<FitRow> = purchase_fits
         .iter()
         .map(|(k, (res, secs))| {
@@ -463,6 +465,9 @@ pub fn value_customers(
         None
     };
     fits.push(gg_row);
+    // The choice, with the chosen candidate's deferred covariance.
+    let choice_s = t_fits.elapsed().as_secs_f64() - fits_s;
+    let t_scores = Instant::now();
     let none = || vec![None; n];
     let some = |v: Vec<f64>| v.into_iter().map(|x| x.is_finite().then_some(x)).collect();
     let clv_opts = ClvOptions::default()
@@ -497,6 +502,8 @@ pub fn value_customers(
         }
         None => (none(), none(), none()),
     };
+    let scores_s = t_scores.elapsed().as_secs_f64();
+    tracing::debug!(fits_s, choice_s, scores_s, "model fits and point scores");
     let intervals = if s.interval_draws > 0 {
         let chosen_cov = chosen.and_then(|i| {
             purchase_fits[i]
