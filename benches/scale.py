@@ -57,7 +57,9 @@ $HOME/.cache/custval-target/release/custval, override with --custval or CUSTVAL_
    script exits with status 1. With --skip-custval or --skip-duckdb nothing is checked.
 
 Output: a table (what, rows, wall seconds per repetition and median, largest peak RSS in GB, ratio
-custval / DuckDB of the medians), then one line `SCALE_JSON {...}` with every figure.
+custval / DuckDB of the medians), each repetition's ratio (its two runs are neighbours in time,
+so a drift of the machine's speed over minutes cancels in it) and their median, the CPU
+seconds (user + system) of each run, then one line `SCALE_JSON {...}` with every figure.
 Exit status: 0 success, 1 mismatch or a failed tool run, 2 bad arguments.
 """
 
@@ -401,7 +403,8 @@ max_rejected_share = 0.01
 # ---------------------------------------------------------------------------------------------
 
 def run_measured(cmd, log_path, env=None):
-    """Run cmd; return (exit status, wall seconds, peak RSS bytes). Output goes to log_path."""
+    """Run cmd; return (exit status, wall seconds, peak RSS bytes, CPU seconds (user + system)).
+    Output goes to log_path."""
     gnu_time = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
     with open(log_path, "w") as out:
         if gnu_time:
@@ -416,6 +419,8 @@ def run_measured(cmd, log_path, env=None):
             os.unlink(tfile)
             m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report)
             rss = int(m.group(1)) * 1024 if m else None
+            cpu = [re.search(r"%s time \(seconds\): ([0-9.]+)" % k, report) for k in ("User", "System")]
+            cpu = sum(float(c.group(1)) for c in cpu) if all(cpu) else None
             status = proc.returncode
         else:
             t0 = time.perf_counter()
@@ -424,8 +429,9 @@ def run_measured(cmd, log_path, env=None):
             wall = time.perf_counter() - t0
             proc.returncode = os.waitstatus_to_exitcode(wstatus)
             rss = ru.ru_maxrss * 1024  # Linux: KiB
+            cpu = ru.ru_utime + ru.ru_stime
             status = proc.returncode
-    return status, wall, rss
+    return status, wall, rss, cpu
 
 
 def tail(path, lines=15):
@@ -444,10 +450,10 @@ def run_custval(binary, job, out_dir, log_path, threads):
     if threads:
         env["POLARS_MAX_THREADS"] = str(threads)
         env["RAYON_NUM_THREADS"] = str(threads)
-    status, wall, rss = run_measured([binary, "run", job, "--output", out_dir], log_path, env)
+    status, wall, rss, cpu = run_measured([binary, "run", job, "--output", out_dir], log_path, env)
     if status != 0:
         die("custval exited with status %d; last lines of %s:\n%s" % (status, log_path, tail(log_path)), 1)
-    return wall, rss
+    return wall, rss, cpu
 
 
 def run_duckdb(data_dir, out_file, log_path, threads, memory_limit, temp_dir):
@@ -455,10 +461,10 @@ def run_duckdb(data_dir, out_file, log_path, threads, memory_limit, temp_dir):
         os.unlink(out_file)
     cmd = [sys.executable, os.path.abspath(__file__), "duckdb-worker", data_dir, out_file,
            str(threads or 0), memory_limit or "", temp_dir]
-    status, wall, rss = run_measured(cmd, log_path)
+    status, wall, rss, cpu = run_measured(cmd, log_path)
     if status != 0:
         die("DuckDB worker exited with status %d; last lines of %s:\n%s" % (status, log_path, tail(log_path)), 1)
-    return wall, rss
+    return wall, rss, cpu
 
 
 def duckdb_worker(argv):
@@ -631,20 +637,22 @@ def main(argv):
 
     times = {"custval": [], "duckdb": []}
     rss = {"custval": [], "duckdb": []}
+    cpu = {"custval": [], "duckdb": []}
     checked = None
     customers_out = None
     for rep in range(args.reps):
         order = ["custval", "duckdb"] if rep % 2 == 0 else ["duckdb", "custval"]
         for what in order:
             if what == "custval" and run_c:
-                w, r = run_custval(binary, job, c_out, os.path.join(bench, "custval-rep%d.log" % (rep + 1)), args.threads)
+                w, r, c = run_custval(binary, job, c_out, os.path.join(bench, "custval-rep%d.log" % (rep + 1)), args.threads)
             elif what == "duckdb" and run_d:
-                w, r = run_duckdb(data_dir, d_out, os.path.join(bench, "duckdb-rep%d.log" % (rep + 1)),
+                w, r, c = run_duckdb(data_dir, d_out, os.path.join(bench, "duckdb-rep%d.log" % (rep + 1)),
                                   args.threads, args.duckdb_memory_limit, d_tmp)
             else:
                 continue
             times[what].append(w)
             rss[what].append(r)
+            cpu[what].append(c)
             log("rep %d %s: done" % (rep + 1, what))  # figures are printed only after the check
         if run_c and run_d:
             customers_out, problems = compare(features, d_out)
@@ -687,6 +695,16 @@ def main(argv):
         ratio_rss = rc / rd if rc and rd else None
         print("ratio custval / DuckDB (medians): wall %.2f, peak RSS %s"
               % (ratio, "%.2f" % ratio_rss if ratio_rss else "?"))
+        # Each repetition's two runs are neighbours in time (alternating which goes first), so
+        # their ratio cancels the machine's slower drift; CPU seconds vary less than wall time.
+        paired = [c / d for c, d in zip(times["custval"], times["duckdb"])]
+        print("ratio per repetition: wall %s (median %.2f)"
+              % (" ".join("%.2f" % x for x in paired), med(paired)))
+        if all(cpu["custval"]) and all(cpu["duckdb"]):
+            print("CPU seconds (user + system): custval %s, DuckDB %s; ratio of medians %.2f"
+                  % (" ".join("%.1f" % x for x in cpu["custval"]),
+                     " ".join("%.1f" % x for x in cpu["duckdb"]),
+                     med(cpu["custval"]) / med(cpu["duckdb"])))
     try:
         import duckdb
         duckdb_version = duckdb.__version__
@@ -715,13 +733,16 @@ def main(argv):
         "custval": {"wall_s": [round(t, 3) for t in times["custval"]],
                     "median_wall_s": round(med(times["custval"]), 3) if times["custval"] else None,
                     "peak_rss_gb": [round(gb(r), 3) if r else None for r in rss["custval"]],
+                    "cpu_s": [round(c, 2) if c is not None else None for c in cpu["custval"]],
                     "version": custval_version, "binary": binary if run_c else None},
         "duckdb": {"wall_s": [round(t, 3) for t in times["duckdb"]],
                    "median_wall_s": round(med(times["duckdb"]), 3) if times["duckdb"] else None,
                    "peak_rss_gb": [round(gb(r), 3) if r else None for r in rss["duckdb"]],
+                   "cpu_s": [round(c, 2) if c is not None else None for c in cpu["duckdb"]],
                    "version": duckdb_version, "memory_limit": args.duckdb_memory_limit or None},
         "ratio_wall_median": round(ratio, 3) if ratio else None,
         "ratio_peak_rss_median": round(ratio_rss, 3) if ratio_rss else None,
+        "ratio_wall_per_rep": [round(c / d, 3) for c, d in zip(times["custval"], times["duckdb"])],
         "threads": args.threads or os.cpu_count(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
