@@ -975,6 +975,41 @@ mod tests {
             assert_eq!((g.1 >> 32) as i64 - (1 << 31), w.1 as i64);
             assert_eq!((g.1 & 0xffff_ffff) as usize, w.2);
         }
+        // Without nulls, over several chunks of different lengths (the values are read chunk
+        // by chunk, the key's and the day's chunks cut in different places).
+        let full: Vec<(u64, i32)> = (0..n)
+            .map(|i| (keys[i].unwrap_or(7), days[i].unwrap_or(3)))
+            .collect();
+        let chunked_key = |cuts: &[usize]| {
+            let mut ca = UInt64Chunked::from_vec("k".into(), vec![]);
+            for w in cuts.windows(2) {
+                let part: Vec<u64> = full[w[0]..w[1]].iter().map(|r| r.0).collect();
+                ca.append(&UInt64Chunked::from_vec("k".into(), part))
+                    .unwrap();
+            }
+            ca
+        };
+        let mut day = Int32Chunked::from_vec("d".into(), vec![]);
+        for w in [0, 17_000, 17_001, n].windows(2) {
+            let part: Vec<i32> = full[w[0]..w[1]].iter().map(|r| r.1).collect();
+            day.append(&Int32Chunked::from_vec("d".into(), part))
+                .unwrap();
+        }
+        let key = chunked_key(&[0, 9_999, 31_000, n]);
+        assert!(key.chunks().len() > 1 && day.chunks().len() > 1);
+        let got = key_day_order(&key, &day);
+        let mut want: Vec<(u64, i32, usize)> = full
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.0, r.1, i))
+            .collect();
+        want.sort();
+        assert_eq!(got.len(), n);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.0, w.0);
+            assert_eq!((g.1 >> 32) as i64 - (1 << 31), w.1 as i64);
+            assert_eq!((g.1 & 0xffff_ffff) as usize, w.2);
+        }
         // Tiny inputs take one partition.
         let one = key_day_order(
             &UInt64Chunked::from_vec("k".into(), vec![5, 1]),
