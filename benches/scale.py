@@ -6,6 +6,7 @@
     python3 benches/scale.py --rows 200m --generate-only      # only write the data
     python3 benches/scale.py --rows 50m --skip-duckdb         # time custval alone (no check)
     python3 benches/scale.py --rows 50m --guest-share 0.4     # 40% of orders under one guest id
+    python3 benches/scale.py --rows 50m --dirty-share 0.005   # 0.5% of rows dirty (see below)
 
 Needs Python 3.9+ with numpy, polars and duckdb (`pip install numpy polars duckdb`) and a
 release build of custval (`cargo build --release`; the default path is
@@ -31,6 +32,15 @@ $HOME/.cache/custval-target/release/custval, override with --custval or CUSTVAL_
    Rows form orders: a row starts a new order with probability 0.6, else it is another line of
    the previous order (same customer, timestamp and channel, next category), so every row is
    distinct, as custval's duplicate check requires when order_id is mapped.
+   --dirty-share D (default 0) makes a share D of the rows dirty, as warehouse extracts are,
+   each one of six kinds with equal odds: four that custval rejects (a null customer_id, a
+   null order_date, a NaN amount, and a line that repeats the previous line of its order in
+   every column: a duplicate row) and two it keeps and flags (a refund line of -0.1 times its
+   amount, a zero amount; both only on second and later lines of an order, so the day's total
+   stays positive). D must stay below about 0.012, so that the rejected share stays under the
+   job's quality.max_rejected_share = 0.01. DuckDB's query then cleans the rows the same way
+   first (DIRTY_SUMMARY_SQL: the null ids and non-finite amounts filtered, duplicates removed
+   by SELECT DISTINCT over the mapped columns), as a hand-written query over such data must.
 
 2. Timing. Each repetition runs both tools, alternating which goes first:
    (a) `custval run <job.toml> --output <dir>/bench-out/custval` (a fresh folder each time):
@@ -104,6 +114,42 @@ COPY (
            COUNT(DISTINCT order_id) AS day_orders
     FROM read_parquet('{src}', hive_partitioning = true)
     WHERE order_date < TIMESTAMP '{window_end} 00:00:00'
+    GROUP BY customer_id, CAST(order_date AS DATE)
+  ),
+  marked AS (
+    SELECT *, MIN(day) OVER (PARTITION BY customer_id) AS first_day FROM daily
+  )
+  SELECT customer_id,
+         MIN(day) AS first_purchase,
+         MAX(day) AS last_purchase,
+         COUNT(*) AS purchase_days,
+         CAST(SUM(day_orders) AS BIGINT) AS orders,
+         SUM(day_amount) AS total_amount,
+         COUNT(*) - 1 AS frequency,
+         CAST(MAX(day) - MIN(day) AS DOUBLE) AS recency,
+         CAST(DATE '{as_of}' - MIN(day) AS DOUBLE) AS "T",
+         COALESCE(AVG(day_amount) FILTER (WHERE day > first_day), 0.0) AS monetary
+  FROM marked
+  GROUP BY customer_id
+) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+"""
+
+# The same summary over dirty rows (--dirty-share): the rows custval rejects are filtered
+# first (a null order_date fails the window's comparison), and exact duplicates removed.
+DIRTY_SUMMARY_SQL = """
+COPY (
+  WITH clean AS (
+    SELECT DISTINCT customer_id, order_date, amount, order_id, category, channel
+    FROM read_parquet('{src}', hive_partitioning = true)
+    WHERE order_date < TIMESTAMP '{window_end} 00:00:00'
+      AND customer_id IS NOT NULL AND isfinite(amount)
+  ),
+  daily AS (
+    SELECT customer_id,
+           CAST(order_date AS DATE) AS day,
+           SUM(amount) AS day_amount,
+           COUNT(DISTINCT order_id) AS day_orders
+    FROM clean
     GROUP BY customer_id, CAST(order_date AS DATE)
   ),
   marked AS (
@@ -220,7 +266,7 @@ def id_series(pl, prefix, values, width, name):
     )
 
 
-def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0):
+def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0, dirty_share=0.0):
     np, pl = import_generators()
     if rows < customers:
         die("--rows (%d) must be at least --customers (%d): every customer buys once" % (rows, customers))
@@ -267,6 +313,7 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
     bounds = chunk_bounds(np, counts, chunk_rows)
     rows_per_month = np.zeros(len(months), dtype=np.int64)
     rows_in_window = 0
+    dirty_rows = [0]
     order_base = 0
     files = 0
     for k, (lo, hi) in enumerate(bounds):
@@ -298,18 +345,39 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
         ts = o_ts[oidx]
         chan = o_chan[oidx]
         cat = (o_cat[oidx] + line) % len(CATEGORIES)  # lines of one order differ in category
-        del o_ts, o_chan, o_cat, line
+        del o_ts, o_chan, o_cat
         if guest_share > 0:
             guest_row = (rng.random(n_orders) < guest_share)[oidx]
         amount = rng.lognormal(3.0, 0.9, n) * spend_level[cidx]
         order_no = oidx + order_base
         order_base += n_orders
         del oidx
+        # --dirty-share: drawn after the other draws of the chunk, so that 0 leaves the data as
+        # is. Kinds: 1 duplicate line, 2 null customer_id, 3 NaN amount, 4 null order_date,
+        # 5 refund line, 6 zero-amount line (1, 5 and 6 on second and later lines only).
+        null_id = null_ts = None
+        if dirty_share > 0:
+            rng_d = np.random.default_rng([seed, 10_000 + k])
+            kind = np.where(rng_d.random(n) < dirty_share, rng_d.integers(1, 7, n), 0)
+            later = line > 0
+            dup = np.flatnonzero((kind == 1) & later)
+            cat[dup] = cat[dup - 1]
+            amount[dup] = amount[dup - 1]
+            null_id = kind == 2
+            amount[kind == 3] = np.nan
+            null_ts = kind == 4
+            amount[(kind == 5) & later] *= -0.1
+            amount[(kind == 6) & later] = 0.0
+            dirty_rows[0] += int(np.count_nonzero(kind))
+            del kind, later, dup
+        del line
         # Sort by time: months become contiguous and files are time-ordered, as appended data is.
         perm = np.argsort(ts, kind="stable")
         ts, cidx, chan, cat, amount, order_no = (a[perm] for a in (ts, cidx, chan, cat, amount, order_no))
         if guest_row is not None:
             guest_row = guest_row[perm]
+        if null_id is not None:
+            null_id, null_ts = null_id[perm], null_ts[perm]
         del perm
         rows_in_window += int(np.searchsorted(ts, window_end_us, side="left"))
         cuts = np.searchsorted(ts, month_start_us, side="left").tolist() + [n]
@@ -323,6 +391,12 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
             "channel": chans.gather(chan),
             "amount": pl.Series("amount", amount),
         })
+        if null_id is not None:
+            df = df.with_columns(
+                pl.when(pl.Series(null_id)).then(None).otherwise(pl.col("customer_id")).alias("customer_id"),
+                pl.when(pl.Series(null_ts)).then(None).otherwise(pl.col("order_date")).alias("order_date"),
+            )
+            del null_id, null_ts
         del ts, cidx, chan, cat, amount, order_no
         for m, name in enumerate(month_names):
             a, b = cuts[m], cuts[m + 1]
@@ -345,6 +419,8 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
         "seed": seed,
         "sigma": sigma,
         "guest_share": guest_share,
+        "dirty_share": dirty_share,
+        "dirty_rows": dirty_rows[0],
         "chunk_rows": chunk_rows,
         "chunks": len(bounds),
         "files": files,
@@ -480,7 +556,9 @@ def duckdb_worker(argv):
         con.execute("SET memory_limit = '%s'" % memory_limit)
     con.execute("SET temp_directory = '%s'" % temp_dir.replace("'", "''"))
     src = os.path.join(data_dir, "transactions", "*", "*.parquet")
-    sql = SUMMARY_SQL.format(src=src.replace("'", "''"), window_end=WINDOW_END, as_of=AS_OF,
+    with open(os.path.join(data_dir, "_COMPLETE")) as f:
+        dirty = json.load(f).get("dirty_share", 0) > 0
+    sql = (DIRTY_SUMMARY_SQL if dirty else SUMMARY_SQL).format(src=src.replace("'", "''"), window_end=WINDOW_END, as_of=AS_OF,
                              out=out_file.replace("'", "''"))
     con.execute(sql)
     n = con.execute("SELECT count(*) FROM read_parquet(?)", [out_file]).fetchone()[0]
@@ -567,6 +645,9 @@ def main(argv):
     ap.add_argument("--guest-share", type=float, default=0.0,
                     help="share of the orders bought under one placeholder customer id, G0000000 (a "
                     "guest checkout: one customer with very many rows; default 0)")
+    ap.add_argument("--dirty-share", type=float, default=0.0,
+                    help="share of dirty rows: null ids and timestamps, NaN amounts, duplicate "
+                    "lines (rejected), refunds and zero amounts (kept); default 0, at most 0.012")
     ap.add_argument("--threads", type=int, default=0, help="threads for both tools (default: all cores)")
     ap.add_argument("--duckdb-memory-limit", default="",
                     help="DuckDB memory_limit, e.g. 8GB (default: DuckDB's own, 80%% of RAM, or 40%% of the "
@@ -577,6 +658,9 @@ def main(argv):
         die("--reps must be at least 1")
     if not 0.0 <= args.guest_share < 1.0:
         die("--guest-share must be in [0, 1)")
+    if not 0.0 <= args.dirty_share <= 0.012:
+        die("--dirty-share must be in [0, 0.012]: above it more than 1% of the rows are rejected "
+            "and the job's quality.max_rejected_share stops the run")
     if not args.duckdb_memory_limit:
         # Under an address-space cap (prlimit --as, ulimit -v) DuckDB's default limit (80% of
         # RAM) is above the cap: its allocations fail ("bad allocation") before it spills.
@@ -596,6 +680,8 @@ def main(argv):
         data_dir += "_sigma%g" % args.sigma
     if args.guest_share > 0:
         data_dir += "_guest%g" % args.guest_share
+    if args.dirty_share > 0:
+        data_dir += "_dirty%g" % args.dirty_share
     marker = os.path.join(data_dir, "_COMPLETE")
     if os.path.exists(marker):
         with open(marker) as f:
@@ -610,7 +696,7 @@ def main(argv):
             die("%s has %s free; about %s needed for %d rows" % (root, human_bytes(free), human_bytes(need), args.rows))
         log("generating %d rows for %d customers under %s" % (args.rows, args.customers, data_dir))
         meta = generate(data_dir, args.rows, args.customers, args.seed, args.sigma, args.chunk_rows,
-                        args.guest_share)
+                        args.guest_share, args.dirty_share)
     data_bytes = dir_bytes(os.path.join(data_dir, "transactions")) + os.path.getsize(
         os.path.join(data_dir, "attributes.parquet"))
     job = os.path.join(data_dir, "job.toml")
