@@ -7,6 +7,7 @@
     python3 benches/scale.py --rows 50m --skip-duckdb         # time custval alone (no check)
     python3 benches/scale.py --rows 50m --guest-share 0.4     # 40% of orders under one guest id
     python3 benches/scale.py --rows 50m --dirty-share 0.005   # 0.5% of rows dirty (see below)
+    python3 benches/scale.py --rows 50m --timezone America/New_York   # zone-aware timestamps
 
 Needs Python 3.9+ with numpy, polars and duckdb (`pip install numpy polars duckdb`) and a
 release build of custval (`cargo build --release`; the default path is
@@ -41,6 +42,11 @@ $HOME/.cache/custval-target/release/custval, override with --custval or CUSTVAL_
    job's quality.max_rejected_share = 0.01. DuckDB's query then cleans the rows the same way
    first (DIRTY_SUMMARY_SQL: the null ids and non-finite amounts filtered, duplicates removed
    by SELECT DISTINCT over the mapped columns), as a hand-written query over such data must.
+   --timezone ZONE (an IANA name; default none) writes order_date zone-aware (TIMESTAMP µs,
+   UTC-adjusted: the same instants) and sets the job's columns.timezone = ZONE, so purchases
+   fall on calendar days of that zone and the window ends at midnight there. DuckDB's query
+   then takes days and the window end in the zone (`timezone('ZONE', order_date)`, after a
+   coarse UTC bound that keeps its row-group pruning).
 
 2. Timing. Each repetition runs both tools, alternating which goes first:
    (a) `custval run <job.toml> --output <dir>/bench-out/custval` (a fresh folder each time):
@@ -170,6 +176,21 @@ COPY (
 ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
 """
 
+def zoned_sql(sql, zone):
+    """`sql` with days and the window end taken in `zone` (None: `sql` as it is): local times
+    from `timezone(zone, order_date)`, after a coarse bound on the UTC instant (a day past the
+    window's end in any zone) that keeps DuckDB's row-group pruning."""
+    if not zone:
+        return sql
+    z = zone.replace("'", "''")
+    local = "timezone('%s', order_date)" % z
+    window = "order_date < TIMESTAMP '{window_end} 00:00:00'"
+    assert sql.count(window) == 1 and "CAST(order_date AS DATE)" in sql
+    sql = sql.replace(window, "order_date < CAST(TIMESTAMPTZ '{window_end} 00:00:00+00' + "
+                      "INTERVAL 1 DAY AS TIMESTAMPTZ) AND %s < TIMESTAMP '{window_end} 00:00:00'" % local)
+    return sql.replace("CAST(order_date AS DATE)", "CAST(%s AS DATE)" % local)
+
+
 EXACT_COLUMNS = ["frequency", "recency", "T", "purchase_days", "orders",
                  "first_purchase", "last_purchase"]
 RELATIVE_COLUMNS = ["monetary", "total_amount"]
@@ -266,7 +287,19 @@ def id_series(pl, prefix, values, width, name):
     )
 
 
-def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0, dirty_share=0.0):
+def window_end_utc_us(np, zone):
+    """The window's end (midnight starting WINDOW_END) in `zone` (None: naive, as UTC), in µs
+    since the epoch."""
+    if zone is None:
+        return int(np.datetime64(WINDOW_END, "us").astype(np.int64))
+    import datetime
+    from zoneinfo import ZoneInfo
+    end = datetime.datetime.fromisoformat(WINDOW_END).replace(tzinfo=ZoneInfo(zone))
+    return int(end.timestamp()) * 1_000_000
+
+
+def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0, dirty_share=0.0,
+             timezone=None):
     np, pl = import_generators()
     if rows < customers:
         die("--rows (%d) must be at least --customers (%d): every customer buys once" % (rows, customers))
@@ -282,7 +315,7 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
 
     start_us = int(np.datetime64(START, "us").astype(np.int64))
     end_us = int(np.datetime64(END, "us").astype(np.int64))
-    window_end_us = int(np.datetime64(WINDOW_END, "us").astype(np.int64))
+    window_end_us = window_end_utc_us(np, timezone)
     months = np.arange(np.datetime64(START, "M"), np.datetime64(END, "M"))  # 36 months
     month_start_us = months.astype("datetime64[us]").astype(np.int64)
     month_names = [str(m) for m in months]  # 'YYYY-MM'
@@ -386,7 +419,7 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
             "customer_id": cust_ids.gather(cidx) if guest_row is None else pl.select(
                 pl.when(pl.Series(guest_row)).then(pl.lit(GUEST_ID)).otherwise(cust_ids.gather(cidx))
             ).to_series().alias("customer_id"),
-            "order_date": pl.Series("order_date", ts).cast(pl.Datetime("us")),
+            "order_date": pl.Series("order_date", ts).cast(pl.Datetime("us", "UTC" if timezone else None)),
             "category": cats.gather(cat),
             "channel": chans.gather(chan),
             "amount": pl.Series("amount", amount),
@@ -411,7 +444,7 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
             % (k + 1, len(bounds), lo, hi - 1, n, time.time() - t0))
 
     assert int(rows_per_month.sum()) == rows
-    write_job(partial, data_dir)
+    write_job(partial, data_dir, timezone)
     meta = {
         "generator_version": GENERATOR_VERSION,
         "rows": rows,
@@ -421,6 +454,7 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
         "guest_share": guest_share,
         "dirty_share": dirty_share,
         "dirty_rows": dirty_rows[0],
+        "timezone": timezone,
         "chunk_rows": chunk_rows,
         "chunks": len(bounds),
         "files": files,
@@ -441,8 +475,9 @@ def generate(data_dir, rows, customers, seed, sigma, chunk_rows, guest_share=0.0
     return meta
 
 
-def write_job(folder, final_dir):
+def write_job(folder, final_dir, timezone=None):
     """The custval job, with the paths of the final (renamed) folder."""
+    zone = '\ntimezone = "%s"' % timezone if timezone else ""
     job = f"""# Written by benches/scale.py (warehouse-scale benchmark); do not edit.
 name = "scale"
 as_of = "{AS_OF}"
@@ -456,7 +491,7 @@ timestamp = "order_date"
 amount = "amount"
 order_id = "order_id"
 category = "category"
-channel = "channel"
+channel = "channel"{zone}
 
 [attributes]
 uri = "{final_dir}/attributes.parquet"
@@ -557,8 +592,10 @@ def duckdb_worker(argv):
     con.execute("SET temp_directory = '%s'" % temp_dir.replace("'", "''"))
     src = os.path.join(data_dir, "transactions", "*", "*.parquet")
     with open(os.path.join(data_dir, "_COMPLETE")) as f:
-        dirty = json.load(f).get("dirty_share", 0) > 0
-    sql = (DIRTY_SUMMARY_SQL if dirty else SUMMARY_SQL).format(src=src.replace("'", "''"), window_end=WINDOW_END, as_of=AS_OF,
+        meta = json.load(f)
+    dirty = meta.get("dirty_share", 0) > 0
+    sql = zoned_sql(DIRTY_SUMMARY_SQL if dirty else SUMMARY_SQL, meta.get("timezone"))
+    sql = sql.format(src=src.replace("'", "''"), window_end=WINDOW_END, as_of=AS_OF,
                              out=out_file.replace("'", "''"))
     con.execute(sql)
     n = con.execute("SELECT count(*) FROM read_parquet(?)", [out_file]).fetchone()[0]
@@ -648,6 +685,9 @@ def main(argv):
     ap.add_argument("--dirty-share", type=float, default=0.0,
                     help="share of dirty rows: null ids and timestamps, NaN amounts, duplicate "
                     "lines (rejected), refunds and zero amounts (kept); default 0, at most 0.012")
+    ap.add_argument("--timezone", default=None,
+                    help="write zone-aware timestamps and bucket days in this IANA zone "
+                    "(e.g. America/New_York; default: naive timestamps)")
     ap.add_argument("--threads", type=int, default=0, help="threads for both tools (default: all cores)")
     ap.add_argument("--duckdb-memory-limit", default="",
                     help="DuckDB memory_limit, e.g. 8GB (default: DuckDB's own, 80%% of RAM, or 40%% of the "
@@ -682,6 +722,14 @@ def main(argv):
         data_dir += "_guest%g" % args.guest_share
     if args.dirty_share > 0:
         data_dir += "_dirty%g" % args.dirty_share
+    if args.timezone:
+        try:
+            from zoneinfo import ZoneInfo
+            ZoneInfo(args.timezone)
+        except Exception as e:
+            die("--timezone %r is not a time zone this Python knows (%s); use an IANA name "
+                "such as America/New_York" % (args.timezone, e))
+        data_dir += "_tz" + args.timezone.replace("/", "-")
     marker = os.path.join(data_dir, "_COMPLETE")
     if os.path.exists(marker):
         with open(marker) as f:
@@ -696,7 +744,7 @@ def main(argv):
             die("%s has %s free; about %s needed for %d rows" % (root, human_bytes(free), human_bytes(need), args.rows))
         log("generating %d rows for %d customers under %s" % (args.rows, args.customers, data_dir))
         meta = generate(data_dir, args.rows, args.customers, args.seed, args.sigma, args.chunk_rows,
-                        args.guest_share, args.dirty_share)
+                        args.guest_share, args.dirty_share, args.timezone)
     data_bytes = dir_bytes(os.path.join(data_dir, "transactions")) + os.path.getsize(
         os.path.join(data_dir, "attributes.parquet"))
     job = os.path.join(data_dir, "job.toml")
