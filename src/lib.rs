@@ -48,6 +48,7 @@ pub mod generate;
 pub mod generate_io;
 pub(crate) mod inline_ids;
 pub mod job;
+pub(crate) mod local_day;
 pub mod memory;
 pub mod models;
 pub(crate) mod order;

@@ -686,12 +686,12 @@ pub fn scan_files(
     // The local calendar day of each purchase in the business time zone. Naive timestamps and
     // dates are taken as already local.
     let (day, widen) = match &ts_type {
+        // From a cache of each UTC hour's offset (`local_day`), not a zone lookup per value.
         DataType::Datetime(_, Some(_)) => (
-            ts.clone()
-                .dt()
-                .convert_time_zone(TimeZone::from_chrono(&tz))
-                .dt()
-                .date(),
+            ts.clone().map(
+                move |c| crate::local_day::local_days(&c, tz),
+                |_, f| Ok(Field::new(f.name().clone(), DataType::Date)),
+            ),
             1,
         ),
         _ => (ts.clone().cast(DataType::Date), 0),
