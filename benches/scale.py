@@ -40,7 +40,7 @@ $HOME/.cache/custval-target/release/custval, override with --custval or CUSTVAL_
    amount, a zero amount; both only on second and later lines of an order, so the day's total
    stays positive). D must stay below about 0.012, so that the rejected share stays under the
    job's quality.max_rejected_share = 0.01. DuckDB's query then cleans the rows the same way
-   first (DIRTY_SUMMARY_SQL: the null ids and non-finite amounts filtered, duplicates removed
+   first (cleaned_sql: the null ids and non-finite amounts filtered, duplicates removed
    by SELECT DISTINCT over the mapped columns), as a hand-written query over such data must.
    --timezone ZONE (an IANA name; default none) writes order_date zone-aware (TIMESTAMP µs,
    UTC-adjusted: the same instants) and sets the job's columns.timezone = ZONE, so purchases
@@ -140,41 +140,21 @@ COPY (
 ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
 """
 
-# The same summary over dirty rows (--dirty-share): the rows custval rejects are filtered
-# first (a null order_date fails the window's comparison), and exact duplicates removed.
-DIRTY_SUMMARY_SQL = """
-COPY (
-  WITH clean AS (
-    SELECT DISTINCT customer_id, order_date, amount, order_id, category, channel
-    FROM read_parquet('{src}', hive_partitioning = true)
-    WHERE order_date < TIMESTAMP '{window_end} 00:00:00'
-      AND customer_id IS NOT NULL AND isfinite(amount)
-  ),
-  daily AS (
-    SELECT customer_id,
-           CAST(order_date AS DATE) AS day,
-           SUM(amount) AS day_amount,
-           COUNT(DISTINCT order_id) AS day_orders
-    FROM clean
-    GROUP BY customer_id, CAST(order_date AS DATE)
-  ),
-  marked AS (
-    SELECT *, MIN(day) OVER (PARTITION BY customer_id) AS first_day FROM daily
-  )
-  SELECT customer_id,
-         MIN(day) AS first_purchase,
-         MAX(day) AS last_purchase,
-         COUNT(*) AS purchase_days,
-         CAST(SUM(day_orders) AS BIGINT) AS orders,
-         SUM(day_amount) AS total_amount,
-         COUNT(*) - 1 AS frequency,
-         CAST(MAX(day) - MIN(day) AS DOUBLE) AS recency,
-         CAST(DATE '{as_of}' - MIN(day) AS DOUBLE) AS "T",
-         COALESCE(AVG(day_amount) FILTER (WHERE day > first_day), 0.0) AS monetary
-  FROM marked
-  GROUP BY customer_id
-) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
-"""
+def cleaned_sql(sql):
+    """`sql` over dirty rows (--dirty-share): the rows custval rejects are filtered first (a
+    null order_date fails the window's comparison) and exact duplicates removed, in a `clean`
+    step that the daily aggregation then reads."""
+    scan = ("    FROM read_parquet('{src}', hive_partitioning = true)\n"
+            "    WHERE order_date < TIMESTAMP '{window_end} 00:00:00'\n")
+    assert sql.count(scan) == 1 and sql.count("  WITH daily AS (") == 1
+    clean = ("  WITH clean AS (\n"
+             "    SELECT DISTINCT customer_id, order_date, amount, order_id, category, channel\n"
+             + scan.rstrip("\n") + "\n"
+             "      AND customer_id IS NOT NULL AND isfinite(amount)\n"
+             "  ),\n"
+             "  daily AS (")
+    return sql.replace(scan, "    FROM clean\n").replace("  WITH daily AS (", clean)
+
 
 def zoned_sql(sql, zone):
     """`sql` with days and the window end taken in `zone` (None: `sql` as it is): local times
@@ -594,7 +574,7 @@ def duckdb_worker(argv):
     with open(os.path.join(data_dir, "_COMPLETE")) as f:
         meta = json.load(f)
     dirty = meta.get("dirty_share", 0) > 0
-    sql = zoned_sql(DIRTY_SUMMARY_SQL if dirty else SUMMARY_SQL, meta.get("timezone"))
+    sql = zoned_sql(cleaned_sql(SUMMARY_SQL) if dirty else SUMMARY_SQL, meta.get("timezone"))
     sql = sql.format(src=src.replace("'", "''"), window_end=WINDOW_END, as_of=AS_OF,
                              out=out_file.replace("'", "''"))
     con.execute(sql)
