@@ -16,15 +16,17 @@ use chrono::{Offset as _, TimeZone as _};
 use polars::prelude::*;
 use std::cell::RefCell;
 
-/// Slots of the hour table (a power of two): 2¹⁵ hours, about 3.7 years, so that timestamps
-/// of a few years in any order mostly hit after the first pass.
-const SLOTS: usize = 1 << 15;
+/// Slots of the hour table (a power of two): 2¹⁷ hours, about 15 years, so that the
+/// timestamps of a history of up to that span hit after their first pass in any order (a miss
+/// costs two zone lookups, a hit none); 8 bytes a slot, 1 MiB per thread.
+const SLOTS: usize = 1 << 17;
 
 /// A slot's offset (seconds east of UTC), or this when the hour holds a transition.
 const MIXED: i32 = i32::MIN;
 
-/// A zone and each slot's (UTC hour, offset).
-type HourTable = (chrono_tz::Tz, Vec<(i64, i32)>);
+/// A zone and each slot's (UTC hour, offset); an empty slot is `(i32::MIN, MIXED)`, which
+/// sends the one hour that could match it to the zone lookup.
+type HourTable = (chrono_tz::Tz, Vec<(i32, i32)>);
 
 thread_local! {
     /// Per thread, the last zone's table.
@@ -52,7 +54,7 @@ struct Hours<'a> {
     /// Units per second and per hour.
     u: i64,
     per_hour: i64,
-    table: &'a mut [(i64, i32)],
+    table: &'a mut [(i32, i32)],
 }
 
 impl Hours<'_> {
@@ -61,16 +63,20 @@ impl Hours<'_> {
     #[inline]
     fn local(&mut self, v: i64) -> Option<i64> {
         let hour = v.div_euclid(self.per_hour);
-        let slot = &mut self.table[hour as usize & (SLOTS - 1)];
-        if slot.0 != hour {
-            let start = hour.checked_mul(3_600)?;
-            let first = offset_at(self.tz, start)?;
-            let last = offset_at(self.tz, start + 3_599)?;
-            *slot = (hour, if first == last { first } else { MIXED });
-        }
-        let offset = match slot.1 {
-            MIXED => offset_at(self.tz, v.div_euclid(self.u))?,
-            o => o,
+        // Hours beyond ±245,000 years are looked up every time.
+        let cached = i32::try_from(hour).ok().and_then(|h| {
+            let slot = &mut self.table[h as u32 as usize & (SLOTS - 1)];
+            if slot.0 != h {
+                let start = i64::from(h) * 3_600;
+                let first = offset_at(self.tz, start)?;
+                let last = offset_at(self.tz, start + 3_599)?;
+                *slot = (h, if first == last { first } else { MIXED });
+            }
+            (slot.1 != MIXED).then_some(slot.1)
+        });
+        let offset = match cached {
+            Some(o) => o,
+            None => offset_at(self.tz, v.div_euclid(self.u))?,
         };
         v.checked_add(offset as i64 * self.u)
     }
@@ -83,7 +89,7 @@ fn with_hours<R>(tz: chrono_tz::Tz, unit: TimeUnit, f: impl FnOnce(&mut Hours<'_
         let mut cell = cell.borrow_mut();
         // The table holds offsets by hour whatever the unit; a new zone starts it afresh.
         if cell.as_ref().is_none_or(|(z, _)| *z != tz) {
-            *cell = Some((tz, vec![(i64::MIN, 0); SLOTS]));
+            *cell = Some((tz, vec![(i32::MIN, MIXED); SLOTS]));
         }
         let table = &mut cell.as_mut().expect("just set").1;
         f(&mut Hours {
