@@ -7,8 +7,8 @@
 //! offset changes only at its transitions, months apart, so here the offset is looked up once
 //! per UTC hour (at the hour's first and last second; an hour whose two differ holds a
 //! transition and its values are converted one by one) and kept in a direct-mapped table, and
-//! the day is `(t + offset) div 86400 s`. Exact as long as no zone changes its offset twice
-//! within one hour and back, which the tz database has no example of.
+//! the day is `(t + offset) div 86400 s`. Exact unless a zone changes its offset and back
+//! within one UTC hour (its transitions are months apart in every zone the test checks).
 //!
 //! Pure: a column in, a column out.
 
