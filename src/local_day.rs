@@ -40,7 +40,7 @@ fn offset_at(tz: chrono_tz::Tz, secs: i64) -> Option<i32> {
 }
 
 /// Units of `unit` per second.
-fn per_second(unit: TimeUnit) -> i64 {
+pub(crate) fn per_second(unit: TimeUnit) -> i64 {
     match unit {
         TimeUnit::Nanoseconds => 1_000_000_000,
         TimeUnit::Microseconds => 1_000_000,

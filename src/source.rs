@@ -504,11 +504,7 @@ pub fn scan(job: &Job) -> Result<Scan, SourceError> {
 fn day_literal(dt: &DataType, days: i64) -> Expr {
     match dt {
         DataType::Datetime(unit, tz) => {
-            let per_day = match unit {
-                TimeUnit::Nanoseconds => 86_400_000_000_000i64,
-                TimeUnit::Microseconds => 86_400_000_000,
-                TimeUnit::Milliseconds => 86_400_000,
-            };
+            let per_day = 86_400 * crate::local_day::per_second(*unit);
             let v = days
                 .checked_mul(per_day)
                 .unwrap_or(if days < 0 { i64::MIN } else { i64::MAX });
