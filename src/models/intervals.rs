@@ -11,7 +11,7 @@
 //! Cost. Expected purchases and the CLV discount factor depend on `(x, T)` only, so they are
 //! computed once per distinct pair and draw (the twelve month ends of the discount factor in
 //! one batch of series that share their coefficients, the horizon's expectation from the same
-//! batch when it is a month end, and for BG/NBD-type draws with `|a − 1| ≥ 1/4` the brackets
+//! batch when it is a month end, and for BG/NBD-type draws with `|a − 1| ≥ 1/64` the brackets
 //! from tables of `(α_s + v)^{a_s − 1}` over the distinct `T` and `T` + month end, see
 //! `tables`); P(alive) once per distinct
 //! `(x, t_x, T)` and draw, from a table of `ln(α + t_x)` per draw for BG/NBD and MBG/NBD

@@ -327,8 +327,8 @@ fn expectations_match_the_untransformed_formulas() {
 fn expectations_from_tabulated_powers_match_the_logarithmic_form() {
     // The interval draws' form, (1 − P) − P·B·U from (α+T)^B and (α+T+t)^−B, against
     // expected_purchases_if_alive_many, over heavy-tailed (a → 0), CDNOW-like and a > 1
-    // parameters, both sides of the |a − 1| ≥ 1/4 rule, young and old customers and month
-    // ends up to a year (z up to 0.98).
+    // parameters, a down to the |a − 1| ≥ POWERS_MIN_B rule on both sides of 1, young and
+    // old customers and month ends up to a year (z up to 0.98).
     let ts: Vec<f64> = (1..=12).map(|k| k as f64 * 30.0).collect();
     let mut checked = 0;
     for p in [
@@ -357,6 +357,24 @@ fn expectations_from_tabulated_powers_match_the_logarithmic_form() {
             a: 0.01,
             b: 1e4,
         },
+        CDNOW,
+        BgNbdParams { a: 0.95, ..CDNOW },
+        BgNbdParams {
+            a: 1.0 - POWERS_MIN_B,
+            ..CDNOW
+        },
+        BgNbdParams {
+            r: 0.5,
+            alpha: 0.4,
+            a: 1.0 + POWERS_MIN_B,
+            b: 3.0,
+        },
+        BgNbdParams {
+            r: 2.0,
+            alpha: 3.0,
+            a: 1.1,
+            b: 40.0,
+        },
     ] {
         assert!(p.powers_apply(), "{p:?}");
         for &(x, big_t) in &[
@@ -375,8 +393,9 @@ fn expectations_from_tabulated_powers_match_the_logarithmic_form() {
             let mut got = vec![0.0; ts.len()];
             p.expected_purchases_if_alive_from_powers(&ts, x, base.powf(b), &q_inv, &inv, &mut got);
             // Both forms lose about b/(r+x) ulp where b ≫ r + x (U and z nearly cancel; at
-            // b = 1e4 they are 1.6e-11 and 1.8e-11 from mpmath's value at t = 60).
-            let rel = 1e-12 * (p.b / (p.r + x)).max(1.0);
+            // b = 1e4 they are 1.6e-11 and 1.8e-11 from mpmath's value at t = 60), and the
+            // powers' 1 − P about 5e-14/|B| (see POWERS_MIN_B).
+            let rel = (1e-12 * (p.b / (p.r + x)).max(1.0)).max(2e-13 / (p.a - 1.0).abs());
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     rel_close(*g, *w, rel, 0.0),
@@ -387,10 +406,12 @@ fn expectations_from_tabulated_powers_match_the_logarithmic_form() {
             }
         }
     }
-    assert_eq!(checked, 5 * 5 * 12);
-    // Near a = 1 the powers' (1 − P)/B would cancel: the rule sends those to the logarithms.
-    assert!(!BgNbdParams { a: 0.8, ..CDNOW }.powers_apply());
-    assert!(!BgNbdParams { a: 1.2, ..CDNOW }.powers_apply());
+    assert_eq!(checked, 10 * 5 * 12);
+    // Nearer to a = 1 the powers' (1 − P)/B would cancel: the rule sends those to the
+    // logarithms.
+    assert!(!BgNbdParams { a: 0.99, ..CDNOW }.powers_apply());
+    assert!(!BgNbdParams { a: 1.0, ..CDNOW }.powers_apply());
+    assert!(!BgNbdParams { a: 1.01, ..CDNOW }.powers_apply());
     assert!(!BgNbdParams { a: 0.0, ..CDNOW }.powers_apply());
 }
 
