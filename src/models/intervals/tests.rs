@@ -255,15 +255,23 @@ fn bands_equal_a_brute_force_over_every_draw_for_every_model() {
         0.01, 0.002, 0.0, 0.0, 0.002, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
     ];
     let interior = [0.5f64.ln(), 20f64.ln(), 0.8f64.ln(), 3f64.ln()];
-    // Heavy-tailed: a → 0, where the expectations come from the tables of (α + v)^(a − 1)
-    // (interior draws of a near 0.8 take the logarithmic form, or both, draw by draw).
+    // Heavy-tailed: a → 0, where the expectations come from the tables of (α + v)^(a − 1),
+    // as do most interior draws of a near 0.8.
     let small_a = [0.5f64.ln(), 20f64.ln(), 0.01f64.ln(), 0.05f64.ln()];
     let limit = [0.5f64.ln(), 20f64.ln(), f64::NEG_INFINITY, 3f64.ln()];
+    // a around 1 (ln a with standard deviation 0.02): about half the draws lie within
+    // POWERS_MIN_B of 1 and take the logarithmic form, the others the tables, draw by draw.
+    let near_one = [0.5f64.ln(), 20f64.ln(), 0.0, 3f64.ln()];
+    let cov_near = [
+        0.01, 0.002, 0.0, 0.0, 0.002, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0004, 0.002, 0.0, 0.0, 0.002,
+        0.04,
+    ];
     let cases = ModelKind::ALL.into_iter().flat_map(|k| {
         [
             (k, interior, cov4),
             (k, small_a, cov4),
             (k, limit, cov_limit),
+            (k, near_one, cov_near),
         ]
     });
     for (kind, theta, cov) in cases {
@@ -272,6 +280,16 @@ fn bands_equal_a_brute_force_over_every_draw_for_every_model() {
             .iter()
             .map(|th| PurchaseModel::from_log_params(kind, th))
             .collect();
+        if theta == near_one && kind != ModelKind::ParetoNbd {
+            let tabled = pd
+                .iter()
+                .filter(|p| p.expectation_bg().is_some_and(|b| b.powers_apply()))
+                .count();
+            assert!(
+                (10..=50).contains(&tabled),
+                "{kind}: {tabled} of 60 draws tabled"
+            );
+        }
         let iv = customer_intervals(&pd, Some(&gd), 30.0, &x, &tx, &t, &m, &opts);
         for i in 0..x.len() {
             let per_draw = |f: &dyn Fn(usize) -> f64| {
