@@ -862,7 +862,7 @@ fn deliver_date(
         encoded.push((t, df.height(), data));
     }
     if let Some(p) = page {
-        encoded.push((Table::Report, 0, p.into_bytes()));
+        encoded.push((Table::Report, 0, p.into_bytes().into()));
     }
     let mut parts = Vec::new();
     let mut metrics = Vec::new();

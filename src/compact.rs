@@ -876,8 +876,9 @@ impl Buckets {
         };
         // The parts' files are written on a thread of their own while the next are encoded:
         // a direct write waits for the disk.
-        let (to_writer, written) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(4);
-        type ToWriter = std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>;
+        let (to_writer, written) =
+            std::sync::mpsc::sync_channel::<(PathBuf, scratch_io::Pieces)>(4);
+        type ToWriter = std::sync::mpsc::SyncSender<(PathBuf, scratch_io::Pieces)>;
         let one = |file: &std::path::PathBuf, to_writer: &ToWriter| -> Result<(), SplitError> {
             let bytes = scratch_io::read(file, self.io).map_err(scratch)?;
             let rows = LazyFrame::scan_parquet_sources(

@@ -4,11 +4,16 @@
 //! writing thread, one after another, which made zstd a one-core step of every run, and it
 //! looks for a dictionary in every string column. Here the columns of every row group are
 //! encoded and compressed as rayon tasks (polars' own encoders and options), then polars'
-//! writer writes the finished pages in order, so a file is the same on every run.
+//! writer writes the finished pages in order, so a file is the same on every run. The file
+//! comes back as [`Pieces`]: the pages' own buffers with the writer's headers and footer
+//! between them, not copied into one buffer of the whole file.
 
 use polars::prelude::*;
 use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray};
 use polars_arrow::datatypes::IntegerType;
+use polars_parquet::parquet::CowBuffer;
+
+use crate::scratch_io::Pieces;
 
 /// Rows per Parquet row group (polars' default).
 const ROW_GROUP_ROWS: usize = 512 * 512;
@@ -124,12 +129,12 @@ impl Encoding {
 }
 
 /// `df` as an output table's Parquet file ([`Encoding::OUTPUT`]).
-pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
+pub(crate) fn to_parquet(df: &mut DataFrame) -> PolarsResult<Pieces> {
     encode(df, Encoding::OUTPUT)
 }
 
 /// `df` as a Parquet file, one row group per [`ROW_GROUP_ROWS`] rows.
-pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec<u8>> {
+pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Pieces> {
     use polars::io::parquet::write::get_encodings;
     use polars_parquet::parquet::error::ParquetError;
     use polars_parquet::write::{
@@ -272,18 +277,20 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
         })
         .collect();
     let pages = pages.into_iter().collect::<PolarsResult<Vec<_>>>()?;
-    // The file's size, but for the dictionary pages and the page headers and footer.
-    let data_bytes: usize = pages
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|page| match page {
-            CompressedPage::Data(p) => p.compressed_size(),
-            CompressedPage::Dict(_) => 0,
-        })
-        .sum();
-    let mut buf = Vec::with_capacity(data_bytes + data_bytes / 16 + (1 << 20));
-    let mut writer = ParquetWriter::new(&mut buf)
+    // polars' writer lays out the file (headers, metadata, footer) into a `Stitch`, which keeps
+    // the data pages' buffers as they are rather than copying them.
+    let mut stitch = Stitch::default();
+    let mut pages = pages;
+    for page in pages.iter_mut().flatten().flatten() {
+        if let CompressedPage::Data(p) = page {
+            let buffer: &[u8] = p.slice_mut();
+            stitch
+                .pages
+                .insert((buffer.as_ptr() as usize, buffer.len()));
+        }
+    }
+    let mut taken = std::collections::HashMap::with_capacity(stitch.pages.len());
+    let mut writer = ParquetWriter::new(&mut stitch)
         .with_compression(encoding.codec.parquet())
         .with_statistics(statistics)
         .batched(df.schema())?;
@@ -295,10 +302,67 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Vec
             leaves.extend(pages.next().expect("one entry per column"));
         }
         writer.write_row_group(rows as u64, &leaves)?;
+        // The pages' buffers move into the file's pieces (their addresses stay).
+        for page in leaves.iter_mut().flatten() {
+            if let CompressedPage::Data(p) = page {
+                let buffer = std::mem::replace(p.slice_mut(), CowBuffer::Owned(Vec::new()));
+                let buffer = buffer.into_vec();
+                taken.insert(buffer.as_ptr() as usize, bytes::Bytes::from(buffer));
+            }
+        }
     }
     writer.finish()?;
     drop(writer);
-    Ok(buf)
+    let glue = bytes::Bytes::from(std::mem::take(&mut stitch.glue));
+    let mut file = Pieces::default();
+    for piece in stitch.pieces {
+        file.push(match piece {
+            Piece::Glue(range) => glue.slice(range),
+            Piece::Page(address) => taken
+                .remove(&address)
+                .expect("every page written is one of the encoded pages"),
+        });
+    }
+    Ok(file)
+}
+
+/// A `Write` that keeps a file's layout: the writes of known data page buffers as references to
+/// them, everything else (headers, metadata, dictionary pages) copied into one glue buffer.
+#[derive(Default)]
+struct Stitch {
+    /// (address, length) of the data pages' buffers.
+    pages: std::collections::HashSet<(usize, usize)>,
+    glue: Vec<u8>,
+    pieces: Vec<Piece>,
+}
+
+/// A piece of a [`Stitch`]ed file.
+enum Piece {
+    /// Bytes of the glue buffer.
+    Glue(std::ops::Range<usize>),
+    /// The data page whose buffer starts at this address.
+    Page(usize),
+}
+
+impl std::io::Write for Stitch {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let address = buf.as_ptr() as usize;
+        if !buf.is_empty() && self.pages.remove(&(address, buf.len())) {
+            self.pieces.push(Piece::Page(address));
+            return Ok(buf.len());
+        }
+        let start = self.glue.len();
+        self.glue.extend_from_slice(buf);
+        match self.pieces.last_mut() {
+            Some(Piece::Glue(range)) if range.end == start => range.end = self.glue.len(),
+            _ => self.pieces.push(Piece::Glue(start..self.glue.len())),
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Float values whose bytes are sampled to decide whether a float column chunk is compressed.
@@ -396,7 +460,7 @@ mod tests {
         assert!(!compresses(&PrimitiveArray::from_vec(noise.clone()), opts));
         assert!(compresses(&PrimitiveArray::from_vec(steps.clone()), opts));
         let mut df = df!("noise" => noise, "steps" => steps).unwrap();
-        let bytes = to_parquet(&mut df).unwrap();
+        let bytes = to_parquet(&mut df).unwrap().to_vec();
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
         let rg = reader.metadata().row_group(0);
         assert_eq!(
@@ -437,7 +501,16 @@ mod tests {
         };
         let mut df = part(0, 1000);
         df.vstack_mut(&part(1000, n)).unwrap();
-        let bytes = to_parquet(&mut df).unwrap();
+        let pieces = to_parquet(&mut df).unwrap();
+        // The data pages are pieces of their own, between the writer's glue (headers): at least
+        // one per leaf column and row group (6 leaves, 3 row groups), not one copied buffer.
+        assert!(
+            pieces.iter().count() > 2 * 6 * 3,
+            "{}",
+            pieces.iter().count()
+        );
+        let bytes = pieces.to_vec();
+        assert_eq!(bytes.len(), pieces.len());
 
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
         let meta = reader.metadata();
@@ -484,11 +557,11 @@ mod tests {
             .unwrap();
         assert!(back.equals_missing(&df));
         // Scratch files: uncompressed, no statistics, read back equal; spills: LZ4.
-        let spill = encode(&mut df, Encoding::SPILL).unwrap();
+        let spill = encode(&mut df, Encoding::SPILL).unwrap().to_vec();
         let reader = SerializedFileReader::new(bytes::Bytes::from(spill)).unwrap();
         let ids = reader.metadata().row_group(0).column(0);
         assert_eq!(ids.compression(), parquet::basic::Compression::LZ4_RAW);
-        let bytes = encode(&mut df, Encoding::SCRATCH).unwrap();
+        let bytes = encode(&mut df, Encoding::SCRATCH).unwrap().to_vec();
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
         let ids = reader.metadata().row_group(0).column(0);
         assert_eq!(ids.compression(), parquet::basic::Compression::UNCOMPRESSED);
@@ -517,9 +590,9 @@ mod tests {
                 })
                 .collect()
         };
-        let scratch = encode(&mut few, Encoding::SCRATCH).unwrap();
+        let scratch = encode(&mut few, Encoding::SCRATCH).unwrap().to_vec();
         assert_eq!(dictionaries(scratch.clone()), [false, true, false]);
-        let output = to_parquet(&mut few).unwrap();
+        let output = to_parquet(&mut few).unwrap().to_vec();
         assert_eq!(dictionaries(output.clone()), [false, true, false]);
         let reader = SerializedFileReader::new(bytes::Bytes::from(output)).unwrap();
         for (i, row) in reader.get_row_iter(None).unwrap().enumerate() {
@@ -536,7 +609,7 @@ mod tests {
             .unwrap();
         assert!(back.equals_missing(&df));
         let mut empty = df.clear();
-        let bytes = to_parquet(&mut empty).unwrap();
+        let bytes = to_parquet(&mut empty).unwrap().to_vec();
         let back = ParquetReader::new(std::io::Cursor::new(bytes))
             .finish()
             .unwrap();
@@ -560,7 +633,7 @@ mod tests {
         let ts: Vec<i64> = (0..n).map(|i| (i / 2) as i64 * 1_000_003).collect();
         let day: Vec<i32> = (0..n).map(|i| 19_000 + (i % 40)).collect();
         let mut df = df!("category" => &category, "ts" => &ts, "day" => &day).unwrap();
-        let bytes = encode(&mut df, Encoding::SCRATCH).unwrap();
+        let bytes = encode(&mut df, Encoding::SCRATCH).unwrap().to_vec();
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
         let rg = reader.metadata().row_group(0).clone();
         let dictionary: Vec<bool> = (0..3)

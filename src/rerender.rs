@@ -131,7 +131,7 @@ pub(crate) fn rerender(job: &Job, as_of: NaiveDate) -> Result<Rendered, RunError
             data_e_tag: None,
             ..manifest
         },
-        data: page,
+        data: page.into(),
     };
     commit::publish(&loc, &run_id, as_of, &[part])?;
     let location = loc.display(&format!("{dir}/{}", Table::Report.file_name()));

@@ -317,7 +317,11 @@ pub(crate) fn read_optional(loc: &Location, rel: &str) -> Result<Option<Vec<u8>>
 }
 
 /// Write one object (or local file, atomically via a temp file and rename) below `loc`.
-pub(crate) fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+pub(crate) fn put(
+    loc: &Location,
+    rel: &str,
+    data: crate::scratch_io::Pieces,
+) -> Result<(), StorageError> {
     match loc {
         Location::Local(root) => {
             let p = root.join(rel);
@@ -332,13 +336,14 @@ pub(crate) fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), Stora
                 p.file_name().unwrap_or_default().to_string_lossy(),
                 std::process::id()
             ));
-            std::fs::write(&tmp, &bytes).map_err(io("write", &tmp))?;
+            crate::scratch_io::write(&tmp, &data, crate::scratch_io::ScratchIo::Buffered)
+                .map_err(io("write", &tmp))?;
             std::fs::rename(&tmp, &p).map_err(io("rename", &p))
         }
         Location::Remote { store, prefix, .. } => {
             use object_store::ObjectStoreExt;
             runtime()
-                .block_on(store.put(&child(prefix, rel), bytes.into()))
+                .block_on(store.put(&child(prefix, rel), data.to_payload()))
                 .map(|_| ())
                 .map_err(|source| StorageError::Object {
                     uri: loc.display(rel),
@@ -354,7 +359,7 @@ pub(crate) fn put(loc: &Location, rel: &str, bytes: Vec<u8>) -> Result<(), Stora
 pub(crate) fn check_writable(loc: &Location) -> Result<(), StorageError> {
     let rel = format!("_custval_write_check_{}", std::process::id());
     let existed = matches!(loc, Location::Local(root) if root.exists());
-    put(loc, &rel, b"custval validate".to_vec())?;
+    put(loc, &rel, b"custval validate".to_vec().into())?;
     match loc {
         Location::Local(root) => {
             let p = root.join(&rel);
