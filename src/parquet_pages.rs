@@ -276,11 +276,10 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Pie
                 .collect()
         })
         .collect();
-    let pages = pages.into_iter().collect::<PolarsResult<Vec<_>>>()?;
+    let mut pages = pages.into_iter().collect::<PolarsResult<Vec<_>>>()?;
     // polars' writer lays out the file (headers, metadata, footer) into a `Stitch`, which keeps
     // the data pages' buffers as they are rather than copying them.
     let mut stitch = Stitch::default();
-    let mut pages = pages;
     for page in pages.iter_mut().flatten().flatten() {
         if let CompressedPage::Data(p) = page {
             let buffer: &[u8] = p.slice_mut();
@@ -306,8 +305,9 @@ pub(crate) fn encode(df: &mut DataFrame, encoding: Encoding) -> PolarsResult<Pie
         for page in leaves.iter_mut().flatten() {
             if let CompressedPage::Data(p) = page {
                 let buffer = std::mem::replace(p.slice_mut(), CowBuffer::Owned(Vec::new()));
-                let buffer = buffer.into_vec();
-                taken.insert(buffer.as_ptr() as usize, bytes::Bytes::from(buffer));
+                // The address the writer saw (a borrowed buffer is copied by `into_vec`).
+                let address = buffer.as_ptr() as usize;
+                taken.insert(address, bytes::Bytes::from(buffer.into_vec()));
             }
         }
     }

@@ -121,7 +121,7 @@ pub(crate) struct PartitionContent {
     /// The data file's name: [`DATA_FILE`] for tables, `index.html` for the report.
     pub file: &'static str,
     /// The data file's content.
-    pub data: crate::scratch_io::Pieces,
+    pub data: Pieces,
     /// The manifest written next to it.
     pub manifest: Manifest,
 }
