@@ -37,10 +37,9 @@ pub(crate) struct FeatureSettings<'a> {
 /// A column made on its own (in parallel with the others).
 type Make<'a> = Box<dyn FnOnce() -> Column + Send + 'a>;
 
-/// A Float64 column of `values` (None as null), built straight from the slice: a copy of the
-/// vector first held the values twice more while the columns were made in parallel.
-fn optional_floats(name: &str, values: &[Option<f64>]) -> Column {
-    Float64Chunked::from_iter_options(name.into(), values.iter().copied()).into_column()
+/// The valuation's column `values` under `name` (no copy: the column shares its buffer).
+fn named(name: &str, values: &Float64Chunked) -> Column {
+    values.clone().with_name(name.into()).into_column()
 }
 
 /// The columns of `makers`, made in parallel, appended to `df` in order.
@@ -105,14 +104,14 @@ pub(crate) fn build(
             ("clv", &v.clv),
             ("clv_simple", &v.clv_simple),
         ] {
-            makers.push(Box::new(move || optional_floats(name, values)));
+            makers.push(Box::new(move || named(name, values)));
         }
     }
     append(&mut summary, makers)?;
     for c in behaviour {
         summary.with_column(c)?;
     }
-    let clv_usable = valuation.is_some_and(|v| v.clv.iter().any(|c| c.is_some()));
+    let clv_usable = valuation.is_some_and(|v| v.clv.null_count() < v.clv.len());
     let value = if clv_usable {
         f64_column(&summary, "clv")?
     } else {
@@ -129,8 +128,8 @@ pub(crate) fn build(
     let mut makers: Vec<Make> = Vec::new();
     if let Some(v) = valuation {
         makers.push(Box::new(move || {
-            let risk: Vec<Option<f64>> = v.prob_alive.iter().map(|p| p.map(|p| 1.0 - p)).collect();
-            Column::new("churn_risk".into(), risk)
+            let risk = v.prob_alive.apply_values(|p| 1.0 - p);
+            risk.with_name("churn_risk".into()).into_column()
         }));
     }
     makers.push(Box::new(move || Column::new("value_metric".into(), value)));
@@ -144,7 +143,7 @@ pub(crate) fn build(
     }));
     if let Some(v) = valuation {
         for (name, values) in &v.intervals {
-            makers.push(Box::new(move || optional_floats(name, values)));
+            makers.push(Box::new(move || named(name, values)));
         }
     }
     append(&mut summary, makers)?;

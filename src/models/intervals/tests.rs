@@ -321,3 +321,40 @@ fn bands_equal_a_brute_force_over_every_draw_for_every_model() {
         }
     }
 }
+
+#[test]
+fn tasks_cover_every_pair_once_within_their_limits() {
+    // Pair k holds sizes[k] customers: many small pairs, one larger than a task, a run of
+    // pairs just under the customer limit.
+    let mut sizes = vec![1usize; 1000];
+    sizes[10] = CUSTOMERS_PER_TASK + 5;
+    sizes.extend(std::iter::repeat_n(CUSTOMERS_PER_TASK / 2, 5));
+    sizes.extend([0, 0, 3]);
+    let mut start = vec![0];
+    for s in &sizes {
+        start.push(start.last().unwrap() + s);
+    }
+    let tasks = task_pairs(&start);
+    let mut next = 0;
+    for t in &tasks {
+        assert_eq!(t.start, next, "tasks are consecutive");
+        assert!(!t.is_empty());
+        assert!(t.len() <= PAIRS_PER_TASK);
+        let customers = start[t.end] - start[t.start];
+        assert!(
+            customers <= CUSTOMERS_PER_TASK || t.len() == 1,
+            "task {t:?} holds {customers} customers"
+        );
+        next = t.end;
+    }
+    assert_eq!(next, sizes.len(), "every pair in a task");
+    // Greedy: each task stops only where the next pair would break a limit.
+    for t in &tasks[..tasks.len() - 1] {
+        let with_next = start[t.end + 1] - start[t.start];
+        assert!(t.len() == PAIRS_PER_TASK || with_next > CUSTOMERS_PER_TASK);
+    }
+    // The large pair is a task of its own; the half-limit pairs go two by two.
+    assert!(tasks.contains(&(10..11)));
+    assert!(tasks.contains(&(1001..1003)));
+    assert!(task_pairs(&[0]).is_empty());
+}
