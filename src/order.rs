@@ -7,8 +7,8 @@ use rayon::prelude::*;
 
 /// `pairs` sorted ascending, for pairs whose first element is a well-spread hash: partitioned
 /// by its top bits (one counting pass), then each partition of about a thousand pairs sorted
-/// in cache, partitions in parallel. About twice as fast as one parallel sort of the whole
-/// array on a bucket's 2 M rows.
+/// in cache ([`sort_partition`]), partitions in parallel. About twice as fast as one parallel
+/// sort of the whole array on a bucket's 2 M rows.
 pub(crate) fn sort_hashed_pairs(pairs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     let n = pairs.len();
     let bits = (n / 1024)
@@ -42,8 +42,51 @@ pub(crate) fn sort_hashed_pairs(pairs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
         parts.push(head);
         rest = tail;
     }
-    parts.into_par_iter().for_each(|p| p.sort_unstable());
+    parts
+        .into_par_iter()
+        .with_min_len(16)
+        .for_each_init(Vec::new, |scratch, p| sort_partition(p, bits, scratch));
     out
+}
+
+/// Sorts `part`, whose first elements share their top `bits` bits and are otherwise spread:
+/// by the next bits (a counting pass into `scratch`, a slot for about eight pairs), then each
+/// slot holding more than one pair by a comparison sort (a few keys: a few customers' rows).
+/// A comparison sort of each whole partition took 13 % of the 50 M workload's bucket phase.
+/// On 2 M pairs of 75 k heavy-tailed keys (a bucket's shape), [`sort_hashed_pairs`] took
+/// 0.05–0.06 s this way against 0.09–0.12 s (0.06–0.07 s with a slot per pair).
+fn sort_partition(part: &mut [(u64, u64)], bits: u32, scratch: &mut Vec<(u64, u64)>) {
+    let n = part.len();
+    let sub = (n / 8).next_power_of_two().trailing_zeros().min(16);
+    if n < 64 || bits + sub > 64 {
+        part.sort_unstable();
+        return;
+    }
+    let shift = 64 - bits - sub;
+    let mask = (1u64 << sub) - 1;
+    let slot = |k: u64| ((k >> shift) & mask) as usize;
+    let mut starts = vec![0u32; (1 << sub) + 1];
+    for &(k, _) in part.iter() {
+        starts[slot(k) + 1] += 1;
+    }
+    for s in 0..1 << sub {
+        starts[s + 1] += starts[s];
+    }
+    scratch.clear();
+    scratch.resize(n, (0, 0));
+    let mut next = starts.clone();
+    for &(k, v) in part.iter() {
+        let s = slot(k);
+        scratch[next[s] as usize] = (k, v);
+        next[s] += 1;
+    }
+    for s in 0..1 << sub {
+        let (lo, hi) = (starts[s] as usize, starts[s + 1] as usize);
+        if hi - lo > 1 {
+            scratch[lo..hi].sort_unstable();
+        }
+    }
+    part.copy_from_slice(scratch);
 }
 
 /// Indices of `values` in ascending `f64::total_cmp` order of `key` (NaN as `key` gives
@@ -168,10 +211,14 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x2545_f491_4f6c_dd1d);
         let mut next = move || rng.random::<u64>();
-        for n in [0usize, 1, 1023, 1025, 70_000] {
+        for n in [0usize, 1, 63, 64, 1023, 1025, 70_000, 300_000] {
+            // One key in five is small (all in the first partition, repeated); one in seven
+            // is one heavy key (a slot of many pairs); the rest spread.
+            let heavy = next();
             let pairs: Vec<(u64, u64)> = (0..n)
-                .map(|i| match i % 5 {
-                    0 => (next() % 7, next() % 3),
+                .map(|i| match (i % 5, i % 7) {
+                    (0, _) => (next() % 7, next() % 3),
+                    (_, 0) => (heavy, next() % 1000),
                     _ => (next(), next() % 100),
                 })
                 .collect();
