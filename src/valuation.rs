@@ -166,7 +166,7 @@ pub struct Valuation {
     pub expected_spend: Float64Chunked,
     /// Discounted CLV of each customer over `horizon_months` (see the module doc).
     pub clv: Float64Chunked,
-    /// Simple retention CLV of each customer; `None` when no retention rate is known.
+    /// Simple retention CLV of each customer; null when no retention rate is known.
     pub clv_simple: Float64Chunked,
     /// The `model_fit` rows: one per purchase-model candidate, then Gamma-Gamma.
     pub fits: Vec<FitRow>,
